@@ -1,0 +1,506 @@
+//! The GraphQL schema. Resolvers parse input into domain types, call the engine or the store,
+//! and map the result; errors carry `extensions.code` (`NOT_FOUND`, `BAD_USER_INPUT`,
+//! `INTERNAL`).
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, EmptySubscription, Enum, Error, ErrorExtensions, InputObject, Object, Schema,
+    SimpleObject, ID,
+};
+
+use super::AppState;
+use crate::clock::{format_rfc3339, parse_rfc3339};
+use crate::domain::{self, EventAction, ProfileId, TitleId};
+use crate::engine::Engine;
+use crate::engine::catalog::TitleIdx;
+use crate::store::records::NewEvent;
+
+pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Largest `first` accepted by list fields.
+const MAX_PAGE: i32 = 100;
+/// Largest batch `recordEvents` accepts.
+const MAX_EVENTS: usize = 500;
+
+pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .data(state)
+        .limit_depth(12)
+        .limit_complexity(10_000)
+        .finish()
+}
+
+/// The schema in SDL, as exported to `schema/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+fn coded(code: &'static str, message: impl Into<String>) -> Error {
+    Error::new(message).extend_with(|_, e| e.set("code", code))
+}
+
+fn not_found(message: impl Into<String>) -> Error {
+    coded("NOT_FOUND", message)
+}
+
+fn bad_input(message: impl Into<String>) -> Error {
+    coded("BAD_USER_INPUT", message)
+}
+
+/// Logs the cause and hides it from the client.
+fn internal(e: anyhow::Error) -> Error {
+    tracing::error!(error = %format!("{e:#}"), "request failed");
+    coded("INTERNAL", "internal error; see the server log")
+}
+
+fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
+    // Registered in `build_schema`; the SDL-only schema never executes resolvers.
+    ctx.data_unchecked::<Arc<AppState>>()
+}
+
+fn parse_first(first: i32) -> Result<usize, Error> {
+    if (1..=MAX_PAGE).contains(&first) {
+        Ok(first as usize)
+    } else {
+        Err(bad_input(format!("first must be between 1 and {MAX_PAGE}, got {first}")))
+    }
+}
+
+fn parse_profile_id(id: &ID) -> Result<ProfileId, Error> {
+    ProfileId::parse(id).map_err(|e| bad_input(format!("profileId: {e}")))
+}
+
+fn parse_title_id(field: &str, id: &ID) -> Result<TitleId, Error> {
+    TitleId::parse(id).map_err(|e| bad_input(format!("{field}: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output types
+
+pub struct Title(domain::Title);
+
+impl Title {
+    fn at(engine: &Engine, idx: TitleIdx) -> Self {
+        Title(engine.catalog.title(idx).clone())
+    }
+}
+
+#[Object]
+impl Title {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn year(&self) -> Option<i32> {
+        self.0.year
+    }
+    async fn genres(&self) -> &[String] {
+        &self.0.genres
+    }
+    /// MPAA rating (G, PG, PG-13, R, NC-17); null when unrated.
+    async fn maturity_rating(&self) -> Option<&'static str> {
+        self.0.maturity.map(|m| m.as_str())
+    }
+    async fn overview(&self) -> Option<&str> {
+        self.0.overview.as_deref()
+    }
+    /// When the title joined the catalogue (RFC 3339).
+    async fn added_at(&self) -> String {
+        format_rfc3339(self.0.added_at)
+    }
+    /// Countries where the title is available; null means everywhere.
+    async fn countries(&self) -> Option<Vec<&str>> {
+        self.0
+            .countries
+            .as_ref()
+            .map(|cs| cs.iter().map(|c| c.as_str()).collect())
+    }
+}
+
+pub struct Profile(domain::Profile);
+
+#[Object]
+impl Profile {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn account_id(&self) -> ID {
+        ID(self.0.account_id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn is_kids(&self) -> bool {
+        self.0.is_kids
+    }
+    /// Highest maturity rating this profile is shown.
+    async fn maturity_limit(&self) -> Option<&'static str> {
+        crate::engine::filters::maturity_limit(&self.0).map(|m| m.as_str())
+    }
+    async fn country(&self) -> Option<&str> {
+        self.0.country.as_ref().map(|c| c.as_str())
+    }
+    async fn onboarding_genres(&self) -> &[String] {
+        &self.0.onboarding_genres
+    }
+    /// All profiles of this profile's account, main profile first.
+    async fn account_profiles(&self, ctx: &Context<'_>) -> Result<Vec<Profile>, Error> {
+        let profiles = state(ctx)
+            .store
+            .profiles_of(&self.0.account_id)
+            .await
+            .map_err(internal)?;
+        Ok(profiles.into_iter().map(Profile).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct RowItem {
+    /// 0-based position in the row.
+    position: i32,
+    score: f64,
+    /// Why this title is here, e.g. "Because you watched Toy Story".
+    reason: Option<String>,
+    title: Title,
+    /// Titles from the profile's history that led to this item.
+    evidence: Vec<Title>,
+}
+
+#[derive(SimpleObject)]
+pub struct Row {
+    id: ID,
+    title: String,
+    /// The row definition this row comes from (`top-picks`, `because-you-watched`, …).
+    kind: String,
+    items: Vec<RowItem>,
+}
+
+#[derive(SimpleObject)]
+pub struct HomePage {
+    /// Send it back with events caused by this page, so they can be attributed.
+    request_id: ID,
+    generated_at: String,
+    /// The model version that ranked this page.
+    model_version: String,
+    rows: Vec<Row>,
+}
+
+#[derive(SimpleObject)]
+pub struct TitleEdge {
+    cursor: String,
+    node: Title,
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct TitleConnection {
+    edges: Vec<TitleEdge>,
+    page_info: PageInfo,
+    total_count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct Genre {
+    name: String,
+    title_count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct RecordEventsResult {
+    /// Events stored by this call.
+    accepted: i32,
+    /// Events skipped because their `clientEventId` was seen before for this profile.
+    duplicates: i32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// The personalized home page of a profile.
+    async fn home(&self, ctx: &Context<'_>, profile_id: ID) -> Result<HomePage, Error> {
+        let state = state(ctx);
+        let id = parse_profile_id(&profile_id)?;
+        let profile = state
+            .store
+            .profile(&id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no profile {id}")))?;
+        let history = state.store.history(&id).await.map_err(internal)?;
+        let engine = state.engine.load_full();
+        let now = state.clock.now();
+        let page = engine.home_page(&profile, &history, now);
+        Ok(HomePage {
+            request_id: ID(state.next_request_id()),
+            generated_at: format_rfc3339(now),
+            model_version: engine.model.version.clone(),
+            rows: page
+                .rows
+                .into_iter()
+                .map(|row| Row {
+                    id: ID(row.id),
+                    title: row.title,
+                    kind: row.kind,
+                    items: row
+                        .items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(position, item)| RowItem {
+                            position: position as i32,
+                            score: f64::from(item.score),
+                            reason: item.reason,
+                            title: Title::at(&engine, item.title),
+                            evidence: item.evidence.iter().map(|t| Title::at(&engine, *t)).collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn title(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Title>, Error> {
+        let id = parse_title_id("id", &id)?;
+        Ok(state(ctx).engine.load().catalog.by_id(&id).cloned().map(Title))
+    }
+
+    /// Titles whose name contains every word of the query, most popular first.
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<Title>, Error> {
+        let first = parse_first(first)?;
+        if query.len() > 200 {
+            return Err(bad_input("query is longer than 200 characters"));
+        }
+        let engine = state(ctx).engine.load_full();
+        Ok(engine
+            .search(&query, first)
+            .into_iter()
+            .map(|t| Title::at(&engine, t))
+            .collect())
+    }
+
+    /// The catalogue (or one genre of it), most popular first, Relay-style pagination.
+    async fn browse(
+        &self,
+        ctx: &Context<'_>,
+        genre: Option<String>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> Result<TitleConnection, Error> {
+        let first = parse_first(first)?;
+        let engine = state(ctx).engine.load_full();
+        if let Some(g) = &genre {
+            if !engine.catalog.has_genre(g) {
+                return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
+            }
+        }
+        let list = engine.browse(genre.as_deref());
+        let start = match after {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("o:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n < list.len())
+                .map(|n| n + 1)
+                .ok_or_else(|| bad_input(format!("after: {c:?} is not a cursor of this list")))?,
+        };
+        let end = (start + first).min(list.len());
+        let edges: Vec<TitleEdge> = (start..end)
+            .map(|i| TitleEdge {
+                cursor: format!("o:{i}"),
+                node: Title::at(&engine, list[i]),
+            })
+            .collect();
+        Ok(TitleConnection {
+            page_info: PageInfo {
+                has_next_page: end < list.len(),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: list.len() as i32,
+        })
+    }
+
+    /// Genres of the catalogue with their title counts.
+    async fn genres(&self, ctx: &Context<'_>) -> Vec<Genre> {
+        state(ctx)
+            .engine
+            .load()
+            .catalog
+            .genres()
+            .map(|(name, n)| Genre {
+                name: name.to_owned(),
+                title_count: n as i32,
+            })
+            .collect()
+    }
+
+    /// More Like This. With `profileId`, titles that profile must not see are left out.
+    async fn similar(
+        &self,
+        ctx: &Context<'_>,
+        title_id: ID,
+        #[graphql(default = 20)] first: i32,
+        profile_id: Option<ID>,
+    ) -> Result<Vec<Title>, Error> {
+        let state = state(ctx);
+        let first = parse_first(first)?;
+        let id = parse_title_id("titleId", &title_id)?;
+        let viewer = match profile_id {
+            None => None,
+            Some(p) => {
+                let pid = parse_profile_id(&p)?;
+                let profile = state
+                    .store
+                    .profile(&pid)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found(format!("no profile {pid}")))?;
+                let history = state.store.history(&pid).await.map_err(internal)?;
+                Some((profile, history))
+            }
+        };
+        let engine = state.engine.load_full();
+        let similar = engine
+            .similar(&id, first, viewer.as_ref().map(|(p, h)| (p, h)))
+            .ok_or_else(|| not_found(format!("no title {id}")))?;
+        Ok(similar.into_iter().map(|t| Title::at(&engine, t)).collect())
+    }
+
+    async fn profile(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Profile>, Error> {
+        let id = parse_profile_id(&id)?;
+        Ok(state(ctx)
+            .store
+            .profile(&id)
+            .await
+            .map_err(internal)?
+            .map(Profile))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum EventKind {
+    Play,
+    Progress,
+    Complete,
+    Rating,
+    ThumbsUp,
+    ThumbsDown,
+    Click,
+}
+
+impl From<EventKind> for domain::EventKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Play => Self::Play,
+            EventKind::Progress => Self::Progress,
+            EventKind::Complete => Self::Complete,
+            EventKind::Rating => Self::Rating,
+            EventKind::ThumbsUp => Self::ThumbsUp,
+            EventKind::ThumbsDown => Self::ThumbsDown,
+            EventKind::Click => Self::Click,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct EventInput {
+    /// Chosen by the client; resending the same id for the same profile is harmless.
+    client_event_id: ID,
+    title_id: ID,
+    kind: EventKind,
+    /// PROGRESS: fraction watched, 0–1. RATING: stars, 0.5–5. Otherwise omitted.
+    value: Option<f64>,
+    /// RFC 3339; defaults to the time the server receives the event.
+    occurred_at: Option<String>,
+    /// The `HomePage.requestId` this event resulted from, if any.
+    request_id: Option<ID>,
+}
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Records viewing events. All events are validated first; if any is invalid, none is
+    /// stored and the error names it.
+    async fn record_events(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        events: Vec<EventInput>,
+    ) -> Result<RecordEventsResult, Error> {
+        let state = state(ctx);
+        let pid = parse_profile_id(&profile_id)?;
+        if events.len() > MAX_EVENTS {
+            return Err(bad_input(format!(
+                "at most {MAX_EVENTS} events per call, got {}",
+                events.len()
+            )));
+        }
+        state
+            .store
+            .profile(&pid)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no profile {pid}")))?;
+        let now = state.clock.now();
+        let engine = state.engine.load_full();
+        let parsed = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let at = |msg: String| {
+                    bad_input(format!("events[{i}] (clientEventId {:?}): {msg}", e.client_event_id.as_str()))
+                };
+                if e.client_event_id.is_empty() || e.client_event_id.len() > 128 {
+                    return Err(at("clientEventId must be 1–128 characters".into()));
+                }
+                let title_id = TitleId::parse(&e.title_id).map_err(|err| at(err.0))?;
+                if engine.catalog.idx(&title_id).is_none() {
+                    return Err(at(format!("unknown title {title_id}")));
+                }
+                let action = EventAction::from_parts(e.kind.into(), e.value).map_err(|err| at(err.0))?;
+                let occurred_at = match &e.occurred_at {
+                    None => now,
+                    Some(s) => parse_rfc3339(s).map_err(at)?,
+                };
+                Ok(NewEvent {
+                    title_id,
+                    action,
+                    occurred_at,
+                    client_event_id: e.client_event_id.to_string(),
+                    request_id: e.request_id.map(|r| r.to_string()),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let summary = state
+            .store
+            .record_events(&pid, &parsed, now)
+            .await
+            .map_err(internal)?;
+        Ok(RecordEventsResult {
+            accepted: summary.accepted as i32,
+            duplicates: summary.duplicates as i32,
+        })
+    }
+}

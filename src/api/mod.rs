@@ -1,0 +1,116 @@
+//! HTTP surface: GraphQL (with GraphiQL), health and readiness. The GraphQL layer maps engine
+//! and store types to the schema and back; decisions are made in `engine`.
+
+mod graphql;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context as _, Result};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::store::Store;
+
+pub use graphql::{MarqueeSchema, build_schema, sdl};
+
+/// Shared by every request.
+pub struct AppState {
+    pub store: Store,
+    /// Swapped whole when a new model is activated; a request holds its own snapshot.
+    pub engine: ArcSwap<Engine>,
+    pub clock: Clock,
+    request_counter: AtomicU64,
+    instance: u64,
+}
+
+impl AppState {
+    pub fn new(store: Store, engine: Engine, clock: Clock) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            engine: ArcSwap::from_pointee(engine),
+            clock,
+            request_counter: AtomicU64::new(0),
+            // Distinguishes request ids of different server runs.
+            instance: (crate::clock::wall_now() as u64) ^ (u64::from(std::process::id()) << 40),
+        })
+    }
+
+    /// Unique per served page: impressions and later clicks are joined on it.
+    pub fn next_request_id(&self) -> String {
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:012x}-{n:08x}", self.instance & 0xffff_ffff_ffff)
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let schema = build_schema(state.clone());
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphiql).post_service(async_graphql_axum::GraphQL::new(schema)),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(web::routes())
+        .with_state(state)
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Marquee GraphQL")
+            .finish(),
+    )
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) if !state.engine.load().catalog.is_empty() => (StatusCode::OK, "ready".to_owned()),
+        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "catalogue is empty".to_owned()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
+    }
+}
+
+/// Binds, prints the address, and serves until Ctrl-C or SIGTERM.
+pub async fn serve(state: Arc<AppState>, listen: SocketAddr, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    on_ready(addr);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,367 @@
+//! The `marquee` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{ClockSetting, FileConfig};
+use crate::domain::Country;
+use crate::engine::model::TrainParams;
+use crate::store::{ImportOptions, Store, Table};
+use crate::{api, app, bench, clock, dataset, movielens};
+
+#[derive(Debug, Parser)]
+#[command(name = "marquee", version, about = "Personalized home pages for streaming services, over GraphQL")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Where the SQLite database, fetched datasets and model artifacts live.
+    #[arg(long, global = true, env = "MARQUEE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://… (default: marquee.db in the data directory).
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Settings file (default: ./marquee.toml if present).
+    #[arg(long, global = true, env = "MARQUEE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch MovieLens-100K, import it, train, and serve with GraphiQL: the whole demo.
+    Demo(ServeArgs),
+    /// Import a dataset.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Train models from the events in the database and activate them.
+    Train(TrainArgs),
+    /// Serve GraphQL, /healthz and /readyz.
+    Serve(ServeArgs),
+    /// List, activate or roll back trained models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Measure page assembly latency for random profiles.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import RecBole atomic files (*.inter, and optionally *.item, *.user) from DIR.
+    Movielens(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Directory with exactly one *.inter file.
+    dir: PathBuf,
+    /// vega-datasets' movies.json, to set MPAA ratings (default: DIR/movies.json if present).
+    #[arg(long)]
+    maturity: Option<PathBuf>,
+    /// Accounts whose id hashes to 0 modulo N get a kids profile `<id>-kids` (0: none).
+    #[arg(long, default_value_t = 5)]
+    kids_every: u32,
+    /// Country for users without a `country` column (MovieLens users are in the US).
+    #[arg(long, default_value = "US")]
+    country: String,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// "now" for trending windows: system, last-event or an RFC 3339 time.
+    #[arg(long, default_value = "last-event")]
+    clock: ClockSetting,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MARQUEE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Page definition file (default: the rows/home.toml built into the binary).
+    #[arg(long, env = "MARQUEE_ROWS")]
+    rows: Option<PathBuf>,
+    /// "now": system, last-event (replayed data) or an RFC 3339 time.
+    #[arg(long, env = "MARQUEE_CLOCK")]
+    clock: Option<ClockSetting>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// All registered models, newest first.
+    List,
+    /// Make VERSION the active model.
+    Activate { version: String },
+    /// Re-activate the model registered before the active one.
+    Rollback,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Page requests to time.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Seed for choosing profiles.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, env = "MARQUEE_ROWS")]
+    rows: Option<PathBuf>,
+}
+
+/// Settings after flags, environment and file are merged.
+struct Resolved {
+    data_dir: PathBuf,
+    database_url: String,
+    file: FileConfig,
+}
+
+fn resolve(global: &Global) -> Result<Resolved> {
+    let file = match &global.config {
+        Some(path) => FileConfig::load(path, true)?,
+        None => FileConfig::load(Path::new("marquee.toml"), false)?,
+    };
+    let data_dir = global
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let database_url = global
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| crate::store::sqlite_url(&data_dir));
+    Ok(Resolved {
+        data_dir,
+        database_url,
+        file,
+    })
+}
+
+/// Opens the database, creating the data directory first (it holds the default SQLite file).
+async fn open_store(cfg: &Resolved) -> Result<Store> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    Store::open(&cfg.database_url).await
+}
+
+fn say(msg: &str) {
+    eprintln!("{msg}");
+}
+
+fn progress_bar(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    bar
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(msg.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let cfg = resolve(&cli.global)?;
+    match cli.command {
+        Command::Schema => {
+            print!("{}", api::sdl());
+            Ok(())
+        }
+        Command::Import(ImportCommand::Movielens(args)) => {
+            let store = open_store(&cfg).await?;
+            import_movielens(&store, &args.dir, args.maturity.as_deref(), args.kids_every, &args.country).await
+        }
+        Command::Train(args) => {
+            let store = open_store(&cfg).await?;
+            let clock = args.clock.resolve(&store).await?;
+            train(&store, &cfg.data_dir, &clock).await
+        }
+        Command::Serve(args) => {
+            let store = open_store(&cfg).await?;
+            serve(store, &cfg, args, ClockSetting::System).await
+        }
+        Command::Demo(args) => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+            let ml = tokio::task::spawn_blocking({
+                let dir = cfg.data_dir.clone();
+                move || dataset::ensure_movielens(&dir, &say)
+            })
+            .await??;
+            let store = open_store(&cfg).await?;
+            if store.count(Table::Events).await? == 0 {
+                import_movielens(&store, &ml.dir, ml.movies_json.as_deref(), 5, "US").await?;
+            } else {
+                say("data already imported; skipping import");
+            }
+            let fingerprint = store.data_fingerprint().await?;
+            let fresh = store
+                .active_model()
+                .await?
+                .is_some_and(|m| m.data_fingerprint == fingerprint);
+            if fresh {
+                say("active model is up to date; skipping training");
+            } else {
+                let clock = ClockSetting::LastEvent.resolve(&store).await?;
+                train(&store, &cfg.data_dir, &clock).await?;
+            }
+            serve(store, &cfg, args, ClockSetting::LastEvent).await
+        }
+        Command::Models(cmd) => {
+            let store = open_store(&cfg).await?;
+            match cmd {
+                ModelsCommand::List => {
+                    for m in store.models().await? {
+                        println!("{}", app::describe_model(&m));
+                    }
+                }
+                ModelsCommand::Activate { version } => {
+                    store.activate_model(&version).await?;
+                    println!("activated {version}; running servers pick it up on restart");
+                }
+                ModelsCommand::Rollback => {
+                    let v = app::rollback(&store).await?;
+                    println!("rolled back to {v}; running servers pick it up on restart");
+                }
+            }
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let store = open_store(&cfg).await?;
+            let rows = args.rows.or_else(|| cfg.file.rows.clone());
+            let engine = app::load_engine(&store, &cfg.data_dir, app::page_definition(rows.as_deref())?).await?;
+            let clock = ClockSetting::LastEvent.resolve(&store).await?;
+            bench::run(&store, &engine, &clock, args.requests, args.seed).await
+        }
+    }
+}
+
+async fn import_movielens(
+    store: &Store,
+    dir: &Path,
+    maturity: Option<&Path>,
+    kids_every: u32,
+    country: &str,
+) -> Result<()> {
+    let country = Country::parse(country).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
+    let spin = spinner(&format!("reading {}", dir.display()));
+    let dir_owned = dir.to_owned();
+    let mut data = tokio::task::spawn_blocking(move || movielens::read_dir(&dir_owned, Some(&country))).await??;
+    spin.finish_and_clear();
+    for w in &data.warnings {
+        say(&format!("warning: {w}"));
+    }
+    let maturity = maturity
+        .map(Path::to_owned)
+        .or_else(|| Some(dir.join("movies.json")).filter(|p| p.is_file()));
+    if let Some(path) = &maturity {
+        let matched = movielens::join_maturity(&mut data.titles, path)?;
+        say(&format!(
+            "maturity ratings: {matched} of {} titles matched in {}",
+            data.titles.len(),
+            path.display()
+        ));
+    }
+    let bar = progress_bar("importing");
+    let summary = store
+        .import(
+            &data,
+            &ImportOptions {
+                kids_every,
+                received_at: clock::wall_now(),
+            },
+            &|stage, done, total| {
+                bar.set_prefix(stage.to_owned());
+                bar.set_length(total);
+                bar.set_position(done);
+            },
+        )
+        .await?;
+    bar.finish_and_clear();
+    say(&format!(
+        "imported {} titles, {} accounts ({} with a kids profile), {} new events ({} already present)",
+        summary.titles, summary.profiles, summary.kids_profiles, summary.events_new, summary.events_already_present
+    ));
+    Ok(())
+}
+
+async fn train(store: &Store, data_dir: &Path, clock: &clock::Clock) -> Result<()> {
+    let spin = spinner("training (popularity, trending, item-item similarity)");
+    let report = app::train(store, data_dir, clock, &TrainParams::default()).await?;
+    spin.finish_and_clear();
+    say(&format!(
+        "trained model {} on {} interactions in {:.1}s (now = {})",
+        report.record.version,
+        report.record.interactions,
+        report.seconds,
+        clock::format_rfc3339(report.record.trained_at)
+    ));
+    Ok(())
+}
+
+async fn serve(store: Store, cfg: &Resolved, args: ServeArgs, default_clock: ClockSetting) -> Result<()> {
+    let listen = args
+        .listen
+        .or(cfg.file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let clock_setting = match args.clock {
+        Some(c) => c,
+        None => match &cfg.file.clock {
+            Some(s) => s.parse().map_err(anyhow::Error::msg).context("marquee.toml: clock")?,
+            None => default_clock,
+        },
+    };
+    let clock = clock_setting.resolve(&store).await?;
+    let rows = args.rows.or_else(|| cfg.file.rows.clone());
+    let engine = app::load_engine(&store, &cfg.data_dir, app::page_definition(rows.as_deref())?).await?;
+    let examples = example_profiles(&store).await?;
+    let model = engine.model.version.clone();
+    let titles = engine.catalog.len();
+    let state = api::AppState::new(store, engine, clock);
+    api::serve(state, listen, |addr| {
+        // Tests read this line to find the port.
+        println!("listening on http://{addr}");
+        say(&format!("GraphiQL:  http://{addr}/graphql"));
+        say(&format!("catalogue: {titles} titles, model {model}, now = {}", clock::format_rfc3339(clock.now())));
+        if !examples.is_empty() {
+            say(&format!("try profiles: {}", examples.join(", ")));
+            say(&format!(
+                "  e.g. {{ home(profileId: \"{}\") {{ rows {{ title items {{ title {{ name maturityRating }} reason }} }} }} }}",
+                examples[0]
+            ));
+        }
+    })
+    .await
+}
+
+/// A few adult profiles and a kids profile to print for people trying the demo.
+async fn example_profiles(store: &Store) -> Result<Vec<String>> {
+    let ids = store.profile_ids().await?;
+    let mut out: Vec<String> = ids
+        .iter()
+        .filter(|(_, kids)| !kids)
+        .map(|(id, _)| id.to_string())
+        .take(3)
+        .collect();
+    if let Some((kid, _)) = ids.iter().find(|(_, kids)| *kids) {
+        out.push(format!("{kid} (kids)"));
+    }
+    Ok(out)
+}

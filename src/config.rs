@@ -1,0 +1,77 @@
+//! Settings from flags, environment and an optional `marquee.toml`, in that order of
+//! precedence. Flags and environment variables are declared together in `cli.rs`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::clock::{Clock, parse_rfc3339};
+
+/// `marquee.toml`. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub rows: Option<PathBuf>,
+    pub clock: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing default file is fine, a missing explicit one is not.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Self::default());
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(1, |s| text[..s.start.min(text.len())].lines().count().max(1));
+            anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
+        })
+    }
+}
+
+/// How "now" is chosen: `system`, `last-event` (the newest event in the database; for
+/// replayed datasets) or a fixed RFC 3339 instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockSetting {
+    System,
+    LastEvent,
+    Fixed(i64),
+}
+
+impl std::str::FromStr for ClockSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "system" => Ok(Self::System),
+            "last-event" => Ok(Self::LastEvent),
+            other => parse_rfc3339(other)
+                .map(Self::Fixed)
+                .map_err(|_| format!("clock must be `system`, `last-event` or an RFC 3339 time, got {other:?}")),
+        }
+    }
+}
+
+impl ClockSetting {
+    /// `last-event` starts at the newest event and keeps ticking, so that events recorded
+    /// while serving sort after the replayed ones.
+    pub async fn resolve(&self, store: &crate::store::Store) -> Result<Clock> {
+        Ok(match self {
+            Self::System => Clock::System,
+            Self::Fixed(t) => Clock::Fixed(*t),
+            Self::LastEvent => match store.last_event_at().await? {
+                Some(t) => Clock::starting_at(t),
+                None => bail!("--clock last-event needs events in the database; import some first"),
+            },
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! The catalogue held in memory: every title, addressed by a dense index for the hot paths.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::{Title, TitleId};
+
+/// Dense position of a title in the catalogue. Only meaningful for the `Catalog` that issued it.
+pub type TitleIdx = u32;
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    titles: Vec<Title>,
+    by_id: HashMap<TitleId, TitleIdx>,
+    /// Genre → number of titles, sorted by name.
+    genres: BTreeMap<String, usize>,
+    /// Lower-cased, punctuation-free names for search.
+    search_keys: Vec<String>,
+}
+
+/// Lower-case alphanumerics separated by single spaces; "Toy Story (1995)" → "toy story 1995".
+pub fn search_key(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+impl Catalog {
+    pub fn new(mut titles: Vec<Title>) -> Self {
+        // Stable order regardless of how the store returned rows: numeric ids numerically.
+        titles.sort_by(|a, b| natural_cmp(a.id.as_str(), b.id.as_str()));
+        let by_id = titles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i as TitleIdx))
+            .collect();
+        let mut genres = BTreeMap::new();
+        for t in &titles {
+            for g in &t.genres {
+                *genres.entry(g.clone()).or_insert(0) += 1;
+            }
+        }
+        let search_keys = titles.iter().map(|t| search_key(&t.name)).collect();
+        Self {
+            titles,
+            by_id,
+            genres,
+            search_keys,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.titles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.titles.is_empty()
+    }
+
+    pub fn idx(&self, id: &TitleId) -> Option<TitleIdx> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn title(&self, idx: TitleIdx) -> &Title {
+        &self.titles[idx as usize]
+    }
+
+    pub fn by_id(&self, id: &TitleId) -> Option<&Title> {
+        self.idx(id).map(|i| self.title(i))
+    }
+
+    pub fn titles(&self) -> impl Iterator<Item = (TitleIdx, &Title)> {
+        self.titles.iter().enumerate().map(|(i, t)| (i as TitleIdx, t))
+    }
+
+    pub fn genres(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.genres.iter().map(|(g, n)| (g.as_str(), *n))
+    }
+
+    pub fn has_genre(&self, genre: &str) -> bool {
+        self.genres.contains_key(genre)
+    }
+
+    /// Titles whose name contains every word of `query` (as a prefix of some word of the name).
+    pub fn search(&self, query: &str) -> Vec<TitleIdx> {
+        let words: Vec<String> = search_key(query)
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if words.is_empty() {
+            return Vec::new();
+        }
+        self.search_keys
+            .iter()
+            .enumerate()
+            .filter(|(_, key)| {
+                words
+                    .iter()
+                    .all(|w| key.split(' ').any(|kw| kw.starts_with(w.as_str())))
+            })
+            .map(|(i, _)| i as TitleIdx)
+            .collect()
+    }
+
+    /// Genre similarity of two titles (Jaccard over genre sets), the diversity rerank's distance.
+    pub fn genre_similarity(&self, a: TitleIdx, b: TitleIdx) -> f32 {
+        let (ga, gb) = (&self.title(a).genres, &self.title(b).genres);
+        if ga.is_empty() || gb.is_empty() {
+            return 0.0;
+        }
+        let shared = ga.iter().filter(|g| gb.contains(g)).count();
+        shared as f32 / (ga.len() + gb.len() - shared) as f32
+    }
+}
+
+/// Orders "2" before "10" (MovieLens ids are numbers stored as strings), other ids lexically.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn title(id: &str, name: &str, genres: &[&str]) -> Title {
+        Title {
+            id: TitleId::parse(id).unwrap(),
+            name: name.into(),
+            year: Some(1995),
+            genres: genres.iter().map(|g| g.to_string()).collect(),
+            maturity: None,
+            overview: None,
+            added_at: 0,
+            countries: None,
+        }
+    }
+
+    #[test]
+    fn search_matches_word_prefixes_case_insensitively() {
+        let c = Catalog::new(vec![
+            title("1", "Toy Story", &["Animation"]),
+            title("2", "GoldenEye", &["Action"]),
+            title("10", "Toy Story 2", &["Animation"]),
+        ]);
+        let hits: Vec<_> = c.search("toy sto").into_iter().map(|i| c.title(i).id.to_string()).collect();
+        assert_eq!(hits, vec!["1", "10"]);
+        assert!(c.search("  ").is_empty());
+    }
+
+    #[test]
+    fn genre_similarity_is_jaccard() {
+        let c = Catalog::new(vec![
+            title("1", "a", &["Animation", "Comedy"]),
+            title("2", "b", &["Comedy", "Drama", "Romance"]),
+        ]);
+        assert!((c.genre_similarity(0, 1) - 0.25).abs() < 1e-6);
+        assert_eq!(c.genre_similarity(0, 0), 1.0);
+    }
+}

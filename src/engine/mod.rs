@@ -1,0 +1,105 @@
+//! The recommendation engine: catalogue, history, models, candidate sources, filters, rerank
+//! and page assembly. Nothing in here knows about HTTP, GraphQL or SQL; callers hand it plain
+//! values and get plain values back.
+
+pub mod catalog;
+pub mod filters;
+pub mod history;
+pub mod model;
+pub mod page;
+pub mod rerank;
+pub mod rows;
+pub mod sources;
+
+use std::collections::HashSet;
+
+use crate::domain::{Millis, Profile, TitleId};
+use catalog::{Catalog, TitleIdx};
+use history::History;
+use model::Model;
+use page::Page;
+use rows::PageDefinition;
+
+/// Everything needed to answer requests, swapped as one unit when a new model is activated.
+#[derive(Debug)]
+pub struct Engine {
+    pub catalog: Catalog,
+    pub model: Model,
+    pub home: PageDefinition,
+}
+
+impl Engine {
+    pub fn home_page(&self, profile: &Profile, history: &History, now: Millis) -> Page {
+        page::assemble(&self.home, &self.catalog, &self.model, profile, history, now)
+    }
+
+    /// Titles like `title`: trained neighbours first, then titles sharing its genres (so that
+    /// titles nobody has watched yet still have neighbours), filtered for the profile if given.
+    pub fn similar(
+        &self,
+        title: &TitleId,
+        first: usize,
+        profile: Option<(&Profile, &History)>,
+    ) -> Option<Vec<TitleIdx>> {
+        let anchor = self.catalog.idx(title)?;
+        let allowed = |t: TitleIdx| match profile {
+            Some((p, h)) => filters::allowed(p, h, self.catalog.title(t), false).is_ok(),
+            None => true,
+        };
+        let mut seen = HashSet::from([anchor]);
+        let mut out: Vec<TitleIdx> = self
+            .model
+            .neighbors(anchor)
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| allowed(*t) && seen.insert(*t))
+            .take(first)
+            .collect();
+        if out.len() < first {
+            let mut by_content: Vec<(TitleIdx, f32)> = self
+                .catalog
+                .titles()
+                .map(|(t, _)| t)
+                .filter(|t| !seen.contains(t) && allowed(*t))
+                .map(|t| {
+                    let genre = self.catalog.genre_similarity(anchor, t);
+                    (t, genre + 0.1 * self.model.popularity(t))
+                })
+                .filter(|(_, s)| *s > 0.0)
+                .collect();
+            by_content.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.extend(by_content.into_iter().map(|(t, _)| t).take(first - out.len()));
+        }
+        Some(out)
+    }
+
+    /// Name search, most popular matches first.
+    pub fn search(&self, query: &str, first: usize) -> Vec<TitleIdx> {
+        let mut hits = self.catalog.search(query);
+        hits.sort_by(|a, b| {
+            self.model
+                .popularity(*b)
+                .total_cmp(&self.model.popularity(*a))
+                .then(a.cmp(b))
+        });
+        hits.truncate(first);
+        hits
+    }
+
+    /// All titles (of a genre), most popular first: the browse order.
+    pub fn browse(&self, genre: Option<&str>) -> Vec<TitleIdx> {
+        let mut list: Vec<TitleIdx> = self
+            .catalog
+            .titles()
+            .filter(|(_, t)| genre.is_none_or(|g| t.genres.iter().any(|tg| tg == g)))
+            .map(|(i, _)| i)
+            .collect();
+        list.sort_by(|a, b| {
+            self.model
+                .popularity(*b)
+                .total_cmp(&self.model.popularity(*a))
+                .then(a.cmp(b))
+        });
+        list
+    }
+}

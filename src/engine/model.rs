@@ -1,0 +1,375 @@
+//! Trained models: what `marquee train` computes from interactions, how it is persisted, and
+//! the in-memory form the candidate sources read.
+//!
+//! Training is plain, deterministic arithmetic over (profile, title, affinity, time) tuples:
+//! - popularity: affinity-weighted interaction counts;
+//! - trending: the same, decayed exponentially with age over a window, per country;
+//! - item-item similarity: co-occurrence cosine with shrinkage, top-k neighbours per title.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Country, DAY_MS, Millis, ProfileId, TitleId};
+use crate::engine::catalog::{Catalog, TitleIdx};
+
+/// Bumped when the artifact layout changes; older artifacts are refused with a clear error.
+pub const ARTIFACT_FORMAT: u32 = 1;
+
+/// The key under which trending over all countries is stored.
+pub const ALL_COUNTRIES: &str = "*";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainParams {
+    /// Neighbours kept per title.
+    pub neighbors: usize,
+    /// Added to the cosine denominator so that pairs seen together once or twice do not look
+    /// perfectly similar.
+    pub shrinkage: f32,
+    pub trending_window_days: f64,
+    pub trending_half_life_days: f64,
+    /// Countries with fewer interactions in the window use the global trending list.
+    pub trending_min_interactions: usize,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        Self {
+            neighbors: 50,
+            shrinkage: 10.0,
+            trending_window_days: 14.0,
+            trending_half_life_days: 3.0,
+            trending_min_interactions: 50,
+        }
+    }
+}
+
+/// One profile's relation to one title, as training sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interaction {
+    pub profile: ProfileId,
+    pub title: TitleId,
+    /// How much the profile liked it, 0–1 (see `WatchState::affinity`).
+    pub affinity: f32,
+    pub at: Millis,
+    pub country: Option<Country>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredTitle(pub TitleId, pub f32);
+
+/// The persisted model: ids, not catalogue indexes, so it survives catalogue changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub format: u32,
+    /// The training clock's "now": trending is relative to it.
+    pub trained_at: Millis,
+    pub params: TrainParams,
+    pub interactions: usize,
+    /// Most popular first.
+    pub popularity: Vec<ScoredTitle>,
+    /// Country code (or `*`) → trending titles, hottest first.
+    pub trending: BTreeMap<String, Vec<ScoredTitle>>,
+    /// Title → most similar titles, most similar first.
+    pub neighbors: BTreeMap<TitleId, Vec<ScoredTitle>>,
+}
+
+pub fn train(
+    catalog: &Catalog,
+    interactions: &[Interaction],
+    now: Millis,
+    params: &TrainParams,
+) -> ModelArtifact {
+    let n = catalog.len();
+    let known: Vec<(usize, TitleIdx, &Interaction)> = {
+        let mut profiles: HashMap<&ProfileId, usize> = HashMap::new();
+        interactions
+            .iter()
+            .filter_map(|i| {
+                let t = catalog.idx(&i.title)?;
+                let next = profiles.len();
+                let p = *profiles.entry(&i.profile).or_insert(next);
+                Some((p, t, i))
+            })
+            .collect()
+    };
+
+    // Popularity.
+    let mut popularity = vec![0f32; n];
+    for (_, t, i) in &known {
+        popularity[*t as usize] += 0.2 + 0.8 * i.affinity;
+    }
+    let popularity = ranked(catalog, popularity.into_iter().enumerate());
+
+    // Trending per country, plus all countries together.
+    let window = (params.trending_window_days * DAY_MS as f64) as Millis;
+    let half_life = params.trending_half_life_days.max(1e-3) * DAY_MS as f64;
+    let mut by_country: BTreeMap<String, (usize, HashMap<TitleIdx, f32>)> = BTreeMap::new();
+    for (_, t, i) in &known {
+        let age = now - i.at;
+        if age < 0 || age > window {
+            continue;
+        }
+        let weight = (0.2 + 0.8 * i.affinity) * (-(age as f64) / half_life).exp2() as f32;
+        let mut add = |key: &str| {
+            let (count, scores) = by_country.entry(key.to_owned()).or_default();
+            *count += 1;
+            *scores.entry(*t).or_default() += weight;
+        };
+        add(ALL_COUNTRIES);
+        if let Some(c) = &i.country {
+            add(c.as_str());
+        }
+    }
+    let trending = by_country
+        .into_iter()
+        .filter(|(key, (count, _))| {
+            key == ALL_COUNTRIES || *count >= params.trending_min_interactions
+        })
+        .map(|(key, (_, scores))| {
+            let mut list = ranked(catalog, scores.into_iter().map(|(t, s)| (t as usize, s)));
+            list.truncate(500);
+            (key, list)
+        })
+        .collect();
+
+    ModelArtifact {
+        format: ARTIFACT_FORMAT,
+        trained_at: now,
+        params: params.clone(),
+        interactions: known.len(),
+        popularity,
+        trending,
+        neighbors: item_neighbors(catalog, &known, params),
+    }
+}
+
+/// Sorts descending by score (ties by catalogue order, so training is deterministic) and drops
+/// zero scores.
+fn ranked(catalog: &Catalog, scores: impl Iterator<Item = (usize, f32)>) -> Vec<ScoredTitle> {
+    let mut list: Vec<(usize, f32)> = scores.filter(|(_, s)| *s > 0.0).collect();
+    list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    list.into_iter()
+        .map(|(t, s)| ScoredTitle(catalog.title(t as TitleIdx).id.clone(), s))
+        .collect()
+}
+
+/// Co-occurrence cosine: sim(i, j) = c(i, j) / (sqrt(n(i) · n(j)) + shrinkage), where c counts
+/// profiles that interacted with both. Every interaction counts, liked or not: having watched
+/// both is what makes two titles similar; whether the profile liked them is the scorer's job.
+fn item_neighbors(
+    catalog: &Catalog,
+    known: &[(usize, TitleIdx, &Interaction)],
+    params: &TrainParams,
+) -> BTreeMap<TitleId, Vec<ScoredTitle>> {
+    let n = catalog.len();
+    let profiles = known.iter().map(|(p, _, _)| p + 1).max().unwrap_or(0);
+    let mut items_of: Vec<Vec<TitleIdx>> = vec![Vec::new(); profiles];
+    let mut profiles_of: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (p, t, _) in known {
+        items_of[*p].push(*t);
+    }
+    for (p, items) in items_of.iter_mut().enumerate() {
+        items.sort_unstable();
+        items.dedup();
+        for t in items.iter() {
+            profiles_of[*t as usize].push(p as u32);
+        }
+    }
+    let count: Vec<f32> = profiles_of.iter().map(|ps| ps.len() as f32).collect();
+
+    let mut co = vec![0u32; n];
+    let mut touched: Vec<TitleIdx> = Vec::new();
+    let mut out = BTreeMap::new();
+    for i in 0..n {
+        for p in &profiles_of[i] {
+            for &j in &items_of[*p as usize] {
+                if j as usize == i {
+                    continue;
+                }
+                if co[j as usize] == 0 {
+                    touched.push(j);
+                }
+                co[j as usize] += 1;
+            }
+        }
+        let mut sims: Vec<(TitleIdx, f32)> = touched
+            .iter()
+            .map(|&j| {
+                let c = co[j as usize] as f32;
+                (j, c / ((count[i] * count[j as usize]).sqrt() + params.shrinkage))
+            })
+            .collect();
+        for &j in &touched {
+            co[j as usize] = 0;
+        }
+        touched.clear();
+        if sims.is_empty() {
+            continue;
+        }
+        let k = params.neighbors.min(sims.len());
+        if k < sims.len() {
+            sims.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            sims.truncate(k);
+        }
+        sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.insert(
+            catalog.title(i as TitleIdx).id.clone(),
+            sims.into_iter()
+                .map(|(j, s)| ScoredTitle(catalog.title(j).id.clone(), s))
+                .collect(),
+        );
+    }
+    out
+}
+
+/// The model as the engine reads it: catalogue indexes, scores normalised to 0–1.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub version: String,
+    pub trained_at: Millis,
+    popularity: Vec<f32>,
+    popular_order: Vec<TitleIdx>,
+    trending: HashMap<String, Vec<(TitleIdx, f32)>>,
+    neighbors: Vec<Vec<(TitleIdx, f32)>>,
+}
+
+impl Model {
+    /// Binds an artifact to a catalogue. Titles the catalogue no longer has are dropped.
+    pub fn load(version: &str, artifact: &ModelArtifact, catalog: &Catalog) -> Self {
+        let bind = |list: &[ScoredTitle]| -> Vec<(TitleIdx, f32)> {
+            let max = list.first().map_or(1.0, |s| s.1.max(f32::MIN_POSITIVE));
+            list.iter()
+                .filter_map(|ScoredTitle(id, s)| Some((catalog.idx(id)?, s / max)))
+                .collect()
+        };
+        let mut popularity = vec![0f32; catalog.len()];
+        let popular = bind(&artifact.popularity);
+        for (t, s) in &popular {
+            popularity[*t as usize] = *s;
+        }
+        let mut neighbors = vec![Vec::new(); catalog.len()];
+        for (id, list) in &artifact.neighbors {
+            if let Some(t) = catalog.idx(id) {
+                neighbors[t as usize] = list
+                    .iter()
+                    .filter_map(|ScoredTitle(id, s)| Some((catalog.idx(id)?, *s)))
+                    .collect();
+            }
+        }
+        Self {
+            version: version.to_owned(),
+            trained_at: artifact.trained_at,
+            popularity,
+            popular_order: popular.into_iter().map(|(t, _)| t).collect(),
+            trending: artifact
+                .trending
+                .iter()
+                .map(|(k, list)| (k.clone(), bind(list)))
+                .collect(),
+            neighbors,
+        }
+    }
+
+    /// Normalised popularity of a title (1.0 = the most popular).
+    pub fn popularity(&self, t: TitleIdx) -> f32 {
+        self.popularity.get(t as usize).copied().unwrap_or(0.0)
+    }
+
+    /// Titles that have any interaction, most popular first.
+    pub fn popular(&self) -> &[TitleIdx] {
+        &self.popular_order
+    }
+
+    /// Trending in the country, falling back to all countries when the country has too
+    /// little recent activity of its own.
+    pub fn trending(&self, country: Option<&Country>) -> &[(TitleIdx, f32)] {
+        country
+            .and_then(|c| self.trending.get(c.as_str()))
+            .or_else(|| self.trending.get(ALL_COUNTRIES))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn neighbors(&self, t: TitleIdx) -> &[(TitleIdx, f32)] {
+        self.neighbors.get(t as usize).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Title;
+
+    fn catalog(n: usize) -> Catalog {
+        Catalog::new(
+            (1..=n)
+                .map(|i| Title {
+                    id: TitleId::parse(&i.to_string()).unwrap(),
+                    name: format!("t{i}"),
+                    year: None,
+                    genres: vec![],
+                    maturity: None,
+                    overview: None,
+                    added_at: 0,
+                    countries: None,
+                })
+                .collect(),
+        )
+    }
+
+    fn ix(p: &str, t: &str, at: Millis) -> Interaction {
+        Interaction {
+            profile: ProfileId::parse(p).unwrap(),
+            title: TitleId::parse(t).unwrap(),
+            affinity: 1.0,
+            at,
+            country: Some(Country::parse("US").unwrap()),
+        }
+    }
+
+    #[test]
+    fn cosine_with_shrinkage_matches_hand_computation() {
+        // a watched 1,2; b watched 1,2,3; c watched 3.
+        let data = [
+            ix("a", "1", 0),
+            ix("a", "2", 0),
+            ix("b", "1", 0),
+            ix("b", "2", 0),
+            ix("b", "3", 0),
+            ix("c", "3", 0),
+        ];
+        let params = TrainParams {
+            shrinkage: 1.0,
+            ..TrainParams::default()
+        };
+        let m = train(&catalog(3), &data, 0, &params);
+        let n1 = &m.neighbors[&TitleId::parse("1").unwrap()];
+        // sim(1,2) = 2 / (sqrt(2*2) + 1) = 2/3; sim(1,3) = 1 / (sqrt(2*2) + 1) = 1/3.
+        assert_eq!(n1[0].0.as_str(), "2");
+        assert!((n1[0].1 - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(n1[1].0.as_str(), "3");
+        assert!((n1[1].1 - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn trending_decays_with_age_and_ignores_the_future() {
+        let day = DAY_MS;
+        let data = [
+            ix("a", "1", 10 * day),
+            ix("b", "2", 10 * day - 3 * day),
+            ix("c", "2", 10 * day - 3 * day),
+            ix("d", "3", 11 * day), // after "now": not seen yet
+        ];
+        let params = TrainParams {
+            trending_min_interactions: 1,
+            ..TrainParams::default()
+        };
+        let m = train(&catalog(3), &data, 10 * day, &params);
+        let global = &m.trending[ALL_COUNTRIES];
+        // Title 2: two interactions, each half as fresh (3-day half-life) → equal weight to 1.
+        assert_eq!(global.len(), 2);
+        assert!((global[0].1 - global[1].1).abs() < 1e-5);
+        assert!(m.trending.contains_key("US"));
+    }
+}

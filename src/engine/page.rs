@@ -1,0 +1,104 @@
+//! Page assembly: rows in definition order, each filled by its source, filtered, deduplicated
+//! against the rows above it and reranked for diversity.
+
+use std::collections::HashSet;
+
+use crate::domain::{Millis, Profile};
+use crate::engine::catalog::{Catalog, TitleIdx};
+use crate::engine::filters;
+use crate::engine::history::History;
+use crate::engine::model::Model;
+use crate::engine::rerank::mmr;
+use crate::engine::rows::PageDefinition;
+use crate::engine::sources::SourceContext;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageItem {
+    pub title: TitleIdx,
+    pub score: f32,
+    pub reason: Option<String>,
+    pub evidence: Vec<TitleIdx>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRow {
+    /// `top-picks`, or `because-you-watched:242` for rows a source produced several of.
+    pub id: String,
+    /// The row definition's id: what kind of row this is.
+    pub kind: String,
+    pub title: String,
+    pub items: Vec<PageItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub rows: Vec<PageRow>,
+}
+
+/// How many candidates a row asks its source for, per slot, so that dedupe and rerank have
+/// something to choose from.
+const POOL_FACTOR: usize = 4;
+
+pub fn assemble(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+) -> Page {
+    let mut placed: HashSet<TitleIdx> = HashSet::new();
+    let mut rows = Vec::new();
+    for def in &definition.rows {
+        let allowed =
+            |t: TitleIdx| filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok();
+        let sourced = {
+            let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
+            let ctx = SourceContext {
+                catalog,
+                model,
+                profile,
+                history,
+                now,
+                eligible: &eligible,
+                pool: def.size * POOL_FACTOR,
+            };
+            def.source.rows(&ctx)
+        };
+        for row in sourced {
+            // Sources are trusted to try, not to be right: filter and dedupe here regardless
+            // (this also dedupes between several rows of one source).
+            let mut in_row = HashSet::new();
+            let candidates: Vec<_> = row
+                .candidates
+                .into_iter()
+                .filter(|c| !placed.contains(&c.title) && allowed(c.title) && in_row.insert(c.title))
+                .collect();
+            let chosen = mmr(candidates, def.diversity, def.size, |a, b| {
+                catalog.genre_similarity(a, b)
+            });
+            if chosen.len() < def.min_items {
+                continue;
+            }
+            placed.extend(chosen.iter().map(|c| c.title));
+            rows.push(PageRow {
+                id: match &row.key {
+                    Some(key) => format!("{}:{key}", def.id),
+                    None => def.id.clone(),
+                },
+                kind: def.id.clone(),
+                title: row.title.unwrap_or_else(|| def.title.clone()),
+                items: chosen
+                    .into_iter()
+                    .map(|c| PageItem {
+                        title: c.title,
+                        score: c.score,
+                        reason: c.reason,
+                        evidence: c.evidence,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Page { rows }
+}

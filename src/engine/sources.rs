@@ -1,0 +1,480 @@
+//! Candidate sources: each proposes titles for one kind of row. Sources are registered by name
+//! in a `SourceRegistry` and built from a row definition's `params` table; typed params with
+//! `deny_unknown_fields` make a misspelt key an error at load time, not a silent default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{DAY_MS, Millis, Profile};
+use crate::engine::catalog::{Catalog, TitleIdx};
+use crate::engine::history::History;
+use crate::engine::model::Model;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub title: TitleIdx,
+    /// Relevance within the row; higher is better. Comparable only within one row.
+    pub score: f32,
+    /// Human-readable explanation shown with the item.
+    pub reason: Option<String>,
+    /// Titles from the profile's history that led to this candidate.
+    pub evidence: Vec<TitleIdx>,
+}
+
+/// One row a source wants on the page. Most sources produce one; "Because You Watched"
+/// produces one per anchor title.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcedRow {
+    /// Distinguishes rows from the same definition: the row id becomes `<id>:<key>`.
+    pub key: Option<String>,
+    /// Replaces the definition's title (e.g. "Because You Watched Toy Story").
+    pub title: Option<String>,
+    /// Best first.
+    pub candidates: Vec<Candidate>,
+}
+
+impl SourcedRow {
+    fn single(candidates: Vec<Candidate>) -> Vec<SourcedRow> {
+        vec![SourcedRow {
+            key: None,
+            title: None,
+            candidates,
+        }]
+    }
+}
+
+/// What a source may look at while proposing candidates.
+pub struct SourceContext<'a> {
+    pub catalog: &'a Catalog,
+    pub model: &'a Model,
+    pub profile: &'a Profile,
+    pub history: &'a History,
+    pub now: Millis,
+    /// Whether a title may still be placed (policy filters and titles placed higher up).
+    /// Sources use it to fill their pool with titles that can actually be shown.
+    pub eligible: &'a dyn Fn(TitleIdx) -> bool,
+    /// How many candidates the row would like to choose from.
+    pub pool: usize,
+}
+
+impl SourceContext<'_> {
+    /// History entries that are positive, with their weight decayed by age.
+    fn weighted_history(&self, half_life_days: f64) -> Vec<(TitleIdx, f32)> {
+        self.history
+            .states()
+            .filter_map(|s| {
+                let t = self.catalog.idx(&s.title_id)?;
+                let affinity = s.affinity();
+                if affinity <= 0.0 {
+                    return None;
+                }
+                let age_days = (self.now - s.last_activity()).max(0) as f64 / DAY_MS as f64;
+                let decay = if half_life_days > 0.0 {
+                    (-age_days / half_life_days).exp2()
+                } else {
+                    1.0
+                };
+                Some((t, (affinity * decay) as f32))
+            })
+            .collect()
+    }
+
+    /// Item-item scores from the (decayed) history: Σ weight(anchor) · sim(anchor, title).
+    fn personal_scores(&self, half_life_days: f64) -> HashMap<TitleIdx, f32> {
+        let mut scores: HashMap<TitleIdx, f32> = HashMap::new();
+        for (anchor, w) in self.weighted_history(half_life_days) {
+            for &(t, s) in self.model.neighbors(anchor) {
+                *scores.entry(t).or_default() += w * s;
+            }
+        }
+        scores
+    }
+
+    /// The eligible entries of `scored`, best first, at most `pool`.
+    fn top(&self, scored: impl IntoIterator<Item = (TitleIdx, f32)>) -> Vec<Candidate> {
+        let mut list: Vec<(TitleIdx, f32)> = scored
+            .into_iter()
+            .filter(|(t, s)| *s > 0.0 && (self.eligible)(*t))
+            .collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list.truncate(self.pool);
+        list.into_iter()
+            .map(|(title, score)| Candidate {
+                title,
+                score,
+                reason: None,
+                evidence: vec![],
+            })
+            .collect()
+    }
+
+    fn popular(&self) -> Vec<Candidate> {
+        self.top(
+            self.model
+                .popular()
+                .iter()
+                .filter(|t| (self.eligible)(**t))
+                .take(self.pool)
+                .map(|&t| (t, self.model.popularity(t))),
+        )
+    }
+}
+
+pub trait CandidateSource: Send + Sync + Debug {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow>;
+}
+
+pub type SourceFactory =
+    fn(toml::Table) -> Result<Box<dyn CandidateSource>, String>;
+
+/// Candidate sources by name, as `rows/*.toml` refers to them.
+#[derive(Clone)]
+pub struct SourceRegistry {
+    factories: BTreeMap<&'static str, SourceFactory>,
+}
+
+fn build<P, S>(params: toml::Table, make: fn(P) -> S) -> Result<Box<dyn CandidateSource>, String>
+where
+    P: DeserializeOwned,
+    S: CandidateSource + 'static,
+{
+    let params: P = toml::Value::Table(params)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_owned())?;
+    Ok(Box::new(make(params)))
+}
+
+impl SourceRegistry {
+    pub fn builtin() -> Self {
+        let mut r = Self {
+            factories: BTreeMap::new(),
+        };
+        r.register("continue-watching", |p| build(p, ContinueWatching));
+        r.register("personalized", |p| build(p, Personalized));
+        r.register("because-you-watched", |p| build(p, BecauseYouWatched));
+        r.register("trending", |p| build(p, Trending));
+        r.register("new-releases", |p| build(p, NewReleases));
+        r.register("top-genre", |p| build(p, TopGenre));
+        r.register("popular", |p| build(p, Popular));
+        r
+    }
+
+    pub fn register(&mut self, name: &'static str, factory: SourceFactory) {
+        self.factories.insert(name, factory);
+    }
+
+    pub fn build(
+        &self,
+        name: &str,
+        params: toml::Table,
+    ) -> Result<Box<dyn CandidateSource>, String> {
+        let factory = self.factories.get(name).ok_or_else(|| {
+            format!(
+                "unknown source {name:?} (known: {})",
+                self.factories.keys().copied().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        factory(params)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContinueWatchingParams {
+    /// Below this, the profile merely sampled the title.
+    pub min_progress: f64,
+    /// Above this, the credits are rolling: the title counts as finished.
+    pub max_progress: f64,
+}
+
+impl Default for ContinueWatchingParams {
+    fn default() -> Self {
+        Self {
+            min_progress: 0.05,
+            max_progress: 0.9,
+        }
+    }
+}
+
+/// Titles in progress, most recently watched first.
+#[derive(Debug)]
+pub struct ContinueWatching(pub ContinueWatchingParams);
+
+impl CandidateSource for ContinueWatching {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        let p = &self.0;
+        let mut watching: Vec<(TitleIdx, Millis, f64)> = ctx
+            .history
+            .states()
+            .filter(|s| !s.is_watched())
+            .filter(|s| (p.min_progress..=p.max_progress).contains(&s.progress.get()))
+            .filter_map(|s| {
+                let t = ctx.catalog.idx(&s.title_id)?;
+                Some((t, s.last_watched_at?, s.progress.get()))
+            })
+            .filter(|(t, _, _)| (ctx.eligible)(*t))
+            .collect();
+        watching.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let n = watching.len();
+        SourcedRow::single(
+            watching
+                .into_iter()
+                .enumerate()
+                .map(|(rank, (title, _, progress))| Candidate {
+                    title,
+                    // Recency rank is the order; keep scores strictly decreasing.
+                    score: (n - rank) as f32,
+                    reason: Some(format!("{:.0}% watched", progress * 100.0)),
+                    evidence: vec![],
+                })
+                .collect(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersonalizedParams {
+    /// History older than this counts half as much; 0 turns decay off.
+    pub recency_half_life_days: f64,
+    /// Weight of global popularity next to the personal score, to break ties sensibly.
+    pub popularity_weight: f32,
+    /// Row title for a profile with no history, whose row falls back to popularity.
+    pub cold_start_title: String,
+}
+
+impl Default for PersonalizedParams {
+    fn default() -> Self {
+        Self {
+            recency_half_life_days: 60.0,
+            popularity_weight: 0.05,
+            cold_start_title: "Popular on Marquee".into(),
+        }
+    }
+}
+
+/// Top Picks: item-item similarity to everything the profile liked, recent likes weighing more.
+#[derive(Debug)]
+pub struct Personalized(pub PersonalizedParams);
+
+impl CandidateSource for Personalized {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        let p = &self.0;
+        let scores = ctx.personal_scores(p.recency_half_life_days);
+        if scores.is_empty() {
+            return vec![SourcedRow {
+                key: None,
+                title: Some(p.cold_start_title.clone()),
+                candidates: ctx.popular(),
+            }];
+        }
+        let max = scores.values().copied().fold(f32::MIN_POSITIVE, f32::max);
+        SourcedRow::single(ctx.top(scores.into_iter().map(|(t, s)| {
+            (t, s / max + p.popularity_weight * ctx.model.popularity(t))
+        })))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BecauseYouWatchedParams {
+    /// One row per anchor, at most this many.
+    pub max_rows: usize,
+    /// A rating at least this high makes a title an anchor (thumbs up and completion do too).
+    pub min_stars: f64,
+}
+
+impl Default for BecauseYouWatchedParams {
+    fn default() -> Self {
+        Self {
+            max_rows: 2,
+            min_stars: 4.0,
+        }
+    }
+}
+
+/// "Because You Watched X": neighbours of the most recent strongly-positive titles.
+#[derive(Debug)]
+pub struct BecauseYouWatched(pub BecauseYouWatchedParams);
+
+impl CandidateSource for BecauseYouWatched {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        let mut anchors: Vec<(TitleIdx, Millis)> = ctx
+            .history
+            .states()
+            .filter(|s| s.is_strongly_positive(self.0.min_stars))
+            .filter_map(|s| Some((ctx.catalog.idx(&s.title_id)?, s.last_activity())))
+            .filter(|(t, _)| !ctx.model.neighbors(*t).is_empty())
+            .collect();
+        anchors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        anchors
+            .into_iter()
+            .take(self.0.max_rows)
+            .map(|(anchor, _)| {
+                let name = &ctx.catalog.title(anchor).name;
+                let mut candidates = ctx.top(ctx.model.neighbors(anchor).iter().copied());
+                for c in &mut candidates {
+                    c.reason = Some(format!("Because you watched {name}"));
+                    c.evidence = vec![anchor];
+                }
+                SourcedRow {
+                    key: Some(ctx.catalog.title(anchor).id.to_string()),
+                    title: Some(format!("Because You Watched {name}")),
+                    candidates,
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// Trending in the profile's country (time-decayed popularity, computed at training time).
+#[derive(Debug)]
+pub struct Trending(pub NoParams);
+
+impl CandidateSource for Trending {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        SourcedRow::single(
+            ctx.top(
+                ctx.model
+                    .trending(ctx.profile.country.as_ref())
+                    .iter()
+                    .copied(),
+            ),
+        )
+    }
+}
+
+/// Most popular overall.
+#[derive(Debug)]
+pub struct Popular(pub NoParams);
+
+impl CandidateSource for Popular {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        SourcedRow::single(ctx.popular())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewReleasesParams {
+    /// Titles released this many years before "now" (or later) count as new.
+    pub max_age_years: i32,
+}
+
+impl Default for NewReleasesParams {
+    fn default() -> Self {
+        Self { max_age_years: 1 }
+    }
+}
+
+/// Recent releases, newest year first, popular ones first within a year.
+#[derive(Debug)]
+pub struct NewReleases(pub NewReleasesParams);
+
+impl CandidateSource for NewReleases {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        let now_year = chrono::DateTime::from_timestamp_millis(ctx.now)
+            .map_or(1970, |d| chrono::Datelike::year(&d));
+        let oldest = now_year - self.0.max_age_years;
+        SourcedRow::single(ctx.top(ctx.catalog.titles().filter_map(|(t, title)| {
+            let year = title.year?;
+            if year < oldest || year > now_year {
+                return None;
+            }
+            // Each year newer doubles the weight; popularity orders within a year and keeps
+            // titles nobody has watched yet above zero.
+            let freshness = ((year - oldest) as f32).exp2();
+            Some((t, freshness * (0.05 + ctx.model.popularity(t))))
+        })))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopGenreParams {
+    pub max_rows: usize,
+    pub recency_half_life_days: f64,
+}
+
+impl Default for TopGenreParams {
+    fn default() -> Self {
+        Self {
+            max_rows: 1,
+            recency_half_life_days: 60.0,
+        }
+    }
+}
+
+/// A row for each of the profile's favourite genres (onboarding genres while it has no
+/// history), ranked by personal score with popularity as the fallback.
+#[derive(Debug)]
+pub struct TopGenre(pub TopGenreParams);
+
+impl TopGenre {
+    fn favourite_genres(&self, ctx: &SourceContext<'_>) -> Vec<String> {
+        let history = ctx.weighted_history(self.0.recency_half_life_days);
+        if history.is_empty() {
+            return ctx
+                .profile
+                .onboarding_genres
+                .iter()
+                .filter(|g| ctx.catalog.has_genre(g))
+                .take(self.0.max_rows)
+                .cloned()
+                .collect();
+        }
+        let mut weight: HashMap<&str, f32> = HashMap::new();
+        for (t, w) in history {
+            for g in &ctx.catalog.title(t).genres {
+                *weight.entry(g.as_str()).or_default() += w;
+            }
+        }
+        // Normalise by how common the genre is, so that "Drama" does not win every profile.
+        let mut ranked: Vec<(&str, f32)> = ctx
+            .catalog
+            .genres()
+            .filter_map(|(g, n)| Some((g, weight.get(g)? / (n as f32).sqrt())))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        ranked
+            .into_iter()
+            .take(self.0.max_rows)
+            .map(|(g, _)| g.to_owned())
+            .collect()
+    }
+}
+
+impl CandidateSource for TopGenre {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
+        let personal = ctx.personal_scores(self.0.recency_half_life_days);
+        let max = personal.values().copied().fold(f32::MIN_POSITIVE, f32::max);
+        self.favourite_genres(ctx)
+            .into_iter()
+            .map(|genre| {
+                let in_genre = ctx
+                    .catalog
+                    .titles()
+                    .filter(|(_, t)| t.genres.contains(&genre))
+                    .map(|(t, _)| {
+                        let personal = personal.get(&t).map_or(0.0, |s| s / max);
+                        (t, personal + 0.1 * ctx.model.popularity(t))
+                    });
+                let candidates = ctx.top(in_genre);
+                SourcedRow {
+                    key: Some(genre.clone()),
+                    title: Some(genre),
+                    candidates,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,465 @@
+//! Reading MovieLens in RecBole's atomic-file format (`*.inter`, `*.item`, `*.user`) and
+//! joining MPAA ratings from vega-datasets' `movies.json`.
+//!
+//! Parsing is pure and complete before anything is written: a malformed line aborts the whole
+//! import with `file:line: what is wrong`, and the database is never touched.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{Country, MaturityRating, Millis, ProfileId, StarRating, Title, TitleId};
+use crate::engine::catalog::search_key;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: ProfileId,
+    pub country: Option<Country>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionRecord {
+    pub user: ProfileId,
+    pub item: TitleId,
+    /// Absent in implicit-feedback files; the interaction then counts as a completed view.
+    pub rating: Option<StarRating>,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub titles: Vec<Title>,
+    pub users: Vec<UserRecord>,
+    pub interactions: Vec<InteractionRecord>,
+    /// Item ids the interactions use that no `.item` file in this directory defines; the
+    /// importer checks them against the database.
+    pub external_items: Vec<(TitleId, String)>,
+    /// Problems that did not stop the import, each naming its file and line.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{file}:{line}: {message}")]
+    Line {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+}
+
+fn file_err(path: &Path, message: impl Into<String>) -> ImportError {
+    ImportError::File {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// One atomic file: header `name:type` columns, tab-separated rows.
+struct AtomicFile {
+    path: PathBuf,
+    columns: HashMap<String, usize>,
+    rows: Vec<(usize, Vec<String>)>,
+}
+
+impl AtomicFile {
+    fn read(path: &Path) -> Result<Self, ImportError> {
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e.to_string()))?;
+        let mut lines = text.lines().enumerate();
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| file_err(path, "empty file, expected a header line"))?;
+        let mut columns = HashMap::new();
+        for (i, col) in header.split('\t').enumerate() {
+            let name = col.split(':').next().unwrap_or(col).trim().to_owned();
+            columns.insert(name, i);
+        }
+        let rows = lines
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, l.split('\t').map(str::to_owned).collect()))
+            .collect();
+        Ok(Self {
+            path: path.to_owned(),
+            columns,
+            rows,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn column(&self, name: &str) -> Result<usize, ImportError> {
+        self.columns.get(name).copied().ok_or_else(|| ImportError::Line {
+            file: self.name(),
+            line: 1,
+            message: format!("missing column {name:?} in the header"),
+        })
+    }
+
+    fn err(&self, line: usize, message: impl Into<String>) -> ImportError {
+        ImportError::Line {
+            file: self.name(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    fn field<'a>(&self, line: usize, row: &'a [String], col: usize, name: &str) -> Result<&'a str, ImportError> {
+        row.get(col)
+            .map(|s| s.trim())
+            .ok_or_else(|| self.err(line, format!("missing field {name:?} (expected {} columns, found {})", self.columns.len(), row.len())))
+    }
+}
+
+fn find_one(dir: &Path, ext: &str, required: bool) -> Result<Option<PathBuf>, ImportError> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| file_err(dir, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    found.sort();
+    match found.len() {
+        0 if required => Err(file_err(dir, format!("no *.{ext} file in this directory"))),
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(file_err(
+            dir,
+            format!(
+                "more than one *.{ext} file ({}); keep one per directory",
+                found
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// Reads `dir`: exactly one `*.inter`, and optionally one `*.item` and one `*.user`.
+pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset, ImportError> {
+    let inter_path = find_one(dir, "inter", true)?.ok_or_else(|| file_err(dir, "no *.inter file"))?;
+    let mut data = Dataset::default();
+    if let Some(path) = find_one(dir, "item", false)? {
+        data.titles = read_items(&AtomicFile::read(&path)?, &mut data.warnings)?;
+    }
+    if let Some(path) = find_one(dir, "user", false)? {
+        data.users = read_users(&AtomicFile::read(&path)?, default_country)?;
+    }
+    let inter = AtomicFile::read(&inter_path)?;
+    data.interactions = read_interactions(&inter)?;
+
+    // Titles join the catalogue when first watched; release year is the fallback.
+    let mut first_seen: HashMap<&TitleId, Millis> = HashMap::new();
+    for i in &data.interactions {
+        first_seen
+            .entry(&i.item)
+            .and_modify(|t| *t = (*t).min(i.at))
+            .or_insert(i.at);
+    }
+    let known: std::collections::HashSet<TitleId> =
+        data.titles.iter().map(|t| t.id.clone()).collect();
+    let mut external: HashMap<TitleId, String> = HashMap::new();
+    for (rec, (line, _)) in data.interactions.iter().zip(&inter.rows) {
+        if !known.contains(&rec.item) {
+            external
+                .entry(rec.item.clone())
+                .or_insert_with(|| format!("{}:{line}", inter.name()));
+        }
+    }
+    for t in &mut data.titles {
+        if let Some(at) = first_seen.get(&t.id) {
+            t.added_at = *at;
+        } else if let Some(y) = t.year {
+            t.added_at = chrono::NaiveDate::from_ymd_opt(y, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map_or(0, |d| d.and_utc().timestamp_millis());
+        }
+    }
+    let mut external: Vec<_> = external.into_iter().collect();
+    external.sort();
+    data.external_items = external;
+    Ok(data)
+}
+
+fn read_items(f: &AtomicFile, warnings: &mut Vec<String>) -> Result<Vec<Title>, ImportError> {
+    let id = f.column("item_id")?;
+    let name = f.column("movie_title")?;
+    let year = f.columns.get("release_year").copied();
+    let class = f.columns.get("class").copied();
+    let countries = f.columns.get("countries").copied();
+    let overview = f.columns.get("overview").copied();
+    let mut seen = std::collections::HashSet::new();
+    let mut titles = Vec::with_capacity(f.rows.len());
+    for (line, row) in &f.rows {
+        let line = *line;
+        let raw_id = f.field(line, row, id, "item_id")?;
+        let title_id = TitleId::parse(raw_id).map_err(|e| f.err(line, e.0))?;
+        if !seen.insert(title_id.clone()) {
+            return Err(f.err(line, format!("duplicate item_id {raw_id}")));
+        }
+        let title_name = f.field(line, row, name, "movie_title")?;
+        if title_name.is_empty() {
+            return Err(f.err(line, "empty movie_title"));
+        }
+        // Release years are metadata, not structure: MovieLens itself has "unkonwn" and "V"
+        // here. Fall back to a "(1995)" suffix of the name, else record the year as unknown
+        // and say so, rather than refusing the whole dataset.
+        let year = match year.map(|c| f.field(line, row, c, "release_year")).transpose()? {
+            None | Some("") => None,
+            Some(y) => match parse_year(y).or_else(|| year_suffix(title_name)) {
+                Some(y) => Some(y),
+                None => {
+                    warnings.push(format!(
+                        "{}:{line}: release_year {y:?} is not a year; recorded as unknown",
+                        f.name()
+                    ));
+                    None
+                }
+            },
+        };
+        let genres = match class {
+            Some(c) => f
+                .field(line, row, c, "class")?
+                .split_whitespace()
+                // MovieLens' "unknown" genre flag means no genre information.
+                .filter(|g| *g != "unknown")
+                .map(str::to_owned)
+                .collect(),
+            None => Vec::new(),
+        };
+        let countries = match countries {
+            Some(c) => {
+                let list = f.field(line, row, c, "countries")?;
+                if list.is_empty() {
+                    None
+                } else {
+                    Some(
+                        list.split_whitespace()
+                            .map(Country::parse)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| f.err(line, e.0))?,
+                    )
+                }
+            }
+            None => None,
+        };
+        let overview = match overview {
+            Some(c) => Some(f.field(line, row, c, "overview")?.to_owned()).filter(|s| !s.is_empty()),
+            None => None,
+        };
+        titles.push(Title {
+            id: title_id,
+            name: title_name.to_owned(),
+            year,
+            genres,
+            maturity: None,
+            overview,
+            added_at: 0,
+            countries,
+        });
+    }
+    Ok(titles)
+}
+
+fn read_users(f: &AtomicFile, default_country: Option<&Country>) -> Result<Vec<UserRecord>, ImportError> {
+    let id = f.column("user_id")?;
+    let country = f.columns.get("country").copied();
+    let mut seen = std::collections::HashSet::new();
+    f.rows
+        .iter()
+        .map(|(line, row)| {
+            let line = *line;
+            let raw = f.field(line, row, id, "user_id")?;
+            let user = ProfileId::parse(raw).map_err(|e| f.err(line, e.0))?;
+            if user.as_str().ends_with("-kids") {
+                return Err(f.err(line, "user ids ending in \"-kids\" are reserved for kids profiles"));
+            }
+            if !seen.insert(user.clone()) {
+                return Err(f.err(line, format!("duplicate user_id {raw}")));
+            }
+            let country = match country {
+                Some(c) => match f.field(line, row, c, "country")? {
+                    "" => default_country.cloned(),
+                    code => Some(Country::parse(code).map_err(|e| f.err(line, e.0))?),
+                },
+                None => default_country.cloned(),
+            };
+            Ok(UserRecord { id: user, country })
+        })
+        .collect()
+}
+
+fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportError> {
+    let user = f.column("user_id")?;
+    let item = f.column("item_id")?;
+    let ts = f.column("timestamp")?;
+    let rating = f.columns.get("rating").copied();
+    f.rows
+        .iter()
+        .map(|(line, row)| {
+            let line = *line;
+            let u = f.field(line, row, user, "user_id")?;
+            let i = f.field(line, row, item, "item_id")?;
+            let t = f.field(line, row, ts, "timestamp")?;
+            let seconds: f64 = t
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e11)
+                .ok_or_else(|| f.err(line, format!("timestamp {t:?} is not Unix seconds")))?;
+            let rating = match rating {
+                None => None,
+                Some(c) => {
+                    let r = f.field(line, row, c, "rating")?;
+                    let stars: f64 = r
+                        .parse()
+                        .map_err(|_| f.err(line, format!("rating {r:?} is not a number")))?;
+                    Some(StarRating::new(stars).map_err(|e| f.err(line, e.0))?)
+                }
+            };
+            let user = ProfileId::parse(u).map_err(|e| f.err(line, e.0))?;
+            if user.as_str().ends_with("-kids") {
+                return Err(f.err(line, "user ids ending in \"-kids\" are reserved for kids profiles"));
+            }
+            Ok(InteractionRecord {
+                user,
+                item: TitleId::parse(i).map_err(|e| f.err(line, e.0))?,
+                rating,
+                at: (seconds * 1000.0).round() as Millis,
+            })
+        })
+        .collect()
+}
+
+fn parse_year(s: &str) -> Option<i32> {
+    s.parse::<i32>().ok().filter(|y| (1870..=2100).contains(y))
+}
+
+/// "Land Before Time III (1995)" → 1995.
+fn year_suffix(name: &str) -> Option<i32> {
+    let inner = name.trim_end().strip_suffix(')')?;
+    parse_year(&inner[inner.rfind('(')? + 1..])
+}
+
+#[derive(Debug, Deserialize)]
+struct VegaMovie {
+    #[serde(rename = "Title")]
+    title: Option<serde_json::Value>,
+    #[serde(rename = "Release Date")]
+    release_date: Option<String>,
+    #[serde(rename = "MPAA Rating")]
+    mpaa: Option<String>,
+}
+
+/// "Usual Suspects, The" and "The Usual Suspects" both become "the usual suspects"; alternative
+/// titles in parentheses are dropped.
+fn match_key(name: &str) -> String {
+    let base = match name.find(" (") {
+        Some(i) if i > 0 => &name[..i],
+        _ => name,
+    };
+    let base = base.trim();
+    for article in ["The", "A", "An", "Les", "La", "Le", "Il", "L'", "Das", "Der", "Die", "El"] {
+        let suffix = format!(", {article}");
+        if let Some(stem) = base.strip_suffix(&suffix) {
+            return search_key(&format!("{article} {stem}"));
+        }
+    }
+    search_key(base)
+}
+
+/// Sets `maturity` on titles found in vega-datasets' `movies.json` (same normalised name,
+/// release year within one year). Returns how many titles got a rating.
+pub fn join_maturity(titles: &mut [Title], movies_json: &Path) -> Result<usize, ImportError> {
+    let text = std::fs::read_to_string(movies_json).map_err(|e| file_err(movies_json, e.to_string()))?;
+    let movies: Vec<VegaMovie> = serde_json::from_str(&text).map_err(|e| ImportError::Line {
+        file: movies_json.display().to_string(),
+        line: e.line(),
+        message: e.to_string(),
+    })?;
+    let mut ratings: HashMap<String, Vec<(Option<i32>, MaturityRating)>> = HashMap::new();
+    for m in movies {
+        let (Some(serde_json::Value::String(title)), Some(mpaa)) = (m.title, m.mpaa) else {
+            continue;
+        };
+        // "Not Rated" and "Open" are not ratings: the title stays unrated.
+        let Ok(rating) = mpaa.parse::<MaturityRating>() else {
+            continue;
+        };
+        let year = m
+            .release_date
+            .as_deref()
+            .and_then(|d| d.split(|c: char| !c.is_ascii_digit()).filter(|p| p.len() == 4).last())
+            .and_then(|y| y.parse().ok());
+        ratings.entry(match_key(&title)).or_default().push((year, rating));
+    }
+    let mut matched = 0;
+    for t in titles.iter_mut() {
+        let Some(candidates) = ratings.get(&match_key(&t.name)) else {
+            continue;
+        };
+        let hit = candidates.iter().find(|(year, _)| match (year, t.year) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1,
+            _ => false,
+        });
+        if let Some((_, rating)) = hit {
+            t.maturity = Some(*rating);
+            matched += 1;
+        }
+    }
+    Ok(matched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_keys_move_trailing_articles() {
+        assert_eq!(match_key("Usual Suspects, The"), "the usual suspects");
+        assert_eq!(match_key("The Usual Suspects"), "the usual suspects");
+        assert_eq!(match_key("Seven (Se7en)"), "seven");
+        assert_eq!(year_suffix("Land Before Time III (1995)"), Some(1995));
+        assert_eq!(year_suffix("Seven (Se7en)"), None);
+    }
+
+    #[test]
+    fn malformed_lines_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.inter"),
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t2\t3\t100\n1\t3\tseven\t100\n",
+        )
+        .unwrap();
+        let err = read_dir(dir.path(), None).unwrap_err().to_string();
+        assert!(err.ends_with("x.inter:3: rating \"seven\" is not a number"), "{err}");
+    }
+
+    #[test]
+    fn reads_items_users_and_interactions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("d.item"),
+            "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n1\tToy Story\t1995\tAnimation Children's Comedy\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("d.user"), "user_id:token\tage:token\n7\t30\n").unwrap();
+        std::fs::write(
+            dir.path().join("d.inter"),
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t4\t881250949\n7\t9\t5\t881250950\n",
+        )
+        .unwrap();
+        let us = Country::parse("US").unwrap();
+        let d = read_dir(dir.path(), Some(&us)).unwrap();
+        assert_eq!(d.titles[0].genres, vec!["Animation", "Children's", "Comedy"]);
+        assert_eq!(d.titles[0].added_at, 881_250_949_000);
+        assert_eq!(d.users[0].country, Some(us));
+        assert_eq!(d.interactions.len(), 2);
+        assert_eq!(d.external_items.len(), 1);
+        assert_eq!(d.external_items[0].0.as_str(), "9");
+    }
+}

@@ -1,0 +1,279 @@
+//! Persistence: SQLite (embedded default) or PostgreSQL, chosen by the database URL.
+//!
+//! Both backends go through `sqlx::Any` with the same SQL: `$n` placeholders (SQLite accepts
+//! them too), BIGINT milliseconds and 0/1 integers instead of dialect-specific types. The few
+//! real differences (row locking, advisory locks) are behind `Backend`.
+
+mod import;
+mod models;
+pub mod records;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row, SqlSafeStr};
+
+use crate::domain::{AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId};
+use crate::engine::history::{History, Thumbs, WatchState};
+
+pub use import::{ImportOptions, ImportSummary};
+pub use models::ModelRecord;
+pub use records::RecordSummary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../../migrations/sqlite/0001_foundation.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../../migrations/postgres/0001_foundation.sql"),
+)];
+
+/// The default database: a SQLite file in the data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("marquee.db").display())
+}
+
+/// Redacts the password of a database URL for messages.
+pub fn display_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "unsupported DATABASE_URL {:?}: expected sqlite:// or postgres://",
+                display_url(url)
+            );
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite serialises writers anyway; a few readers are plenty.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot connect to {}", display_url(url)))?;
+        let store = Store { pool, backend };
+        if backend == Backend::Sqlite {
+            // WAL lets page requests read while an import or event batch writes.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&store.pool).await?;
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(*version, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .context("database migration failed")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn titles(&self) -> Result<Vec<Title>> {
+        let rows = sqlx::query(
+            "SELECT id, name, release_year, genres, maturity_rating, overview, added_at, countries \
+             FROM titles",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(title_from_row).collect()
+    }
+
+    pub async fn profile(&self, id: &ProfileId) -> Result<Option<Profile>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
+             FROM profiles WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(profile_from_row).transpose()
+    }
+
+    /// Profiles of an account, the account's main profile first.
+    pub async fn profiles_of(&self, account: &AccountId) -> Result<Vec<Profile>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
+             FROM profiles WHERE account_id = $1 ORDER BY is_kids, id",
+        )
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(profile_from_row).collect()
+    }
+
+    /// Every profile id, in a stable order (for benchmarks and examples).
+    pub async fn profile_ids(&self) -> Result<Vec<(ProfileId, bool)>> {
+        let rows = sqlx::query("SELECT id, is_kids FROM profiles ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ProfileId::parse(&r.try_get::<String, _>("id")?)?,
+                    r.try_get::<i64, _>("is_kids")? != 0,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn history(&self, profile: &ProfileId) -> Result<History> {
+        let rows = sqlx::query(
+            "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at \
+             FROM watch_state WHERE profile_id = $1",
+        )
+        .bind(profile.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(History::new(
+            rows.iter().map(watch_state_from_row).collect::<Result<Vec<_>>>()?,
+        ))
+    }
+
+    /// Time of the newest event, the natural "now" for replayed data.
+    pub async fn last_event_at(&self) -> Result<Option<Millis>> {
+        let row = sqlx::query("SELECT MAX(occurred_at) AS t FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("t")?)
+    }
+
+    pub async fn count(&self, table: Table) -> Result<i64> {
+        let sql = match table {
+            Table::Titles => "SELECT COUNT(*) AS n FROM titles",
+            Table::Profiles => "SELECT COUNT(*) AS n FROM profiles",
+            Table::Events => "SELECT COUNT(*) AS n FROM events",
+            Table::WatchState => "SELECT COUNT(*) AS n FROM watch_state",
+        };
+        Ok(sqlx::query(sql).fetch_one(&self.pool).await?.try_get("n")?)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    Titles,
+    Profiles,
+    Events,
+    WatchState,
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}
+
+fn parse_opt<T: FromStr>(raw: Option<String>) -> Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    raw.filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>())
+        .transpose()
+        .map_err(Into::into)
+}
+
+fn title_from_row(r: &AnyRow) -> Result<Title> {
+    let countries: Option<String> = r.try_get("countries")?;
+    Ok(Title {
+        id: TitleId::parse(&r.try_get::<String, _>("id")?)?,
+        name: r.try_get("name")?,
+        year: r.try_get::<Option<i64>, _>("release_year")?.map(|y| y as i32),
+        genres: words(&r.try_get::<String, _>("genres")?),
+        maturity: parse_opt::<MaturityRating>(r.try_get("maturity_rating")?)?,
+        overview: r.try_get("overview")?,
+        added_at: r.try_get("added_at")?,
+        countries: countries
+            .map(|c| c.split_whitespace().map(Country::parse).collect::<Result<Vec<_>, _>>())
+            .transpose()?,
+    })
+}
+
+fn profile_from_row(r: &AnyRow) -> Result<Profile> {
+    Ok(Profile {
+        id: ProfileId::parse(&r.try_get::<String, _>("id")?)?,
+        account_id: AccountId::parse(&r.try_get::<String, _>("account_id")?)?,
+        name: r.try_get("name")?,
+        is_kids: r.try_get::<i64, _>("is_kids")? != 0,
+        maturity_limit: parse_opt::<MaturityRating>(r.try_get("maturity_limit")?)?,
+        country: r
+            .try_get::<Option<String>, _>("country")?
+            .map(|c| Country::parse(&c))
+            .transpose()?,
+        onboarding_genres: words(&r.try_get::<String, _>("onboarding_genres")?),
+    })
+}
+
+fn watch_state_from_row(r: &AnyRow) -> Result<WatchState> {
+    use crate::domain::{Progress, StarRating};
+    Ok(WatchState {
+        title_id: TitleId::parse(&r.try_get::<String, _>("title_id")?)?,
+        progress: Progress::new(r.try_get("progress")?)?,
+        completed: r.try_get::<i64, _>("completed")? != 0,
+        last_watched_at: r.try_get("last_watched_at")?,
+        rating: r
+            .try_get::<Option<f64>, _>("rating")?
+            .map(StarRating::new)
+            .transpose()?,
+        rated_at: r.try_get("rated_at")?,
+        thumbs: Thumbs::from_i64(r.try_get("thumbs")?),
+        thumbs_at: r.try_get("thumbs_at")?,
+    })
+}

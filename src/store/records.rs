@@ -1,0 +1,264 @@
+//! Writing events and keeping the watch-state projection in step with them.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::{Backend, Store, watch_state_from_row};
+use crate::domain::{EventAction, EventKind, Millis, ProfileId, TitleId};
+use crate::engine::history::WatchState;
+use crate::engine::model::Interaction;
+
+/// A bind parameter for the dynamic multi-row statements below.
+#[derive(Debug, Clone)]
+pub(super) enum Param {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    OptFloat(Option<f64>),
+}
+
+/// `INSERT … VALUES (…), (…) …` for many rows at once; returns rows affected.
+pub(super) async fn insert_many(
+    tx: &mut Transaction<'static, Any>,
+    insert: &str,
+    on_conflict: &str,
+    rows: Vec<Vec<Param>>,
+) -> Result<u64> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(0);
+    };
+    let mut sql = format!("{insert} VALUES ");
+    for r in 0..rows.len() {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", r * width + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(on_conflict);
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for p in rows.into_iter().flatten() {
+        q = match p {
+            Param::Text(v) => q.bind(v),
+            Param::OptText(v) => q.bind(v),
+            Param::Int(v) => q.bind(v),
+            Param::OptInt(v) => q.bind(v),
+            Param::OptFloat(v) => q.bind(v),
+        };
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+fn watch_state_params(profile: &ProfileId, s: &WatchState) -> Vec<Param> {
+    vec![
+        Param::Text(profile.to_string()),
+        Param::Text(s.title_id.to_string()),
+        Param::OptFloat(Some(s.progress.get())),
+        Param::Int(i64::from(s.completed)),
+        Param::OptInt(s.last_watched_at),
+        Param::OptFloat(s.rating.map(|r| r.get())),
+        Param::OptInt(s.rated_at),
+        Param::Int(s.thumbs.as_i64()),
+        Param::OptInt(s.thumbs_at),
+    ]
+}
+
+const WATCH_STATE_INSERT: &str = "INSERT INTO watch_state \
+    (profile_id, title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at)";
+const WATCH_STATE_UPSERT: &str = "ON CONFLICT (profile_id, title_id) DO UPDATE SET \
+    progress = excluded.progress, completed = excluded.completed, \
+    last_watched_at = excluded.last_watched_at, rating = excluded.rating, \
+    rated_at = excluded.rated_at, thumbs = excluded.thumbs, thumbs_at = excluded.thumbs_at";
+
+/// Recomputes the watch state of `profiles` from their whole event log.
+pub(super) async fn rebuild_watch_state(
+    tx: &mut Transaction<'static, Any>,
+    profiles: &[ProfileId],
+) -> Result<()> {
+    if profiles.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (1..=profiles.len()).map(|i| format!("${i}")).collect();
+    let in_list = placeholders.join(",");
+    let mut select = sqlx::query(AssertSqlSafe(format!(
+        "SELECT profile_id, title_id, kind, value, occurred_at FROM events \
+         WHERE profile_id IN ({in_list}) ORDER BY occurred_at, id"
+    )));
+    for p in profiles {
+        select = select.bind(p.as_str());
+    }
+    let mut states: HashMap<(String, String), WatchState> = HashMap::new();
+    for row in select.fetch_all(&mut **tx).await? {
+        let profile: String = row.try_get("profile_id")?;
+        let title: String = row.try_get("title_id")?;
+        let kind: EventKind = row.try_get::<String, _>("kind")?.parse()?;
+        let action = EventAction::from_parts(kind, row.try_get("value")?)?;
+        let at: i64 = row.try_get("occurred_at")?;
+        let title_id = TitleId::parse(&title)?;
+        states
+            .entry((profile, title))
+            .or_insert_with(|| WatchState::new(title_id))
+            .apply(action, at);
+    }
+    let mut delete = sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM watch_state WHERE profile_id IN ({in_list})"
+    )));
+    for p in profiles {
+        delete = delete.bind(p.as_str());
+    }
+    delete.execute(&mut **tx).await?;
+    let mut rows = Vec::with_capacity(states.len());
+    for ((profile, _), state) in states {
+        rows.push(watch_state_params(&ProfileId::parse(&profile)?, &state));
+    }
+    for chunk in rows.chunks(300) {
+        insert_many(tx, WATCH_STATE_INSERT, "", chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// An event that passed validation and is ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub title_id: TitleId,
+    pub action: EventAction,
+    pub occurred_at: Millis,
+    pub client_event_id: String,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+impl Store {
+    /// Stores a batch of events for one profile and updates its watch state, atomically.
+    /// An event whose client id the profile already used is skipped (and counted).
+    pub async fn record_events(
+        &self,
+        profile: &ProfileId,
+        events: &[NewEvent],
+        received_at: Millis,
+    ) -> Result<RecordSummary> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Serialise writers per profile so that two concurrent batches cannot both read
+            // the same watch state and overwrite each other's update.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::TEXT AS locked")
+                .bind(profile.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        let mut summary = RecordSummary::default();
+        let mut changed: HashMap<TitleId, WatchState> = HashMap::new();
+        for e in events {
+            let inserted = sqlx::query(
+                "INSERT INTO events (profile_id, title_id, kind, value, occurred_at, received_at, client_event_id, request_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (profile_id, client_event_id) DO NOTHING",
+            )
+            .bind(profile.as_str())
+            .bind(e.title_id.as_str())
+            .bind(e.action.kind().as_str())
+            .bind(e.action.value())
+            .bind(e.occurred_at)
+            .bind(received_at)
+            .bind(e.client_event_id.as_str())
+            .bind(e.request_id.as_deref())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                summary.duplicates += 1;
+                continue;
+            }
+            summary.accepted += 1;
+            if !changed.contains_key(&e.title_id) {
+                let row = sqlx::query(
+                    "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at \
+                     FROM watch_state WHERE profile_id = $1 AND title_id = $2",
+                )
+                .bind(profile.as_str())
+                .bind(e.title_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let state = match row {
+                    Some(r) => watch_state_from_row(&r)?,
+                    None => WatchState::new(e.title_id.clone()),
+                };
+                changed.insert(e.title_id.clone(), state);
+            }
+            if let Some(state) = changed.get_mut(&e.title_id) {
+                state.apply(e.action, e.occurred_at);
+            }
+        }
+        let rows: Vec<Vec<Param>> = changed
+            .values()
+            .map(|s| watch_state_params(profile, s))
+            .collect();
+        for chunk in rows.chunks(300) {
+            insert_many(&mut tx, WATCH_STATE_INSERT, WATCH_STATE_UPSERT, chunk.to_vec()).await?;
+        }
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    /// Every (profile, title) relation with a positive or neutral signal, for training.
+    pub async fn training_interactions(&self) -> Result<Vec<Interaction>> {
+        let rows = sqlx::query(
+            "SELECT w.profile_id, w.title_id, w.progress, w.completed, w.last_watched_at, w.rating, \
+                    w.rated_at, w.thumbs, w.thumbs_at, p.country \
+             FROM watch_state w JOIN profiles p ON p.id = w.profile_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let state = watch_state_from_row(r)?;
+            if state.thumbs == crate::engine::history::Thumbs::Down {
+                continue;
+            }
+            out.push(Interaction {
+                profile: ProfileId::parse(&r.try_get::<String, _>("profile_id")?)?,
+                title: state.title_id.clone(),
+                affinity: state.affinity() as f32,
+                at: state.last_activity(),
+                country: r
+                    .try_get::<Option<String>, _>("country")?
+                    .map(|c| crate::domain::Country::parse(&c))
+                    .transpose()?,
+            });
+        }
+        // The store returns rows in no particular order; training must not depend on it.
+        out.sort_by(|a, b| (&a.profile, &a.title).cmp(&(&b.profile, &b.title)));
+        Ok(out)
+    }
+
+    /// A cheap description of the data a model is trained on: event count, newest event id
+    /// and time. Two trainings with the same fingerprint saw the same events.
+    pub async fn data_fingerprint(&self) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(id) AS last_id, MAX(occurred_at) AS last_at FROM events",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(format!(
+            "events={};last_id={};last_at={}",
+            row.try_get::<i64, _>("n")?,
+            row.try_get::<Option<i64>, _>("last_id")?.unwrap_or(0),
+            row.try_get::<Option<i64>, _>("last_at")?.unwrap_or(0)
+        ))
+    }
+}
