@@ -384,6 +384,22 @@ impl QueryRoot {
         Ok(similar.into_iter().map(|t| Title::at(&engine, t)).collect())
     }
 
+    /// Profiles to choose from (account order; a kids profile follows its account's main one).
+    async fn profiles(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        kids: Option<bool>,
+    ) -> Result<Vec<Profile>, Error> {
+        let first = parse_first(first)?;
+        let profiles = state(ctx)
+            .store
+            .list_profiles(kids, first)
+            .await
+            .map_err(internal)?;
+        Ok(profiles.into_iter().map(Profile).collect())
+    }
+
     async fn profile(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Profile>, Error> {
         let id = parse_profile_id(&id)?;
         Ok(state(ctx)

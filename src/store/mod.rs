@@ -161,6 +161,20 @@ impl Store {
         rows.iter().map(profile_from_row).collect()
     }
 
+    /// Profiles in id order (main profiles of numeric MovieLens ids sort numerically), for
+    /// pickers; `kids` narrows to kids or grown-up profiles.
+    pub async fn list_profiles(&self, kids: Option<bool>, limit: usize) -> Result<Vec<Profile>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
+             FROM profiles WHERE ($1 < 0 OR is_kids = $1) ORDER BY LENGTH(account_id), account_id, is_kids, id LIMIT $2",
+        )
+        .bind(kids.map_or(-1i64, i64::from))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(profile_from_row).collect()
+    }
+
     /// Every profile id, in a stable order (for benchmarks and examples).
     pub async fn profile_ids(&self) -> Result<Vec<(ProfileId, bool)>> {
         let rows = sqlx::query("SELECT id, is_kids FROM profiles ORDER BY id")
