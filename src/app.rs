@@ -24,18 +24,31 @@ pub fn page_definition(rows: Option<&Path>) -> Result<PageDefinition> {
             PageDefinition::parse(&text, &path.display().to_string(), &registry)
                 .map_err(anyhow::Error::msg)
         }
-        None => PageDefinition::parse(crate::engine::rows::DEFAULT_HOME, "rows/home.toml", &registry)
-            .map_err(anyhow::Error::msg),
+        None => PageDefinition::parse(
+            crate::engine::rows::DEFAULT_HOME,
+            "rows/home.toml",
+            &registry,
+        )
+        .map_err(anyhow::Error::msg),
     }
 }
 
 fn read_artifact(data_dir: &Path, record: &ModelRecord) -> Result<ModelArtifact> {
     let path = data_dir.join(&record.artifact_path);
     let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("model {}: cannot read artifact {}", record.version, path.display())
+        format!(
+            "model {}: cannot read artifact {}",
+            record.version,
+            path.display()
+        )
     })?;
-    let artifact: ModelArtifact = serde_json::from_str(&text)
-        .with_context(|| format!("model {}: artifact {} is corrupt", record.version, path.display()))?;
+    let artifact: ModelArtifact = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "model {}: artifact {} is corrupt",
+            record.version,
+            path.display()
+        )
+    })?;
     if artifact.format != model::ARTIFACT_FORMAT {
         bail!(
             "model {}: artifact format {} is not supported (expected {}); retrain with `marquee train`",
@@ -51,7 +64,9 @@ fn read_artifact(data_dir: &Path, record: &ModelRecord) -> Result<ModelArtifact>
 pub async fn load_engine(store: &Store, data_dir: &Path, home: PageDefinition) -> Result<Engine> {
     let catalog = Catalog::new(store.titles().await?);
     if catalog.is_empty() {
-        bail!("the catalogue is empty: import data first (`marquee import movielens DIR`, or `marquee demo`)");
+        bail!(
+            "the catalogue is empty: import data first (`marquee import movielens DIR`, or `marquee demo`)"
+        );
     }
     let record = store
         .active_model()
@@ -71,9 +86,9 @@ fn version_name(created_at: i64, fingerprint: &str) -> String {
         .map(|d| d.format("%Y%m%d-%H%M%S%.3f").to_string())
         .unwrap_or_else(|| created_at.to_string())
         .replace('.', "");
-    let hash = fingerprint
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    let hash = fingerprint.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
     format!("{stamp}-{:06x}", hash & 0xff_ffff)
 }
 
@@ -84,7 +99,12 @@ pub struct TrainReport {
 
 /// Trains on every interaction in the store, writes the artifact under `data_dir/models/`
 /// and registers it as the active model.
-pub async fn train(store: &Store, data_dir: &Path, clock: &Clock, params: &TrainParams) -> Result<TrainReport> {
+pub async fn train(
+    store: &Store,
+    data_dir: &Path,
+    clock: &Clock,
+    params: &TrainParams,
+) -> Result<TrainReport> {
     let started = Instant::now();
     let catalog = Catalog::new(store.titles().await?);
     if catalog.is_empty() {

@@ -43,7 +43,13 @@ fn report(label: &str, mut micros: Vec<f64>) {
     );
 }
 
-pub async fn run(store: &Store, engine: &Engine, clock: &Clock, requests: usize, seed: u64) -> Result<()> {
+pub async fn run(
+    store: &Store,
+    engine: &Engine,
+    clock: &Clock,
+    requests: usize,
+    seed: u64,
+) -> Result<()> {
     let ids = store.profile_ids().await?;
     if ids.is_empty() || requests == 0 {
         bail!("nothing to measure: no profiles (or --requests 0)");
@@ -79,7 +85,11 @@ pub async fn run(store: &Store, engine: &Engine, clock: &Clock, requests: usize,
         store.backend(),
         wall.elapsed().as_secs_f64()
     );
-    println!("average page: {:.1} rows, {:.1} items", rows as f64 / n as f64, items as f64 / n as f64);
+    println!(
+        "average page: {:.1} rows, {:.1} items",
+        rows as f64 / n as f64,
+        items as f64 / n as f64
+    );
     report("page assembly (engine)", assembly);
     report("profile+history read+assembly", with_reads);
     Ok(())

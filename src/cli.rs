@@ -15,7 +15,11 @@ use crate::store::{ImportOptions, Store, Table};
 use crate::{api, app, bench, clock, dataset, movielens};
 
 #[derive(Debug, Parser)]
-#[command(name = "marquee", version, about = "Personalized home pages for streaming services, over GraphQL")]
+#[command(
+    name = "marquee",
+    version,
+    about = "Personalized home pages for streaming services, over GraphQL"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -186,7 +190,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Import(ImportCommand::Movielens(args)) => {
             let store = open_store(&cfg).await?;
-            import_movielens(&store, &args.dir, args.maturity.as_deref(), args.kids_every, &args.country).await
+            import_movielens(
+                &store,
+                &args.dir,
+                args.maturity.as_deref(),
+                args.kids_every,
+                &args.country,
+            )
+            .await
         }
         Command::Train(args) => {
             let store = open_store(&cfg).await?;
@@ -198,8 +209,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             serve(store, &cfg, args, ClockSetting::System).await
         }
         Command::Demo(args) => {
-            std::fs::create_dir_all(&cfg.data_dir)
-                .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+            std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+                format!("cannot create data directory {}", cfg.data_dir.display())
+            })?;
             let ml = tokio::task::spawn_blocking({
                 let dir = cfg.data_dir.clone();
                 move || dataset::ensure_movielens(&dir, &say)
@@ -246,7 +258,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => {
             let store = open_store(&cfg).await?;
             let rows = args.rows.or_else(|| cfg.file.rows.clone());
-            let engine = app::load_engine(&store, &cfg.data_dir, app::page_definition(rows.as_deref())?).await?;
+            let engine = app::load_engine(
+                &store,
+                &cfg.data_dir,
+                app::page_definition(rows.as_deref())?,
+            )
+            .await?;
             let clock = ClockSetting::LastEvent.resolve(&store).await?;
             bench::run(&store, &engine, &clock, args.requests, args.seed).await
         }
@@ -263,7 +280,9 @@ async fn import_movielens(
     let country = Country::parse(country).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
     let spin = spinner(&format!("reading {}", dir.display()));
     let dir_owned = dir.to_owned();
-    let mut data = tokio::task::spawn_blocking(move || movielens::read_dir(&dir_owned, Some(&country))).await??;
+    let mut data =
+        tokio::task::spawn_blocking(move || movielens::read_dir(&dir_owned, Some(&country)))
+            .await??;
     spin.finish_and_clear();
     for w in &data.warnings {
         say(&format!("warning: {w}"));
@@ -297,7 +316,11 @@ async fn import_movielens(
     bar.finish_and_clear();
     say(&format!(
         "imported {} titles, {} accounts ({} with a kids profile), {} new events ({} already present)",
-        summary.titles, summary.profiles, summary.kids_profiles, summary.events_new, summary.events_already_present
+        summary.titles,
+        summary.profiles,
+        summary.kids_profiles,
+        summary.events_new,
+        summary.events_already_present
     ));
     Ok(())
 }
@@ -316,7 +339,12 @@ async fn train(store: &Store, data_dir: &Path, clock: &clock::Clock) -> Result<(
     Ok(())
 }
 
-async fn serve(store: Store, cfg: &Resolved, args: ServeArgs, default_clock: ClockSetting) -> Result<()> {
+async fn serve(
+    store: Store,
+    cfg: &Resolved,
+    args: ServeArgs,
+    default_clock: ClockSetting,
+) -> Result<()> {
     let listen = args
         .listen
         .or(cfg.file.listen)
@@ -324,13 +352,21 @@ async fn serve(store: Store, cfg: &Resolved, args: ServeArgs, default_clock: Clo
     let clock_setting = match args.clock {
         Some(c) => c,
         None => match &cfg.file.clock {
-            Some(s) => s.parse().map_err(anyhow::Error::msg).context("marquee.toml: clock")?,
+            Some(s) => s
+                .parse()
+                .map_err(anyhow::Error::msg)
+                .context("marquee.toml: clock")?,
             None => default_clock,
         },
     };
     let clock = clock_setting.resolve(&store).await?;
     let rows = args.rows.or_else(|| cfg.file.rows.clone());
-    let engine = app::load_engine(&store, &cfg.data_dir, app::page_definition(rows.as_deref())?).await?;
+    let engine = app::load_engine(
+        &store,
+        &cfg.data_dir,
+        app::page_definition(rows.as_deref())?,
+    )
+    .await?;
     let examples = example_profiles(&store).await?;
     let model = engine.model.version.clone();
     let titles = engine.catalog.len();

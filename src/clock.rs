@@ -13,7 +13,10 @@ pub enum Clock {
     Fixed(Millis),
     /// Wall-clock time shifted so that the process started at `start`: replays keep ticking,
     /// so events recorded during a demo still order correctly.
-    StartingAt { start: Millis, wall_at_start: Millis },
+    StartingAt {
+        start: Millis,
+        wall_at_start: Millis,
+    },
 }
 
 pub fn wall_now() -> Millis {

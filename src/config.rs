@@ -31,9 +31,9 @@ impl FileConfig {
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(1, |s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map_or(1, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
             anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
         })
     }
@@ -54,9 +54,9 @@ impl std::str::FromStr for ClockSetting {
         match s {
             "system" => Ok(Self::System),
             "last-event" => Ok(Self::LastEvent),
-            other => parse_rfc3339(other)
-                .map(Self::Fixed)
-                .map_err(|_| format!("clock must be `system`, `last-event` or an RFC 3339 time, got {other:?}")),
+            other => parse_rfc3339(other).map(Self::Fixed).map_err(|_| {
+                format!("clock must be `system`, `last-event` or an RFC 3339 time, got {other:?}")
+            }),
         }
     }
 }

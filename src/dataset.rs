@@ -9,7 +9,13 @@ use anyhow::{Context, Result, bail};
 
 pub const RECBOLE: &str = "recbole==1.2.1";
 pub const VEGA_DATASETS: &str = "vega-datasets@3.2.1";
-const ML_FILES: [&str; 5] = ["ml-100k.inter", "ml-100k.item", "ml-100k.user", "ml-100k.kg", "ml-100k.link"];
+const ML_FILES: [&str; 5] = [
+    "ml-100k.inter",
+    "ml-100k.item",
+    "ml-100k.user",
+    "ml-100k.kg",
+    "ml-100k.link",
+];
 
 pub struct MovieLens {
     /// Directory with the RecBole atomic files.
@@ -41,10 +47,22 @@ pub fn ensure_movielens(data_dir: &Path, say: &dyn Fn(&str)) -> Result<MovieLens
         let source = target.join("recbole/dataset_example/ml-100k");
         if !source.join("ml-100k.inter").is_file() {
             say(&format!("fetching MovieLens-100K from PyPI ({RECBOLE}) …"));
-            let python = if which("python3") { "python3" } else { "python" };
+            let python = if which("python3") {
+                "python3"
+            } else {
+                "python"
+            };
             run(
                 Command::new(python)
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                        "--target",
+                    ])
                     .arg(&target)
                     .arg(RECBOLE),
                 "pip install recbole",
@@ -61,11 +79,20 @@ pub fn ensure_movielens(data_dir: &Path, say: &dyn Fn(&str)) -> Result<MovieLens
         let prefix = cache.join("vega");
         let installed = prefix.join("node_modules/vega-datasets/data/movies.json");
         if !installed.is_file() {
-            say(&format!("fetching MPAA ratings from npm ({VEGA_DATASETS}) …"));
+            say(&format!(
+                "fetching MPAA ratings from npm ({VEGA_DATASETS}) …"
+            ));
             std::fs::create_dir_all(&prefix)?;
             let fetched = run(
                 Command::new("npm")
-                    .args(["install", "--no-save", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                    .args([
+                        "install",
+                        "--no-save",
+                        "--no-audit",
+                        "--no-fund",
+                        "--silent",
+                        "--prefix",
+                    ])
                     .arg(&prefix)
                     .arg(VEGA_DATASETS),
                 "npm install vega-datasets",
@@ -73,8 +100,13 @@ pub fn ensure_movielens(data_dir: &Path, say: &dyn Fn(&str)) -> Result<MovieLens
             if let Err(e) = fetched {
                 // Without ratings, kids profiles only see children's and animated titles:
                 // safe, so carry on rather than fail the demo.
-                say(&format!("warning: no maturity ratings ({e:#}); kids profiles will see only children's titles"));
-                return Ok(MovieLens { dir, movies_json: None });
+                say(&format!(
+                    "warning: no maturity ratings ({e:#}); kids profiles will see only children's titles"
+                ));
+                return Ok(MovieLens {
+                    dir,
+                    movies_json: None,
+                });
             }
         }
         std::fs::copy(&installed, &movies_json)?;
@@ -86,7 +118,6 @@ pub fn ensure_movielens(data_dir: &Path, say: &dyn Fn(&str)) -> Result<MovieLens
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|p| p.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }

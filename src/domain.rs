@@ -150,7 +150,9 @@ impl Country {
         if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
             Ok(Self(code))
         } else {
-            Err(ParseError(format!("{raw:?} is not a two-letter country code")))
+            Err(ParseError(format!(
+                "{raw:?} is not a two-letter country code"
+            )))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -324,17 +326,15 @@ impl EventAction {
     pub fn from_parts(kind: EventKind, value: Option<f64>) -> Result<Self, ParseError> {
         let needs_value = |what: &str| ParseError(format!("a {what} event needs a value"));
         Ok(match kind {
-            EventKind::Progress => {
-                EventAction::Progress(Progress::new(value.ok_or_else(|| needs_value("PROGRESS"))?)?)
-            }
-            EventKind::Rating => {
-                EventAction::Rating(StarRating::new(value.ok_or_else(|| needs_value("RATING"))?)?)
-            }
+            EventKind::Progress => EventAction::Progress(Progress::new(
+                value.ok_or_else(|| needs_value("PROGRESS"))?,
+            )?),
+            EventKind::Rating => EventAction::Rating(StarRating::new(
+                value.ok_or_else(|| needs_value("RATING"))?,
+            )?),
             other => {
-                if let Some(v) = value {
-                    if !v.is_finite() {
-                        return Err(ParseError(format!("value {v} is not a finite number")));
-                    }
+                if let Some(v) = value.filter(|v| !v.is_finite()) {
+                    return Err(ParseError(format!("value {v} is not a finite number")));
                 }
                 match other {
                     EventKind::Play => EventAction::Play,
@@ -400,7 +400,10 @@ mod tests {
     fn ids_reject_blank_and_whitespace() {
         assert!(TitleId::parse("").is_err());
         assert!(TitleId::parse("a b").is_err());
-        assert_eq!(TitleId::parse("242").map(|t| t.to_string()), Ok("242".into()));
+        assert_eq!(
+            TitleId::parse("242").map(|t| t.to_string()),
+            Ok("242".into())
+        );
     }
 
     #[test]

@@ -93,11 +93,14 @@ impl AtomicFile {
     }
 
     fn column(&self, name: &str) -> Result<usize, ImportError> {
-        self.columns.get(name).copied().ok_or_else(|| ImportError::Line {
-            file: self.name(),
-            line: 1,
-            message: format!("missing column {name:?} in the header"),
-        })
+        self.columns
+            .get(name)
+            .copied()
+            .ok_or_else(|| ImportError::Line {
+                file: self.name(),
+                line: 1,
+                message: format!("missing column {name:?} in the header"),
+            })
     }
 
     fn err(&self, line: usize, message: impl Into<String>) -> ImportError {
@@ -108,10 +111,23 @@ impl AtomicFile {
         }
     }
 
-    fn field<'a>(&self, line: usize, row: &'a [String], col: usize, name: &str) -> Result<&'a str, ImportError> {
-        row.get(col)
-            .map(|s| s.trim())
-            .ok_or_else(|| self.err(line, format!("missing field {name:?} (expected {} columns, found {})", self.columns.len(), row.len())))
+    fn field<'a>(
+        &self,
+        line: usize,
+        row: &'a [String],
+        col: usize,
+        name: &str,
+    ) -> Result<&'a str, ImportError> {
+        row.get(col).map(|s| s.trim()).ok_or_else(|| {
+            self.err(
+                line,
+                format!(
+                    "missing field {name:?} (expected {} columns, found {})",
+                    self.columns.len(),
+                    row.len()
+                ),
+            )
+        })
     }
 }
 
@@ -142,7 +158,8 @@ fn find_one(dir: &Path, ext: &str, required: bool) -> Result<Option<PathBuf>, Im
 
 /// Reads `dir`: exactly one `*.inter`, and optionally one `*.item` and one `*.user`.
 pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset, ImportError> {
-    let inter_path = find_one(dir, "inter", true)?.ok_or_else(|| file_err(dir, "no *.inter file"))?;
+    let inter_path =
+        find_one(dir, "inter", true)?.ok_or_else(|| file_err(dir, "no *.inter file"))?;
     let mut data = Dataset::default();
     if let Some(path) = find_one(dir, "item", false)? {
         data.titles = read_items(&AtomicFile::read(&path)?, &mut data.warnings)?;
@@ -209,7 +226,10 @@ fn read_items(f: &AtomicFile, warnings: &mut Vec<String>) -> Result<Vec<Title>, 
         // Release years are metadata, not structure: MovieLens itself has "unkonwn" and "V"
         // here. Fall back to a "(1995)" suffix of the name, else record the year as unknown
         // and say so, rather than refusing the whole dataset.
-        let year = match year.map(|c| f.field(line, row, c, "release_year")).transpose()? {
+        let year = match year
+            .map(|c| f.field(line, row, c, "release_year"))
+            .transpose()?
+        {
             None | Some("") => None,
             Some(y) => match parse_year(y).or_else(|| year_suffix(title_name)) {
                 Some(y) => Some(y),
@@ -249,7 +269,9 @@ fn read_items(f: &AtomicFile, warnings: &mut Vec<String>) -> Result<Vec<Title>, 
             None => None,
         };
         let overview = match overview {
-            Some(c) => Some(f.field(line, row, c, "overview")?.to_owned()).filter(|s| !s.is_empty()),
+            Some(c) => {
+                Some(f.field(line, row, c, "overview")?.to_owned()).filter(|s| !s.is_empty())
+            }
             None => None,
         };
         titles.push(Title {
@@ -266,7 +288,10 @@ fn read_items(f: &AtomicFile, warnings: &mut Vec<String>) -> Result<Vec<Title>, 
     Ok(titles)
 }
 
-fn read_users(f: &AtomicFile, default_country: Option<&Country>) -> Result<Vec<UserRecord>, ImportError> {
+fn read_users(
+    f: &AtomicFile,
+    default_country: Option<&Country>,
+) -> Result<Vec<UserRecord>, ImportError> {
     let id = f.column("user_id")?;
     let country = f.columns.get("country").copied();
     let mut seen = std::collections::HashSet::new();
@@ -277,7 +302,10 @@ fn read_users(f: &AtomicFile, default_country: Option<&Country>) -> Result<Vec<U
             let raw = f.field(line, row, id, "user_id")?;
             let user = ProfileId::parse(raw).map_err(|e| f.err(line, e.0))?;
             if user.as_str().ends_with("-kids") {
-                return Err(f.err(line, "user ids ending in \"-kids\" are reserved for kids profiles"));
+                return Err(f.err(
+                    line,
+                    "user ids ending in \"-kids\" are reserved for kids profiles",
+                ));
             }
             if !seen.insert(user.clone()) {
                 return Err(f.err(line, format!("duplicate user_id {raw}")));
@@ -323,7 +351,10 @@ fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportErr
             };
             let user = ProfileId::parse(u).map_err(|e| f.err(line, e.0))?;
             if user.as_str().ends_with("-kids") {
-                return Err(f.err(line, "user ids ending in \"-kids\" are reserved for kids profiles"));
+                return Err(f.err(
+                    line,
+                    "user ids ending in \"-kids\" are reserved for kids profiles",
+                ));
             }
             Ok(InteractionRecord {
                 user,
@@ -363,7 +394,9 @@ fn match_key(name: &str) -> String {
         _ => name,
     };
     let base = base.trim();
-    for article in ["The", "A", "An", "Les", "La", "Le", "Il", "L'", "Das", "Der", "Die", "El"] {
+    for article in [
+        "The", "A", "An", "Les", "La", "Le", "Il", "L'", "Das", "Der", "Die", "El",
+    ] {
         let suffix = format!(", {article}");
         if let Some(stem) = base.strip_suffix(&suffix) {
             return search_key(&format!("{article} {stem}"));
@@ -375,7 +408,8 @@ fn match_key(name: &str) -> String {
 /// Sets `maturity` on titles found in vega-datasets' `movies.json` (same normalised name,
 /// release year within one year). Returns how many titles got a rating.
 pub fn join_maturity(titles: &mut [Title], movies_json: &Path) -> Result<usize, ImportError> {
-    let text = std::fs::read_to_string(movies_json).map_err(|e| file_err(movies_json, e.to_string()))?;
+    let text =
+        std::fs::read_to_string(movies_json).map_err(|e| file_err(movies_json, e.to_string()))?;
     let movies: Vec<VegaMovie> = serde_json::from_str(&text).map_err(|e| ImportError::Line {
         file: movies_json.display().to_string(),
         line: e.line(),
@@ -393,9 +427,15 @@ pub fn join_maturity(titles: &mut [Title], movies_json: &Path) -> Result<usize, 
         let year = m
             .release_date
             .as_deref()
-            .and_then(|d| d.split(|c: char| !c.is_ascii_digit()).filter(|p| p.len() == 4).last())
+            .and_then(|d| {
+                d.split(|c: char| !c.is_ascii_digit())
+                    .rfind(|p| p.len() == 4)
+            })
             .and_then(|y| y.parse().ok());
-        ratings.entry(match_key(&title)).or_default().push((year, rating));
+        ratings
+            .entry(match_key(&title))
+            .or_default()
+            .push((year, rating));
     }
     let mut matched = 0;
     for t in titles.iter_mut() {
@@ -436,7 +476,10 @@ mod tests {
         )
         .unwrap();
         let err = read_dir(dir.path(), None).unwrap_err().to_string();
-        assert!(err.ends_with("x.inter:3: rating \"seven\" is not a number"), "{err}");
+        assert!(
+            err.ends_with("x.inter:3: rating \"seven\" is not a number"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -447,7 +490,11 @@ mod tests {
             "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n1\tToy Story\t1995\tAnimation Children's Comedy\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("d.user"), "user_id:token\tage:token\n7\t30\n").unwrap();
+        std::fs::write(
+            dir.path().join("d.user"),
+            "user_id:token\tage:token\n7\t30\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("d.inter"),
             "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t4\t881250949\n7\t9\t5\t881250950\n",
@@ -455,7 +502,10 @@ mod tests {
         .unwrap();
         let us = Country::parse("US").unwrap();
         let d = read_dir(dir.path(), Some(&us)).unwrap();
-        assert_eq!(d.titles[0].genres, vec!["Animation", "Children's", "Comedy"]);
+        assert_eq!(
+            d.titles[0].genres,
+            vec!["Animation", "Children's", "Comedy"]
+        );
         assert_eq!(d.titles[0].added_at, 881_250_949_000);
         assert_eq!(d.users[0].country, Some(us));
         assert_eq!(d.interactions.len(), 2);

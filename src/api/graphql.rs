@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptySubscription, Enum, Error, ErrorExtensions, InputObject, Object, Schema,
-    SimpleObject, ID,
+    Context, EmptySubscription, Enum, Error, ErrorExtensions, ID, InputObject, Object, Schema,
+    SimpleObject,
 };
 
 use super::AppState;
@@ -65,7 +65,9 @@ fn parse_first(first: i32) -> Result<usize, Error> {
     if (1..=MAX_PAGE).contains(&first) {
         Ok(first as usize)
     } else {
-        Err(bad_input(format!("first must be between 1 and {MAX_PAGE}, got {first}")))
+        Err(bad_input(format!(
+            "first must be between 1 and {MAX_PAGE}, got {first}"
+        )))
     }
 }
 
@@ -264,7 +266,11 @@ impl QueryRoot {
                             score: f64::from(item.score),
                             reason: item.reason,
                             title: Title::at(&engine, item.title),
-                            evidence: item.evidence.iter().map(|t| Title::at(&engine, *t)).collect(),
+                            evidence: item
+                                .evidence
+                                .iter()
+                                .map(|t| Title::at(&engine, *t))
+                                .collect(),
                         })
                         .collect(),
                 })
@@ -274,7 +280,13 @@ impl QueryRoot {
 
     async fn title(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Title>, Error> {
         let id = parse_title_id("id", &id)?;
-        Ok(state(ctx).engine.load().catalog.by_id(&id).cloned().map(Title))
+        Ok(state(ctx)
+            .engine
+            .load()
+            .catalog
+            .by_id(&id)
+            .cloned()
+            .map(Title))
     }
 
     /// Titles whose name contains every word of the query, most popular first.
@@ -306,10 +318,8 @@ impl QueryRoot {
     ) -> Result<TitleConnection, Error> {
         let first = parse_first(first)?;
         let engine = state(ctx).engine.load_full();
-        if let Some(g) = &genre {
-            if !engine.catalog.has_genre(g) {
-                return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
-            }
+        if let Some(g) = genre.as_ref().filter(|g| !engine.catalog.has_genre(g)) {
+            return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
         }
         let list = engine.browse(genre.as_deref());
         let start = match after {
@@ -486,7 +496,10 @@ impl MutationRoot {
             .enumerate()
             .map(|(i, e)| {
                 let at = |msg: String| {
-                    bad_input(format!("events[{i}] (clientEventId {:?}): {msg}", e.client_event_id.as_str()))
+                    bad_input(format!(
+                        "events[{i}] (clientEventId {:?}): {msg}",
+                        e.client_event_id.as_str()
+                    ))
                 };
                 if e.client_event_id.is_empty() || e.client_event_id.len() > 128 {
                     return Err(at("clientEventId must be 1–128 characters".into()));
@@ -495,7 +508,8 @@ impl MutationRoot {
                 if engine.catalog.idx(&title_id).is_none() {
                     return Err(at(format!("unknown title {title_id}")));
                 }
-                let action = EventAction::from_parts(e.kind.into(), e.value).map_err(|err| at(err.0))?;
+                let action =
+                    EventAction::from_parts(e.kind.into(), e.value).map_err(|err| at(err.0))?;
                 let occurred_at = match &e.occurred_at {
                     None => now,
                     Some(s) => parse_rfc3339(s).map_err(at)?,

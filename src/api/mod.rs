@@ -72,16 +72,25 @@ async fn graphiql() -> impl IntoResponse {
     )
 }
 
-async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) if !state.engine.load().catalog.is_empty() => (StatusCode::OK, "ready".to_owned()),
-        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "catalogue is empty".to_owned()),
+        Ok(()) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catalogue is empty".to_owned(),
+        ),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
     }
 }
 
 /// Binds, prints the address, and serves until Ctrl-C or SIGTERM.
-pub async fn serve(state: Arc<AppState>, listen: SocketAddr, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub async fn serve(
+    state: Arc<AppState>,
+    listen: SocketAddr,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

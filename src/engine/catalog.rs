@@ -77,7 +77,10 @@ impl Catalog {
     }
 
     pub fn titles(&self) -> impl Iterator<Item = (TitleIdx, &Title)> {
-        self.titles.iter().enumerate().map(|(i, t)| (i as TitleIdx, t))
+        self.titles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as TitleIdx, t))
     }
 
     pub fn genres(&self) -> impl Iterator<Item = (&str, usize)> {
@@ -155,7 +158,11 @@ mod tests {
             title("2", "GoldenEye", &["Action"]),
             title("10", "Toy Story 2", &["Animation"]),
         ]);
-        let hits: Vec<_> = c.search("toy sto").into_iter().map(|i| c.title(i).id.to_string()).collect();
+        let hits: Vec<_> = c
+            .search("toy sto")
+            .into_iter()
+            .map(|i| c.title(i).id.to_string())
+            .collect();
         assert_eq!(hits, vec!["1", "10"]);
         assert!(c.search("  ").is_empty());
     }

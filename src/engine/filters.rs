@@ -32,10 +32,10 @@ pub fn suitable(profile: &Profile, title: &Title) -> Result<(), Hidden> {
     if !title.available_in(profile.country.as_ref()) {
         return Err(Hidden::NotInCountry);
     }
-    if let (Some(limit), Some(rating)) = (maturity_limit(profile), title.maturity) {
-        if rating > limit {
-            return Err(Hidden::AboveMaturityLimit);
-        }
+    if let (Some(limit), Some(rating)) = (maturity_limit(profile), title.maturity)
+        && rating > limit
+    {
+        return Err(Hidden::AboveMaturityLimit);
     }
     if profile.is_kids && title.maturity.is_none() && !title.is_for_children() {
         return Err(Hidden::UnratedForKids);
@@ -100,7 +100,10 @@ mod tests {
             suitable(&kid, &title(Some(MaturityRating::R), &["Animation"])),
             Err(Hidden::AboveMaturityLimit)
         );
-        assert_eq!(suitable(&kid, &title(Some(MaturityRating::G), &["Drama"])), Ok(()));
+        assert_eq!(
+            suitable(&kid, &title(Some(MaturityRating::G), &["Drama"])),
+            Ok(())
+        );
         assert_eq!(
             suitable(&kid, &title(None, &["Drama"])),
             Err(Hidden::UnratedForKids)
@@ -119,10 +122,16 @@ mod tests {
         let mut s = WatchState::new(t.id.clone());
         s.apply(EventAction::Complete, 1);
         let h = History::new([s.clone()]);
-        assert_eq!(allowed(&profile(false), &h, &t, false), Err(Hidden::Watched));
+        assert_eq!(
+            allowed(&profile(false), &h, &t, false),
+            Err(Hidden::Watched)
+        );
         assert_eq!(allowed(&profile(false), &h, &t, true), Ok(()));
         s.apply(EventAction::ThumbsDown, 2);
         let h = History::new([s]);
-        assert_eq!(allowed(&profile(false), &h, &t, true), Err(Hidden::ThumbedDown));
+        assert_eq!(
+            allowed(&profile(false), &h, &t, true),
+            Err(Hidden::ThumbedDown)
+        );
     }
 }

@@ -30,7 +30,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn home_page(&self, profile: &Profile, history: &History, now: Millis) -> Page {
-        page::assemble(&self.home, &self.catalog, &self.model, profile, history, now)
+        page::assemble(
+            &self.home,
+            &self.catalog,
+            &self.model,
+            profile,
+            history,
+            now,
+        )
     }
 
     /// Titles like `title`: trained neighbours first, then titles sharing its genres (so that
@@ -68,7 +75,12 @@ impl Engine {
                 .filter(|(_, s)| *s > 0.0)
                 .collect();
             by_content.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            out.extend(by_content.into_iter().map(|(t, _)| t).take(first - out.len()));
+            out.extend(
+                by_content
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .take(first - out.len()),
+            );
         }
         Some(out)
     }

@@ -198,7 +198,10 @@ fn item_neighbors(
             .iter()
             .map(|&j| {
                 let c = co[j as usize] as f32;
-                (j, c / ((count[i] * count[j as usize]).sqrt() + params.shrinkage))
+                (
+                    j,
+                    c / ((count[i] * count[j as usize]).sqrt() + params.shrinkage),
+                )
             })
             .collect();
         for &j in &touched {

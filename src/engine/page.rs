@@ -50,8 +50,9 @@ pub fn assemble(
     let mut placed: HashSet<TitleIdx> = HashSet::new();
     let mut rows = Vec::new();
     for def in &definition.rows {
-        let allowed =
-            |t: TitleIdx| filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok();
+        let allowed = |t: TitleIdx| {
+            filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
+        };
         let sourced = {
             let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
             let ctx = SourceContext {
@@ -72,7 +73,9 @@ pub fn assemble(
             let candidates: Vec<_> = row
                 .candidates
                 .into_iter()
-                .filter(|c| !placed.contains(&c.title) && allowed(c.title) && in_row.insert(c.title))
+                .filter(|c| {
+                    !placed.contains(&c.title) && allowed(c.title) && in_row.insert(c.title)
+                })
                 .collect();
             let chosen = mmr(candidates, def.diversity, def.size, |a, b| {
                 catalog.genre_similarity(a, b)

@@ -95,14 +95,25 @@ mod tests {
 
     #[test]
     fn zero_strength_keeps_order() {
-        let out = mmr(vec![c(0, 3.0), c(1, 2.0), c(2, 1.0)], Diversity::NONE, 2, |_, _| 1.0);
+        let out = mmr(
+            vec![c(0, 3.0), c(1, 2.0), c(2, 1.0)],
+            Diversity::NONE,
+            2,
+            |_, _| 1.0,
+        );
         assert_eq!(out.iter().map(|c| c.title).collect::<Vec<_>>(), vec![0, 1]);
     }
 
     #[test]
     fn strong_diversity_skips_a_near_duplicate() {
         // 0 and 1 are identical in genre; 2 is different and a little less relevant.
-        let sim = |a: TitleIdx, b: TitleIdx| if a.min(b) == 0 && a.max(b) == 1 { 1.0 } else { 0.0 };
+        let sim = |a: TitleIdx, b: TitleIdx| {
+            if a.min(b) == 0 && a.max(b) == 1 {
+                1.0
+            } else {
+                0.0
+            }
+        };
         let out = mmr(
             vec![c(0, 1.0), c(1, 0.95), c(2, 0.8)],
             Diversity::new(0.5).unwrap(),

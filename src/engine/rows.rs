@@ -64,7 +64,7 @@ impl PageDefinition {
         let file: PageFile = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             match line {
                 Some(line) => format!("{origin}:{line}: {}", e.message()),
                 None => format!("{origin}: {}", e.message()),
@@ -118,8 +118,9 @@ mod tests {
 
     #[test]
     fn shipped_home_page_parses() {
-        let page = PageDefinition::parse(DEFAULT_HOME, "rows/home.toml", &SourceRegistry::builtin())
-            .unwrap();
+        let page =
+            PageDefinition::parse(DEFAULT_HOME, "rows/home.toml", &SourceRegistry::builtin())
+                .unwrap();
         let ids: Vec<&str> = page.rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids[0], "continue-watching");
         assert!(ids.contains(&"top-picks"));
@@ -136,7 +137,10 @@ mod tests {
             &reg,
         )
         .unwrap_err();
-        assert!(err.contains("row \"a\"") && err.contains("unknown source"), "{err}");
+        assert!(
+            err.contains("row \"a\"") && err.contains("unknown source"),
+            "{err}"
+        );
         let err = PageDefinition::parse(
             "[[row]]\nid='a'\ntitle='A'\nsource='trending'\ndiversity=2.0\n",
             "x.toml",

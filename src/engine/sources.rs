@@ -127,8 +127,7 @@ pub trait CandidateSource: Send + Sync + Debug {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow>;
 }
 
-pub type SourceFactory =
-    fn(toml::Table) -> Result<Box<dyn CandidateSource>, String>;
+pub type SourceFactory = fn(toml::Table) -> Result<Box<dyn CandidateSource>, String>;
 
 /// Candidate sources by name, as `rows/*.toml` refers to them.
 #[derive(Clone)]
@@ -174,7 +173,11 @@ impl SourceRegistry {
         let factory = self.factories.get(name).ok_or_else(|| {
             format!(
                 "unknown source {name:?} (known: {})",
-                self.factories.keys().copied().collect::<Vec<_>>().join(", ")
+                self.factories
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         factory(params)
@@ -274,9 +277,13 @@ impl CandidateSource for Personalized {
             }];
         }
         let max = scores.values().copied().fold(f32::MIN_POSITIVE, f32::max);
-        SourcedRow::single(ctx.top(scores.into_iter().map(|(t, s)| {
-            (t, s / max + p.popularity_weight * ctx.model.popularity(t))
-        })))
+        SourcedRow::single(
+            ctx.top(
+                scores
+                    .into_iter()
+                    .map(|(t, s)| (t, s / max + p.popularity_weight * ctx.model.popularity(t))),
+            ),
+        )
     }
 }
 

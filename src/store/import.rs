@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use anyhow::{Result, bail};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::records::{Param, insert_many, rebuild_watch_state};
 use super::Store;
+use super::records::{Param, insert_many, rebuild_watch_state};
 use crate::domain::{EventAction, Millis, ProfileId};
 use crate::movielens::Dataset;
 
@@ -28,12 +28,13 @@ pub struct ImportSummary {
 
 /// FNV-1a, for a deterministic, platform-independent choice of kids accounts.
 fn fnv1a(s: &str) -> u32 {
-    s.bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 pub fn has_kids_profile(account: &str, kids_every: u32) -> bool {
-    kids_every > 0 && fnv1a(account) % kids_every == 0
+    kids_every > 0 && fnv1a(account).is_multiple_of(kids_every)
 }
 
 const CHUNK: usize = 400;
@@ -49,11 +50,18 @@ impl Store {
 
         // Interactions may refer to titles imported earlier (e.g. a held-out split without
         // an .item file); anything else is an error that names the first line using it.
-        let external: Vec<&str> = data.external_items.iter().map(|(id, _)| id.as_str()).collect();
+        let external: Vec<&str> = data
+            .external_items
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
         let mut present = BTreeSet::new();
         for chunk in external.chunks(CHUNK) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("SELECT id FROM titles WHERE id IN ({})", placeholders.join(","));
+            let sql = format!(
+                "SELECT id FROM titles WHERE id IN ({})",
+                placeholders.join(",")
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(*id);
@@ -72,23 +80,24 @@ impl Store {
 
         progress("titles", 0, data.titles.len() as u64);
         for chunk in data.titles.chunks(CHUNK) {
-            let rows = chunk
-                .iter()
-                .map(|t| {
-                    vec![
-                        Param::Text(t.id.to_string()),
-                        Param::Text(t.name.clone()),
-                        Param::OptInt(t.year.map(i64::from)),
-                        Param::Text(t.genres.join(" ")),
-                        Param::OptText(t.maturity.map(|m| m.as_str().to_owned())),
-                        Param::OptText(t.overview.clone()),
-                        Param::Int(t.added_at),
-                        Param::OptText(t.countries.as_ref().map(|cs| {
-                            cs.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
-                        })),
-                    ]
-                })
-                .collect();
+            let rows =
+                chunk
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            Param::Text(t.id.to_string()),
+                            Param::Text(t.name.clone()),
+                            Param::OptInt(t.year.map(i64::from)),
+                            Param::Text(t.genres.join(" ")),
+                            Param::OptText(t.maturity.map(|m| m.as_str().to_owned())),
+                            Param::OptText(t.overview.clone()),
+                            Param::Int(t.added_at),
+                            Param::OptText(t.countries.as_ref().map(|cs| {
+                                cs.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
+                            })),
+                        ]
+                    })
+                    .collect();
             insert_many(
                 &mut tx,
                 "INSERT INTO titles (id, name, release_year, genres, maturity_rating, overview, added_at, countries)",
@@ -130,8 +139,13 @@ impl Store {
                     ]
                 })
                 .collect();
-            insert_many(&mut tx, "INSERT INTO accounts (id, name, created_at)", "ON CONFLICT (id) DO NOTHING", accounts)
-                .await?;
+            insert_many(
+                &mut tx,
+                "INSERT INTO accounts (id, name, created_at)",
+                "ON CONFLICT (id) DO NOTHING",
+                accounts,
+            )
+            .await?;
             let mut profiles = Vec::new();
             for (id, country) in chunk {
                 profiles.push(vec![
@@ -150,7 +164,9 @@ impl Store {
                         Param::Text(id.to_string()),
                         Param::Text("Kids".into()),
                         Param::Int(1),
-                        Param::OptText(Some(crate::engine::filters::DEFAULT_KIDS_LIMIT.as_str().into())),
+                        Param::OptText(Some(
+                            crate::engine::filters::DEFAULT_KIDS_LIMIT.as_str().into(),
+                        )),
                         Param::OptText(country.clone()),
                         Param::Int(opts.received_at),
                     ]);
@@ -185,7 +201,12 @@ impl Store {
                         Param::OptFloat(action.value()),
                         Param::Int(i.at),
                         Param::Int(opts.received_at),
-                        Param::Text(format!("import:{}:{}:{}", action.kind().as_str(), i.item, i.at)),
+                        Param::Text(format!(
+                            "import:{}:{}:{}",
+                            action.kind().as_str(),
+                            i.item,
+                            i.at
+                        )),
                         Param::OptText(None),
                     ]
                 })
@@ -202,7 +223,8 @@ impl Store {
 
         // Watch state is a projection of the whole event log, so rebuild it for every profile
         // this import touched (their live events included).
-        let mut touched: Vec<ProfileId> = data.interactions.iter().map(|i| i.user.clone()).collect();
+        let mut touched: Vec<ProfileId> =
+            data.interactions.iter().map(|i| i.user.clone()).collect();
         touched.sort();
         touched.dedup();
         progress("watch state", 0, touched.len() as u64);

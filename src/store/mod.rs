@@ -16,7 +16,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
-use crate::domain::{AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId};
+use crate::domain::{
+    AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId,
+};
 use crate::engine::history::{History, Thumbs, WatchState};
 
 pub use import::{ImportOptions, ImportSummary};
@@ -48,7 +50,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
 
 /// The default database: a SQLite file in the data directory.
 pub fn sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("marquee.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("marquee.db").display()
+    )
 }
 
 /// Redacts the password of a database URL for messages.
@@ -57,7 +62,12 @@ pub fn display_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -91,7 +101,9 @@ impl Store {
         let store = Store { pool, backend };
         if backend == Backend::Sqlite {
             // WAL lets page requests read while an import or event batch writes.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&store.pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&store.pool)
+                .await?;
         }
         store.migrate().await?;
         Ok(store)
@@ -105,7 +117,13 @@ impl Store {
         let migrations = list
             .iter()
             .map(|(version, name, sql)| {
-                Migration::new(*version, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false)
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
             })
             .collect();
         Migrator::with_migrations(migrations)
@@ -199,7 +217,9 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(History::new(
-            rows.iter().map(watch_state_from_row).collect::<Result<Vec<_>>>()?,
+            rows.iter()
+                .map(watch_state_from_row)
+                .collect::<Result<Vec<_>>>()?,
         ))
     }
 
@@ -249,13 +269,19 @@ fn title_from_row(r: &AnyRow) -> Result<Title> {
     Ok(Title {
         id: TitleId::parse(&r.try_get::<String, _>("id")?)?,
         name: r.try_get("name")?,
-        year: r.try_get::<Option<i64>, _>("release_year")?.map(|y| y as i32),
+        year: r
+            .try_get::<Option<i64>, _>("release_year")?
+            .map(|y| y as i32),
         genres: words(&r.try_get::<String, _>("genres")?),
         maturity: parse_opt::<MaturityRating>(r.try_get("maturity_rating")?)?,
         overview: r.try_get("overview")?,
         added_at: r.try_get("added_at")?,
         countries: countries
-            .map(|c| c.split_whitespace().map(Country::parse).collect::<Result<Vec<_>, _>>())
+            .map(|c| {
+                c.split_whitespace()
+                    .map(Country::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .transpose()?,
     })
 }

@@ -92,8 +92,11 @@ impl Store {
 
     /// Newest first.
     pub async fn models(&self) -> Result<Vec<ModelRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM model_versions ORDER BY created_at DESC, version DESC");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM model_versions ORDER BY created_at DESC, version DESC");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(record_from_row).collect()
     }
 }

@@ -209,7 +209,13 @@ impl Store {
             .map(|s| watch_state_params(profile, s))
             .collect();
         for chunk in rows.chunks(300) {
-            insert_many(&mut tx, WATCH_STATE_INSERT, WATCH_STATE_UPSERT, chunk.to_vec()).await?;
+            insert_many(
+                &mut tx,
+                WATCH_STATE_INSERT,
+                WATCH_STATE_UPSERT,
+                chunk.to_vec(),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(summary)

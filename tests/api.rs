@@ -1,0 +1,473 @@
+//! Black-box tests of the GraphQL contract: the real binary imports a fixture, trains and
+//! serves on an ephemeral port, against SQLite and against a fresh PostgreSQL database.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Fixture, NOW, Server, TestDb, error_code, marquee_ok, write_fixture};
+use serde_json::{Value, json};
+
+const HOME: &str = r#"query($p: ID!) { home(profileId: $p) { requestId generatedAt modelVersion
+  rows { id title kind items { position score reason
+    title { id name year genres maturityRating } evidence { id name } } } } }"#;
+
+const RECORD: &str = r#"mutation($p: ID!, $e: [EventInput!]!) {
+  recordEvents(profileId: $p, events: $e) { accepted duplicates } }"#;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    db: TestDb,
+    fixture: Fixture,
+    server: Server,
+}
+
+async fn start(db: impl FnOnce(&std::path::Path) -> TestDb) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = write_fixture(&dir.path().join("ml"));
+    let db = db(dir.path());
+    let url = db.url().to_owned();
+    let data = dir.path();
+    let ml = fixture.dir.to_str().unwrap().to_owned();
+    marquee_ok(
+        data,
+        &url,
+        &["import", "movielens", &ml, "--kids-every", "3"],
+    );
+    marquee_ok(data, &url, &["train", "--clock", NOW]);
+    let server = Server::start(data, &url, &[]);
+    Env {
+        _dir: dir,
+        db,
+        fixture,
+        server,
+    }
+}
+
+async fn home(s: &Server, profile: &str) -> Value {
+    let resp = s.gql(HOME, json!({"p": profile})).await;
+    assert!(resp["errors"].is_null(), "home({profile}) failed: {resp}");
+    resp["data"]["home"].clone()
+}
+
+fn page_titles(home: &Value) -> Vec<String> {
+    home["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["items"].as_array().unwrap().iter())
+        .map(|i| i["title"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn row<'a>(home: &'a Value, id: &str) -> Option<&'a Value> {
+    home["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+}
+
+fn event(id: &str, title: &str, kind: &str, value: Option<f64>, at: Option<&str>) -> Value {
+    json!({"clientEventId": id, "titleId": title, "kind": kind, "value": value, "occurredAt": at})
+}
+
+async fn profile_ids(s: &Server, kids: Option<bool>) -> Vec<String> {
+    let resp = s
+        .gql(
+            "query($k: Boolean) { profiles(first: 100, kids: $k) { id isKids } }",
+            json!({"k": kids}),
+        )
+        .await;
+    resp["data"]["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn check_page_shape(env: &Env) {
+    let h = home(&env.server, "1").await;
+    assert!(!h["requestId"].as_str().unwrap().is_empty());
+    assert!(
+        h["generatedAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("1998-04-23T00:00:00")
+    );
+    let rows = h["rows"].as_array().unwrap();
+    assert!(rows.len() >= 3, "expected several rows: {h}");
+    let known = [
+        "continue-watching",
+        "top-picks",
+        "because-you-watched",
+        "trending",
+        "new-releases",
+        "genre",
+    ];
+    for r in rows {
+        let id = r["id"].as_str().unwrap();
+        assert!(
+            known.contains(&r["kind"].as_str().unwrap()),
+            "unknown row kind in {r}"
+        );
+        assert!(id == r["kind"] || id.starts_with(&format!("{}:", r["kind"].as_str().unwrap())));
+        let items = r["items"].as_array().unwrap();
+        assert!(!items.is_empty() && items.len() <= 20);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item["position"], i);
+        }
+    }
+    assert!(
+        row(&h, "top-picks").is_some(),
+        "a profile with history gets Top Picks: {h}"
+    );
+    let byw: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "because-you-watched")
+        .collect();
+    assert!(byw.len() <= 2);
+    for r in byw {
+        let anchor = r["id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("because-you-watched:")
+            .unwrap();
+        for item in r["items"].as_array().unwrap() {
+            assert_eq!(
+                item["evidence"][0]["id"], anchor,
+                "each item carries its evidence"
+            );
+            assert!(
+                item["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Because you watched")
+            );
+        }
+    }
+
+    // Cold start: a profile with no history still gets a page, led by popular titles.
+    let cold = home(&env.server, "41").await;
+    let rows = cold["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "cold-start page is empty");
+    assert_eq!(rows[0]["title"], "Popular on Marquee");
+    assert!(row(&cold, "trending").is_some());
+}
+
+async fn check_no_duplicates_and_no_watched(env: &Env) {
+    for (user, _) in &env.fixture.users {
+        let h = home(&env.server, user).await;
+        let titles = page_titles(&h);
+        let unique: HashSet<&String> = titles.iter().collect();
+        assert_eq!(
+            unique.len(),
+            titles.len(),
+            "duplicate titles on {user}'s page"
+        );
+        if let Some(watched) = env.fixture.watched.get(user) {
+            for t in &titles {
+                let id: u32 = t.parse().unwrap();
+                assert!(
+                    !watched.contains(&id),
+                    "profile {user} was shown title {t}, which it rated"
+                );
+            }
+        }
+    }
+}
+
+async fn check_kids_and_region(env: &Env) {
+    let kids = profile_ids(&env.server, Some(true)).await;
+    assert!(!kids.is_empty(), "the import made no kids profiles");
+    for kid in &kids {
+        assert!(kid.ends_with("-kids"));
+        let h = home(&env.server, kid).await;
+        assert!(
+            !h["rows"].as_array().unwrap().is_empty(),
+            "kids page is empty"
+        );
+        for r in h["rows"].as_array().unwrap() {
+            for item in r["items"].as_array().unwrap() {
+                let t = &item["title"];
+                let rating = t["maturityRating"].as_str();
+                assert!(
+                    matches!(rating, None | Some("G") | Some("PG")),
+                    "{kid} was shown {} rated {rating:?}",
+                    t["name"]
+                );
+                if rating.is_none() {
+                    let genres: Vec<&str> = t["genres"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|g| g.as_str().unwrap())
+                        .collect();
+                    assert!(genres.contains(&"Children's") || genres.contains(&"Animation"));
+                }
+            }
+        }
+    }
+    // Title 7 is licensed only in Germany.
+    for (user, country) in &env.fixture.users {
+        let titles = page_titles(&home(&env.server, user).await);
+        if *country == "US" {
+            assert!(
+                !titles.contains(&"7".to_owned()),
+                "US profile {user} was shown a DE-only title"
+            );
+        }
+    }
+}
+
+async fn check_events_change_the_next_page(env: &Env) {
+    let s = &env.server;
+    // A title user 3 has not watched and that is not German-only.
+    let watched = &env.fixture.watched["3"];
+    let fresh: Vec<String> = (1..=60u32)
+        .filter(|t| !watched.contains(t) && *t != 7)
+        .map(|t| t.to_string())
+        .collect();
+    let (a, b) = (&fresh[0], &fresh[1]);
+
+    let r = s
+        .gql(RECORD, json!({"p": "3", "e": [event("cw-1", a, "PROGRESS", Some(0.4), Some("1998-04-22T10:00:00Z"))]}))
+        .await;
+    assert_eq!(
+        r["data"]["recordEvents"],
+        json!({"accepted": 1, "duplicates": 0}),
+        "{r}"
+    );
+    let h = home(s, "3").await;
+    let cw =
+        row(&h, "continue-watching").expect("Continue Watching appears after a progress event");
+    assert_eq!(cw["items"][0]["title"]["id"], a.as_str());
+    assert_eq!(
+        h["rows"][0]["id"], "continue-watching",
+        "Continue Watching is the first row"
+    );
+
+    // The most recently watched comes first.
+    s.gql(RECORD, json!({"p": "3", "e": [event("cw-2", b, "PROGRESS", Some(0.2), Some("1998-04-22T11:00:00Z"))]}))
+        .await;
+    let h = home(s, "3").await;
+    let cw = row(&h, "continue-watching").unwrap();
+    assert_eq!(cw["items"][0]["title"]["id"], b.as_str());
+    assert_eq!(cw["items"][1]["title"]["id"], a.as_str());
+
+    // Finishing removes it from Continue Watching and from the page.
+    s.gql(
+        RECORD,
+        json!({"p": "3", "e": [event("cw-3", b, "COMPLETE", None, Some("1998-04-22T12:00:00Z"))]}),
+    )
+    .await;
+    let h = home(s, "3").await;
+    assert!(
+        !page_titles(&h).contains(b),
+        "a completed title is not recommended again"
+    );
+
+    // The same client event id is accepted once.
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": "3", "e": [event("cw-1", a, "PROGRESS", Some(0.9), None)]}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["recordEvents"],
+        json!({"accepted": 0, "duplicates": 1}),
+        "{r}"
+    );
+
+    // Thumbs down on something shown removes it everywhere, More Like This included.
+    let user = "5";
+    let before = home(s, user).await;
+    let target = before["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] != "continue-watching")
+        .map(|r| r["items"][0]["title"]["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": user, "e": [event("td-1", &target, "THUMBS_DOWN", None, None)]}),
+        )
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+    let after = home(s, user).await;
+    assert!(
+        !page_titles(&after).contains(&target),
+        "thumbed-down title {target} still shown"
+    );
+    for anchor in 1..=12 {
+        let sim = s
+            .gql(
+                "query($t: ID!, $p: ID) { similar(titleId: $t, profileId: $p, first: 50) { id } }",
+                json!({"t": anchor.to_string(), "p": user}),
+            )
+            .await;
+        let ids: Vec<&str> = sim["data"]["similar"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !ids.contains(&target.as_str()),
+            "thumbed-down title in More Like This"
+        );
+    }
+}
+
+async fn check_errors(env: &Env) {
+    let s = &env.server;
+    let r = s.gql(HOME, json!({"p": "no-such-profile"})).await;
+    assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
+    let r = s.gql(HOME, json!({"p": ""})).await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    let r = s
+        .gql("{ similar(titleId: \"999999\") { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
+    let r = s
+        .gql("{ search(query: \"toy\", first: 0) { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    let r = s
+        .gql("{ browse(after: \"garbage\") { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    let r = s
+        .gql(RECORD, json!({"p": "no-such-profile", "e": []}))
+        .await;
+    assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
+
+    // One bad event rejects the batch, and the error names it.
+    for (bad, expect) in [
+        (
+            event("bad-1", "1", "PROGRESS", Some(1.5), None),
+            "between 0 and 1",
+        ),
+        (
+            event("bad-2", "999999", "PLAY", None, None),
+            "unknown title",
+        ),
+        (event("bad-3", "1", "RATING", Some(9.0), None), "0.5 and 5"),
+        (
+            event("bad-4", "1", "PLAY", None, Some("last tuesday")),
+            "RFC 3339",
+        ),
+        (event("bad-5", "1", "RATING", None, None), "needs a value"),
+    ] {
+        let id = bad["clientEventId"].as_str().unwrap().to_owned();
+        let r = s
+            .gql(
+                RECORD,
+                json!({"p": "2", "e": [event("good-with-bad", "2", "PLAY", None, None), bad]}),
+            )
+            .await;
+        assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+        let msg = r["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("events[1]") && msg.contains(&id) && msg.contains(expect),
+            "{msg}"
+        );
+    }
+    // …and nothing of it was stored: the good event is still new.
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": "2", "e": [event("good-with-bad", "2", "PLAY", None, None)]}),
+        )
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+
+    // Not even a malformed request body is a 500.
+    assert!(s.post_raw("{not json").await.is_client_error());
+    let r = s.gql("{ home { rows { id } } }", json!({})).await;
+    assert!(r["errors"].is_array());
+
+    assert!(s.get("/healthz").await.status().is_success());
+    assert!(s.get("/readyz").await.status().is_success());
+}
+
+async fn check_catalogue_queries(env: &Env) {
+    let s = &env.server;
+    let r = s
+        .gql("{ search(query: \"toy sto\") { id name } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["search"][0]["name"], "Toy Story");
+    let r = s
+        .gql(
+            "{ title(id: \"1\") { name year genres maturityRating } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["title"],
+        json!({"name": "Toy Story", "year": 1995, "genres": ["Animation", "Children's", "Comedy"], "maturityRating": "G"})
+    );
+    let r = s.gql("{ title(id: \"999999\") { name } }", json!({})).await;
+    assert!(r["data"]["title"].is_null());
+
+    // Relay pagination walks the whole genre once.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let r = s
+            .gql(
+                "query($a: String) { browse(genre: \"Drama\", first: 4, after: $a) { totalCount edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }",
+                json!({"a": after}),
+            )
+            .await;
+        let b = &r["data"]["browse"];
+        for e in b["edges"].as_array().unwrap() {
+            seen.push(e["node"]["id"].as_str().unwrap().to_owned());
+        }
+        if !b["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            assert_eq!(seen.len() as u64, b["totalCount"].as_u64().unwrap());
+            break;
+        }
+        after = b["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len());
+
+    let r = s
+        .gql("{ similar(titleId: \"1\", first: 5) { id } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["similar"].as_array().unwrap().len(), 5);
+    let r = s
+        .gql(
+            "{ profile(id: \"8\") { id name isKids country maturityLimit } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["profile"]["country"], "DE");
+}
+
+async fn contract(env: Env) {
+    check_page_shape(&env).await;
+    check_no_duplicates_and_no_watched(&env).await;
+    check_kids_and_region(&env).await;
+    check_catalogue_queries(&env).await;
+    check_errors(&env).await;
+    check_events_change_the_next_page(&env).await;
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn graphql_contract_on_sqlite() {
+    contract(start(TestDb::sqlite).await).await;
+}
+
+#[tokio::test]
+async fn graphql_contract_on_postgres() {
+    let db = TestDb::postgres().await;
+    contract(start(move |_| db).await).await;
+}

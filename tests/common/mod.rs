@@ -1,0 +1,362 @@
+//! Test harness: a deterministic MovieLens-format fixture, and the real `marquee` binary run
+//! against it (import, train, serve on an ephemeral port) with SQLite or a fresh PostgreSQL
+//! database.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_marquee");
+/// "Now" for every fixture run: the fixture's events end shortly before it.
+pub const NOW: &str = "1998-04-23T00:00:00Z";
+const NOW_SECS: i64 = 893_289_600;
+
+/// SplitMix64, so the fixture is the same on every machine.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub struct FixtureTitle {
+    pub id: u32,
+    pub name: String,
+    pub year: i32,
+    pub genres: &'static str,
+    pub mpaa: Option<&'static str>,
+    pub countries: &'static str,
+}
+
+/// A small catalogue built to exercise every rule: R and NC-17 hits, unrated adult and
+/// children's titles, a title licensed only in Germany, and 1998 releases.
+pub fn fixture_titles() -> Vec<FixtureTitle> {
+    let mut titles = vec![];
+    let specs: [(&str, i32, &str, Option<&str>, &str); 12] = [
+        (
+            "Toy Story",
+            1995,
+            "Animation Children's Comedy",
+            Some("G"),
+            "",
+        ),
+        ("Pulp Fiction", 1994, "Crime Drama", Some("R"), ""),
+        ("Showgirls", 1995, "Drama", Some("NC-17"), ""),
+        ("Heat", 1995, "Action Crime Thriller", Some("R"), ""),
+        ("Unrated Drama", 1996, "Drama", None, ""),
+        ("Unrated Cartoon", 1996, "Animation Children's", None, ""),
+        ("Berlin Only", 1997, "Drama Comedy", Some("PG"), "DE"),
+        ("Babe", 1995, "Children's Comedy Drama", Some("G"), ""),
+        ("Titanic", 1997, "Action Drama Romance", Some("PG-13"), ""),
+        ("Mulan", 1998, "Animation Children's", Some("G"), ""),
+        ("Apt Pupil", 1998, "Drama Thriller", Some("R"), ""),
+        (
+            "Lion King, The",
+            1994,
+            "Animation Children's Musical",
+            Some("G"),
+            "",
+        ),
+    ];
+    for (i, (name, year, genres, mpaa, countries)) in specs.into_iter().enumerate() {
+        titles.push(FixtureTitle {
+            id: i as u32 + 1,
+            name: name.to_owned(),
+            year,
+            genres,
+            mpaa,
+            countries,
+        });
+    }
+    let pool: [(&str, Option<&str>); 8] = [
+        ("Comedy", Some("PG-13")),
+        ("Drama", Some("R")),
+        ("Action Thriller", Some("R")),
+        ("Children's Comedy", Some("G")),
+        ("Sci-Fi Action", Some("PG-13")),
+        ("Romance Comedy", Some("PG")),
+        ("Horror", None),
+        ("Documentary", None),
+    ];
+    let mut rng = Rng(7);
+    for id in 13..=60u32 {
+        let (genres, mpaa) = pool[rng.below(pool.len() as u64) as usize];
+        titles.push(FixtureTitle {
+            id,
+            name: format!("Film {id}"),
+            year: 1990 + rng.below(8) as i32,
+            genres,
+            mpaa,
+            countries: "",
+        });
+    }
+    titles
+}
+
+pub struct Fixture {
+    pub dir: PathBuf,
+    /// user → titles rated (all count as watched).
+    pub watched: HashMap<String, HashSet<u32>>,
+    pub users: Vec<(String, &'static str)>,
+}
+
+/// Writes `fixture.item`, `fixture.user`, `fixture.inter` and `movies.json` into `dir`.
+pub fn write_fixture(dir: &Path) -> Fixture {
+    std::fs::create_dir_all(dir).unwrap();
+    let titles = fixture_titles();
+    let mut item = String::from(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\tcountries:token_seq\n",
+    );
+    let mut movies = vec![];
+    for t in &titles {
+        item.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            t.id, t.name, t.year, t.genres, t.countries
+        ));
+        // vega-datasets spells titles with the article in front.
+        let vega_name = match t.name.strip_suffix(", The") {
+            Some(stem) => format!("The {stem}"),
+            None => t.name.clone(),
+        };
+        movies.push(json!({"Title": vega_name, "Release Date": format!("Jun 01 {}", t.year), "MPAA Rating": t.mpaa}));
+    }
+    std::fs::write(dir.join("fixture.item"), item).unwrap();
+    std::fs::write(
+        dir.join("movies.json"),
+        serde_json::to_string(&movies).unwrap(),
+    )
+    .unwrap();
+
+    let mut users = vec![];
+    let mut user_file = String::from("user_id:token\tage:token\tcountry:token\n");
+    for u in 1..=40u32 {
+        let country = if u % 8 == 0 { "DE" } else { "US" };
+        users.push((u.to_string(), country));
+        user_file.push_str(&format!("{u}\t30\t{country}\n"));
+    }
+    // User 41 exists but has never watched anything: the cold-start case.
+    users.push(("41".into(), "US"));
+    user_file.push_str("41\t25\tUS\n");
+    std::fs::write(dir.join("fixture.user"), user_file).unwrap();
+
+    let mut inter = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+    let mut watched: HashMap<String, HashSet<u32>> = HashMap::new();
+    let mut rng = Rng(11);
+    for u in 1..=40u32 {
+        // Two taste clusters so that co-occurrence has structure: odd users lean to titles
+        // 1–30, even users to 31–60; popular titles 1–12 are seen by many.
+        let n = 6 + rng.below(10) as u32;
+        let mut seen = HashSet::new();
+        for k in 0..n {
+            let title = if k < 3 {
+                1 + rng.below(12) as u32
+            } else if u % 2 == 1 {
+                1 + rng.below(30) as u32
+            } else {
+                31 + rng.below(30) as u32
+            };
+            if title == 7 && u % 8 != 0 {
+                continue; // only German users can have seen the German-only title
+            }
+            if !seen.insert(title) {
+                continue;
+            }
+            let rating = 1 + rng.below(5);
+            let ts = NOW_SECS - 86_400 * (1 + rng.below(60) as i64) - rng.below(80_000) as i64;
+            inter.push_str(&format!("{u}\t{title}\t{rating}\t{ts}\n"));
+        }
+        watched.insert(u.to_string(), seen);
+    }
+    std::fs::write(dir.join("fixture.inter"), inter).unwrap();
+    Fixture {
+        dir: dir.to_owned(),
+        watched,
+        users,
+    }
+}
+
+pub fn marquee(data_dir: &Path, db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("MARQUEE_CONFIG")
+        .current_dir(data_dir)
+        .output()
+        .expect("run marquee")
+}
+
+pub fn marquee_ok(data_dir: &Path, db: &str, args: &[&str]) -> String {
+    let out = marquee(data_dir, db, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "marquee {args:?} failed:\n{stderr}");
+    stderr
+}
+
+/// A database for one test run.
+pub enum TestDb {
+    Sqlite {
+        url: String,
+    },
+    Postgres {
+        url: String,
+        admin: String,
+        name: String,
+    },
+}
+
+impl TestDb {
+    pub fn sqlite(dir: &Path) -> Self {
+        TestDb::Sqlite {
+            url: format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server (MARQUEE_TEST_POSTGRES, default the local
+    /// trust-auth server), named uniquely for this run.
+    pub async fn postgres() -> Self {
+        let admin = std::env::var("MARQUEE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!(
+            "marquee_test_{}_{}",
+            std::process::id(),
+            nanos % 1_000_000_000_000
+        );
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is needed for this test and is not reachable at {admin}: {e}. Run .ci/run (it installs and starts it), or set MARQUEE_TEST_POSTGRES.")
+            });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+        TestDb::Postgres {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    pub async fn drop_db(&self) {
+        if let TestDb::Postgres { admin, name, .. } = self
+            && let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+/// A running `marquee serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, db: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--clock", NOW])
+            .args(extra)
+            .env("DATABASE_URL", db)
+            .env_remove("MARQUEE_CONFIG")
+            .current_dir(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn marquee serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not report its address within 60 s");
+        Server {
+            child,
+            url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// POSTs a GraphQL request; asserts the HTTP layer never fails with a 5xx.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert!(!resp.status().is_server_error(), "HTTP {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_raw(&self, body: &str) -> reqwest::StatusCode {
+        self.client
+            .post(format!("{}/graphql", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first error's `extensions.code`.
+pub fn error_code(resp: &Value) -> Option<&str> {
+    resp["errors"][0]["extensions"]["code"].as_str()
+}

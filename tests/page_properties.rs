@@ -1,0 +1,205 @@
+//! Property tests of page assembly over random catalogues, models, profiles and histories.
+
+use std::collections::{BTreeMap, HashSet};
+
+use marquee::domain::{
+    AccountId, Country, EventAction, MaturityRating, Profile, ProfileId, Progress, StarRating,
+    Title, TitleId,
+};
+use marquee::engine::Engine;
+use marquee::engine::catalog::Catalog;
+use marquee::engine::filters;
+use marquee::engine::history::{History, WatchState};
+use marquee::engine::model::{
+    ALL_COUNTRIES, ARTIFACT_FORMAT, Model, ModelArtifact, ScoredTitle, TrainParams,
+};
+use marquee::engine::rows::{DEFAULT_HOME, PageDefinition};
+use marquee::engine::sources::SourceRegistry;
+use proptest::prelude::*;
+
+const GENRES: [&str; 7] = [
+    "Action",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Drama",
+    "Horror",
+    "Romance",
+];
+const NOW: i64 = 893_289_600_000;
+
+fn tid(i: usize) -> TitleId {
+    TitleId::parse(&i.to_string()).unwrap()
+}
+
+fn arb_title(i: usize) -> impl Strategy<Value = Title> {
+    (
+        proptest::sample::subsequence(GENRES.to_vec(), 0..=3),
+        proptest::option::of(proptest::sample::select(MaturityRating::ALL.to_vec())),
+        1990i32..=1998,
+        prop_oneof![8 => Just(None), 1 => Just(Some(vec!["DE"])), 1 => Just(Some(vec!["US", "DE"]))],
+    )
+        .prop_map(move |(genres, maturity, year, countries)| Title {
+            id: tid(i),
+            name: format!("Title {i}"),
+            year: Some(year),
+            genres: genres.into_iter().map(str::to_owned).collect(),
+            maturity,
+            overview: None,
+            added_at: 0,
+            countries: countries.map(|cs| cs.into_iter().map(|c| Country::parse(c).unwrap()).collect()),
+        })
+}
+
+fn arb_catalog() -> impl Strategy<Value = Vec<Title>> {
+    (5usize..60).prop_flat_map(|n| (0..n).map(arb_title).collect::<Vec<_>>())
+}
+
+fn arb_state(n: usize) -> impl Strategy<Value = WatchState> {
+    (
+        0..n,
+        0u8..6,
+        proptest::option::of(1u8..=10),
+        0.0f64..=1.0,
+        -1i8..=1,
+        0i64..90,
+    )
+        .prop_map(|(t, kind, stars, progress, thumbs, age_days)| {
+            let mut s = WatchState::new(tid(t));
+            let at = NOW - age_days * 86_400_000;
+            match kind {
+                0 => s.apply(EventAction::Complete, at),
+                1 | 2 => s.apply(EventAction::Progress(Progress::new(progress).unwrap()), at),
+                _ => s.apply(EventAction::Play, at),
+            }
+            if let Some(stars) = stars {
+                s.apply(
+                    EventAction::Rating(StarRating::new(f64::from(stars) / 2.0).unwrap()),
+                    at,
+                );
+            }
+            match thumbs {
+                1 => s.apply(EventAction::ThumbsUp, at),
+                -1 => s.apply(EventAction::ThumbsDown, at),
+                _ => {}
+            }
+            s
+        })
+}
+
+fn arb_profile() -> impl Strategy<Value = Profile> {
+    (
+        any::<bool>(),
+        proptest::option::of(proptest::sample::select(vec!["US", "DE"])),
+        proptest::option::of(proptest::sample::select(MaturityRating::ALL.to_vec())),
+    )
+        .prop_map(|(is_kids, country, limit)| Profile {
+            id: ProfileId::parse("p").unwrap(),
+            account_id: AccountId::parse("a").unwrap(),
+            name: "p".into(),
+            is_kids,
+            maturity_limit: limit,
+            country: country.map(|c| Country::parse(c).unwrap()),
+            onboarding_genres: vec!["Comedy".into()],
+        })
+}
+
+/// A model with random popularity, trending and neighbours over the catalogue.
+fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
+    (
+        proptest::collection::vec(0.0f32..1.0, n),
+        proptest::collection::vec(proptest::collection::vec((0..n, 0.01f32..1.0), 0..8), n),
+    )
+        .prop_map(move |(pop, neighbors)| {
+            let scored = |v: &[f32]| -> Vec<ScoredTitle> {
+                let mut list: Vec<ScoredTitle> = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| ScoredTitle(tid(i), *s))
+                    .collect();
+                list.sort_by(|a, b| b.1.total_cmp(&a.1));
+                list
+            };
+            ModelArtifact {
+                format: ARTIFACT_FORMAT,
+                trained_at: NOW,
+                params: TrainParams::default(),
+                interactions: 0,
+                popularity: scored(&pop),
+                trending: BTreeMap::from([(ALL_COUNTRIES.to_owned(), scored(&pop[..n / 2]))]),
+                neighbors: neighbors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, list)| {
+                        (
+                            tid(i),
+                            list.into_iter()
+                                .map(|(j, s)| ScoredTitle(tid(j), s))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            }
+        })
+}
+
+fn arb_world() -> impl Strategy<Value = (Vec<Title>, ModelArtifact, Profile, Vec<WatchState>)> {
+    arb_catalog().prop_flat_map(|titles| {
+        let n = titles.len();
+        (
+            Just(titles),
+            arb_artifact(n),
+            arb_profile(),
+            proptest::collection::vec(arb_state(n), 0..20),
+        )
+    })
+}
+
+fn engine(titles: Vec<Title>, artifact: &ModelArtifact) -> Engine {
+    let catalog = Catalog::new(titles);
+    let model = Model::load("test", artifact, &catalog);
+    let home =
+        PageDefinition::parse(DEFAULT_HOME, "rows/home.toml", &SourceRegistry::builtin()).unwrap();
+    Engine {
+        catalog,
+        model,
+        home,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn pages_never_repeat_a_title_and_never_leak_a_filtered_one(
+        (titles, artifact, profile, states) in arb_world()
+    ) {
+        let engine = engine(titles, &artifact);
+        let history = History::new(states);
+        let page = engine.home_page(&profile, &history, NOW);
+        let mut seen = HashSet::new();
+        for row in &page.rows {
+            prop_assert!(!row.items.is_empty());
+            prop_assert!(row.items.len() <= 20);
+            for item in &row.items {
+                prop_assert!(seen.insert(item.title), "title {} twice on the page", item.title);
+                let title = engine.catalog.title(item.title);
+                prop_assert_eq!(filters::allowed(&profile, &history, title, false), Ok(()));
+                // Restated without the filter code: what a kids profile may see.
+                if profile.is_kids {
+                    let limit = profile.maturity_limit.unwrap_or(MaturityRating::Pg);
+                    match title.maturity {
+                        Some(r) => prop_assert!(r <= limit),
+                        None => prop_assert!(title.genres.iter().any(|g| g == "Children's" || g == "Animation")),
+                    }
+                }
+                if let Some(s) = history.get(&title.id) {
+                    prop_assert!(!s.is_watched());
+                    prop_assert!(s.thumbs != marquee::engine::history::Thumbs::Down);
+                }
+            }
+        }
+        // Same inputs, same page.
+        prop_assert_eq!(engine.home_page(&profile, &history, NOW), page);
+    }
+}
