@@ -78,6 +78,7 @@ pub async fn load_engine(store: &Store, data_dir: &Path, home: PageDefinition) -
         catalog,
         model,
         home,
+        sources: SourceRegistry::builtin(),
     })
 }
 

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{ClockSetting, FileConfig};
 use crate::domain::Country;
 use crate::engine::model::TrainParams;
+use crate::experiments::FeatureSet;
 use crate::store::{ImportOptions, Store, Table};
 use crate::{api, app, bench, clock, dataset, movielens};
 
@@ -54,6 +55,9 @@ enum Command {
     /// List, activate or roll back trained models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Evaluate and inspect GrowthBook features and experiments.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Measure page assembly latency for random profiles.
@@ -99,6 +103,9 @@ struct ServeArgs {
     /// "now": system, last-event (replayed data) or an RFC 3339 time.
     #[arg(long, env = "MARQUEE_CLOCK")]
     clock: Option<ClockSetting>,
+    /// Directory of GrowthBook feature files (default: ./experiments if present).
+    #[arg(long, env = "MARQUEE_EXPERIMENTS")]
+    experiments: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +116,35 @@ enum ModelsCommand {
     Activate { version: String },
     /// Re-activate the model registered before the active one.
     Rollback,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExperimentsCommand {
+    /// Evaluate one feature for one user and print the result as JSON (GrowthBook's shape).
+    Evaluate(EvaluateArgs),
+    /// Load and validate a directory of feature files and list its experiments.
+    List {
+        #[arg(long, default_value = "experiments")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["context", "features"]))]
+struct EvaluateArgs {
+    /// A GrowthBook context JSON (attributes, features, savedGroups, forcedVariations, qaMode,
+    /// enabled, url); `-` reads standard input.
+    #[arg(long)]
+    context: Option<PathBuf>,
+    /// A feature file (`{"features": …}` as in experiments/) — the short form, with --attributes.
+    #[arg(long, requires = "attributes")]
+    features: Option<PathBuf>,
+    /// User attributes as a JSON object, with --features.
+    #[arg(long)]
+    attributes: Option<String>,
+    /// The feature to evaluate.
+    #[arg(long)]
+    feature: String,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +222,33 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Schema => {
             print!("{}", api::sdl());
+            Ok(())
+        }
+        Command::Experiments(ExperimentsCommand::Evaluate(args)) => evaluate(&args),
+        Command::Experiments(ExperimentsCommand::List { dir }) => {
+            let page = app::page_definition(cfg.file.rows.as_deref())?;
+            let registry = crate::engine::sources::SourceRegistry::builtin();
+            let set =
+                FeatureSet::load_dir(&dir, &|o| page.with_overrides(o, &registry).map(|_| ()))
+                    .map_err(anyhow::Error::msg)?;
+            for e in set.experiments() {
+                let variations: Vec<String> = e
+                    .variations
+                    .iter()
+                    .map(|v| format!("{}={:.0}%", v.key, v.weight * 100.0))
+                    .collect();
+                println!(
+                    "{}  feature={}  hash={}  coverage={:.0}%  variations: {}{}",
+                    e.key,
+                    e.feature_key,
+                    e.hash_attribute,
+                    e.coverage * 100.0,
+                    variations.join(", "),
+                    e.condition
+                        .map(|c| format!("  condition={c}"))
+                        .unwrap_or_default()
+                );
+            }
             Ok(())
         }
         Command::Import(ImportCommand::Movielens(args)) => {
@@ -268,6 +331,51 @@ pub async fn run(cli: Cli) -> Result<()> {
             bench::run(&store, &engine, &clock, args.requests, args.seed).await
         }
     }
+}
+
+/// Reads a JSON file (or standard input for `-`); errors name the file, line and column.
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+}
+
+fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    use crate::experiments::growthbook::Context;
+    let context = match (&args.context, &args.features) {
+        (Some(path), _) => read_json(path)?,
+        (None, Some(path)) => {
+            let file = read_json(path)?;
+            let features = file.get("features").cloned().unwrap_or(file.clone());
+            let attributes: serde_json::Value =
+                serde_json::from_str(args.attributes.as_deref().unwrap_or("{}"))
+                    .map_err(|e| anyhow::anyhow!("--attributes: {e}"))?;
+            if !attributes.is_object() {
+                anyhow::bail!("--attributes must be a JSON object");
+            }
+            serde_json::json!({
+                "attributes": attributes,
+                "features": features,
+                "savedGroups": file.get("savedGroups").cloned().unwrap_or_else(|| serde_json::json!({})),
+            })
+        }
+        (None, None) => anyhow::bail!("give --context FILE, or --features FILE --attributes JSON"),
+    };
+    let origin = args
+        .context
+        .as_ref()
+        .or(args.features.as_ref())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut ctx: Context = serde_path_to_error::deserialize(context)
+        .map_err(|e| anyhow::anyhow!("{origin}: {}: {}", e.path(), e.inner()))?;
+    let result = ctx.eval_feature(&args.feature);
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
 }
 
 async fn import_movielens(
@@ -370,7 +478,22 @@ async fn serve(
     let examples = example_profiles(&store).await?;
     let model = engine.model.version.clone();
     let titles = engine.catalog.len();
-    let state = api::AppState::new(store, engine, clock);
+    let experiments_dir = args
+        .experiments
+        .or_else(|| cfg.file.experiments.clone())
+        .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
+    let state = api::AppState::new(store, engine, FeatureSet::default(), clock);
+    if let Some(dir) = &experiments_dir {
+        // At start a broken file is an error: nothing good is loaded yet to fall back to.
+        let features = state.load_features(dir).map_err(anyhow::Error::msg)?;
+        say(&format!(
+            "experiments: {} features from {}",
+            features.features.len(),
+            dir.display()
+        ));
+        state.features.store(std::sync::Arc::new(features));
+        api::watch_experiments(state.clone(), dir.clone());
+    }
     api::serve(state, listen, |addr| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");

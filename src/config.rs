@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub rows: Option<PathBuf>,
     pub clock: Option<String>,
+    pub experiments: Option<PathBuf>,
 }
 
 impl FileConfig {

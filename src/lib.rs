@@ -13,5 +13,6 @@ pub mod config;
 pub mod dataset;
 pub mod domain;
 pub mod engine;
+pub mod experiments;
 pub mod movielens;
 pub mod store;

@@ -23,6 +23,10 @@ struct Env {
 }
 
 async fn start(db: impl FnOnce(&std::path::Path) -> TestDb) -> Env {
+    start_with(db, &[]).await
+}
+
+async fn start_with(db: impl FnOnce(&std::path::Path) -> TestDb, serve_args: &[&str]) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let fixture = write_fixture(&dir.path().join("ml"));
     let db = db(dir.path());
@@ -35,7 +39,7 @@ async fn start(db: impl FnOnce(&std::path::Path) -> TestDb) -> Env {
         &["import", "movielens", &ml, "--kids-every", "3"],
     );
     marquee_ok(data, &url, &["train", "--clock", NOW]);
-    let server = Server::start(data, &url, &[]);
+    let server = Server::start(data, &url, serve_args);
     Env {
         _dir: dir,
         db,
@@ -470,4 +474,140 @@ async fn graphql_contract_on_sqlite() {
 async fn graphql_contract_on_postgres() {
     let db = TestDb::postgres().await;
     contract(start(move |_| db).await).await;
+}
+
+const HOME_WITH_VARIATIONS: &str = r#"query($p: ID!, $f: [ForcedVariationInput!]) {
+  home(profileId: $p, forcedVariations: $f, platform: "tv") {
+    assignments { featureKey experimentKey variationIndex variationKey inExperiment hashUsed }
+    rows { id } } }"#;
+
+fn row_ids(home: &Value) -> Vec<String> {
+    home["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The shipped `experiments/` drive the page; edits reload, and broken edits do not.
+#[tokio::test]
+async fn experiments_shape_the_page_and_reload_safely() {
+    let exp_dir = tempfile::tempdir().unwrap();
+    for f in ["trending-first.json", "stronger-diversity.json"] {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("experiments")
+            .join(f);
+        std::fs::copy(src, exp_dir.path().join(f)).unwrap();
+    }
+    let exp = exp_dir.path().to_str().unwrap().to_owned();
+    let env = start_with(TestDb::sqlite, &["--experiments", &exp]).await;
+    let s = &env.server;
+
+    let r = s
+        .gql(
+            "{ experiments { key featureKey variations { key weight } } }",
+            json!({}),
+        )
+        .await;
+    let keys: Vec<&str> = r["data"]["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["stronger-diversity", "trending-above-top-picks"]);
+
+    // Previewing each variation of "Trending above Top Picks".
+    let preview = |v: i64| json!({"p": "1", "f": [{"experimentKey": "trending-above-top-picks", "variation": v}]});
+    let treated = s.gql(HOME_WITH_VARIATIONS, preview(1)).await;
+    let home_t = &treated["data"]["home"];
+    let ids = row_ids(home_t);
+    let pos = |ids: &[String], id: &str| ids.iter().position(|x| x == id).unwrap();
+    assert!(pos(&ids, "trending") < pos(&ids, "top-picks"), "{ids:?}");
+    let a = home_t["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["experimentKey"] == "trending-above-top-picks")
+        .unwrap();
+    assert_eq!(a["variationKey"], "trending-first");
+    assert_eq!(a["hashUsed"], false);
+    let control = s.gql(HOME_WITH_VARIATIONS, preview(0)).await;
+    let ids = row_ids(&control["data"]["home"]);
+    assert!(pos(&ids, "top-picks") < pos(&ids, "trending"), "{ids:?}");
+
+    // Assignment is deterministic per profile and split across profiles.
+    let mut variations = std::collections::HashSet::new();
+    for p in 1..=40 {
+        let a = s
+            .gql(HOME_WITH_VARIATIONS, json!({"p": p.to_string()}))
+            .await;
+        let b = s
+            .gql(HOME_WITH_VARIATIONS, json!({"p": p.to_string()}))
+            .await;
+        assert_eq!(
+            a["data"]["home"]["assignments"],
+            b["data"]["home"]["assignments"]
+        );
+        for asg in a["data"]["home"]["assignments"].as_array().unwrap() {
+            assert_eq!(asg["hashUsed"], true);
+            variations.insert((
+                asg["experimentKey"].as_str().unwrap().to_owned(),
+                asg["variationIndex"].as_i64().unwrap(),
+            ));
+        }
+    }
+    assert_eq!(
+        variations.len(),
+        4,
+        "both variations of both experiments occur: {variations:?}"
+    );
+
+    // Kids profiles are not targeted by the diversity experiment.
+    let kid = profile_ids(s, Some(true)).await.remove(0);
+    let k = s.gql(HOME_WITH_VARIATIONS, json!({"p": kid})).await;
+    let kid_exps: Vec<&str> = k["data"]["home"]["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["experimentKey"].as_str().unwrap())
+        .collect();
+    assert!(!kid_exps.contains(&"stronger-diversity"), "{kid_exps:?}");
+
+    // A broken edit keeps the last good features; a good one is picked up within seconds.
+    std::fs::write(
+        exp_dir.path().join("trending-first.json"),
+        "{ \"features\": { \"home-rows\": [",
+    )
+    .unwrap();
+    std::fs::write(
+        exp_dir.path().join("new.json"),
+        r#"{"features": {"home-rows": {"defaultValue": ["nope"]}}}"#,
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = s.gql("{ experiments { key } }", json!({})).await;
+    assert_eq!(r["data"]["experiments"].as_array().unwrap().len(), 2, "{r}");
+    std::fs::remove_file(exp_dir.path().join("new.json")).unwrap();
+    std::fs::write(
+        exp_dir.path().join("trending-first.json"),
+        r#"{"features": {"home-rows": {"defaultValue": null, "rules": [{"key": "renamed", "variations": [null, ["trending"]]}]}}}"#,
+    )
+    .unwrap();
+    let mut reloaded = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = s.gql("{ experiments { key } }", json!({})).await;
+        if r["data"]["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "renamed")
+        {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "experiments were not reloaded");
 }

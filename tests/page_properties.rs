@@ -13,7 +13,7 @@ use marquee::engine::history::{History, WatchState};
 use marquee::engine::model::{
     ALL_COUNTRIES, ARTIFACT_FORMAT, Model, ModelArtifact, ScoredTitle, TrainParams,
 };
-use marquee::engine::rows::{DEFAULT_HOME, PageDefinition};
+use marquee::engine::rows::{DEFAULT_HOME, PageDefinition, PageOverrides};
 use marquee::engine::sources::SourceRegistry;
 use proptest::prelude::*;
 
@@ -164,7 +164,34 @@ fn engine(titles: Vec<Title>, artifact: &ModelArtifact) -> Engine {
         catalog,
         model,
         home,
+        sources: SourceRegistry::builtin(),
     }
+}
+
+/// What an experiment may do to the shipped page: any order and subset of its rows, any
+/// diversity strength.
+fn arb_overrides() -> impl Strategy<Value = PageOverrides> {
+    let ids = vec![
+        "continue-watching",
+        "top-picks",
+        "because-you-watched",
+        "trending",
+        "new-releases",
+        "genre",
+    ];
+    (
+        proptest::sample::subsequence(ids.clone(), 1..=6).prop_shuffle(),
+        proptest::sample::select(ids),
+        0.0f64..=1.0,
+    )
+        .prop_map(|(rows, tuned, diversity)| {
+            let mut o: PageOverrides = serde_json::from_value(serde_json::json!({
+                "settings": {tuned: {"diversity": diversity, "size": 7}}
+            }))
+            .unwrap();
+            o.rows = Some(rows.into_iter().map(str::to_owned).collect());
+            o
+        })
 }
 
 proptest! {
@@ -201,5 +228,25 @@ proptest! {
         }
         // Same inputs, same page.
         prop_assert_eq!(engine.home_page(&profile, &history, NOW), page);
+    }
+
+    #[test]
+    fn experiment_variants_keep_the_page_invariants(
+        (titles, artifact, profile, states) in arb_world(),
+        overrides in arb_overrides(),
+    ) {
+        let engine = engine(titles, &artifact);
+        let history = History::new(states);
+        let page = engine.home_page_with(&overrides, &profile, &history, NOW).unwrap();
+        let allowed_kinds = overrides.rows.clone().unwrap();
+        let mut seen = HashSet::new();
+        for row in &page.rows {
+            prop_assert!(allowed_kinds.contains(&row.kind));
+            for item in &row.items {
+                prop_assert!(seen.insert(item.title));
+                let title = engine.catalog.title(item.title);
+                prop_assert_eq!(filters::allowed(&profile, &history, title, false), Ok(()));
+            }
+        }
     }
 }

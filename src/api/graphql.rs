@@ -2,11 +2,12 @@
 //! and map the result; errors carry `extensions.code` (`NOT_FOUND`, `BAD_USER_INPUT`,
 //! `INTERNAL`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptySubscription, Enum, Error, ErrorExtensions, ID, InputObject, Object, Schema,
-    SimpleObject,
+    Context, EmptySubscription, Enum, Error, ErrorExtensions, ID, InputObject, Json, Object,
+    Schema, SimpleObject,
 };
 
 use super::AppState;
@@ -14,6 +15,7 @@ use crate::clock::{format_rfc3339, parse_rfc3339};
 use crate::domain::{self, EventAction, ProfileId, TitleId};
 use crate::engine::Engine;
 use crate::engine::catalog::TitleIdx;
+use crate::experiments::{self, RequestInfo};
 use crate::store::records::NewEvent;
 
 pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -182,6 +184,49 @@ pub struct Row {
     items: Vec<RowItem>,
 }
 
+/// An experiment that shaped this page, and the variation the profile got.
+#[derive(SimpleObject)]
+pub struct Assignment {
+    feature_key: String,
+    experiment_key: String,
+    variation_index: i32,
+    variation_key: String,
+    in_experiment: bool,
+    /// False when the variation was forced (preview, QA) rather than hashed.
+    hash_used: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ExperimentVariation {
+    index: i32,
+    key: String,
+    name: Option<String>,
+    weight: f64,
+    /// The variation's feature value, as JSON text.
+    value: String,
+}
+
+/// An experiment rule of a feature in `experiments/`.
+#[derive(SimpleObject)]
+pub struct Experiment {
+    key: String,
+    feature_key: String,
+    name: Option<String>,
+    /// The attribute hashed to assign variations (`id` is the profile id).
+    hash_attribute: String,
+    /// Share of eligible profiles included, 0–1.
+    coverage: f64,
+    /// Targeting condition (MongoDB-style JSON), if any.
+    condition: Option<String>,
+    variations: Vec<ExperimentVariation>,
+}
+
+#[derive(InputObject)]
+pub struct ForcedVariationInput {
+    experiment_key: String,
+    variation: i32,
+}
+
 #[derive(SimpleObject)]
 pub struct HomePage {
     /// Send it back with events caused by this page, so they can be attributed.
@@ -189,6 +234,8 @@ pub struct HomePage {
     generated_at: String,
     /// The model version that ranked this page.
     model_version: String,
+    /// The experiments that shaped this page.
+    assignments: Vec<Assignment>,
     rows: Vec<Row>,
 }
 
@@ -232,8 +279,17 @@ pub struct QueryRoot;
 
 #[Object(name = "Query")]
 impl QueryRoot {
-    /// The personalized home page of a profile.
-    async fn home(&self, ctx: &Context<'_>, profile_id: ID) -> Result<HomePage, Error> {
+    /// The personalized home page of a profile. `platform`, `appVersion` and `attributes`
+    /// are available to experiment targeting; `forcedVariations` previews a variation.
+    async fn home(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        platform: Option<String>,
+        app_version: Option<String>,
+        attributes: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+        forced_variations: Option<Vec<ForcedVariationInput>>,
+    ) -> Result<HomePage, Error> {
         let state = state(ctx);
         let id = parse_profile_id(&profile_id)?;
         let profile = state
@@ -242,14 +298,54 @@ impl QueryRoot {
             .await
             .map_err(internal)?
             .ok_or_else(|| not_found(format!("no profile {id}")))?;
+        let mut forced = HashMap::new();
+        for f in forced_variations.unwrap_or_default() {
+            if f.variation < 0 {
+                return Err(bad_input(format!(
+                    "forcedVariations: variation of {:?} must be ≥ 0",
+                    f.experiment_key
+                )));
+            }
+            forced.insert(f.experiment_key, i64::from(f.variation));
+        }
+        let request = RequestInfo {
+            platform,
+            app_version,
+            extra: attributes.map(|a| a.0).unwrap_or_default(),
+        };
+        let variant = experiments::page_variant(
+            &state.features.load(),
+            experiments::attributes(&profile, &request),
+            forced,
+        );
+        for problem in &variant.problems {
+            tracing::warn!(%problem, "experiment value ignored");
+        }
         let history = state.store.history(&id).await.map_err(internal)?;
         let engine = state.engine.load_full();
         let now = state.clock.now();
-        let page = engine.home_page(&profile, &history, now);
+        let page = engine
+            .home_page_with(&variant.overrides, &profile, &history, now)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "experiment variant failed; serving the default page");
+                engine.home_page(&profile, &history, now)
+            });
         Ok(HomePage {
             request_id: ID(state.next_request_id()),
             generated_at: format_rfc3339(now),
             model_version: engine.model.version.clone(),
+            assignments: variant
+                .assignments
+                .into_iter()
+                .map(|a| Assignment {
+                    feature_key: a.feature_key,
+                    experiment_key: a.experiment_key,
+                    variation_index: a.variation_index as i32,
+                    variation_key: a.variation_key,
+                    in_experiment: a.in_experiment,
+                    hash_used: a.hash_used,
+                })
+                .collect(),
             rows: page
                 .rows
                 .into_iter()
@@ -276,6 +372,35 @@ impl QueryRoot {
                 })
                 .collect(),
         })
+    }
+
+    /// The experiments defined in `experiments/`.
+    async fn experiments(&self, ctx: &Context<'_>) -> Vec<Experiment> {
+        state(ctx)
+            .features
+            .load()
+            .experiments()
+            .into_iter()
+            .map(|e| Experiment {
+                key: e.key,
+                feature_key: e.feature_key,
+                name: e.name,
+                hash_attribute: e.hash_attribute,
+                coverage: e.coverage,
+                condition: e.condition.map(|c| c.to_string()),
+                variations: e
+                    .variations
+                    .into_iter()
+                    .map(|v| ExperimentVariation {
+                        index: v.index as i32,
+                        key: v.key,
+                        name: v.name,
+                        weight: v.weight,
+                        value: v.value.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     async fn title(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Title>, Error> {

@@ -17,6 +17,7 @@ use axum::routing::get;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::experiments::{self, FeatureSet};
 use crate::store::Store;
 
 pub use graphql::{MarqueeSchema, build_schema, sdl};
@@ -26,20 +27,31 @@ pub struct AppState {
     pub store: Store,
     /// Swapped whole when a new model is activated; a request holds its own snapshot.
     pub engine: ArcSwap<Engine>,
+    /// The features of `experiments/`; replaced when the files change and still load.
+    pub features: ArcSwap<FeatureSet>,
     pub clock: Clock,
     request_counter: AtomicU64,
     instance: u64,
 }
 
 impl AppState {
-    pub fn new(store: Store, engine: Engine, clock: Clock) -> Arc<Self> {
+    pub fn new(store: Store, engine: Engine, features: FeatureSet, clock: Clock) -> Arc<Self> {
         Arc::new(Self {
             store,
             engine: ArcSwap::from_pointee(engine),
+            features: ArcSwap::from_pointee(features),
             clock,
             request_counter: AtomicU64::new(0),
             // Distinguishes request ids of different server runs.
             instance: (crate::clock::wall_now() as u64) ^ (u64::from(std::process::id()) << 40),
+        })
+    }
+
+    /// Loads `dir` validated against the current page definition.
+    pub fn load_features(&self, dir: &std::path::Path) -> Result<FeatureSet, String> {
+        let engine = self.engine.load();
+        FeatureSet::load_dir(dir, &|o| {
+            engine.home.with_overrides(o, &engine.sources).map(|_| ())
         })
     }
 
@@ -100,6 +112,32 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Reloads `dir` when its files change. A broken edit is logged and the last good features
+/// stay in force, so a typo never takes the page down.
+pub fn watch_experiments(state: Arc<AppState>, dir: std::path::PathBuf) {
+    tokio::spawn(async move {
+        let mut signature = experiments::dir_signature(&dir);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = experiments::dir_signature(&dir);
+            if now == signature {
+                continue;
+            }
+            signature = now;
+            match state.load_features(&dir) {
+                Ok(set) => {
+                    tracing::info!(features = set.features.len(), "experiments reloaded");
+                    state.features.store(Arc::new(set));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "experiments not reloaded; keeping the last good version")
+                }
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

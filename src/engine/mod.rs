@@ -18,7 +18,8 @@ use catalog::{Catalog, TitleIdx};
 use history::History;
 use model::Model;
 use page::Page;
-use rows::PageDefinition;
+use rows::{PageDefinition, PageOverrides};
+use sources::SourceRegistry;
 
 /// Everything needed to answer requests, swapped as one unit when a new model is activated.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct Engine {
     pub catalog: Catalog,
     pub model: Model,
     pub home: PageDefinition,
+    /// Builds the sources of page variants that experiments ask for.
+    pub sources: SourceRegistry,
 }
 
 impl Engine {
@@ -38,6 +41,29 @@ impl Engine {
             history,
             now,
         )
+    }
+
+    /// The home page as an experiment variant composes it. Overrides are validated when the
+    /// experiments are loaded; one that still fails here is an error for the caller to report.
+    pub fn home_page_with(
+        &self,
+        overrides: &PageOverrides,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+    ) -> Result<Page, String> {
+        if overrides.is_empty() {
+            return Ok(self.home_page(profile, history, now));
+        }
+        let variant = self.home.with_overrides(overrides, &self.sources)?;
+        Ok(page::assemble(
+            &variant,
+            &self.catalog,
+            &self.model,
+            profile,
+            history,
+            now,
+        ))
     }
 
     /// Titles like `title`: trained neighbours first, then titles sharing its genres (so that

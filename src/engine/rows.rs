@@ -1,5 +1,7 @@
 //! Page definitions (`rows/*.toml`): which rows, in which order, filled by which source.
 
+use std::collections::{BTreeMap, HashSet};
+
 use serde::Deserialize;
 
 use crate::engine::rerank::Diversity;
@@ -20,6 +22,8 @@ pub struct RowDefinition {
     pub diversity: Diversity,
     /// Only for rows meant to show watched titles again; policy filters still apply.
     pub show_watched: bool,
+    /// What the row was built from, so that experiments can derive variants of it.
+    spec: RowSpec,
 }
 
 #[derive(Debug)]
@@ -30,12 +34,12 @@ pub struct PageDefinition {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageFile {
-    row: Vec<RowFile>,
+    row: Vec<RowSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RowFile {
+struct RowSpec {
     id: String,
     title: String,
     source: String,
@@ -58,6 +62,70 @@ fn default_min_items() -> usize {
     4
 }
 
+/// What an experiment may change about a page: which rows, in which order, and per-row
+/// settings. Policy (filters, dedupe) is not among them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageOverrides {
+    /// Row ids in the order to show them; rows not listed are left out.
+    #[serde(default)]
+    pub rows: Option<Vec<String>>,
+    /// Per-row changes, by row id.
+    #[serde(default)]
+    pub settings: BTreeMap<String, RowOverride>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowOverride {
+    pub title: Option<String>,
+    pub size: Option<usize>,
+    pub min_items: Option<usize>,
+    pub diversity: Option<Diversity>,
+    /// Merged over the row's source params, key by key.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+impl PageOverrides {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_none() && self.settings.is_empty()
+    }
+}
+
+fn build_row(
+    spec: RowSpec,
+    registry: &SourceRegistry,
+    origin: &str,
+) -> Result<RowDefinition, String> {
+    let at = |msg: String| format!("{origin}: row {:?}: {msg}", spec.id);
+    if spec.id.is_empty() || spec.id.contains(char::is_whitespace) || spec.id.contains(':') {
+        return Err(at("row ids are non-empty, without spaces or ':'".into()));
+    }
+    if !(1..=100).contains(&spec.size) {
+        return Err(at(format!("size must be 1–100, got {}", spec.size)));
+    }
+    if spec.min_items > spec.size {
+        return Err(at(format!(
+            "min_items ({}) is larger than size ({})",
+            spec.min_items, spec.size
+        )));
+    }
+    let source = registry
+        .build(&spec.source, spec.params.clone())
+        .map_err(|e| at(format!("source {:?}: {e}", spec.source)))?;
+    Ok(RowDefinition {
+        id: spec.id.clone(),
+        title: spec.title.clone(),
+        source,
+        size: spec.size,
+        min_items: spec.min_items.max(1),
+        diversity: spec.diversity.unwrap_or(Diversity::NONE),
+        show_watched: spec.show_watched,
+        spec,
+    })
+}
+
 impl PageDefinition {
     /// Parses a page definition; errors name `origin` (a file name) and the offending row.
     pub fn parse(text: &str, origin: &str, registry: &SourceRegistry) -> Result<Self, String> {
@@ -73,42 +141,74 @@ impl PageDefinition {
         if file.row.is_empty() {
             return Err(format!("{origin}: a page needs at least one [[row]]"));
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let rows = file
             .row
             .into_iter()
-            .map(|r| {
-                let at = |msg: String| format!("{origin}: row {:?}: {msg}", r.id);
-                if !seen.insert(r.id.clone()) {
-                    return Err(at("duplicate row id".into()));
+            .map(|spec| {
+                if !seen.insert(spec.id.clone()) {
+                    return Err(format!("{origin}: row {:?}: duplicate row id", spec.id));
                 }
-                if r.id.is_empty() || r.id.contains(char::is_whitespace) || r.id.contains(':') {
-                    return Err(at("row ids are non-empty, without spaces or ':'".into()));
-                }
-                if !(1..=100).contains(&r.size) {
-                    return Err(at(format!("size must be 1–100, got {}", r.size)));
-                }
-                if r.min_items > r.size {
-                    return Err(at(format!(
-                        "min_items ({}) is larger than size ({})",
-                        r.min_items, r.size
-                    )));
-                }
-                let source = registry
-                    .build(&r.source, r.params)
-                    .map_err(|e| at(format!("source {:?}: {e}", r.source)))?;
-                Ok(RowDefinition {
-                    id: r.id,
-                    title: r.title,
-                    source,
-                    size: r.size,
-                    min_items: r.min_items.max(1),
-                    diversity: r.diversity.unwrap_or(Diversity::NONE),
-                    show_watched: r.show_watched,
-                })
+                build_row(spec, registry, origin)
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Self { rows })
+    }
+
+    /// This page as an experiment variant would have it.
+    pub fn with_overrides(
+        &self,
+        overrides: &PageOverrides,
+        registry: &SourceRegistry,
+    ) -> Result<PageDefinition, String> {
+        let by_id: BTreeMap<&str, &RowDefinition> =
+            self.rows.iter().map(|r| (r.id.as_str(), r)).collect();
+        for id in overrides.settings.keys() {
+            if !by_id.contains_key(id.as_str()) {
+                return Err(format!("settings for unknown row {id:?}"));
+            }
+        }
+        let order: Vec<&RowDefinition> = match &overrides.rows {
+            None => self.rows.iter().collect(),
+            Some(ids) => {
+                let mut seen = HashSet::new();
+                ids.iter()
+                    .map(|id| {
+                        if !seen.insert(id) {
+                            return Err(format!("row {id:?} is listed twice"));
+                        }
+                        by_id.get(id.as_str()).copied().ok_or_else(|| {
+                            format!(
+                                "unknown row {id:?} (known: {})",
+                                by_id.keys().copied().collect::<Vec<_>>().join(", ")
+                            )
+                        })
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+        };
+        if order.is_empty() {
+            return Err("a page needs at least one row".into());
+        }
+        let rows = order
+            .into_iter()
+            .map(|row| {
+                let mut spec = row.spec.clone();
+                if let Some(o) = overrides.settings.get(&row.id) {
+                    if let Some(t) = &o.title {
+                        spec.title = t.clone();
+                    }
+                    spec.size = o.size.unwrap_or(spec.size);
+                    spec.min_items = o.min_items.unwrap_or(spec.min_items);
+                    spec.diversity = o.diversity.or(spec.diversity);
+                    for (k, v) in &o.params {
+                        spec.params.insert(k.clone(), v.clone());
+                    }
+                }
+                build_row(spec, registry, "experiment")
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(PageDefinition { rows })
     }
 }
 
@@ -155,5 +255,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("typo"), "{err}");
+    }
+
+    #[test]
+    fn overrides_reorder_select_and_retune_rows() {
+        let reg = SourceRegistry::builtin();
+        let page = PageDefinition::parse(DEFAULT_HOME, "rows/home.toml", &reg).unwrap();
+        let o: PageOverrides = serde_json::from_value(serde_json::json!({
+            "rows": ["trending", "top-picks"],
+            "settings": {"top-picks": {"diversity": 0.8, "params": {"popularity_weight": 0.5}}}
+        }))
+        .unwrap();
+        let v = page.with_overrides(&o, &reg).unwrap();
+        let ids: Vec<&str> = v.rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["trending", "top-picks"]);
+        assert_eq!(v.rows[1].diversity.get(), 0.8);
+
+        for bad in [
+            serde_json::json!({"rows": ["nope"]}),
+            serde_json::json!({"rows": []}),
+            serde_json::json!({"settings": {"top-picks": {"params": {"typo": 1}}}}),
+            serde_json::json!({"settings": {"nope": {"size": 3}}}),
+        ] {
+            let o: PageOverrides = serde_json::from_value(bad.clone()).unwrap();
+            assert!(page.with_overrides(&o, &reg).is_err(), "{bad}");
+        }
+        let bad: Result<PageOverrides, _> = serde_json::from_value(
+            serde_json::json!({"settings": {"top-picks": {"diversity": 3.0}}}),
+        );
+        assert!(bad.is_err());
     }
 }

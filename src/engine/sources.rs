@@ -130,7 +130,7 @@ pub trait CandidateSource: Send + Sync + Debug {
 pub type SourceFactory = fn(toml::Table) -> Result<Box<dyn CandidateSource>, String>;
 
 /// Candidate sources by name, as `rows/*.toml` refers to them.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SourceRegistry {
     factories: BTreeMap<&'static str, SourceFactory>,
 }

@@ -20,6 +20,11 @@ pub(super) enum Param {
     OptFloat(Option<f64>),
 }
 
+/// A NULL that PostgreSQL sees as `double precision`. sqlx 0.9's `Any` driver maps a NULL of
+/// `f64` to `float4` and a NULL of `f32` to `float8` (the two are swapped); a statement first
+/// prepared with a `float4` NULL then rejects real `f64` values ("incorrect binary data format").
+pub(super) const NULL_DOUBLE: Option<f32> = None;
+
 /// `INSERT … VALUES (…), (…) …` for many rows at once; returns rows affected.
 pub(super) async fn insert_many(
     tx: &mut Transaction<'static, Any>,
@@ -53,7 +58,8 @@ pub(super) async fn insert_many(
             Param::OptText(v) => q.bind(v),
             Param::Int(v) => q.bind(v),
             Param::OptInt(v) => q.bind(v),
-            Param::OptFloat(v) => q.bind(v),
+            Param::OptFloat(Some(v)) => q.bind(v),
+            Param::OptFloat(None) => q.bind(NULL_DOUBLE),
         };
     }
     Ok(q.execute(&mut **tx).await?.rows_affected())
@@ -164,22 +170,26 @@ impl Store {
         let mut summary = RecordSummary::default();
         let mut changed: HashMap<TitleId, WatchState> = HashMap::new();
         for e in events {
-            let inserted = sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO events (profile_id, title_id, kind, value, occurred_at, received_at, client_event_id, request_id) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (profile_id, client_event_id) DO NOTHING",
             )
             .bind(profile.as_str())
             .bind(e.title_id.as_str())
-            .bind(e.action.kind().as_str())
-            .bind(e.action.value())
-            .bind(e.occurred_at)
-            .bind(received_at)
-            .bind(e.client_event_id.as_str())
-            .bind(e.request_id.as_deref())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .bind(e.action.kind().as_str());
+            let insert = match e.action.value() {
+                Some(v) => insert.bind(v),
+                None => insert.bind(NULL_DOUBLE),
+            };
+            let inserted = insert
+                .bind(e.occurred_at)
+                .bind(received_at)
+                .bind(e.client_event_id.as_str())
+                .bind(e.request_id.as_deref())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if inserted == 0 {
                 summary.duplicates += 1;
                 continue;

@@ -1,0 +1,420 @@
+//! Experiments: product managers' GrowthBook feature definitions (`experiments/*.json`), how a
+//! page request is assigned to variations, and the page composition features Marquee reads.
+//!
+//! `growthbook` is the general evaluation engine (GrowthBook SDK semantics). This module is
+//! the Marquee-specific part: loading and validating the files, building the attributes of a
+//! request, and turning feature values into `PageOverrides` for the engine.
+
+pub mod growthbook;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::domain::Profile;
+use crate::engine::rows::{PageOverrides, RowOverride};
+use growthbook::{Context, FeatureDefinition, FeatureRule, SavedGroups};
+
+/// Row ids, in order: which rows the home page shows.
+pub const ROWS_FEATURE: &str = "home-rows";
+/// Row id → `{title, size, min_items, diversity, params}`: per-row settings.
+pub const ROW_SETTINGS_FEATURE: &str = "home-row-settings";
+
+/// One file of `experiments/`: GrowthBook's SDK payload format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PayloadFile {
+    features: HashMap<String, FeatureDefinition>,
+    #[serde(default)]
+    saved_groups: SavedGroups,
+    /// Free text for people reading the file.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    // Present in payloads exported from GrowthBook itself.
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    date_updated: Option<Value>,
+}
+
+/// All features of `experiments/`, merged.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureSet {
+    pub features: HashMap<String, FeatureDefinition>,
+    pub saved_groups: SavedGroups,
+    /// Feature key → the file that defines it.
+    pub origin: BTreeMap<String, PathBuf>,
+}
+
+/// Checks a value of one of Marquee's page features against the page it would change.
+pub type PageValidator<'a> = &'a dyn Fn(&PageOverrides) -> Result<(), String>;
+
+/// Parses a value of `home-rows` / `home-row-settings` into page overrides.
+fn overrides_from(feature: &str, value: &Value) -> Result<PageOverrides, String> {
+    if value.is_null() {
+        return Ok(PageOverrides::default());
+    }
+    match feature {
+        ROWS_FEATURE => Ok(PageOverrides {
+            rows: Some(serde_json::from_value(value.clone()).map_err(|e| e.to_string())?),
+            ..PageOverrides::default()
+        }),
+        ROW_SETTINGS_FEATURE => Ok(PageOverrides {
+            settings: serde_json::from_value::<BTreeMap<String, RowOverride>>(value.clone())
+                .map_err(|e| e.to_string())?,
+            ..PageOverrides::default()
+        }),
+        _ => Ok(PageOverrides::default()),
+    }
+}
+
+/// Every value a feature can take, with its JSON path in the file.
+fn possible_values<'a>(key: &str, def: &'a FeatureDefinition) -> Vec<(String, &'a Value)> {
+    let mut out = Vec::new();
+    if let Some(v) = &def.default_value {
+        out.push((format!("features.{key}.defaultValue"), v));
+    }
+    for (i, rule) in def.rules.iter().flatten().enumerate() {
+        if let Some(v) = &rule.force {
+            out.push((format!("features.{key}.rules[{i}].force"), v));
+        }
+        for (j, v) in rule.variations.iter().flatten().enumerate() {
+            out.push((format!("features.{key}.rules[{i}].variations[{j}]"), v));
+        }
+    }
+    out
+}
+
+impl FeatureSet {
+    /// Reads every `*.json` in `dir` (sorted by name). Errors name the file and the JSON path.
+    pub fn load_dir(dir: &Path, validate: PageValidator<'_>) -> Result<FeatureSet, String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let mut set = FeatureSet::default();
+        for path in files {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            let file: PayloadFile = serde_path_to_error::deserialize(de).map_err(|e| {
+                let at = e.path().to_string();
+                format!(
+                    "{name}: {}: {}",
+                    if at == "." { "(top level)" } else { &at },
+                    e.inner()
+                )
+            })?;
+            for (key, def) in &file.features {
+                for (at, value) in possible_values(key, def) {
+                    overrides_from(key, value)
+                        .and_then(|o| validate(&o))
+                        .map_err(|e| format!("{name}: {at}: {e}"))?;
+                }
+                if let Some(other) = set.origin.get(key) {
+                    return Err(format!(
+                        "{name}: features.{key}: already defined in {}",
+                        other.display()
+                    ));
+                }
+                set.origin.insert(key.clone(), path.clone());
+            }
+            set.features.extend(file.features);
+            for (group, members) in file.saved_groups {
+                if set.saved_groups.insert(group.clone(), members).is_some() {
+                    return Err(format!("{name}: savedGroups.{group}: defined twice"));
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// The experiment rules of all features, for people to read.
+    pub fn experiments(&self) -> Vec<ExperimentSummary> {
+        let mut out: Vec<ExperimentSummary> = self
+            .features
+            .iter()
+            .flat_map(|(key, def)| {
+                def.rules
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.variations.is_some())
+                    .map(move |r| ExperimentSummary::of(key, r))
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+/// When any file in `dir` changed (added, removed, modified): a cheap poll signature.
+pub fn dir_signature(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut sig: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            let meta = e.metadata().ok();
+            (
+                e.path(),
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map_or(0, |m| m.len()),
+            )
+        })
+        .collect();
+    sig.sort();
+    sig
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariationSummary {
+    pub index: usize,
+    pub key: String,
+    pub name: Option<String>,
+    pub weight: f64,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentSummary {
+    pub key: String,
+    pub feature_key: String,
+    pub name: Option<String>,
+    pub hash_attribute: String,
+    pub coverage: f64,
+    pub condition: Option<Value>,
+    pub variations: Vec<VariationSummary>,
+}
+
+impl ExperimentSummary {
+    fn of(feature: &str, rule: &FeatureRule) -> Self {
+        let variations = rule.variations.clone().unwrap_or_default();
+        let n = variations.len();
+        let weights = rule
+            .weights
+            .clone()
+            .filter(|w| w.len() == n)
+            .unwrap_or_else(|| growthbook::get_equal_weights(n));
+        let meta = rule.meta.clone().unwrap_or_default();
+        ExperimentSummary {
+            key: rule.key.clone().unwrap_or_else(|| feature.to_owned()),
+            feature_key: feature.to_owned(),
+            name: rule.name.clone(),
+            hash_attribute: rule.hash_attribute.clone().unwrap_or_else(|| "id".into()),
+            coverage: rule.coverage.unwrap_or(1.0),
+            condition: rule.condition.clone(),
+            variations: variations
+                .into_iter()
+                .enumerate()
+                .map(|(i, value)| VariationSummary {
+                    index: i,
+                    key: meta
+                        .get(i)
+                        .and_then(|m| m.key.clone())
+                        .unwrap_or_else(|| i.to_string()),
+                    name: meta.get(i).and_then(|m| m.name.clone()),
+                    weight: weights.get(i).copied().unwrap_or(0.0),
+                    value,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the client tells about itself, next to what the server knows of the profile.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub platform: Option<String>,
+    pub app_version: Option<String>,
+    /// Anything else the client passes; cannot override the server's own attributes.
+    pub extra: Map<String, Value>,
+}
+
+/// The attributes conditions and hashing see for a page request.
+pub fn attributes(profile: &Profile, request: &RequestInfo) -> Value {
+    let mut attrs = request.extra.clone();
+    let mut set = |k: &str, v: Value| {
+        attrs.insert(k.to_owned(), v);
+    };
+    if let Some(p) = &request.platform {
+        set("platform", Value::from(p.as_str()));
+        set("deviceType", Value::from(p.as_str()));
+    }
+    if let Some(v) = &request.app_version {
+        set("appVersion", Value::from(v.as_str()));
+    }
+    set("id", Value::from(profile.id.as_str()));
+    set("profileId", Value::from(profile.id.as_str()));
+    set("accountId", Value::from(profile.account_id.as_str()));
+    set("kids", Value::from(profile.is_kids));
+    set(
+        "country",
+        profile
+            .country
+            .as_ref()
+            .map_or(Value::Null, |c| Value::from(c.as_str())),
+    );
+    Value::Object(attrs)
+}
+
+/// One experiment that shaped a page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub feature_key: String,
+    pub experiment_key: String,
+    pub variation_index: usize,
+    pub variation_key: String,
+    pub in_experiment: bool,
+    /// Hashed into the variation (as opposed to forced for a preview or QA).
+    pub hash_used: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageVariant {
+    pub overrides: PageOverrides,
+    pub assignments: Vec<Assignment>,
+    /// Feature values that did not parse; logged by the caller, the page falls back.
+    pub problems: Vec<String>,
+}
+
+/// Evaluates the page features for one request.
+pub fn page_variant(
+    set: &FeatureSet,
+    attributes: Value,
+    forced_variations: HashMap<String, i64>,
+) -> PageVariant {
+    let mut ctx = Context::default();
+    ctx.attributes = attributes;
+    ctx.features = set.features.clone();
+    ctx.saved_groups = set.saved_groups.clone();
+    ctx.forced_variations = forced_variations;
+    let mut variant = PageVariant::default();
+    for key in [ROWS_FEATURE, ROW_SETTINGS_FEATURE] {
+        if !set.features.contains_key(key) {
+            continue;
+        }
+        let result = ctx.eval_feature(key);
+        if let (Some(exp), Some(res)) = (&result.experiment, &result.experiment_result)
+            && res.in_experiment
+        {
+            variant.assignments.push(Assignment {
+                feature_key: key.to_owned(),
+                experiment_key: exp.key.clone(),
+                variation_index: res.variation_id,
+                variation_key: res.key.clone(),
+                in_experiment: true,
+                hash_used: res.hash_used,
+            });
+        }
+        match overrides_from(key, &result.value) {
+            Ok(o) => {
+                if o.rows.is_some() {
+                    variant.overrides.rows = o.rows;
+                }
+                variant.overrides.settings.extend(o.settings);
+            }
+            Err(e) => variant.problems.push(format!("feature {key}: {e}")),
+        }
+    }
+    variant
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, Country, ProfileId};
+
+    fn write(dir: &Path, name: &str, json: &str) {
+        std::fs::write(dir.join(name), json).unwrap();
+    }
+
+    fn profile(id: &str) -> Profile {
+        Profile {
+            id: ProfileId::parse(id).unwrap(),
+            account_id: AccountId::parse(id).unwrap(),
+            name: id.into(),
+            is_kids: false,
+            maturity_limit: None,
+            country: Some(Country::parse("US").unwrap()),
+            onboarding_genres: vec![],
+        }
+    }
+
+    const AB: &str = r#"{"features": {"home-rows": {"defaultValue": null, "rules": [
+        {"key": "trending-first", "variations": [null, ["trending", "top-picks"]],
+         "meta": [{"key": "control"}, {"key": "trending-first"}], "weights": [0.5, 0.5]}]}}}"#;
+
+    #[test]
+    fn loads_validates_and_summarises() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", AB);
+        let ok = |_: &PageOverrides| Ok(());
+        let set = FeatureSet::load_dir(dir.path(), &ok).unwrap();
+        let exps = set.experiments();
+        assert_eq!(exps.len(), 1);
+        assert_eq!(exps[0].key, "trending-first");
+        assert_eq!(exps[0].variations[1].key, "trending-first");
+        assert_eq!(exps[0].variations[1].weight, 0.5);
+
+        let reject = |o: &PageOverrides| match &o.rows {
+            Some(rows) if rows.iter().any(|r| r == "trending") => Err("no trending".to_owned()),
+            _ => Ok(()),
+        };
+        let err = FeatureSet::load_dir(dir.path(), &reject).unwrap_err();
+        assert!(
+            err.ends_with("a.json: features.home-rows.rules[0].variations[1]: no trending"),
+            "{err}"
+        );
+
+        write(
+            dir.path(),
+            "b.json",
+            r#"{"features": {"x": {"rules": [{"coverage": "all"}]}}}"#,
+        );
+        let err = FeatureSet::load_dir(dir.path(), &ok).unwrap_err();
+        assert!(
+            err.contains("b.json: features.x.rules[0].coverage: invalid type"),
+            "{err}"
+        );
+
+        write(dir.path(), "b.json", AB);
+        let err = FeatureSet::load_dir(dir.path(), &ok).unwrap_err();
+        assert!(err.contains("already defined in"), "{err}");
+    }
+
+    #[test]
+    fn assignment_is_deterministic_and_forceable() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", AB);
+        let set = FeatureSet::load_dir(dir.path(), &|_| Ok(())).unwrap();
+        let req = RequestInfo::default();
+        let mut seen = [0usize; 2];
+        for i in 0..400 {
+            let p = profile(&i.to_string());
+            let a = page_variant(&set, attributes(&p, &req), HashMap::new());
+            let b = page_variant(&set, attributes(&p, &req), HashMap::new());
+            assert_eq!(a, b);
+            assert_eq!(a.assignments.len(), 1);
+            let v = a.assignments[0].variation_index;
+            seen[v] += 1;
+            assert_eq!(a.overrides.rows.is_some(), v == 1);
+        }
+        assert!(seen[0] > 150 && seen[1] > 150, "{seen:?}");
+        let forced = page_variant(
+            &set,
+            attributes(&profile("1"), &req),
+            HashMap::from([("trending-first".to_owned(), 1)]),
+        );
+        assert_eq!(forced.assignments[0].variation_index, 1);
+        assert!(!forced.assignments[0].hash_used);
+    }
+}
