@@ -6,25 +6,70 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// (URL path, content type, file contents). Add new files under `web/` here.
-const ASSETS: &[(&str, &str, &str)] = &[(
-    "/",
-    "text/html; charset=utf-8",
-    include_str!("../../web/index.html"),
-)];
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/", HTML, include_str!("../../web/index.html")),
+    ("/style.css", CSS, include_str!("../../web/style.css")),
+    ("/app.js", JS, include_str!("../../web/app.js")),
+    ("/api.js", JS, include_str!("../../web/api.js")),
+    ("/session.js", JS, include_str!("../../web/session.js")),
+    ("/events.js", JS, include_str!("../../web/events.js")),
+    ("/nav.js", JS, include_str!("../../web/nav.js")),
+    ("/ui.js", JS, include_str!("../../web/ui.js")),
+    ("/poster.js", JS, include_str!("../../web/poster.js")),
+    (
+        "/views/home.js",
+        JS,
+        include_str!("../../web/views/home.js"),
+    ),
+    (
+        "/views/title.js",
+        JS,
+        include_str!("../../web/views/title.js"),
+    ),
+    (
+        "/views/browse.js",
+        JS,
+        include_str!("../../web/views/browse.js"),
+    ),
+    (
+        "/views/search.js",
+        JS,
+        include_str!("../../web/views/search.js"),
+    ),
+    (
+        "/views/profiles.js",
+        JS,
+        include_str!("../../web/views/profiles.js"),
+    ),
+    (
+        "/views/experiments.js",
+        JS,
+        include_str!("../../web/views/experiments.js"),
+    ),
+];
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    ASSETS.iter().fold(Router::new(), |router, &(path, mime, body)| {
-        router.route(
-            path,
-            get(move || async move {
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")],
-                    body,
-                )
-                    .into_response()
-            }),
-        )
-    })
+    ASSETS
+        .iter()
+        .fold(Router::new(), |router, &(path, mime, body)| {
+            router.route(
+                path,
+                get(move || async move {
+                    (
+                        StatusCode::OK,
+                        [
+                            (header::CONTENT_TYPE, mime),
+                            (header::CACHE_CONTROL, "no-cache"),
+                        ],
+                        body,
+                    )
+                        .into_response()
+                }),
+            )
+        })
 }
