@@ -62,6 +62,11 @@ enum Command {
     Schema,
     /// Measure page assembly latency for random profiles.
     Bench(BenchArgs),
+    /// Split a dataset for offline evaluation (protocol ml100k-temporal-80-20-v1).
+    #[command(subcommand)]
+    Split(crate::quality::SplitCommand),
+    /// Measure the served Top Picks ranking offline on a split, next to MostPop.
+    Eval(crate::quality::EvalArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +129,14 @@ enum ExperimentsCommand {
     Evaluate(EvaluateArgs),
     /// Load and validate a directory of feature files and list its experiments.
     List {
+        #[arg(long, default_value = "experiments")]
+        dir: PathBuf,
+    },
+    /// Results per variation: exposures, impressions, play and completion rates, conversion,
+    /// lift vs control with 95% CI and p-value, and the sample-ratio-mismatch check.
+    Report {
+        /// Experiment key.
+        key: String,
         #[arg(long, default_value = "experiments")]
         dir: PathBuf,
     },
@@ -225,12 +238,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Experiments(ExperimentsCommand::Evaluate(args)) => evaluate(&args),
+        Command::Experiments(ExperimentsCommand::Report { key, dir }) => {
+            let set = load_features(&dir, &cfg)?;
+            let store = open_store(&cfg).await?;
+            match app::experiment_report(&store, &set, &key).await? {
+                Some(report) => {
+                    print!("{}", app::format_report(&report));
+                    Ok(())
+                }
+                None => anyhow::bail!("no experiment {key:?} in {}", dir.display()),
+            }
+        }
         Command::Experiments(ExperimentsCommand::List { dir }) => {
-            let page = app::page_definition(cfg.file.rows.as_deref())?;
-            let registry = crate::engine::sources::SourceRegistry::builtin();
-            let set =
-                FeatureSet::load_dir(&dir, &|o| page.with_overrides(o, &registry).map(|_| ()))
-                    .map_err(anyhow::Error::msg)?;
+            let set = load_features(&dir, &cfg)?;
             for e in set.experiments() {
                 let variations: Vec<String> = e
                     .variations
@@ -318,6 +338,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Split(cmd) => crate::quality::split(cmd),
+        Command::Eval(args) => crate::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref()),
         Command::Bench(args) => {
             let store = open_store(&cfg).await?;
             let rows = args.rows.or_else(|| cfg.file.rows.clone());
@@ -331,6 +353,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             bench::run(&store, &engine, &clock, args.requests, args.seed).await
         }
     }
+}
+
+/// Loads feature files validated against the configured page.
+fn load_features(dir: &Path, cfg: &Resolved) -> Result<FeatureSet> {
+    let page = app::page_definition(cfg.file.rows.as_deref())?;
+    let registry = crate::engine::sources::SourceRegistry::builtin();
+    FeatureSet::load_dir(dir, &|o| page.with_overrides(o, &registry).map(|_| ()))
+        .map_err(anyhow::Error::msg)
 }
 
 /// Reads a JSON file (or standard input for `-`); errors name the file, line and column.
@@ -482,7 +512,8 @@ async fn serve(
         .experiments
         .or_else(|| cfg.file.experiments.clone())
         .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
-    let state = api::AppState::new(store, engine, FeatureSet::default(), clock);
+    let (impressions, impression_writer) = crate::impressions::ImpressionLog::start(store.clone());
+    let state = api::AppState::new(store, engine, FeatureSet::default(), clock, impressions);
     if let Some(dir) = &experiments_dir {
         // At start a broken file is an error: nothing good is loaded yet to fall back to.
         let features = state.load_features(dir).map_err(anyhow::Error::msg)?;
@@ -492,9 +523,9 @@ async fn serve(
             dir.display()
         ));
         state.features.store(std::sync::Arc::new(features));
-        api::watch_experiments(state.clone(), dir.clone());
+        api::watch_experiments(&state, dir.clone());
     }
-    api::serve(state, listen, |addr| {
+    let served = api::serve(state.clone(), listen, |addr| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");
         say(&format!("GraphiQL:  http://{addr}/graphql"));
@@ -507,7 +538,13 @@ async fn serve(
             ));
         }
     })
-    .await
+    .await;
+    // Flush the impressions of the last pages before exiting.
+    state.impressions.close();
+    if let Err(e) = impression_writer.await {
+        tracing::error!(error = %e, "impression writer failed");
+    }
+    served
 }
 
 /// A few adult profiles and a kids profile to print for people trying the demo.

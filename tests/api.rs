@@ -564,6 +564,70 @@ async fn experiments_shape_the_page_and_reload_safely() {
         "both variations of both experiments occur: {variations:?}"
     );
 
+    // Exposures, impressions and attributed plays reach the report.
+    let mut plays_sent = 0;
+    for p in 1..=40 {
+        let h = s.gql("query($p: ID!) { home(profileId: $p) { requestId rows { items { title { id } } } } }", json!({"p": p.to_string()})).await;
+        let home = &h["data"]["home"];
+        if p % 2 == 0 {
+            let title = home["rows"][0]["items"][0]["title"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let e = json!([{"clientEventId": format!("sim-play-{p}"), "titleId": title, "kind": "PLAY", "requestId": home["requestId"]}]);
+            let r = s.gql(RECORD, json!({"p": p.to_string(), "e": e})).await;
+            assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+            plays_sent += 1;
+        }
+    }
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = s.get("/metrics").await.text().await.unwrap();
+        if metrics.contains("marquee_impressions_backlog 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("marquee_impressions_dropped_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("marquee_impressions_backlog 0"),
+        "{metrics}"
+    );
+    let r = s
+        .gql(
+            r#"{ experimentReport(key: "trending-above-top-picks") { srmFlagged excludedProfiles
+                 variations { key exposedProfiles impressions plays playRate conversion conversionLift { relative ciLow ciHigh pValue } } } }"#,
+            json!({}),
+        )
+        .await;
+    let rep = &r["data"]["experimentReport"];
+    let vars = rep["variations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    let exposed: i64 = vars
+        .iter()
+        .map(|v| v["exposedProfiles"].as_i64().unwrap())
+        .sum();
+    let plays: i64 = vars.iter().map(|v| v["plays"].as_i64().unwrap()).sum();
+    assert_eq!(exposed, 40, "previews are not exposures: {rep}");
+    assert_eq!(plays, plays_sent, "{rep}");
+    assert!(
+        vars.iter().all(|v| v["impressions"].as_i64().unwrap() > 0),
+        "{rep}"
+    );
+    assert_eq!(rep["srmFlagged"], false);
+    assert!(
+        vars[1]["conversionLift"]["pValue"].as_f64().is_some(),
+        "{rep}"
+    );
+    let r = s
+        .gql(r#"{ experimentReport(key: "nope") { key } }"#, json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("NOT_FOUND"));
+
     // Kids profiles are not targeted by the diversity experiment.
     let kid = profile_ids(s, Some(true)).await.remove(0);
     let k = s.gql(HOME_WITH_VARIATIONS, json!({"p": kid})).await;

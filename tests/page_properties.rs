@@ -127,6 +127,23 @@ fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
                 interactions: 0,
                 popularity: scored(&pop),
                 trending: BTreeMap::from([(ALL_COUNTRIES.to_owned(), scored(&pop[..n / 2]))]),
+                // EASE weights may be negative: reuse the neighbour lists with every other sign
+                // flipped, so that Top Picks' scoring sees both.
+                item_weights: neighbors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, list)| {
+                        (
+                            tid(i),
+                            list.iter()
+                                .enumerate()
+                                .map(|(k, &(j, s))| {
+                                    ScoredTitle(tid(j), if k % 2 == 1 { -s } else { s })
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
                 neighbors: neighbors
                     .into_iter()
                     .enumerate()

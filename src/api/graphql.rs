@@ -15,7 +15,8 @@ use crate::clock::{format_rfc3339, parse_rfc3339};
 use crate::domain::{self, EventAction, ProfileId, TitleId};
 use crate::engine::Engine;
 use crate::engine::catalog::TitleIdx;
-use crate::experiments::{self, RequestInfo};
+use crate::experiments::{self, RequestInfo, stats};
+use crate::store::logging::{ExposureRecord, ImpressionRecord};
 use crate::store::records::NewEvent;
 
 pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -221,6 +222,62 @@ pub struct Experiment {
     variations: Vec<ExperimentVariation>,
 }
 
+/// treatment / control − 1, with a 95% confidence interval and a two-sided p-value.
+#[derive(SimpleObject)]
+pub struct LiftEstimate {
+    relative: f64,
+    ci_low: f64,
+    ci_high: f64,
+    p_value: f64,
+    significant: bool,
+}
+
+impl From<stats::Lift> for LiftEstimate {
+    fn from(l: stats::Lift) -> Self {
+        LiftEstimate {
+            relative: l.relative,
+            ci_low: l.ci_low,
+            ci_high: l.ci_high,
+            p_value: l.p_value,
+            significant: l.significant(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct VariationReport {
+    index: i32,
+    key: String,
+    name: Option<String>,
+    weight: f64,
+    exposed_profiles: i32,
+    impressions: i32,
+    plays: i32,
+    completes: i32,
+    /// Attributed plays per impression.
+    play_rate: Option<f64>,
+    /// Attributed completions per attributed play.
+    completion_rate: Option<f64>,
+    /// Share of exposed profiles with at least one attributed play.
+    conversion: Option<f64>,
+    play_rate_lift: Option<LiftEstimate>,
+    completion_rate_lift: Option<LiftEstimate>,
+    conversion_lift: Option<LiftEstimate>,
+}
+
+#[derive(SimpleObject)]
+pub struct ExperimentReport {
+    key: String,
+    feature_key: String,
+    variations: Vec<VariationReport>,
+    /// Chi-square test of exposed profiles against the configured weights.
+    srm_p_value: Option<f64>,
+    /// The split does not match the weights (p < 0.001): results are not trustworthy.
+    srm_flagged: bool,
+    /// Profiles exposed to more than one variation, left out.
+    excluded_profiles: i32,
+}
+
 #[derive(InputObject)]
 pub struct ForcedVariationInput {
     experiment_key: String,
@@ -298,6 +355,7 @@ impl QueryRoot {
             .await
             .map_err(internal)?
             .ok_or_else(|| not_found(format!("no profile {id}")))?;
+        let preview = forced_variations.as_ref().is_some_and(|f| !f.is_empty());
         let mut forced = HashMap::new();
         for f in forced_variations.unwrap_or_default() {
             if f.variation < 0 {
@@ -330,8 +388,69 @@ impl QueryRoot {
                 tracing::error!(error = %e, "experiment variant failed; serving the default page");
                 engine.home_page(&profile, &history, now)
             });
+        let request_id = state.next_request_id();
+        // Previews (forced variations) are not real views: nothing is logged for them.
+        if !preview {
+            let exposures: Vec<ExposureRecord> = variant
+                .assignments
+                .iter()
+                .filter(|a| a.hash_used)
+                .map(|a| ExposureRecord {
+                    experiment_key: a.experiment_key.clone(),
+                    profile_id: id.to_string(),
+                    variation_index: a.variation_index as i64,
+                    variation_key: a.variation_key.clone(),
+                    feature_key: a.feature_key.clone(),
+                    at: now,
+                })
+                .collect();
+            if let Err(e) = state.record_exposures(exposures).await {
+                // The page is still served; the exposure is retried on the next page.
+                tracing::error!(error = %format!("{e:#}"), "recording exposures failed");
+            }
+            let assignments = serde_json::Value::Object(
+                variant
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.experiment_key.clone(),
+                            serde_json::Value::from(a.variation_index),
+                        )
+                    })
+                    .collect(),
+            )
+            .to_string();
+            let impressions = page
+                .rows
+                .iter()
+                .enumerate()
+                .flat_map(|(row_position, row)| {
+                    let assignments = &assignments;
+                    let request_id = &request_id;
+                    let model_version = &engine.model.version;
+                    let profile_id = id.as_str();
+                    let engine = &engine;
+                    row.items
+                        .iter()
+                        .enumerate()
+                        .map(move |(item_position, item)| ImpressionRecord {
+                            request_id: request_id.clone(),
+                            profile_id: profile_id.to_owned(),
+                            row_id: row.id.clone(),
+                            row_position: row_position as i64,
+                            item_position: item_position as i64,
+                            title_id: engine.catalog.title(item.title).id.to_string(),
+                            model_version: model_version.clone(),
+                            assignments: assignments.clone(),
+                            served_at: now,
+                        })
+                })
+                .collect();
+            state.impressions.offer(impressions);
+        }
         Ok(HomePage {
-            request_id: ID(state.next_request_id()),
+            request_id: ID(request_id),
             generated_at: format_rfc3339(now),
             model_version: engine.model.version.clone(),
             assignments: variant
@@ -371,6 +490,50 @@ impl QueryRoot {
                         .collect(),
                 })
                 .collect(),
+        })
+    }
+
+    /// Results of an experiment, per variation, against variation 0 as control.
+    async fn experiment_report(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+    ) -> Result<ExperimentReport, Error> {
+        let state = state(ctx);
+        let features = state.features.load_full();
+        let report = crate::app::experiment_report(&state.store, &features, &key)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no experiment {key:?}")))?;
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(ExperimentReport {
+            key: report.experiment.key.clone(),
+            feature_key: report.experiment.feature_key.clone(),
+            variations: report
+                .analysis
+                .variations
+                .iter()
+                .zip(&report.experiment.variations)
+                .map(|(v, def)| VariationReport {
+                    index: v.index as i32,
+                    key: def.key.clone(),
+                    name: def.name.clone(),
+                    weight: def.weight,
+                    exposed_profiles: count(v.profiles),
+                    impressions: count(v.impressions),
+                    plays: count(v.plays),
+                    completes: count(v.completes),
+                    play_rate: v.play_rate.map(|r| r.ratio),
+                    completion_rate: v.completion_rate.map(|r| r.ratio),
+                    conversion: v.conversion.map(|r| r.ratio),
+                    play_rate_lift: v.play_rate_lift.map(Into::into),
+                    completion_rate_lift: v.completion_rate_lift.map(Into::into),
+                    conversion_lift: v.conversion_lift.map(Into::into),
+                })
+                .collect(),
+            srm_p_value: report.analysis.srm_p_value,
+            srm_flagged: report.analysis.srm_flagged,
+            excluded_profiles: count(report.excluded_profiles as u64),
         })
     }
 

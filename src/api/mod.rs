@@ -4,9 +4,10 @@
 mod graphql;
 mod web;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use arc_swap::ArcSwap;
@@ -18,7 +19,9 @@ use axum::routing::get;
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::experiments::{self, FeatureSet};
+use crate::impressions::ImpressionLog;
 use crate::store::Store;
+use crate::store::logging::ExposureRecord;
 
 pub use graphql::{MarqueeSchema, build_schema, sdl};
 
@@ -30,17 +33,28 @@ pub struct AppState {
     /// The features of `experiments/`; replaced when the files change and still load.
     pub features: ArcSwap<FeatureSet>,
     pub clock: Clock,
+    pub impressions: ImpressionLog,
+    /// (experiment, profile, variation) exposures already stored, to skip rewriting them.
+    exposed: Mutex<HashSet<(String, String, usize)>>,
     request_counter: AtomicU64,
     instance: u64,
 }
 
 impl AppState {
-    pub fn new(store: Store, engine: Engine, features: FeatureSet, clock: Clock) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        features: FeatureSet,
+        clock: Clock,
+        impressions: ImpressionLog,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             engine: ArcSwap::from_pointee(engine),
             features: ArcSwap::from_pointee(features),
             clock,
+            impressions,
+            exposed: Mutex::new(HashSet::new()),
             request_counter: AtomicU64::new(0),
             // Distinguishes request ids of different server runs.
             instance: (crate::clock::wall_now() as u64) ^ (u64::from(std::process::id()) << 40),
@@ -53,6 +67,40 @@ impl AppState {
         FeatureSet::load_dir(dir, &|o| {
             engine.home.with_overrides(o, &engine.sources).map(|_| ())
         })
+    }
+
+    /// Stores the exposures not stored before. Durable: an exposure counts as stored only
+    /// once the database has it, so a failed write is retried on the profile's next page.
+    pub async fn record_exposures(&self, exposures: Vec<ExposureRecord>) -> anyhow::Result<()> {
+        let key = |e: &ExposureRecord| {
+            (
+                e.experiment_key.clone(),
+                e.profile_id.clone(),
+                e.variation_index as usize,
+            )
+        };
+        let new: Vec<ExposureRecord> = {
+            let seen = self
+                .exposed
+                .lock()
+                .map_err(|_| anyhow::anyhow!("exposure cache poisoned"))?;
+            exposures
+                .into_iter()
+                .filter(|e| !seen.contains(&key(e)))
+                .collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.store.record_exposures(&new).await?;
+        if let Ok(mut seen) = self.exposed.lock() {
+            // Bounded: forgetting only costs a redundant, idempotent insert.
+            if seen.len() > 1_000_000 {
+                seen.clear();
+            }
+            seen.extend(new.iter().map(key));
+        }
+        Ok(())
     }
 
     /// Unique per served page: impressions and later clicks are joined on it.
@@ -71,6 +119,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(web::routes())
         .with_state(state)
 }
@@ -97,6 +146,39 @@ async fn readyz(
     }
 }
 
+/// Prometheus text format, hand-written: three counters do not justify an exporter crate.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> impl IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &state.impressions.stats;
+    let body = format!(
+        "# HELP marquee_impressions_queued_total Row items handed to the impression log.\n\
+         # TYPE marquee_impressions_queued_total counter\n\
+         marquee_impressions_queued_total {}\n\
+         # HELP marquee_impressions_written_total Row items written to the database.\n\
+         # TYPE marquee_impressions_written_total counter\n\
+         marquee_impressions_written_total {}\n\
+         # HELP marquee_impressions_dropped_total Row items not logged (queue full or write failed).\n\
+         # TYPE marquee_impressions_dropped_total counter\n\
+         marquee_impressions_dropped_total {}\n\
+         # HELP marquee_impressions_backlog Row items queued and not yet written.\n\
+         # TYPE marquee_impressions_backlog gauge\n\
+         marquee_impressions_backlog {}\n",
+        s.queued.load(Relaxed),
+        s.written.load(Relaxed),
+        s.dropped.load(Relaxed),
+        state.impressions.backlog(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}
+
 /// Binds, prints the address, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(
     state: Arc<AppState>,
@@ -116,12 +198,17 @@ pub async fn serve(
 
 /// Reloads `dir` when its files change. A broken edit is logged and the last good features
 /// stay in force, so a typo never takes the page down.
-pub fn watch_experiments(state: Arc<AppState>, dir: std::path::PathBuf) {
+pub fn watch_experiments(state: &Arc<AppState>, dir: std::path::PathBuf) {
+    // Weak: the watcher must not keep the state (and its impression log) alive at shutdown.
+    let weak = Arc::downgrade(state);
     tokio::spawn(async move {
         let mut signature = experiments::dir_signature(&dir);
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
             let now = experiments::dir_signature(&dir);
             if now == signature {
                 continue;

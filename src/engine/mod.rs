@@ -3,6 +3,7 @@
 //! values and get plain values back.
 
 pub mod catalog;
+pub mod ease;
 pub mod filters;
 pub mod history;
 pub mod model;

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{DAY_MS, Millis, Profile};
 use crate::engine::catalog::{Catalog, TitleIdx};
-use crate::engine::history::History;
+use crate::engine::history::{History, Thumbs};
 use crate::engine::model::Model;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -243,9 +243,19 @@ impl CandidateSource for ContinueWatching {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PersonalizedParams {
-    /// History older than this counts half as much; 0 turns decay off.
-    pub recency_half_life_days: f64,
-    /// Weight of global popularity next to the personal score, to break ties sensibly.
+    /// Half-life of a history entry's weight, in minutes. Age counts back from the profile's
+    /// own latest activity, not from "now": what predicts the next title is the latest
+    /// session, however long ago it was. 0 turns decay off.
+    pub recency_half_life_minutes: f64,
+    /// Share of each entry's weight that never decays, so the whole history still counts.
+    pub recency_floor: f64,
+    /// A title the profile finished or rated weighs at least this much, however it was rated:
+    /// having chosen it says what the profile watches (tuned: 1.0, ratings add nothing here).
+    /// Thumbs-down titles never count.
+    pub seen_weight: f64,
+    /// Weight of co-occurrence similarity next to the EASE score (each scaled to its best).
+    pub similarity_weight: f32,
+    /// Weight of global popularity next to the personal score.
     pub popularity_weight: f32,
     /// Row title for a profile with no history, whose row falls back to popularity.
     pub cold_start_title: String,
@@ -254,36 +264,116 @@ pub struct PersonalizedParams {
 impl Default for PersonalizedParams {
     fn default() -> Self {
         Self {
-            recency_half_life_days: 60.0,
-            popularity_weight: 0.05,
+            recency_half_life_minutes: 1.5,
+            recency_floor: 0.06,
+            seen_weight: 1.0,
+            similarity_weight: 0.0,
+            popularity_weight: 0.0,
             cold_start_title: "Popular on Marquee".into(),
         }
     }
 }
 
-/// Top Picks: item-item similarity to everything the profile liked, recent likes weighing more.
+/// Top Picks: EASE weights (and co-occurrence similarity) summed over the profile's history,
+/// the latest session weighing most. Without EASE weights in the model, similarity alone.
 #[derive(Debug)]
 pub struct Personalized(pub PersonalizedParams);
+
+impl Personalized {
+    /// (title, weight) for each history entry that says something positive.
+    fn history_weights(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
+        let p = &self.0;
+        let entries: Vec<(TitleIdx, f64, Millis)> = ctx
+            .history
+            .states()
+            .filter(|s| s.thumbs != Thumbs::Down)
+            .filter_map(|s| {
+                let mut w = s.affinity();
+                if s.is_watched() {
+                    w = w.max(p.seen_weight);
+                }
+                Some((ctx.catalog.idx(&s.title_id)?, w, s.last_activity()))
+            })
+            .filter(|(_, w, _)| *w > 0.0)
+            .collect();
+        let latest = entries.iter().map(|e| e.2).max().unwrap_or(0);
+        let half_life_ms = p.recency_half_life_minutes * 60_000.0;
+        let floor = p.recency_floor.clamp(0.0, 1.0);
+        entries
+            .into_iter()
+            .map(|(t, w, at)| {
+                let decay = if half_life_ms > 0.0 {
+                    (-((latest - at) as f64) / half_life_ms).exp2()
+                } else {
+                    1.0
+                };
+                (t, (w * (floor + (1.0 - floor) * decay)) as f32)
+            })
+            .collect()
+    }
+}
 
 impl CandidateSource for Personalized {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         let p = &self.0;
-        let scores = ctx.personal_scores(p.recency_half_life_days);
-        if scores.is_empty() {
+        let history = self.history_weights(ctx);
+        // Dense accumulators: a long history touches most of the catalogue through EASE's
+        // lists, and indexing beats hashing there.
+        let n = ctx.catalog.len();
+        let mut ease = vec![0f32; n];
+        let mut similar = vec![0f32; n];
+        let mut touched: Vec<TitleIdx> = Vec::new();
+        let mut seen = vec![false; n];
+        let use_ease = ctx.model.has_item_weights();
+        for &(anchor, w) in &history {
+            let lists: [(&[(TitleIdx, f32)], &mut Vec<f32>); 2] = [
+                (
+                    if use_ease {
+                        ctx.model.item_weights(anchor)
+                    } else {
+                        &[]
+                    },
+                    &mut ease,
+                ),
+                (ctx.model.neighbors(anchor), &mut similar),
+            ];
+            for (list, acc) in lists {
+                for &(t, s) in list {
+                    acc[t as usize] += w * s;
+                    if !seen[t as usize] {
+                        seen[t as usize] = true;
+                        touched.push(t);
+                    }
+                }
+            }
+        }
+        if touched.is_empty() {
             return vec![SourcedRow {
                 key: None,
                 title: Some(p.cold_start_title.clone()),
                 candidates: ctx.popular(),
             }];
         }
-        let max = scores.values().copied().fold(f32::MIN_POSITIVE, f32::max);
-        SourcedRow::single(
-            ctx.top(
-                scores
-                    .into_iter()
-                    .map(|(t, s)| (t, s / max + p.popularity_weight * ctx.model.popularity(t))),
-            ),
-        )
+        // Scale by the best title that can be shown: watched titles score high and are not.
+        touched.retain(|t| (ctx.eligible)(*t));
+        let best = |acc: &[f32]| {
+            touched
+                .iter()
+                .map(|t| acc[*t as usize])
+                .fold(f32::MIN_POSITIVE, f32::max)
+        };
+        let (ease_max, similar_max) = (best(&ease), best(&similar));
+        // Without EASE the similarity score is the personal score, as before EASE existed.
+        let similarity_weight = if use_ease { p.similarity_weight } else { 1.0 };
+        SourcedRow::single(ctx.top(touched.iter().map(|&t| {
+            let from_ease = if use_ease {
+                ease[t as usize] / ease_max
+            } else {
+                0.0
+            };
+            let personal = from_ease + similarity_weight * similar[t as usize] / similar_max;
+            (t, personal + p.popularity_weight * ctx.model.popularity(t))
+        })))
     }
 }
 

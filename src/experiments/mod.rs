@@ -6,6 +6,7 @@
 //! request, and turning feature values into `PageOverrides` for the engine.
 
 pub mod growthbook;
+pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! real differences (row locking, advisory locks) are behind `Backend`.
 
 mod import;
+pub mod logging;
 mod models;
 pub mod records;
 
@@ -37,16 +38,30 @@ pub struct Store {
     backend: Backend,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/sqlite/0001_foundation.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/postgres/0001_foundation.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "exposures impressions",
+        include_str!("../../migrations/sqlite/0002_exposures_impressions.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "exposures impressions",
+        include_str!("../../migrations/postgres/0002_exposures_impressions.sql"),
+    ),
+];
 
 /// The default database: a SQLite file in the data directory.
 pub fn sqlite_url(data_dir: &Path) -> String {

@@ -1,0 +1,368 @@
+//! Statistics for experiment reports: relative lift with 95% confidence intervals and
+//! p-values, and the sample-ratio-mismatch check. Plain numerical code, no dependencies.
+//!
+//! Rates that are counted per impression (plays per impression, completions per play) are
+//! ratio metrics whose units are not independent — one profile sees many impressions — so
+//! their variance comes from the delta method over per-profile sums, not a binomial formula.
+
+/// One exposed profile's behaviour in an experiment, counted from its first exposure on.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProfileOutcome {
+    pub variation: usize,
+    pub impressions: u64,
+    /// PLAY events attributed to an impression (same request id and title).
+    pub plays: u64,
+    /// COMPLETE events attributed to an impression.
+    pub completes: u64,
+}
+
+/// 1.96: the two-sided 95% normal quantile.
+const Z95: f64 = 1.959_963_984_540_054;
+/// A sample ratio mismatch is flagged below this p-value (the common, conservative choice).
+pub const SRM_ALPHA: f64 = 0.001;
+
+/// Complementary error function, |error| < 1.2e-7 (Numerical Recipes' Chebyshev fit).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// P(Z ≤ z) for a standard normal Z.
+pub fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// Two-sided p-value of a z statistic.
+pub fn two_sided_p(z: f64) -> f64 {
+    if z.is_nan() {
+        return 1.0;
+    }
+    (2.0 * (1.0 - normal_cdf(z.abs()))).clamp(0.0, 1.0)
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9).
+fn ln_gamma(x: f64) -> f64 {
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection keeps the approximation in its accurate range.
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let sum = C[1..]
+        .iter()
+        .enumerate()
+        .fold(C[0], |acc, (i, c)| acc + c / (x + i as f64 + 1.0));
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// Regularised upper incomplete gamma Q(a, x) (series below a + 1, continued fraction above).
+fn gamma_q(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let log_prefix = -x + a * x.ln() - ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..500 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        (1.0 - sum * log_prefix.exp()).clamp(0.0, 1.0)
+    } else {
+        // Lentz's method for the continued fraction.
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..500 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let delta = d * c;
+            h *= delta;
+            if (delta - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        (log_prefix.exp() * h).clamp(0.0, 1.0)
+    }
+}
+
+/// P(χ²(df) ≥ x).
+pub fn chi_square_sf(x: f64, df: f64) -> f64 {
+    gamma_q(df / 2.0, x / 2.0)
+}
+
+/// Sample ratio mismatch: χ² of observed counts against the configured weights.
+/// Returns the p-value; `None` when there is nothing to test.
+pub fn srm_p_value(observed: &[u64], weights: &[f64]) -> Option<f64> {
+    let total: u64 = observed.iter().sum();
+    let weight_sum: f64 = weights.iter().sum();
+    if observed.len() < 2 || observed.len() != weights.len() || total == 0 || weight_sum <= 0.0 {
+        return None;
+    }
+    let chi2: f64 = observed
+        .iter()
+        .zip(weights)
+        .filter(|(_, w)| **w > 0.0)
+        .map(|(o, w)| {
+            let expected = total as f64 * w / weight_sum;
+            (*o as f64 - expected).powi(2) / expected
+        })
+        .sum();
+    Some(chi_square_sf(chi2, (observed.len() - 1) as f64))
+}
+
+/// A treatment-vs-control comparison.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lift {
+    /// treatment / control − 1.
+    pub relative: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub p_value: f64,
+}
+
+impl Lift {
+    pub fn significant(&self) -> bool {
+        self.p_value < 0.05
+    }
+}
+
+/// Mean and variance of a ratio of sums Σy/Σx over units, by the delta method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioEstimate {
+    pub ratio: f64,
+    pub variance: f64,
+}
+
+pub fn ratio_estimate(units: &[(f64, f64)]) -> Option<RatioEstimate> {
+    let n = units.len() as f64;
+    let (sx, sy): (f64, f64) = units
+        .iter()
+        .fold((0.0, 0.0), |a, (x, y)| (a.0 + x, a.1 + y));
+    if units.len() < 2 || sx <= 0.0 {
+        return None;
+    }
+    let (mx, my) = (sx / n, sy / n);
+    let ratio = sy / sx;
+    let (mut vx, mut vy, mut cxy) = (0.0, 0.0, 0.0);
+    for (x, y) in units {
+        vx += (x - mx).powi(2);
+        vy += (y - my).powi(2);
+        cxy += (x - mx) * (y - my);
+    }
+    let (vx, vy, cxy) = (vx / (n - 1.0), vy / (n - 1.0), cxy / (n - 1.0));
+    let variance = (vy - 2.0 * ratio * cxy + ratio * ratio * vx) / (n * mx * mx);
+    Some(RatioEstimate {
+        ratio,
+        variance: variance.max(0.0),
+    })
+}
+
+/// Relative lift of `treatment` over `control` with a CI from the delta method on the log
+/// ratio, and a two-sided z-test on the difference.
+pub fn lift(control: RatioEstimate, treatment: RatioEstimate) -> Option<Lift> {
+    if control.ratio <= 0.0 || treatment.ratio <= 0.0 {
+        return None;
+    }
+    let se_diff = (control.variance + treatment.variance).sqrt();
+    let z = (treatment.ratio - control.ratio) / se_diff;
+    let log_ratio = (treatment.ratio / control.ratio).ln();
+    let se_log = (control.variance / control.ratio.powi(2)
+        + treatment.variance / treatment.ratio.powi(2))
+    .sqrt();
+    Some(Lift {
+        relative: log_ratio.exp() - 1.0,
+        ci_low: (log_ratio - Z95 * se_log).exp() - 1.0,
+        ci_high: (log_ratio + Z95 * se_log).exp() - 1.0,
+        p_value: if se_diff > 0.0 { two_sided_p(z) } else { 1.0 },
+    })
+}
+
+/// A proportion (converted units / units) as a ratio estimate, so one `lift` serves both.
+pub fn proportion(successes: u64, n: u64) -> Option<RatioEstimate> {
+    if n < 2 {
+        return None;
+    }
+    let p = successes as f64 / n as f64;
+    Some(RatioEstimate {
+        ratio: p,
+        variance: p * (1.0 - p) / n as f64,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariationResult {
+    pub index: usize,
+    pub profiles: u64,
+    pub impressions: u64,
+    pub plays: u64,
+    pub completes: u64,
+    /// Attributed plays per impression.
+    pub play_rate: Option<RatioEstimate>,
+    /// Attributed completions per attributed play.
+    pub completion_rate: Option<RatioEstimate>,
+    /// Share of exposed profiles with at least one attributed play.
+    pub conversion: Option<RatioEstimate>,
+    /// Against variation 0; `None` for the control itself or when undefined.
+    pub play_rate_lift: Option<Lift>,
+    pub completion_rate_lift: Option<Lift>,
+    pub conversion_lift: Option<Lift>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub variations: Vec<VariationResult>,
+    pub srm_p_value: Option<f64>,
+    pub srm_flagged: bool,
+}
+
+/// Analyses the outcomes of `weights.len()` variations; variation 0 is the control.
+pub fn analyse(outcomes: &[ProfileOutcome], weights: &[f64]) -> Analysis {
+    let groups: Vec<Vec<&ProfileOutcome>> = (0..weights.len())
+        .map(|v| outcomes.iter().filter(|o| o.variation == v).collect())
+        .collect();
+    let mut variations: Vec<VariationResult> = groups
+        .iter()
+        .enumerate()
+        .map(|(index, g)| {
+            let sum = |f: fn(&ProfileOutcome) -> u64| g.iter().map(|o| f(o)).sum::<u64>();
+            let units = |x: fn(&ProfileOutcome) -> u64, y: fn(&ProfileOutcome) -> u64| {
+                g.iter()
+                    .map(|o| (x(o) as f64, y(o) as f64))
+                    .collect::<Vec<_>>()
+            };
+            VariationResult {
+                index,
+                profiles: g.len() as u64,
+                impressions: sum(|o| o.impressions),
+                plays: sum(|o| o.plays),
+                completes: sum(|o| o.completes),
+                play_rate: ratio_estimate(&units(|o| o.impressions, |o| o.plays)),
+                completion_rate: ratio_estimate(&units(|o| o.plays, |o| o.completes)),
+                conversion: proportion(
+                    g.iter().filter(|o| o.plays > 0).count() as u64,
+                    g.len() as u64,
+                ),
+                play_rate_lift: None,
+                completion_rate_lift: None,
+                conversion_lift: None,
+            }
+        })
+        .collect();
+    if let Some((control, rest)) = variations.split_first_mut() {
+        for v in rest {
+            v.play_rate_lift = control
+                .play_rate
+                .zip(v.play_rate)
+                .and_then(|(c, t)| lift(c, t));
+            v.completion_rate_lift = control
+                .completion_rate
+                .zip(v.completion_rate)
+                .and_then(|(c, t)| lift(c, t));
+            v.conversion_lift = control
+                .conversion
+                .zip(v.conversion)
+                .and_then(|(c, t)| lift(c, t));
+        }
+    }
+    let observed: Vec<u64> = variations.iter().map(|v| v.profiles).collect();
+    let srm_p_value = srm_p_value(&observed, weights);
+    Analysis {
+        variations,
+        srm_p_value,
+        srm_flagged: srm_p_value.is_some_and(|p| p < SRM_ALPHA),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() < tol
+    }
+
+    #[test]
+    fn normal_and_chi_square_tails_match_tables() {
+        assert!(close(normal_cdf(1.959_964), 0.975, 1e-6));
+        assert!(close(normal_cdf(0.0), 0.5, 1e-7));
+        assert!(close(two_sided_p(2.575_829), 0.01, 1e-6));
+        assert!(close(chi_square_sf(3.841_459, 1.0), 0.05, 1e-6));
+        assert!(close(chi_square_sf(5.991_465, 2.0), 0.05, 1e-6));
+        assert!(close(chi_square_sf(10.827_566, 1.0), 0.001, 1e-6));
+        assert!(close(chi_square_sf(0.0, 3.0), 1.0, 1e-12));
+    }
+
+    #[test]
+    fn srm_flags_a_skewed_split_only() {
+        // 5,000 vs 5,100 on 50/50: χ² = 0.990, p = 0.32.
+        let p = srm_p_value(&[5_000, 5_100], &[0.5, 0.5]).unwrap();
+        assert!(close(p, 0.3197, 1e-3), "{p}");
+        // 5,000 vs 5,400: χ² = 15.38, p ≈ 8.8e-5.
+        assert!(srm_p_value(&[5_000, 5_400], &[0.5, 0.5]).unwrap() < SRM_ALPHA);
+    }
+
+    #[test]
+    fn proportion_lift_matches_hand_computation() {
+        // 100/1000 vs 130/1000: lift 30%; z = 0.03 / sqrt(.09/1000 + .1131/1000) = 2.1047.
+        let l = lift(
+            proportion(100, 1000).unwrap(),
+            proportion(130, 1000).unwrap(),
+        )
+        .unwrap();
+        assert!(close(l.relative, 0.30, 1e-9));
+        assert!(close(l.p_value, 0.0353, 5e-4), "{l:?}");
+        // CI on the log ratio: se = sqrt(.9/100 + .87/130) = 0.12529.
+        assert!(
+            close(l.ci_low, (0.262_364 - Z95 * 0.125_29).exp() - 1.0, 1e-4),
+            "{l:?}"
+        );
+        assert!(l.ci_low > 0.0 && l.ci_high > l.relative);
+    }
+
+    #[test]
+    fn ratio_variance_matches_the_delta_method() {
+        // x = impressions, y = plays for three profiles.
+        let r = ratio_estimate(&[(10.0, 1.0), (20.0, 4.0), (30.0, 4.0)]).unwrap();
+        assert!(close(r.ratio, 9.0 / 60.0, 1e-12));
+        // mx=20, vx=100, vy=3, cxy=15; var = (3 - 2·.15·15 + .0225·100) / (3·400) = 0.000625.
+        assert!(close(r.variance, 0.000_625, 1e-12), "{r:?}");
+    }
+}
