@@ -83,9 +83,13 @@ impl InterFile {
             out.push(InterLine {
                 user: field(u, "user_id")?.to_owned(),
                 item: field(i, "item_id")?.to_owned(),
-                timestamp: ts.parse().ok().filter(|x: &f64| x.is_finite()).with_context(
-                    || format!("{origin}:{}: timestamp {ts:?} is not a number", n + 1),
-                )?,
+                timestamp: ts
+                    .parse()
+                    .ok()
+                    .filter(|x: &f64| x.is_finite())
+                    .with_context(|| {
+                        format!("{origin}:{}: timestamp {ts:?} is not a number", n + 1)
+                    })?,
                 text: line.to_owned(),
             });
         }
@@ -161,9 +165,8 @@ pub struct SplitSummary {
 /// (VALID ⊂ TRAIN), each directory with copies of the `*.item` and `*.user` files so that it
 /// imports on its own (`marquee import movielens out/train`).
 pub fn split_dir(dir: &Path, out: &Path) -> Result<SplitSummary> {
-    let inter = only_file(dir, "inter")?.with_context(|| {
-        format!("{}: no *.inter file in this directory", dir.display())
-    })?;
+    let inter = only_file(dir, "inter")?
+        .with_context(|| format!("{}: no *.inter file in this directory", dir.display()))?;
     let stem = inter
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -198,8 +201,9 @@ pub fn split_dir(dir: &Path, out: &Path) -> Result<SplitSummary> {
         }
         dirs.push(d);
     }
-    let [train_dir, valid_dir, test_dir]: [PathBuf; 3] =
-        dirs.try_into().map_err(|_| anyhow::anyhow!("three parts"))?;
+    let [train_dir, valid_dir, test_dir]: [PathBuf; 3] = dirs
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three parts"))?;
     Ok(SplitSummary {
         users,
         train: train.len(),
@@ -241,7 +245,11 @@ pub struct Metrics {
 impl Metrics {
     /// `ranked[u]` is user u's ranking (best first), `held_out[u]` their held-out titles.
     /// Users with nothing held out are skipped (the protocol gives every user at least one).
-    pub fn compute(ranked: &[Vec<TitleIdx>], held_out: &[HashSet<TitleIdx>], catalog: usize) -> Self {
+    pub fn compute(
+        ranked: &[Vec<TitleIdx>],
+        held_out: &[HashSet<TitleIdx>],
+        catalog: usize,
+    ) -> Self {
         let mut m = Metrics::default();
         let mut covered: HashSet<TitleIdx> = HashSet::new();
         for (ranking, truth) in ranked.iter().zip(held_out) {
@@ -322,18 +330,20 @@ impl EvalSet {
             for i in &target.interactions {
                 *held.entry(key(&i.user, &i.item, i.at)).or_default() += 1;
             }
-            train.interactions.retain(|i| {
-                match held.get_mut(&key(&i.user, &i.item, i.at)) {
+            train
+                .interactions
+                .retain(|i| match held.get_mut(&key(&i.user, &i.item, i.at)) {
                     Some(n) if *n > 0 => {
                         *n -= 1;
                         false
                     }
                     _ => true,
-                }
-            });
+                });
             let left: usize = held.values().sum();
             if left > 0 {
-                bail!("{left} held-out interactions are not in the training data: is it the matching split?");
+                bail!(
+                    "{left} held-out interactions are not in the training data: is it the matching split?"
+                );
             }
         }
         // Titles without a `.item` line still belong to the catalogue, by id only.
@@ -354,11 +364,8 @@ impl EvalSet {
             }
         }
         let catalog = Catalog::new(titles);
-        let country: HashMap<ProfileId, Option<Country>> = train
-            .users
-            .into_iter()
-            .map(|u| (u.id, u.country))
-            .collect();
+        let country: HashMap<ProfileId, Option<Country>> =
+            train.users.into_iter().map(|u| (u.id, u.country)).collect();
 
         // Watch state exactly as import builds it: a rating event per rated interaction, a
         // completion per implicit one.
@@ -399,7 +406,10 @@ impl EvalSet {
                         name: id.to_string(),
                         is_kids: false,
                         maturity_limit: None,
-                        country: country.get(&id).cloned().unwrap_or_else(|| Some(us_country())),
+                        country: country
+                            .get(&id)
+                            .cloned()
+                            .unwrap_or_else(|| Some(us_country())),
                         onboarding_genres: vec![],
                         id,
                     },
@@ -454,7 +464,12 @@ impl EvalSet {
     }
 
     /// Each user's ranking by the page row `row` of `home`, as `page::assemble` fills it.
-    pub fn served(&self, model: &Model, home: &PageDefinition, row: &str) -> Result<Vec<Vec<TitleIdx>>> {
+    pub fn served(
+        &self,
+        model: &Model,
+        home: &PageDefinition,
+        row: &str,
+    ) -> Result<Vec<Vec<TitleIdx>>> {
         let page = single_row_page(home, row)?;
         Ok(self
             .users
@@ -550,7 +565,12 @@ pub struct Report {
 
 /// Trains on the set's training interactions and measures MostPop, Top Picks and the first
 /// "Because You Watched" row.
-pub fn run(set: &EvalSet, params: &TrainParams, home: &PageDefinition, target: &'static str) -> Result<Report> {
+pub fn run(
+    set: &EvalSet,
+    params: &TrainParams,
+    home: &PageDefinition,
+    target: &'static str,
+) -> Result<Report> {
     let interactions = set.interactions();
     let started = Instant::now();
     let artifact = model::train(&set.catalog, &interactions, set.now, params);
@@ -560,8 +580,14 @@ pub fn run(set: &EvalSet, params: &TrainParams, home: &PageDefinition, target: &
     let n = set.catalog.len();
     let top_picks = set.served(&model, home, "top-picks")?;
     let mut lines = vec![
-        ("MostPop".to_owned(), Metrics::compute(&set.most_popular(), &held, n)),
-        ("Top Picks (served)".to_owned(), Metrics::compute(&top_picks, &held, n)),
+        (
+            "MostPop".to_owned(),
+            Metrics::compute(&set.most_popular(), &held, n),
+        ),
+        (
+            "Top Picks (served)".to_owned(),
+            Metrics::compute(&top_picks, &held, n),
+        ),
     ];
     if home.rows.iter().any(|r| r.id == "because-you-watched") {
         let byw = set.served(&model, home, "because-you-watched")?;
@@ -584,7 +610,9 @@ pub fn run(set: &EvalSet, params: &TrainParams, home: &PageDefinition, target: &
             .map(|(u, r)| {
                 (
                     u.profile.id.clone(),
-                    r.into_iter().map(|t| set.catalog.title(t).id.clone()).collect(),
+                    r.into_iter()
+                        .map(|t| set.catalog.title(t).id.clone())
+                        .collect(),
                 )
             })
             .collect(),
@@ -624,4 +652,84 @@ impl Report {
 
 fn us_country() -> Country {
     Country::parse("US").expect("valid country")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(user: &str, item: &str, ts: f64) -> InterLine {
+        InterLine {
+            user: user.into(),
+            item: item.into(),
+            timestamp: ts,
+            text: format!("{user}\t{item}\t{ts}"),
+        }
+    }
+
+    #[test]
+    fn holds_out_the_last_fifth_and_at_least_one() {
+        assert_eq!(
+            [0, 1, 4, 5, 9, 10, 14, 15].map(holdout_count),
+            [0, 1, 1, 1, 1, 2, 2, 3]
+        );
+    }
+
+    #[test]
+    fn splits_each_user_by_time_then_item_id() {
+        // u: 6 interactions → 1 held out. Items 9 and 10 tie at t=50: 10 sorts after 9
+        // numerically (not as text), so 10 is the last one.
+        // v: 10 interactions given out of order → the 2 latest are held out.
+        let mut lines = vec![
+            line("u", "10", 50.0),
+            line("u", "9", 50.0),
+            line("u", "1", 10.0),
+            line("u", "2", 20.0),
+            line("u", "3", 30.0),
+            line("u", "4", 40.0),
+        ];
+        for i in (0..10).rev() {
+            lines.push(line("v", &format!("{}", 100 + i), i as f64));
+        }
+        let (kept, held) = temporal_split(lines);
+        let ids = |ls: &[InterLine]| {
+            ls.iter()
+                .map(|l| format!("{}:{}", l.user, l.item))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&held), vec!["u:10", "v:108", "v:109"]);
+        assert_eq!(kept.len(), 13);
+        assert_eq!(ids(&kept)[..5], ["u:1", "u:2", "u:3", "u:4", "u:9"]);
+        // VALID is the same rule applied to TRAIN: u keeps 5 → 1 held out (item 9).
+        let (_, valid) = temporal_split(kept);
+        assert_eq!(ids(&valid), vec!["u:9", "v:107"]);
+    }
+
+    #[test]
+    fn metrics_match_hand_computation() {
+        // A: hit at rank 2 of 2 held out. B: no recommendations. C: hit at rank 15 only.
+        let a = vec![1, 2, 3];
+        let c: Vec<TitleIdx> = (20..40).collect();
+        let ranked = vec![a, vec![], c];
+        let held = vec![
+            HashSet::from([2, 5]),
+            HashSet::from([1]),
+            HashSet::from([34]),
+        ];
+        let m = Metrics::compute(&ranked, &held, 100);
+        let l3 = 1.0 / 3f64.log2();
+        assert_eq!(m.users, 3);
+        assert!((m.recall_10 - 0.5 / 3.0).abs() < 1e-12);
+        assert!((m.recall_20 - 1.5 / 3.0).abs() < 1e-12);
+        assert!((m.ndcg_10 - (l3 / (1.0 + l3)) / 3.0).abs() < 1e-12);
+        assert!((m.hit_rate_10 - 1.0 / 3.0).abs() < 1e-12);
+        // Top-10s: {1,2,3} ∪ {20..29} = 13 of 100 titles.
+        assert!((m.coverage_10 - 0.13).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_perfect_ranking_scores_one() {
+        let m = Metrics::compute(&[vec![7, 8]], &[HashSet::from([8, 7])], 10);
+        assert!((m.ndcg_10 - 1.0).abs() < 1e-12 && (m.recall_10 - 1.0).abs() < 1e-12);
+    }
 }

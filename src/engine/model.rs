@@ -441,6 +441,29 @@ mod tests {
     }
 
     #[test]
+    fn ease_weights_are_trained_and_stored_by_title() {
+        // a watched 1,2; b watched 1. With λ = 1 (see ease.rs): watched 1 → 2 weighs 1/3,
+        // watched 2 → 1 weighs 1/2. Title 3 has no interactions and takes no part.
+        let data = [ix("a", "1", 0), ix("a", "2", 0), ix("b", "1", 0)];
+        let params = TrainParams {
+            ease_lambda: 1.0,
+            ..TrainParams::default()
+        };
+        let m = train(&catalog(3), &data, 0, &params);
+        let w = |from: &str| &m.item_weights[&TitleId::parse(from).unwrap()];
+        assert_eq!(w("1").len(), 1);
+        assert_eq!(w("1")[0].0.as_str(), "2");
+        assert!((w("1")[0].1 - 1.0 / 3.0).abs() < 1e-6);
+        assert!((w("2")[0].1 - 0.5).abs() < 1e-6);
+        assert!(!m.item_weights.contains_key(&TitleId::parse("3").unwrap()));
+        let off = TrainParams {
+            ease_max_titles: 1,
+            ..params
+        };
+        assert!(train(&catalog(3), &data, 0, &off).item_weights.is_empty());
+    }
+
+    #[test]
     fn trending_decays_with_age_and_ignores_the_future() {
         let day = DAY_MS;
         let data = [

@@ -325,27 +325,20 @@ impl CandidateSource for Personalized {
         let mut touched: Vec<TitleIdx> = Vec::new();
         let mut seen = vec![false; n];
         let use_ease = ctx.model.has_item_weights();
-        for &(anchor, w) in &history {
-            let lists: [(&[(TitleIdx, f32)], &mut Vec<f32>); 2] = [
-                (
-                    if use_ease {
-                        ctx.model.item_weights(anchor)
-                    } else {
-                        &[]
-                    },
-                    &mut ease,
-                ),
-                (ctx.model.neighbors(anchor), &mut similar),
-            ];
-            for (list, acc) in lists {
-                for &(t, s) in list {
-                    acc[t as usize] += w * s;
-                    if !seen[t as usize] {
-                        seen[t as usize] = true;
-                        touched.push(t);
-                    }
+        let mut add = |list: &[(TitleIdx, f32)], w: f32, acc: &mut [f32]| {
+            for &(t, s) in list {
+                acc[t as usize] += w * s;
+                if !seen[t as usize] {
+                    seen[t as usize] = true;
+                    touched.push(t);
                 }
             }
+        };
+        for &(anchor, w) in &history {
+            if use_ease {
+                add(ctx.model.item_weights(anchor), w, &mut ease);
+            }
+            add(ctx.model.neighbors(anchor), w, &mut similar);
         }
         if touched.is_empty() {
             return vec![SourcedRow {
