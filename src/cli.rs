@@ -58,6 +58,9 @@ enum Command {
     /// Evaluate and inspect GrowthBook features and experiments.
     #[command(subcommand)]
     Experiments(ExperimentsCommand),
+    /// Drive a running server with simulated viewers to check the experiment pipeline
+    /// (A/A experiments and a deliberately degraded A/B variant).
+    Simulate(SimulateCli),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Measure page assembly latency for random profiles.
@@ -161,6 +164,29 @@ struct EvaluateArgs {
 }
 
 #[derive(Debug, Args)]
+struct SimulateCli {
+    /// The server to drive.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The directory the server loads experiments from (started with `--experiments DIR`);
+    /// the simulation writes `simulation.json` there. It must not define `home-rows` elsewhere.
+    #[arg(long)]
+    experiments_dir: PathBuf,
+    #[arg(long, default_value_t = 400)]
+    profiles: usize,
+    /// Home page visits per viewer.
+    #[arg(long, default_value_t = 4)]
+    sessions: usize,
+    /// Number of A/A experiments run side by side.
+    #[arg(long, default_value_t = 40)]
+    aa: usize,
+    /// Seed for tastes, assignment and choices; profile ids include it, so use a new seed
+    /// against the same database.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
 struct BenchArgs {
     /// Page requests to time.
     #[arg(long, default_value_t = 2000)]
@@ -238,6 +264,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Experiments(ExperimentsCommand::Evaluate(args)) => evaluate(&args),
+        Command::Simulate(a) => {
+            crate::simulate::run(crate::simulate::SimulateArgs {
+                url: a.url,
+                experiments_dir: a.experiments_dir,
+                profiles: a.profiles,
+                sessions: a.sessions,
+                aa_experiments: a.aa,
+                seed: a.seed,
+            })
+            .await
+        }
         Command::Experiments(ExperimentsCommand::Report { key, dir }) => {
             let set = load_features(&dir, &cfg)?;
             let store = open_store(&cfg).await?;

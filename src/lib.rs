@@ -18,4 +18,5 @@ pub mod experiments;
 pub mod impressions;
 pub mod movielens;
 pub mod quality;
+pub mod simulate;
 pub mod store;

@@ -158,6 +158,22 @@ async fn check_page_shape(env: &Env) {
     assert!(!rows.is_empty(), "cold-start page is empty");
     assert_eq!(rows[0]["title"], "Popular on Marquee");
     assert!(row(&cold, "trending").is_some());
+
+    // A new profile with onboarding genres gets a row of its first genre straight away.
+    let create = "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id isKids maturityLimit country } }";
+    let input = json!({"id": "newbie", "accountId": "acct-new", "name": "New", "country": "US", "onboardingGenres": ["Comedy"]});
+    let r = env.server.gql(create, json!({"i": input})).await;
+    assert_eq!(r["data"]["createProfile"]["id"], "newbie", "{r}");
+    let fresh = home(&env.server, "newbie").await;
+    assert!(row(&fresh, "genre:Comedy").is_some(), "{fresh}");
+    let r = env.server.gql(create, json!({"i": input})).await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "duplicate id: {r}");
+    let bad = json!({"id": "other", "accountId": "acct-new", "name": "X", "onboardingGenres": ["Nope"]});
+    let r = env.server.gql(create, json!({"i": bad})).await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+    let kid = json!({"id": "newbie-kids", "accountId": "acct-new", "name": "Kid", "isKids": true});
+    let r = env.server.gql(create, json!({"i": kid})).await;
+    assert_eq!(r["data"]["createProfile"]["maturityLimit"], "PG", "{r}");
 }
 
 async fn check_no_duplicates_and_no_watched(env: &Env) {

@@ -738,6 +738,23 @@ impl From<EventKind> for domain::EventKind {
 }
 
 #[derive(InputObject)]
+pub struct CreateProfileInput {
+    id: ID,
+    /// Created when it does not exist yet.
+    account_id: ID,
+    name: String,
+    #[graphql(default = false)]
+    is_kids: bool,
+    /// G, PG, PG-13, R or NC-17; kids profiles default to PG.
+    maturity_limit: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    country: Option<String>,
+    /// Genres to start from while the profile has no history.
+    #[graphql(default)]
+    onboarding_genres: Vec<String>,
+}
+
+#[derive(InputObject)]
 pub struct EventInput {
     /// Chosen by the client; resending the same id for the same profile is harmless.
     client_event_id: ID,
@@ -755,6 +772,49 @@ pub struct MutationRoot;
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Creates a profile (sign-up or onboarding). `BAD_USER_INPUT` when the id is taken or a
+    /// field is invalid.
+    async fn create_profile(&self, ctx: &Context<'_>, input: CreateProfileInput) -> Result<Profile, Error> {
+        let state = state(ctx);
+        let field = |name: &str, e: domain::ParseError| bad_input(format!("{name}: {e}"));
+        let id = parse_profile_id(&input.id)?;
+        if input.name.trim().is_empty() || input.name.len() > 100 {
+            return Err(bad_input("name must be 1–100 characters"));
+        }
+        let engine = state.engine.load();
+        if let Some(g) = input.onboarding_genres.iter().find(|g| !engine.catalog.has_genre(g)) {
+            return Err(bad_input(format!("onboardingGenres: unknown genre {g:?}")));
+        }
+        let profile = domain::Profile {
+            id: id.clone(),
+            account_id: domain::AccountId::parse(&input.account_id).map_err(|e| field("accountId", e))?,
+            name: input.name.trim().to_owned(),
+            is_kids: input.is_kids,
+            maturity_limit: input
+                .maturity_limit
+                .as_deref()
+                .map(str::parse::<domain::MaturityRating>)
+                .transpose()
+                .map_err(|e| field("maturityLimit", e))?,
+            country: input
+                .country
+                .as_deref()
+                .map(domain::Country::parse)
+                .transpose()
+                .map_err(|e| field("country", e))?,
+            onboarding_genres: input.onboarding_genres,
+        };
+        let created = state
+            .store
+            .create_profile(&profile, state.clock.now())
+            .await
+            .map_err(internal)?;
+        if !created {
+            return Err(bad_input(format!("profile {id} already exists")));
+        }
+        Ok(Profile(profile))
+    }
+
     /// Records viewing events. All events are validated first; if any is invalid, none is
     /// stored and the error names it.
     async fn record_events(

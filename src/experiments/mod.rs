@@ -287,7 +287,8 @@ pub struct PageVariant {
     pub problems: Vec<String>,
 }
 
-/// Evaluates the page features for one request.
+/// Evaluates the features for one page request: assignments of every experiment, and the
+/// page overrides of Marquee's page features.
 pub fn page_variant(
     set: &FeatureSet,
     attributes: Value,
@@ -299,10 +300,11 @@ pub fn page_variant(
     ctx.saved_groups = set.saved_groups.clone();
     ctx.forced_variations = forced_variations;
     let mut variant = PageVariant::default();
-    for key in [ROWS_FEATURE, ROW_SETTINGS_FEATURE] {
-        if !set.features.contains_key(key) {
-            continue;
-        }
+    // Every feature is evaluated, not only the page ones: an experiment on any feature
+    // (a UI change, an A/A test) is assigned and exposed on the page request.
+    let mut keys: Vec<&String> = set.features.keys().collect();
+    keys.sort();
+    for key in keys {
         let result = ctx.eval_feature(key);
         if let (Some(exp), Some(res)) = (&result.experiment, &result.experiment_result)
             && res.in_experiment
@@ -315,6 +317,9 @@ pub fn page_variant(
                 in_experiment: true,
                 hash_used: res.hash_used,
             });
+        }
+        if key != ROWS_FEATURE && key != ROW_SETTINGS_FEATURE {
+            continue;
         }
         match overrides_from(key, &result.value) {
             Ok(o) => {

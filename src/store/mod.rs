@@ -194,6 +194,36 @@ impl Store {
         rows.iter().map(profile_from_row).collect()
     }
 
+    /// Creates a profile (and its account if new). Fails when the profile id is taken.
+    pub async fn create_profile(&self, p: &Profile, created_at: Millis) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(p.account_id.as_str())
+        .bind(format!("Account {}", p.account_id))
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO profiles (id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(p.id.as_str())
+        .bind(p.account_id.as_str())
+        .bind(p.name.as_str())
+        .bind(i64::from(p.is_kids))
+        .bind(p.maturity_limit.map(|m| m.as_str()))
+        .bind(p.country.as_ref().map(|c| c.as_str()))
+        .bind(p.onboarding_genres.join(" "))
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(inserted == 1)
+    }
+
     /// Profiles in id order (main profiles of numeric MovieLens ids sort numerically), for
     /// pickers; `kids` narrows to kids or grown-up profiles.
     pub async fn list_profiles(&self, kids: Option<bool>, limit: usize) -> Result<Vec<Profile>> {

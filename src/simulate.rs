@@ -1,0 +1,281 @@
+//! `marquee simulate`: synthetic viewers with hidden tastes drive a running server through its
+//! public GraphQL API, so that the experiment machinery (assignment, exposure and impression
+//! logging, attribution, statistics) can be checked against a known truth.
+//!
+//! The simulation installs its experiments as a file in the server's experiments directory
+//! (as a product manager would), waits for the server to load it, runs the viewers, and reads
+//! the results back with `experimentReport`:
+//! - `sim<seed>-aa-NN`: A/A experiments (two identical variations). About 5% should come out
+//!   "significant" at p < 0.05 — more means the pipeline invents effects.
+//! - `sim<seed>-ab`: a real difference. Variation 1 degrades the page to Trending and New Releases
+//!   only (no personal rows); viewers play titles by their hidden tastes, so the report must
+//!   find a negative lift.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// SplitMix64: reproducible choices from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+pub struct SimulateArgs {
+    pub url: String,
+    pub experiments_dir: PathBuf,
+    pub profiles: usize,
+    pub sessions: usize,
+    pub aa_experiments: usize,
+    pub seed: u64,
+}
+
+/// A viewer's hidden taste: how much it likes each genre, 0–1.
+struct Viewer {
+    id: String,
+    likes: Vec<(String, f64)>,
+}
+
+impl Viewer {
+    fn affinity(&self, genres: &[String]) -> f64 {
+        genres
+            .iter()
+            .filter_map(|g| self.likes.iter().find(|(l, _)| l == g).map(|(_, w)| *w))
+            .fold(0.05, f64::max)
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    async fn gql(&self, query: &str, variables: Value) -> Result<Value> {
+        let resp: Value = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?
+            .json()
+            .await?;
+        if let Some(errors) = resp.get("errors") {
+            bail!("GraphQL error: {errors}");
+        }
+        Ok(resp["data"].clone())
+    }
+}
+
+/// Keys carry the seed, so runs with different seeds are separate experiments.
+fn aa_key(seed: u64, i: usize) -> String {
+    format!("sim{seed}-aa-{i:02}")
+}
+
+fn ab_key(seed: u64) -> String {
+    format!("sim{seed}-ab")
+}
+
+fn experiment_file(args: &SimulateArgs) -> Value {
+    let mut features = serde_json::Map::new();
+    let rule = |key: &str, variations: Value| {
+        json!({"rules": [{
+            "key": key, "seed": format!("{key}-{}", args.seed), "hashAttribute": "id",
+            "hashVersion": 2, "weights": [0.5, 0.5], "variations": variations,
+            "meta": [{"key": "control"}, {"key": "treatment"}]
+        }]})
+    };
+    for i in 0..args.aa_experiments {
+        let key = aa_key(args.seed, i);
+        features.insert(key.clone(), rule(&key, json!([false, false])));
+    }
+    let mut ab = rule(&ab_key(args.seed), json!([null, ["trending", "new-releases"]]));
+    ab["defaultValue"] = Value::Null;
+    features.insert("home-rows".into(), ab);
+    json!({"description": "written by `marquee simulate`", "features": features})
+}
+
+async fn wait_for_experiments(client: &Client, prefix: &str, expected: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let data = client.gql("{ experiments { key } }", json!({})).await?;
+        let n = data["experiments"]
+            .as_array()
+            .map_or(0, |list| list.iter().filter(|e| e["key"].as_str().is_some_and(|k| k.starts_with(prefix))).count());
+        if n == expected {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the server did not load the simulation's experiments within 20 s: is it running with --experiments pointing to the same directory, and does that directory hold other files defining home-rows?"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One viewer's visit: fetch the page, look at the first items of each row, play some.
+async fn session(client: &Client, viewer: &Viewer, rng: &mut Rng, visit: usize) -> Result<(usize, usize)> {
+    let data = client
+        .gql(
+            "query($p: ID!) { home(profileId: $p, platform: \"simulation\") { requestId rows { items { title { id genres } } } } }",
+            json!({"p": viewer.id}),
+        )
+        .await?;
+    let home = &data["home"];
+    let mut events = Vec::new();
+    let mut shown = 0;
+    for (r, row) in home["rows"].as_array().into_iter().flatten().enumerate() {
+        // People look at the start of a row, and less far down the page.
+        for (i, item) in row["items"].as_array().into_iter().flatten().take(6).enumerate() {
+            shown += 1;
+            let genres: Vec<String> = item["title"]["genres"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect();
+            let p = 0.25 * viewer.affinity(&genres) * 0.85f64.powi(r as i32) * 0.8f64.powi(i as i32);
+            if rng.unit() < p {
+                let title = item["title"]["id"].clone();
+                let n = events.len();
+                events.push(json!({"clientEventId": format!("sim-{}-{visit}-{n}-play", viewer.id),
+                    "titleId": title, "kind": "PLAY", "requestId": home["requestId"]}));
+                if rng.unit() < 0.7 * viewer.affinity(&genres) {
+                    events.push(json!({"clientEventId": format!("sim-{}-{visit}-{n}-done", viewer.id),
+                        "titleId": title, "kind": "COMPLETE", "requestId": home["requestId"]}));
+                }
+            }
+        }
+    }
+    let plays = events.iter().filter(|e| e["kind"] == "PLAY").count();
+    if !events.is_empty() {
+        client
+            .gql(
+                "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted } }",
+                json!({"p": viewer.id, "e": events}),
+            )
+            .await?;
+    }
+    Ok((shown, plays))
+}
+
+pub async fn run(args: SimulateArgs) -> Result<()> {
+    let client = Client {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        url: args.url.trim_end_matches('/').to_owned(),
+    };
+    let file = args.experiments_dir.join("simulation.json");
+    write_experiments(&file, &experiment_file(&args))?;
+    wait_for_experiments(&client, &format!("sim{}-", args.seed), args.aa_experiments + 1).await?;
+
+    let genres: Vec<String> = client.gql("{ genres { name } }", json!({})).await?["genres"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str().map(str::to_owned))
+        .collect();
+    if genres.len() < 2 {
+        bail!("the catalogue needs at least two genres");
+    }
+    let mut rng = Rng(args.seed);
+    let mut viewers = Vec::with_capacity(args.profiles);
+    for n in 0..args.profiles {
+        let first = genres[rng.below(genres.len())].clone();
+        let second = genres[rng.below(genres.len())].clone();
+        let id = format!("sim{}-{n}", args.seed);
+        client
+            .gql(
+                "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id } }",
+                json!({"i": {"id": id, "accountId": id, "name": format!("Simulated {n}"), "country": "US", "onboardingGenres": [first]}}),
+            )
+            .await
+            .with_context(|| format!("creating profile {id} (ids are per seed: use another --seed)"))?;
+        viewers.push(Viewer {
+            id,
+            likes: vec![(first, 1.0), (second, 0.6)],
+        });
+    }
+    let started = Instant::now();
+    let (mut shown, mut plays) = (0, 0);
+    for visit in 0..args.sessions {
+        for v in &viewers {
+            let (s, p) = session(&client, v, &mut rng, visit).await?;
+            shown += s;
+            plays += p;
+        }
+    }
+    eprintln!(
+        "simulated {} viewers × {} visits: {} items looked at, {} plays, in {:.1}s",
+        viewers.len(),
+        args.sessions,
+        shown,
+        plays,
+        started.elapsed().as_secs_f64()
+    );
+    // Impressions are written asynchronously: give the writer a moment to catch up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let report_query = "query($k: String!) { experimentReport(key: $k) { srmFlagged variations {
+        exposedProfiles impressions plays playRate conversion
+        playRateLift { relative ciLow ciHigh pValue significant }
+        conversionLift { relative pValue significant } } } }";
+    let mut significant = 0;
+    for i in 0..args.aa_experiments {
+        let r = client.gql(report_query, json!({"k": aa_key(args.seed, i)})).await?;
+        let treatment = &r["experimentReport"]["variations"][1];
+        if treatment["playRateLift"]["significant"] == true {
+            significant += 1;
+        }
+    }
+    let ab = client.gql(report_query, json!({"k": ab_key(args.seed)})).await?;
+    let v = &ab["experimentReport"]["variations"];
+    let lift = &v[1]["playRateLift"];
+    println!(
+        "A/A: {} of {} experiments not significant at p < 0.05 ({:.0}%)",
+        args.aa_experiments - significant,
+        args.aa_experiments,
+        100.0 * (args.aa_experiments - significant) as f64 / args.aa_experiments.max(1) as f64
+    );
+    println!(
+        "A/B (degraded page): play rate per impression control {:.4} vs treatment {:.4}, lift {:+.1}% [{:+.1}%, {:+.1}%], p = {:.2e}{}; SRM flagged: {}",
+        v[0]["playRate"].as_f64().unwrap_or(f64::NAN),
+        v[1]["playRate"].as_f64().unwrap_or(f64::NAN),
+        lift["relative"].as_f64().unwrap_or(f64::NAN) * 100.0,
+        lift["ciLow"].as_f64().unwrap_or(f64::NAN) * 100.0,
+        lift["ciHigh"].as_f64().unwrap_or(f64::NAN) * 100.0,
+        lift["pValue"].as_f64().unwrap_or(f64::NAN),
+        if lift["relative"].as_f64().is_some_and(|l| l < 0.0) && lift["significant"] == true {
+            " — detected, right sign"
+        } else {
+            " — NOT detected"
+        },
+        ab["experimentReport"]["srmFlagged"]
+    );
+    Ok(())
+}
+
+fn write_experiments(path: &Path, file: &Value) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(file)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    // Rename: the server never reads a half-written file.
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
