@@ -71,6 +71,13 @@ async function screenshot(name) {
 }
 
 const view = () => page.locator('#view');
+
+/** Goes to a URL of the app, reloading when it is the current one (no hashchange then). */
+async function visit(hash) {
+  const url = `${base}/${hash}`;
+  if (page.url() === url) await page.reload();
+  else await page.goto(url);
+}
 const waitState = (state) => page.waitForSelector(`#view[data-state="${state}"]`, { timeout: STEP_MS });
 
 async function waitHome() {
@@ -171,19 +178,22 @@ test('arrow keys move focus across and between rows; Enter opens a title', async
   const rows = await rowsOnPage();
   assert.ok(rows.length >= 2 && rows[0].items.length >= 2, 'needs two rows of two titles');
   await page.focus('#view .rows [data-title-id]');
-  assert.deepEqual(await focused().then((f) => [f.rowId, f.titleId]), [rows[0].id, rows[0].items[0]]);
-
+  const at = async (step, rowIdx, itemIdx) => {
+    const f = await focused();
+    assert.deepEqual([f.rowId, f.titleId], [rows[rowIdx].id, rows[rowIdx].items[itemIdx]],
+      `${step}: focus on ${JSON.stringify(f)}`);
+  };
+  await at('start', 0, 0);
   await page.keyboard.press('ArrowRight');
-  assert.deepEqual(await focused().then((f) => [f.rowId, f.titleId]), [rows[0].id, rows[0].items[1]]);
+  await at('ArrowRight', 0, 1);
   await page.keyboard.press('ArrowDown');
-  let f = await focused();
-  assert.equal(f.rowId, rows[1].id, 'ArrowDown moves to the next row');
-  assert.ok(rows[1].items.slice(0, 3).includes(f.titleId), 'keeping roughly the same column');
+  const f = await focused();
+  assert.equal(f.rowId, rows[1].id, `ArrowDown moves to the next row: ${JSON.stringify(f)}`);
+  assert.ok(rows[1].items.slice(0, 3).includes(f.titleId), `keeping roughly the same column: ${JSON.stringify(f)}`);
   await page.keyboard.press('ArrowUp');
-  f = await focused();
-  assert.equal(f.rowId, rows[0].id, 'ArrowUp moves back');
+  await at('ArrowUp', 0, 1);
   await page.keyboard.press('ArrowLeft');
-  assert.equal((await focused()).titleId, rows[0].items[0]);
+  await at('ArrowLeft', 0, 0);
   // Focus is visible: the focused poster gets a ring.
   const ring = await page.evaluate(() => getComputedStyle(document.activeElement.querySelector('.poster')).boxShadow);
   assert.match(ring, /255, 194, 75/, 'gold focus ring on the focused card');
@@ -335,7 +345,7 @@ test('the PM page lists the experiments and previews a variation', async (t) => 
   if (body.errors && !body.data) {
     const why = `the experiments API is missing on this server: ${body.errors.map((e) => e.message).join('; ')}`;
     console.log(`  skipping: ${why}`);
-    await page.goto(`${base}/#/experiments`);
+    await visit('#/experiments');
     await waitState('error');
     assert.match(await view().textContent(), /not available/i, 'the PM page says so clearly');
     await screenshot('pm');
@@ -344,9 +354,9 @@ test('the PM page lists the experiments and previews a variation', async (t) => 
   }
   assert.equal(body.errors, undefined, JSON.stringify(body.errors));
   const keys = body.data.experiments.map((e) => e.key);
-  await page.goto(`${base}/#/experiments`);
+  await visit('#/experiments');
   await page.waitForSelector(`#view[data-state="${keys.length ? 'ready' : 'empty'}"]`);
-  const shown = await page.$$eval('#view [data-experiment-key]', (els) => els.map((e) => e.dataset.experimentKey));
+  const shown = await page.$$eval('#view article[data-experiment-key]', (els) => els.map((e) => e.dataset.experimentKey));
   assert.deepEqual(shown, keys);
   if (keys.length) {
     assert.ok(await page.locator('#view [data-results="none"]').count() > 0, 'no results yet');
@@ -369,11 +379,32 @@ test('when the API is down, views say so instead of going blank', async () => {
     await page.goto(`${base}/#/`);
     await waitState('error');
     assert.match(await view().textContent(), /unreachable/i);
-    await page.goto(`${base}/#/experiments`);
+    await visit('#/experiments');
     await waitState('error');
   } finally {
     await page.unroute('**/graphql');
   }
   await page.click('#view button:has-text("Retry")'); // the API is back: Retry recovers
   await page.waitForSelector('#view[data-state="ready"], #view[data-state="empty"]');
+});
+
+test('the PM page explains a server without the experiments API', async () => {
+  // What a server older than the experiments API answers: a validation error, no data.
+  await page.route('**/graphql', async (route) => {
+    if (!route.request().postData()?.includes('experiments')) return route.continue();
+    return route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ data: null, errors: [{ message: 'Unknown field "experiments" on type "Query".', locations: [{ line: 1, column: 3 }] }] }),
+    });
+  });
+  try {
+    await visit('#/experiments');
+    await waitState('error');
+    assert.equal(await view().getAttribute('data-reason'), 'unavailable');
+    assert.match(await view().textContent(), /Experiments are not available on this server/);
+    assert.match(await view().textContent(), /Unknown field "experiments"/);
+  } finally {
+    await page.unroute('**/graphql');
+  }
 });

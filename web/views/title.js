@@ -143,12 +143,14 @@ export async function playerView({ view, args: [id], isCurrent, onLeave }) {
     h('div.player-bg', { html: posterSvg(title), 'aria-hidden': 'true' }),
     h('div.player-top', h('button.btn', { 'data-action': 'back', onclick: () => back() }, '← Back'),
       h('div', h('div.player-kicker', 'Now playing'), h('h1', displayName(title.name)))),
+    h('div.player-screen', h('div.player-art', { html: posterSvg(title), 'aria-hidden': 'true' }),
+      h('p.muted', 'Simulated playback · ← → skip 10% · Space pauses')),
     h('div.player-controls',
       h('div.bar-row', bar, clock),
       h('div.buttons',
-        h('button.btn', { 'data-action': 'rewind', onclick: () => seek(position - STEP) }, '⏪ 10%'),
+        h('button.btn', { 'data-action': 'rewind', onclick: () => seek(position - STEP) }, '« 10%'),
         toggle,
-        h('button.btn', { 'data-action': 'forward', onclick: () => seek(position + STEP) }, '10% ⏩')),
+        h('button.btn', { 'data-action': 'forward', onclick: () => seek(position + STEP) }, '10% »')),
       status));
 
   const fmt = (f) => {
