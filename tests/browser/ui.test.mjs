@@ -64,9 +64,9 @@ async function data(query, variables) {
   return body.data;
 }
 
-async function screenshot(name) {
+async function screenshot(name, { fullPage = false } = {}) {
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file });
+  await page.screenshot({ path: file, fullPage });
   console.log(`  screenshot: ${file}`);
 }
 
@@ -370,7 +370,7 @@ test('the PM page lists the experiments and previews a variation', async (t) => 
     const text = await out.locator('.assignments').textContent();
     assert.ok(text.includes(exp.key) && text.includes(variation.key), `assignment shows ${exp.key} → ${variation.key}`);
   }
-  await screenshot('pm');
+  await screenshot('pm', { fullPage: true });
 });
 
 test('when the API is down, views say so instead of going blank', async () => {

@@ -63,6 +63,7 @@ function previewPanel(experiments) {
               h('td', `${a.variationIndex}: ${a.variationKey}`), h('td', a.inExperiment ? 'yes' : 'no (default)')))
             : h('tr', h('td', { colspan: '4' }, 'No experiment applies to this profile.')))),
         home.rows.length ? h('div.rows.preview-rows', renderRows(home.rows)) : h('p.muted', 'This home page has no rows.'));
+      out.scrollIntoView({ block: 'start', behavior: 'smooth' });
     } catch (err) {
       out.dataset.state = 'error';
       const [t, d] = describeError(err);
