@@ -13,6 +13,8 @@ import { chromium } from 'playwright-core';
 const BIN = process.env.MARQUEE_BIN;
 const ARTIFACTS = process.env.MARQUEE_ARTIFACTS ?? fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-artifacts-'));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+// The repository root: the server reads experiments/ and rows/ relative to its working directory.
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const ADULT = '1';
 const KIDS = '102-kids';
 const STEP_MS = 30_000;
@@ -29,7 +31,7 @@ const sentEvents = [];
 function startServer() {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-ui-data-'));
   const log = fs.createWriteStream(path.join(ARTIFACTS, 'server.log'));
-  server = spawn(BIN, ['--data-dir', dataDir, 'demo', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server = spawn(BIN, ['--data-dir', dataDir, 'demo', '--listen', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stderr.pipe(log);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('marquee demo did not start within 5 minutes (see server.log)')), 300_000);
