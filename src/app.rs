@@ -42,6 +42,26 @@ fn read_artifact(data_dir: &Path, record: &ModelRecord) -> Result<ModelArtifact>
             path.display()
         )
     })?;
+    // Read the format first: an artifact of another format is not corrupt, only old.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        format: u32,
+    }
+    let header: Header = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "model {}: artifact {} is corrupt",
+            record.version,
+            path.display()
+        )
+    })?;
+    if header.format != model::ARTIFACT_FORMAT {
+        bail!(
+            "model {}: artifact format {} is not supported (expected {}); retrain with `marquee train`",
+            record.version,
+            header.format,
+            model::ARTIFACT_FORMAT
+        );
+    }
     let artifact: ModelArtifact = serde_json::from_str(&text).with_context(|| {
         format!(
             "model {}: artifact {} is corrupt",
@@ -49,14 +69,6 @@ fn read_artifact(data_dir: &Path, record: &ModelRecord) -> Result<ModelArtifact>
             path.display()
         )
     })?;
-    if artifact.format != model::ARTIFACT_FORMAT {
-        bail!(
-            "model {}: artifact format {} is not supported (expected {}); retrain with `marquee train`",
-            record.version,
-            artifact.format,
-            model::ARTIFACT_FORMAT
-        );
-    }
     Ok(artifact)
 }
 

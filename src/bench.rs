@@ -94,3 +94,92 @@ pub async fn run(
     report("profile+history read+assembly", with_reads);
     Ok(())
 }
+
+/// `marquee bench --url`: home pages over HTTP from `concurrency` clients, then the server's
+/// impression-log counters — the check that logging keeps up (no drops) under this load.
+pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64) -> Result<()> {
+    use serde_json::{Value, json};
+    let url = url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::new();
+    let gql = {
+        let (http, url) = (http.clone(), url.clone());
+        move |query: &'static str, variables: Value| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let resp: Value = http
+                    .post(format!("{url}/graphql"))
+                    .json(&json!({"query": query, "variables": variables}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                anyhow::Ok(resp)
+            }
+        }
+    };
+    let profiles: Vec<String> =
+        gql("{ profiles(first: 100) { id } }", json!({})).await?["data"]["profiles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+    if profiles.is_empty() {
+        bail!("{url} has no profiles");
+    }
+    let profiles = std::sync::Arc::new(profiles);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let wall = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency.max(1) {
+        let (profiles, next, gql) = (profiles.clone(), next.clone(), gql.clone());
+        let mut rng = SplitMix(seed ^ (w as u64).wrapping_mul(0x9e37_79b9));
+        workers.push(tokio::spawn(async move {
+            let mut micros = Vec::new();
+            let mut errors = 0usize;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                let p = &profiles[(rng.next() % profiles.len() as u64) as usize];
+                let start = Instant::now();
+                match gql(
+                    "query($p: ID!) { home(profileId: $p) { requestId rows { id items { title { id name } } } } }",
+                    json!({"p": p}),
+                )
+                .await
+                {
+                    Ok(v) if v.get("errors").is_none() => micros.push(start.elapsed().as_secs_f64() * 1e6),
+                    _ => errors += 1,
+                }
+            }
+            (micros, errors)
+        }));
+    }
+    let mut all = Vec::with_capacity(requests);
+    let mut errors = 0;
+    for w in workers {
+        let (m, e) = w.await?;
+        all.extend(m);
+        errors += e;
+    }
+    let secs = wall.elapsed().as_secs_f64();
+    println!(
+        "marquee bench --url {url}: {} pages, {concurrency} clients, {:.0} pages/s, {errors} errors",
+        all.len(),
+        all.len() as f64 / secs
+    );
+    report("home over HTTP (GraphQL)", all);
+    // Let the writer drain, then read its counters.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("marquee_impressions"))
+    {
+        println!("{line}");
+    }
+    Ok(())
+}

@@ -196,6 +196,12 @@ struct BenchArgs {
     seed: u64,
     #[arg(long, env = "MARQUEE_ROWS")]
     rows: Option<PathBuf>,
+    /// Measure a running server over HTTP instead (with --concurrency clients), and report
+    /// its impression-log counters afterwards.
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
 }
 
 /// Settings after flags, environment and file are merged.
@@ -377,6 +383,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Split(cmd) => crate::quality::split(cmd),
         Command::Eval(args) => crate::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref()),
+        Command::Bench(args) if args.url.is_some() => {
+            let url = args.url.unwrap_or_default();
+            bench::run_http(&url, args.requests, args.concurrency, args.seed).await
+        }
         Command::Bench(args) => {
             let store = open_store(&cfg).await?;
             let rows = args.rows.or_else(|| cfg.file.rows.clone());

@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::store::Store;
-use crate::store::logging::ImpressionRecord;
+use crate::store::logging::PageImpressions;
 
 /// Pages that may wait for the writer. A page has ~100 items, so this is ~800k items.
 pub const QUEUE_PAGES: usize = 8192;
-/// Items per database transaction.
-const BATCH_ITEMS: usize = 2000;
+/// Row items per database transaction: large batches amortise the commit.
+const BATCH_ITEMS: usize = 20_000;
 
 #[derive(Debug, Default)]
 pub struct ImpressionStats {
@@ -31,7 +31,7 @@ pub struct ImpressionStats {
 #[derive(Debug)]
 pub struct ImpressionLog {
     /// `None` once closed for shutdown.
-    tx: Mutex<Option<mpsc::Sender<Vec<ImpressionRecord>>>>,
+    tx: Mutex<Option<mpsc::Sender<PageImpressions>>>,
     pub stats: Arc<ImpressionStats>,
 }
 
@@ -56,8 +56,8 @@ impl ImpressionLog {
     }
 
     /// Queues a page's impressions without waiting.
-    pub fn offer(&self, page: Vec<ImpressionRecord>) {
-        let n = page.len() as u64;
+    pub fn offer(&self, page: PageImpressions) {
+        let n = page.items.len() as u64;
         let sent = match self.tx.lock() {
             Ok(tx) => tx.as_ref().map(|tx| tx.try_send(page).is_ok()),
             Err(_) => Some(false),
@@ -85,16 +85,20 @@ impl ImpressionLog {
 
 async fn write_loop(
     store: Store,
-    mut rx: mpsc::Receiver<Vec<ImpressionRecord>>,
+    mut rx: mpsc::Receiver<PageImpressions>,
     stats: Arc<ImpressionStats>,
 ) {
-    let mut batch: Vec<ImpressionRecord> = Vec::with_capacity(BATCH_ITEMS);
+    let mut batch: Vec<PageImpressions> = Vec::new();
     while let Some(page) = rx.recv().await {
-        batch.extend(page);
+        let mut items = page.items.len();
+        batch.push(page);
         // Take whatever else is already waiting, up to a batch.
-        while batch.len() < BATCH_ITEMS {
+        while items < BATCH_ITEMS {
             match rx.try_recv() {
-                Ok(page) => batch.extend(page),
+                Ok(page) => {
+                    items += page.items.len();
+                    batch.push(page);
+                }
                 Err(_) => break,
             }
         }
@@ -107,8 +111,8 @@ async fn write_loop(
 
 /// Writes and clears `batch`, retrying transient failures; a batch that keeps failing is
 /// counted and logged rather than blocking every later page.
-async fn write(store: &Store, batch: &mut Vec<ImpressionRecord>, stats: &ImpressionStats) {
-    let n = batch.len() as u64;
+async fn write(store: &Store, batch: &mut Vec<PageImpressions>, stats: &ImpressionStats) {
+    let n: u64 = batch.iter().map(|p| p.items.len() as u64).sum();
     for attempt in 0..5u32 {
         match store.write_impressions(batch).await {
             Ok(_) => {

@@ -105,7 +105,10 @@ fn experiment_file(args: &SimulateArgs) -> Value {
         let key = aa_key(args.seed, i);
         features.insert(key.clone(), rule(&key, json!([false, false])));
     }
-    let mut ab = rule(&ab_key(args.seed), json!([null, ["trending", "new-releases"]]));
+    let mut ab = rule(
+        &ab_key(args.seed),
+        json!([null, ["trending", "new-releases"]]),
+    );
     ab["defaultValue"] = Value::Null;
     features.insert("home-rows".into(), ab);
     json!({"description": "written by `marquee simulate`", "features": features})
@@ -115,9 +118,11 @@ async fn wait_for_experiments(client: &Client, prefix: &str, expected: usize) ->
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let data = client.gql("{ experiments { key } }", json!({})).await?;
-        let n = data["experiments"]
-            .as_array()
-            .map_or(0, |list| list.iter().filter(|e| e["key"].as_str().is_some_and(|k| k.starts_with(prefix))).count());
+        let n = data["experiments"].as_array().map_or(0, |list| {
+            list.iter()
+                .filter(|e| e["key"].as_str().is_some_and(|k| k.starts_with(prefix)))
+                .count()
+        });
         if n == expected {
             return Ok(());
         }
@@ -131,7 +136,12 @@ async fn wait_for_experiments(client: &Client, prefix: &str, expected: usize) ->
 }
 
 /// One viewer's visit: fetch the page, look at the first items of each row, play some.
-async fn session(client: &Client, viewer: &Viewer, rng: &mut Rng, visit: usize) -> Result<(usize, usize)> {
+async fn session(
+    client: &Client,
+    viewer: &Viewer,
+    rng: &mut Rng,
+    visit: usize,
+) -> Result<(usize, usize)> {
     let data = client
         .gql(
             "query($p: ID!) { home(profileId: $p, platform: \"simulation\") { requestId rows { items { title { id genres } } } } }",
@@ -143,7 +153,13 @@ async fn session(client: &Client, viewer: &Viewer, rng: &mut Rng, visit: usize) 
     let mut shown = 0;
     for (r, row) in home["rows"].as_array().into_iter().flatten().enumerate() {
         // People look at the start of a row, and less far down the page.
-        for (i, item) in row["items"].as_array().into_iter().flatten().take(6).enumerate() {
+        for (i, item) in row["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(6)
+            .enumerate()
+        {
             shown += 1;
             let genres: Vec<String> = item["title"]["genres"]
                 .as_array()
@@ -151,15 +167,20 @@ async fn session(client: &Client, viewer: &Viewer, rng: &mut Rng, visit: usize) 
                 .flatten()
                 .filter_map(|g| g.as_str().map(str::to_owned))
                 .collect();
-            let p = 0.25 * viewer.affinity(&genres) * 0.85f64.powi(r as i32) * 0.8f64.powi(i as i32);
+            let p =
+                0.25 * viewer.affinity(&genres) * 0.85f64.powi(r as i32) * 0.8f64.powi(i as i32);
             if rng.unit() < p {
                 let title = item["title"]["id"].clone();
                 let n = events.len();
-                events.push(json!({"clientEventId": format!("sim-{}-{visit}-{n}-play", viewer.id),
-                    "titleId": title, "kind": "PLAY", "requestId": home["requestId"]}));
+                events.push(
+                    json!({"clientEventId": format!("sim-{}-{visit}-{n}-play", viewer.id),
+                    "titleId": title, "kind": "PLAY", "requestId": home["requestId"]}),
+                );
                 if rng.unit() < 0.7 * viewer.affinity(&genres) {
-                    events.push(json!({"clientEventId": format!("sim-{}-{visit}-{n}-done", viewer.id),
-                        "titleId": title, "kind": "COMPLETE", "requestId": home["requestId"]}));
+                    events.push(
+                        json!({"clientEventId": format!("sim-{}-{visit}-{n}-done", viewer.id),
+                        "titleId": title, "kind": "COMPLETE", "requestId": home["requestId"]}),
+                    );
                 }
             }
         }
@@ -178,12 +199,19 @@ async fn session(client: &Client, viewer: &Viewer, rng: &mut Rng, visit: usize) 
 
 pub async fn run(args: SimulateArgs) -> Result<()> {
     let client = Client {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
         url: args.url.trim_end_matches('/').to_owned(),
     };
     let file = args.experiments_dir.join("simulation.json");
     write_experiments(&file, &experiment_file(&args))?;
-    wait_for_experiments(&client, &format!("sim{}-", args.seed), args.aa_experiments + 1).await?;
+    wait_for_experiments(
+        &client,
+        &format!("sim{}-", args.seed),
+        args.aa_experiments + 1,
+    )
+    .await?;
 
     let genres: Vec<String> = client.gql("{ genres { name } }", json!({})).await?["genres"]
         .as_array()
@@ -238,13 +266,17 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         conversionLift { relative pValue significant } } } }";
     let mut significant = 0;
     for i in 0..args.aa_experiments {
-        let r = client.gql(report_query, json!({"k": aa_key(args.seed, i)})).await?;
+        let r = client
+            .gql(report_query, json!({"k": aa_key(args.seed, i)}))
+            .await?;
         let treatment = &r["experimentReport"]["variations"][1];
         if treatment["playRateLift"]["significant"] == true {
             significant += 1;
         }
     }
-    let ab = client.gql(report_query, json!({"k": ab_key(args.seed)})).await?;
+    let ab = client
+        .gql(report_query, json!({"k": ab_key(args.seed)}))
+        .await?;
     let v = &ab["experimentReport"]["variations"];
     let lift = &v[1]["playRateLift"];
     println!(

@@ -168,7 +168,8 @@ async fn check_page_shape(env: &Env) {
     assert!(row(&fresh, "genre:Comedy").is_some(), "{fresh}");
     let r = env.server.gql(create, json!({"i": input})).await;
     assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "duplicate id: {r}");
-    let bad = json!({"id": "other", "accountId": "acct-new", "name": "X", "onboardingGenres": ["Nope"]});
+    let bad =
+        json!({"id": "other", "accountId": "acct-new", "name": "X", "onboardingGenres": ["Nope"]});
     let r = env.server.gql(create, json!({"i": bad})).await;
     assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
     let kid = json!({"id": "newbie-kids", "accountId": "acct-new", "name": "Kid", "isKids": true});

@@ -10,19 +10,18 @@ CREATE TABLE exposures (
     PRIMARY KEY (experiment_key, profile_id, variation_index)
 );
 
--- Every served row item. `assignments` is the page's experiment assignments as JSON
--- ({"experiment": variationIndex, ...}), for analyses this schema did not foresee.
-CREATE TABLE impressions (
-    request_id     TEXT NOT NULL,
+-- Impressions: one row per served home page with every item on it. Items are stored as a
+-- JSON array of [row id, row position, item position, title id] — ~100 per page, written at
+-- page rate, so logging keeps up with serving; `item_count` makes counting cheap.
+-- `assignments` is the page's experiment assignments ({"experiment": variationIndex, ...}).
+CREATE TABLE page_views (
+    request_id     TEXT PRIMARY KEY,
     profile_id     TEXT NOT NULL,
-    row_id         TEXT NOT NULL,
-    row_position   BIGINT NOT NULL,
-    item_position  BIGINT NOT NULL,
-    title_id       TEXT NOT NULL,
+    served_at      BIGINT NOT NULL,
     model_version  TEXT NOT NULL,
     assignments    TEXT NOT NULL,
-    served_at      BIGINT NOT NULL,
-    PRIMARY KEY (request_id, title_id)
+    item_count     BIGINT NOT NULL,
+    items          TEXT NOT NULL
 );
-CREATE INDEX impressions_profile_time ON impressions (profile_id, served_at);
-CREATE INDEX events_request ON events (request_id, title_id);
+CREATE INDEX page_views_profile_time ON page_views (profile_id, served_at);
+CREATE INDEX events_request ON events (request_id);

@@ -16,7 +16,7 @@ use crate::domain::{self, EventAction, ProfileId, TitleId};
 use crate::engine::Engine;
 use crate::engine::catalog::TitleIdx;
 use crate::experiments::{self, RequestInfo, stats};
-use crate::store::logging::{ExposureRecord, ImpressionRecord};
+use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
 use crate::store::records::NewEvent;
 
 pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -421,33 +421,31 @@ impl QueryRoot {
                     .collect(),
             )
             .to_string();
-            let impressions = page
+            let items = page
                 .rows
                 .iter()
                 .enumerate()
                 .flat_map(|(row_position, row)| {
-                    let assignments = &assignments;
-                    let request_id = &request_id;
-                    let model_version = &engine.model.version;
-                    let profile_id = id.as_str();
                     let engine = &engine;
                     row.items
                         .iter()
                         .enumerate()
-                        .map(move |(item_position, item)| ImpressionRecord {
-                            request_id: request_id.clone(),
-                            profile_id: profile_id.to_owned(),
+                        .map(move |(item_position, item)| ItemImpression {
+                            title_id: engine.catalog.title(item.title).id.to_string(),
                             row_id: row.id.clone(),
                             row_position: row_position as i64,
                             item_position: item_position as i64,
-                            title_id: engine.catalog.title(item.title).id.to_string(),
-                            model_version: model_version.clone(),
-                            assignments: assignments.clone(),
-                            served_at: now,
                         })
                 })
                 .collect();
-            state.impressions.offer(impressions);
+            state.impressions.offer(PageImpressions {
+                request_id: request_id.clone(),
+                profile_id: id.to_string(),
+                served_at: now,
+                model_version: engine.model.version.clone(),
+                assignments,
+                items,
+            });
         }
         Ok(HomePage {
             request_id: ID(request_id),
@@ -774,7 +772,11 @@ pub struct MutationRoot;
 impl MutationRoot {
     /// Creates a profile (sign-up or onboarding). `BAD_USER_INPUT` when the id is taken or a
     /// field is invalid.
-    async fn create_profile(&self, ctx: &Context<'_>, input: CreateProfileInput) -> Result<Profile, Error> {
+    async fn create_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProfileInput,
+    ) -> Result<Profile, Error> {
         let state = state(ctx);
         let field = |name: &str, e: domain::ParseError| bad_input(format!("{name}: {e}"));
         let id = parse_profile_id(&input.id)?;
@@ -782,12 +784,17 @@ impl MutationRoot {
             return Err(bad_input("name must be 1–100 characters"));
         }
         let engine = state.engine.load();
-        if let Some(g) = input.onboarding_genres.iter().find(|g| !engine.catalog.has_genre(g)) {
+        if let Some(g) = input
+            .onboarding_genres
+            .iter()
+            .find(|g| !engine.catalog.has_genre(g))
+        {
             return Err(bad_input(format!("onboardingGenres: unknown genre {g:?}")));
         }
         let profile = domain::Profile {
             id: id.clone(),
-            account_id: domain::AccountId::parse(&input.account_id).map_err(|e| field("accountId", e))?,
+            account_id: domain::AccountId::parse(&input.account_id)
+                .map_err(|e| field("accountId", e))?,
             name: input.name.trim().to_owned(),
             is_kids: input.is_kids,
             maturity_limit: input

@@ -11,18 +11,24 @@ use super::records::{Param, insert_many};
 use crate::domain::Millis;
 use crate::experiments::stats::ProfileOutcome;
 
+/// One served page and the items on it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImpressionRecord {
+pub struct PageImpressions {
     pub request_id: String,
     pub profile_id: String,
-    pub row_id: String,
-    pub row_position: i64,
-    pub item_position: i64,
-    pub title_id: String,
+    pub served_at: Millis,
     pub model_version: String,
     /// `{"experiment key": variation index, …}`
     pub assignments: String,
-    pub served_at: Millis,
+    pub items: Vec<ItemImpression>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemImpression {
+    pub title_id: String,
+    pub row_id: String,
+    pub row_position: i64,
+    pub item_position: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,35 +42,46 @@ pub struct ExposureRecord {
 }
 
 impl Store {
-    /// Writes a batch of impressions in one transaction; a repeated (request, title) is kept
-    /// once, so a retried batch does not double count.
-    pub async fn write_impressions(&self, batch: &[ImpressionRecord]) -> Result<u64> {
+    /// Writes a batch of pages with their impressions in one transaction; a repeated page is
+    /// kept once, so a retried batch does not double count. Returns the items written.
+    pub async fn write_impressions(&self, pages: &[PageImpressions]) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut written = 0;
-        for chunk in batch.chunks(500) {
+        for chunk in pages.chunks(200) {
             let rows = chunk
                 .iter()
-                .map(|i| {
+                .map(|p| {
+                    let items: Vec<serde_json::Value> = p
+                        .items
+                        .iter()
+                        .map(|i| {
+                            serde_json::json!([
+                                i.row_id,
+                                i.row_position,
+                                i.item_position,
+                                i.title_id
+                            ])
+                        })
+                        .collect();
                     vec![
-                        Param::Text(i.request_id.clone()),
-                        Param::Text(i.profile_id.clone()),
-                        Param::Text(i.row_id.clone()),
-                        Param::Int(i.row_position),
-                        Param::Int(i.item_position),
-                        Param::Text(i.title_id.clone()),
-                        Param::Text(i.model_version.clone()),
-                        Param::Text(i.assignments.clone()),
-                        Param::Int(i.served_at),
+                        Param::Text(p.request_id.clone()),
+                        Param::Text(p.profile_id.clone()),
+                        Param::Int(p.served_at),
+                        Param::Text(p.model_version.clone()),
+                        Param::Text(p.assignments.clone()),
+                        Param::Int(p.items.len() as i64),
+                        Param::Text(serde_json::Value::Array(items).to_string()),
                     ]
                 })
                 .collect();
-            written += insert_many(
+            insert_many(
                 &mut tx,
-                "INSERT INTO impressions (request_id, profile_id, row_id, row_position, item_position, title_id, model_version, assignments, served_at)",
-                "ON CONFLICT (request_id, title_id) DO NOTHING",
+                "INSERT INTO page_views (request_id, profile_id, served_at, model_version, assignments, item_count, items)",
+                "ON CONFLICT (request_id) DO NOTHING",
                 rows,
             )
             .await?;
+            written += chunk.iter().map(|p| p.items.len() as u64).sum::<u64>();
         }
         tx.commit().await?;
         Ok(written)
@@ -100,13 +117,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn count_impressions(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM impressions")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
-    }
-
     /// Per exposed profile of `experiment`: its variation and what it did from its exposure
     /// on. Profiles exposed to more than one variation (the experiment changed under them)
     /// are left out and counted in the second return value.
@@ -131,19 +141,20 @@ impl Store {
                 .or_insert((variation, at, 1));
         }
         let impressions = sqlx::query(
-            "SELECT i.profile_id, COUNT(*) AS n FROM impressions i \
-             JOIN exposures x ON x.profile_id = i.profile_id AND x.experiment_key = $1 \
-             WHERE i.served_at >= x.first_seen_at GROUP BY i.profile_id",
+            "SELECT v.profile_id, CAST(SUM(v.item_count) AS BIGINT) AS n FROM page_views v \
+             JOIN exposures x ON x.profile_id = v.profile_id AND x.experiment_key = $1 \
+             WHERE v.served_at >= x.first_seen_at GROUP BY v.profile_id",
         )
         .bind(experiment)
         .fetch_all(&self.pool)
         .await?;
+        // Plays and completions that name a page served to the profile after its exposure;
+        // the title must have been on that page.
         let attributed = sqlx::query(
-            "SELECT e.profile_id, e.kind, COUNT(*) AS n FROM events e \
-             JOIN impressions i ON i.request_id = e.request_id AND i.title_id = e.title_id \
+            "SELECT e.profile_id, e.kind, e.title_id, v.items FROM events e \
+             JOIN page_views v ON v.request_id = e.request_id AND v.profile_id = e.profile_id \
              JOIN exposures x ON x.profile_id = e.profile_id AND x.experiment_key = $1 \
-             WHERE e.kind IN ('PLAY', 'COMPLETE') AND i.served_at >= x.first_seen_at \
-             GROUP BY e.profile_id, e.kind",
+             WHERE e.kind IN ('PLAY', 'COMPLETE') AND v.served_at >= x.first_seen_at",
         )
         .bind(experiment)
         .fetch_all(&self.pool)
@@ -167,11 +178,16 @@ impl Store {
             }
         }
         for r in &attributed {
+            let title: String = r.try_get("title_id")?;
+            let items: Vec<(String, i64, i64, String)> =
+                serde_json::from_str(&r.try_get::<String, _>("items")?)?;
+            if !items.iter().any(|(_, _, _, t)| *t == title) {
+                continue;
+            }
             if let Some(o) = outcomes.get_mut(&r.try_get::<String, _>("profile_id")?) {
-                let n = r.try_get::<i64, _>("n")?.max(0) as u64;
                 match r.try_get::<String, _>("kind")?.as_str() {
-                    "PLAY" => o.plays += n,
-                    _ => o.completes += n,
+                    "PLAY" => o.plays += 1,
+                    _ => o.completes += 1,
                 }
             }
         }
