@@ -230,6 +230,17 @@ async fn check_kids_and_region(env: &Env) {
             }
         }
     }
+    // Search and browse for a kids profile leave out what it may not see.
+    let kid = &kids[0];
+    let q = "query($p: ID) { search(query: \"pulp\", profileId: $p) { id } browse(genre: \"Crime\", first: 100, profileId: $p) { edges { node { maturityRating } } } }";
+    let adult = env.server.gql(q, json!({"p": "1"})).await;
+    assert_eq!(adult["data"]["search"].as_array().unwrap().len(), 1, "{adult}");
+    let child = env.server.gql(q, json!({"p": kid})).await;
+    assert!(child["data"]["search"].as_array().unwrap().is_empty(), "{child}");
+    for e in child["data"]["browse"]["edges"].as_array().unwrap() {
+        assert!(matches!(e["node"]["maturityRating"].as_str(), None | Some("G") | Some("PG")), "{child}");
+    }
+
     // Title 7 is licensed only in Germany.
     for (user, country) in &env.fixture.users {
         let titles = page_titles(&home(&env.server, user).await);

@@ -64,6 +64,21 @@ fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
+/// The profile a catalogue query is made for, if any (`NOT_FOUND` when unknown).
+async fn viewer(ctx: &Context<'_>, profile_id: Option<&ID>) -> Result<Option<domain::Profile>, Error> {
+    let Some(id) = profile_id else {
+        return Ok(None);
+    };
+    let id = parse_profile_id(id)?;
+    state(ctx)
+        .store
+        .profile(&id)
+        .await
+        .map_err(internal)?
+        .map(Some)
+        .ok_or_else(|| not_found(format!("no profile {id}")))
+}
+
 fn parse_first(first: i32) -> Result<usize, Error> {
     if (1..=MAX_PAGE).contains(&first) {
         Ok(first as usize)
@@ -581,14 +596,16 @@ impl QueryRoot {
         ctx: &Context<'_>,
         query: String,
         #[graphql(default = 20)] first: i32,
+        profile_id: Option<ID>,
     ) -> Result<Vec<Title>, Error> {
         let first = parse_first(first)?;
         if query.len() > 200 {
             return Err(bad_input("query is longer than 200 characters"));
         }
+        let viewer = viewer(ctx, profile_id.as_ref()).await?;
         let engine = state(ctx).engine.load_full();
         Ok(engine
-            .search(&query, first)
+            .search(&query, first, viewer.as_ref())
             .into_iter()
             .map(|t| Title::at(&engine, t))
             .collect())
@@ -601,13 +618,15 @@ impl QueryRoot {
         genre: Option<String>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
+        profile_id: Option<ID>,
     ) -> Result<TitleConnection, Error> {
         let first = parse_first(first)?;
+        let viewer = viewer(ctx, profile_id.as_ref()).await?;
         let engine = state(ctx).engine.load_full();
         if let Some(g) = genre.as_ref().filter(|g| !engine.catalog.has_genre(g)) {
             return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
         }
-        let list = engine.browse(genre.as_deref());
+        let list = engine.browse(genre.as_deref(), viewer.as_ref());
         let start = match after {
             None => 0,
             Some(c) => c

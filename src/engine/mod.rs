@@ -112,9 +112,11 @@ impl Engine {
         Some(out)
     }
 
-    /// Name search, most popular matches first.
-    pub fn search(&self, query: &str, first: usize) -> Vec<TitleIdx> {
+    /// Name search, most popular matches first; with a viewer, only titles it may see
+    /// (maturity, region) — watched titles stay findable.
+    pub fn search(&self, query: &str, first: usize, viewer: Option<&Profile>) -> Vec<TitleIdx> {
         let mut hits = self.catalog.search(query);
+        hits.retain(|t| self.suitable(viewer, *t));
         hits.sort_by(|a, b| {
             self.model
                 .popularity(*b)
@@ -125,13 +127,18 @@ impl Engine {
         hits
     }
 
-    /// All titles (of a genre), most popular first: the browse order.
-    pub fn browse(&self, genre: Option<&str>) -> Vec<TitleIdx> {
+    fn suitable(&self, viewer: Option<&Profile>, t: TitleIdx) -> bool {
+        viewer.is_none_or(|p| filters::suitable(p, self.catalog.title(t)).is_ok())
+    }
+
+    /// All titles (of a genre) the viewer may see, most popular first: the browse order.
+    pub fn browse(&self, genre: Option<&str>, viewer: Option<&Profile>) -> Vec<TitleIdx> {
         let mut list: Vec<TitleIdx> = self
             .catalog
             .titles()
             .filter(|(_, t)| genre.is_none_or(|g| t.genres.iter().any(|tg| tg == g)))
             .map(|(i, _)| i)
+            .filter(|t| self.suitable(viewer, *t))
             .collect();
         list.sort_by(|a, b| {
             self.model
