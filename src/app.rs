@@ -84,14 +84,20 @@ pub async fn load_engine(store: &Store, data_dir: &Path, home: PageDefinition) -
         .active_model()
         .await?
         .context("no trained model: run `marquee train` first")?;
-    let artifact = read_artifact(data_dir, &record)?;
-    let model = Model::load(&record.version, &artifact, &catalog);
-    Ok(Engine {
-        catalog,
-        model,
-        home,
-        sources: SourceRegistry::builtin(),
+    // Parsing and binding an artifact is CPU work: keep it off the async workers that serve
+    // requests while a running server swaps models.
+    let data_dir = data_dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let artifact = read_artifact(&data_dir, &record)?;
+        let model = Model::load(&record.version, &artifact, &catalog);
+        Ok(Engine {
+            catalog,
+            model,
+            home,
+            sources: SourceRegistry::builtin(),
+        })
     })
+    .await?
 }
 
 fn version_name(created_at: i64, fingerprint: &str) -> String {

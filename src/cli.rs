@@ -372,11 +372,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 ModelsCommand::Activate { version } => {
                     store.activate_model(&version).await?;
-                    println!("activated {version}; running servers pick it up on restart");
+                    println!("activated {version}; running servers switch to it within seconds");
                 }
                 ModelsCommand::Rollback => {
                     let v = app::rollback(&store).await?;
-                    println!("rolled back to {v}; running servers pick it up on restart");
+                    println!("rolled back to {v}; running servers switch to it within seconds");
                 }
             }
             Ok(())
@@ -572,6 +572,7 @@ async fn serve(
         state.features.store(std::sync::Arc::new(features));
         api::watch_experiments(&state, dir.clone());
     }
+    api::watch_models(&state, cfg.data_dir.clone(), rows);
     let served = api::serve(state.clone(), listen, |addr| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");

@@ -6,6 +6,7 @@ mod web;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -221,6 +222,49 @@ pub fn watch_experiments(state: &Arc<AppState>, dir: std::path::PathBuf) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "experiments not reloaded; keeping the last good version")
+                }
+            }
+        }
+    });
+}
+
+/// Swaps in the active model when the registry's choice changes (`marquee train`,
+/// `models activate`, `models rollback`). The new engine is built beside the old one and
+/// swapped in one atomic store: requests in flight finish on the engine they started with.
+pub fn watch_models(state: &Arc<AppState>, data_dir: PathBuf, rows: Option<PathBuf>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        let mut failed_version = String::new();
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            let active = match state.store.active_model().await {
+                Ok(Some(m)) => m.version,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot read the model registry");
+                    continue;
+                }
+            };
+            if active == state.engine.load().model.version || active == failed_version {
+                continue;
+            }
+            let loaded = match crate::app::page_definition(rows.as_deref()) {
+                Ok(home) => crate::app::load_engine(&state.store, &data_dir, home).await,
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok(engine) => {
+                    tracing::info!(model = %active, "activated model");
+                    state.engine.store(Arc::new(engine));
+                }
+                Err(e) => {
+                    // Keep serving the current model; try again only when the choice changes.
+                    tracing::error!(model = %active, error = %format!("{e:#}"), "cannot load the active model");
+                    failed_version = active;
                 }
             }
         }

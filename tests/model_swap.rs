@@ -1,0 +1,110 @@
+//! A running server follows the model registry — train, rollback — while serving: no request
+//! fails and every page is ranked by one whole model.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{NOW, Server, TestDb, marquee_ok, write_fixture};
+use serde_json::json;
+
+async fn served_version(s: &Server) -> String {
+    let r = s
+        .gql("{ home(profileId: \"1\") { modelVersion } }", json!({}))
+        .await;
+    r["data"]["home"]["modelVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn wait_for_version(s: &Server, want: &str) -> bool {
+    for _ in 0..100 {
+        if served_version(s).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_swaps_models_under_load_without_failing_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = write_fixture(&dir.path().join("ml"));
+    let db = TestDb::sqlite(dir.path());
+    let url = db.url().to_owned();
+    marquee_ok(
+        dir.path(),
+        &url,
+        &["import", "movielens", fixture.dir.to_str().unwrap()],
+    );
+    marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    let server = Arc::new(Server::start(dir.path(), &url, &[]));
+    let first = served_version(&server).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (server, stop, served, failed) =
+            (server.clone(), stop.clone(), served.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let p = (1 + (worker * 7 + n) % 40).to_string();
+                let r = server
+                    .gql("query($p: ID!) { home(profileId: $p) { modelVersion rows { items { title { id } } } } }", json!({"p": p}))
+                    .await;
+                if r["errors"].is_null() && r["data"]["home"]["modelVersion"].is_string() {
+                    served.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    // A new training run registers and activates a second version…
+    let log = marquee_ok(
+        dir.path(),
+        &url,
+        &["train", "--clock", "1998-04-24T00:00:00Z"],
+    );
+    let second = log
+        .split("trained model ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+    assert!(
+        wait_for_version(&server, &second).await,
+        "the server did not switch to {second}"
+    );
+    // …and a rollback brings the first one back.
+    marquee_ok(dir.path(), &url, &["models", "rollback"]);
+    assert!(
+        wait_for_version(&server, &first).await,
+        "the server did not roll back to {first}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert!(
+        served.load(Ordering::Relaxed) > 50,
+        "too little load to mean anything"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the swaps"
+    );
+}
