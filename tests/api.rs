@@ -234,11 +234,24 @@ async fn check_kids_and_region(env: &Env) {
     let kid = &kids[0];
     let q = "query($p: ID) { search(query: \"pulp\", profileId: $p) { id } browse(genre: \"Crime\", first: 100, profileId: $p) { edges { node { maturityRating } } } }";
     let adult = env.server.gql(q, json!({"p": "1"})).await;
-    assert_eq!(adult["data"]["search"].as_array().unwrap().len(), 1, "{adult}");
+    assert_eq!(
+        adult["data"]["search"].as_array().unwrap().len(),
+        1,
+        "{adult}"
+    );
     let child = env.server.gql(q, json!({"p": kid})).await;
-    assert!(child["data"]["search"].as_array().unwrap().is_empty(), "{child}");
+    assert!(
+        child["data"]["search"].as_array().unwrap().is_empty(),
+        "{child}"
+    );
     for e in child["data"]["browse"]["edges"].as_array().unwrap() {
-        assert!(matches!(e["node"]["maturityRating"].as_str(), None | Some("G") | Some("PG")), "{child}");
+        assert!(
+            matches!(
+                e["node"]["maturityRating"].as_str(),
+                None | Some("G") | Some("PG")
+            ),
+            "{child}"
+        );
     }
 
     // Title 7 is licensed only in Germany.

@@ -65,7 +65,10 @@ fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
 }
 
 /// The profile a catalogue query is made for, if any (`NOT_FOUND` when unknown).
-async fn viewer(ctx: &Context<'_>, profile_id: Option<&ID>) -> Result<Option<domain::Profile>, Error> {
+async fn viewer(
+    ctx: &Context<'_>,
+    profile_id: Option<&ID>,
+) -> Result<Option<domain::Profile>, Error> {
     let Some(id) = profile_id else {
         return Ok(None);
     };
