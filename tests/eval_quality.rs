@@ -108,13 +108,14 @@ fn served_top_picks_beat_most_popular_by_a_wide_margin() {
             "{target}: {picks:?} vs {pop:?}"
         );
         assert!(picks.coverage_10 > pop.coverage_10);
-        // Every user gets a full row, and the export lists it.
+        // Every user gets a row (faint scores may shorten it), and the export lists it.
+        let items: usize = report.top_picks.iter().map(|(_, r)| r.len()).sum();
         assert!(
             report
                 .top_picks
                 .iter()
-                .all(|(_, items)| items.len() == eval::DEPTH)
+                .all(|(_, r)| (1..=eval::DEPTH).contains(&r.len()))
         );
-        assert_eq!(report.export_tsv().lines().count(), USERS * eval::DEPTH);
+        assert_eq!(report.export_tsv().lines().count(), items);
     }
 }
