@@ -72,8 +72,15 @@ fn read_artifact(data_dir: &Path, record: &ModelRecord) -> Result<ModelArtifact>
     Ok(artifact)
 }
 
-/// Builds the engine from the catalogue and the active model.
-pub async fn load_engine(store: &Store, data_dir: &Path, home: PageDefinition) -> Result<Engine> {
+/// Builds the engine from the catalogue, the active model and the `alternates` (other
+/// registered versions that experiments name for some rows; unknown ones are skipped with a
+/// warning, and those rows use the active model).
+pub async fn load_engine(
+    store: &Store,
+    data_dir: &Path,
+    home: PageDefinition,
+    alternates: &[String],
+) -> Result<Engine> {
     let catalog = Catalog::new(store.titles().await?);
     if catalog.is_empty() {
         bail!(
@@ -84,17 +91,37 @@ pub async fn load_engine(store: &Store, data_dir: &Path, home: PageDefinition) -
         .active_model()
         .await?
         .context("no trained model: run `marquee train` first")?;
+    let registered = store.models().await?;
+    let mut others = Vec::new();
+    for version in alternates.iter().filter(|v| **v != record.version) {
+        match registered.iter().find(|m| &m.version == version) {
+            Some(m) => others.push(m.clone()),
+            None => {
+                tracing::warn!(model = %version, "experiments name a model version that is not registered")
+            }
+        }
+    }
     // Parsing and binding an artifact is CPU work: keep it off the async workers that serve
     // requests while a running server swaps models.
     let data_dir = data_dir.to_owned();
     tokio::task::spawn_blocking(move || {
         let artifact = read_artifact(&data_dir, &record)?;
         let model = Model::load(&record.version, &artifact, &catalog);
+        let mut alternates = std::collections::HashMap::new();
+        for m in others {
+            match read_artifact(&data_dir, &m) {
+                Ok(a) => {
+                    alternates.insert(m.version.clone(), Model::load(&m.version, &a, &catalog));
+                }
+                Err(e) => tracing::warn!(model = %m.version, error = %format!("{e:#}"), "alternate model not loaded"),
+            }
+        }
         Ok(Engine {
             catalog,
             model,
             home,
             sources: SourceRegistry::builtin(),
+            alternates,
         })
     })
     .await?

@@ -394,6 +394,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 &store,
                 &cfg.data_dir,
                 app::page_definition(rows.as_deref())?,
+                &[],
             )
             .await?;
             let clock = ClockSetting::LastEvent.resolve(&store).await?;
@@ -546,10 +547,12 @@ async fn serve(
     };
     let clock = clock_setting.resolve(&store).await?;
     let rows = args.rows.or_else(|| cfg.file.rows.clone());
+    // Model versions that experiments name are loaded by the model watcher, right after start.
     let engine = app::load_engine(
         &store,
         &cfg.data_dir,
         app::page_definition(rows.as_deref())?,
+        &[],
     )
     .await?;
     let examples = example_profiles(&store).await?;

@@ -476,8 +476,15 @@ impl EvalSet {
             .iter()
             .map(|u| {
                 let history = History::new(u.history.iter().cloned());
-                let page =
-                    page::assemble(&page, &self.catalog, model, &u.profile, &history, self.now);
+                let page = page::assemble(
+                    &page,
+                    &self.catalog,
+                    model,
+                    &Default::default(),
+                    &u.profile,
+                    &history,
+                    self.now,
+                );
                 // A source that makes several rows ("Because You Watched" X, Y): the first.
                 page.rows
                     .into_iter()

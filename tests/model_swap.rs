@@ -42,7 +42,13 @@ async fn server_swaps_models_under_load_without_failing_requests() {
         &["import", "movielens", fixture.dir.to_str().unwrap()],
     );
     marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
-    let server = Arc::new(Server::start(dir.path(), &url, &[]));
+    let exp = dir.path().join("exp");
+    std::fs::create_dir_all(&exp).unwrap();
+    let server = Arc::new(Server::start(
+        dir.path(),
+        &url,
+        &["--experiments", exp.to_str().unwrap()],
+    ));
     let first = served_version(&server).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,6 +99,37 @@ async fn server_swaps_models_under_load_without_failing_requests() {
         wait_for_version(&server, &first).await,
         "the server did not roll back to {first}"
     );
+
+    // An experiment can fill one row with another registered version while the rest of the
+    // page uses the active one.
+    std::fs::write(
+        exp.join("models.json"),
+        json!({"features": {"home-row-settings": {"defaultValue": null, "rules": [{
+            "key": "top-picks-model", "variations": [null, {"top-picks": {"model": second}}]}]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let preview = "{ home(profileId: \"1\", forcedVariations: [{experimentKey: \"top-picks-model\", variation: 1}]) { rows { id modelVersion } } }";
+    let mut mixed = false;
+    for _ in 0..100 {
+        let r = server.gql(preview, json!({})).await;
+        let rows = r["data"]["home"]["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let version = |id: &str| {
+            rows.iter()
+                .find(|row| row["id"] == id)
+                .map(|row| row["modelVersion"].clone())
+        };
+        if version("top-picks") == Some(json!(second)) {
+            assert_eq!(version("trending"), Some(json!(first)), "{r}");
+            mixed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(mixed, "top-picks was never filled by {second}");
 
     stop.store(true, Ordering::Relaxed);
     for l in load {

@@ -182,6 +182,7 @@ fn engine(titles: Vec<Title>, artifact: &ModelArtifact) -> Engine {
         model,
         home,
         sources: SourceRegistry::builtin(),
+        alternates: Default::default(),
     }
 }
 

@@ -200,6 +200,8 @@ pub struct Row {
     title: String,
     /// The row definition this row comes from (`top-picks`, `because-you-watched`, …).
     kind: String,
+    /// The model version that filled this row (experiments may compare versions per row).
+    model_version: String,
     items: Vec<RowItem>,
 }
 
@@ -488,6 +490,7 @@ impl QueryRoot {
                     id: ID(row.id),
                     title: row.title,
                     kind: row.kind,
+                    model_version: row.model_version,
                     items: row
                         .items
                         .into_iter()

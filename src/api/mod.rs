@@ -228,14 +228,16 @@ pub fn watch_experiments(state: &Arc<AppState>, dir: std::path::PathBuf) {
     });
 }
 
-/// Swaps in the active model when the registry's choice changes (`marquee train`,
-/// `models activate`, `models rollback`). The new engine is built beside the old one and
-/// swapped in one atomic store: requests in flight finish on the engine they started with.
+/// Keeps the engine on the registry's active model (`marquee train`, `models activate`,
+/// `models rollback`) and on the model versions experiments name for some rows. A new engine is
+/// built beside the old one and swapped in one atomic store: requests in flight finish on the
+/// engine they started with.
 pub fn watch_models(state: &Arc<AppState>, data_dir: PathBuf, rows: Option<PathBuf>) {
     let weak = Arc::downgrade(state);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-        let mut failed_version = String::new();
+        // What the last build was for, so a version that cannot load is not retried forever.
+        let mut last_attempt: Option<(String, Vec<String>)> = None;
         loop {
             tick.tick().await;
             let Some(state) = weak.upgrade() else {
@@ -249,22 +251,34 @@ pub fn watch_models(state: &Arc<AppState>, data_dir: PathBuf, rows: Option<PathB
                     continue;
                 }
             };
-            if active == state.engine.load().model.version || active == failed_version {
+            let wanted: Vec<String> = state
+                .features
+                .load()
+                .model_versions()
+                .into_iter()
+                .filter(|v| *v != active)
+                .collect();
+            let current = state.engine.load();
+            let mut loaded: Vec<String> = current.alternates.keys().cloned().collect();
+            loaded.sort();
+            let up_to_date = current.model.version == active && loaded == wanted;
+            let attempt = (active.clone(), wanted.clone());
+            if up_to_date || last_attempt.as_ref() == Some(&attempt) {
                 continue;
             }
+            last_attempt = Some(attempt);
             let loaded = match crate::app::page_definition(rows.as_deref()) {
-                Ok(home) => crate::app::load_engine(&state.store, &data_dir, home).await,
+                Ok(home) => crate::app::load_engine(&state.store, &data_dir, home, &wanted).await,
                 Err(e) => Err(e),
             };
             match loaded {
                 Ok(engine) => {
-                    tracing::info!(model = %active, "activated model");
+                    tracing::info!(model = %active, alternates = ?wanted, "engine swapped");
                     state.engine.store(Arc::new(engine));
                 }
+                // Keep serving the current engine; try again when the choice changes.
                 Err(e) => {
-                    // Keep serving the current model; try again only when the choice changes.
-                    tracing::error!(model = %active, error = %format!("{e:#}"), "cannot load the active model");
-                    failed_version = active;
+                    tracing::error!(model = %active, error = %format!("{e:#}"), "cannot load the active model")
                 }
             }
         }

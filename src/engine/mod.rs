@@ -12,7 +12,7 @@ pub mod rerank;
 pub mod rows;
 pub mod sources;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::domain::{Millis, Profile, TitleId};
 use catalog::{Catalog, TitleIdx};
@@ -30,6 +30,8 @@ pub struct Engine {
     pub home: PageDefinition,
     /// Builds the sources of page variants that experiments ask for.
     pub sources: SourceRegistry,
+    /// Other model versions, bound to this catalogue, that experiments name for some rows.
+    pub alternates: HashMap<String, Model>,
 }
 
 impl Engine {
@@ -38,6 +40,7 @@ impl Engine {
             &self.home,
             &self.catalog,
             &self.model,
+            &self.alternates,
             profile,
             history,
             now,
@@ -61,6 +64,7 @@ impl Engine {
             &variant,
             &self.catalog,
             &self.model,
+            &self.alternates,
             profile,
             history,
             now,

@@ -1,7 +1,7 @@
 //! Page assembly: rows in definition order, each filled by its source, filtered, deduplicated
 //! against the rows above it and reranked for diversity.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::domain::{Millis, Profile};
 use crate::engine::catalog::{Catalog, TitleIdx};
@@ -27,6 +27,8 @@ pub struct PageRow {
     /// The row definition's id: what kind of row this is.
     pub kind: String,
     pub title: String,
+    /// The model version that filled this row.
+    pub model_version: String,
     pub items: Vec<PageItem>,
 }
 
@@ -39,10 +41,14 @@ pub struct Page {
 /// something to choose from.
 const POOL_FACTOR: usize = 4;
 
+/// `alternates` are other model versions bound to the same catalogue, for rows whose
+/// definition names one; every other row uses `model`.
+#[allow(clippy::too_many_arguments)]
 pub fn assemble(
     definition: &PageDefinition,
     catalog: &Catalog,
     model: &Model,
+    alternates: &HashMap<String, Model>,
     profile: &Profile,
     history: &History,
     now: Millis,
@@ -50,6 +56,11 @@ pub fn assemble(
     let mut placed: HashSet<TitleIdx> = HashSet::new();
     let mut rows = Vec::new();
     for def in &definition.rows {
+        let model = def
+            .model
+            .as_ref()
+            .and_then(|v| alternates.get(v))
+            .unwrap_or(model);
         let allowed = |t: TitleIdx| {
             filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
         };
@@ -90,6 +101,7 @@ pub fn assemble(
                     None => def.id.clone(),
                 },
                 kind: def.id.clone(),
+                model_version: model.version.clone(),
                 title: row.title.unwrap_or_else(|| def.title.clone()),
                 items: chosen
                     .into_iter()

@@ -22,6 +22,9 @@ pub struct RowDefinition {
     pub diversity: Diversity,
     /// Only for rows meant to show watched titles again; policy filters still apply.
     pub show_watched: bool,
+    /// A model version to fill this row instead of the active one (an experiment comparing
+    /// models); rows fall back to the active model when that version is not loaded.
+    pub model: Option<String>,
     /// What the row was built from, so that experiments can derive variants of it.
     spec: RowSpec,
 }
@@ -51,6 +54,8 @@ struct RowSpec {
     diversity: Option<Diversity>,
     #[serde(default)]
     show_watched: bool,
+    #[serde(default)]
+    model: Option<String>,
     #[serde(default)]
     params: toml::Table,
 }
@@ -82,6 +87,8 @@ pub struct RowOverride {
     pub size: Option<usize>,
     pub min_items: Option<usize>,
     pub diversity: Option<Diversity>,
+    /// Model version that fills the row (see `RowDefinition::model`).
+    pub model: Option<String>,
     /// Merged over the row's source params, key by key.
     #[serde(default)]
     pub params: toml::Table,
@@ -122,6 +129,7 @@ fn build_row(
         min_items: spec.min_items.max(1),
         diversity: spec.diversity.unwrap_or(Diversity::NONE),
         show_watched: spec.show_watched,
+        model: spec.model.clone(),
         spec,
     })
 }
@@ -201,6 +209,7 @@ impl PageDefinition {
                     spec.size = o.size.unwrap_or(spec.size);
                     spec.min_items = o.min_items.unwrap_or(spec.min_items);
                     spec.diversity = o.diversity.or(spec.diversity);
+                    spec.model = o.model.clone().or(spec.model);
                     for (k, v) in &o.params {
                         spec.params.insert(k.clone(), v.clone());
                     }

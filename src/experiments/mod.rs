@@ -138,6 +138,22 @@ impl FeatureSet {
         Ok(set)
     }
 
+    /// Model versions that `home-row-settings` values name, which the engine must have loaded.
+    pub fn model_versions(&self) -> Vec<String> {
+        let mut versions: Vec<String> = self
+            .features
+            .get(ROW_SETTINGS_FEATURE)
+            .map(|def| possible_values(ROW_SETTINGS_FEATURE, def))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, v)| overrides_from(ROW_SETTINGS_FEATURE, v).ok())
+            .flat_map(|o| o.settings.into_values().filter_map(|r| r.model))
+            .collect();
+        versions.sort();
+        versions.dedup();
+        versions
+    }
+
     /// The experiment rules of all features, for people to read.
     pub fn experiments(&self) -> Vec<ExperimentSummary> {
         let mut out: Vec<ExperimentSummary> = self
