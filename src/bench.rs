@@ -6,20 +6,8 @@ use anyhow::{Result, bail};
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::rng::SplitMix64;
 use crate::store::Store;
-
-/// SplitMix64: a few lines of well-known arithmetic, enough to pick profiles reproducibly.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -54,7 +42,7 @@ pub async fn run(
     if ids.is_empty() || requests == 0 {
         bail!("nothing to measure: no profiles (or --requests 0)");
     }
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64(seed);
     let now = clock.now();
     let mut assembly = Vec::with_capacity(requests);
     let mut with_reads = Vec::with_capacity(requests);
@@ -62,7 +50,7 @@ pub async fn run(
     let mut items = 0usize;
     let wall = Instant::now();
     for _ in 0..requests {
-        let (id, _) = &ids[(rng.next() % ids.len() as u64) as usize];
+        let (id, _) = &ids[(rng.next_u64() % ids.len() as u64) as usize];
         let start = Instant::now();
         let Some(profile) = store.profile(id).await? else {
             continue;
@@ -133,12 +121,12 @@ pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64)
     let mut workers = Vec::new();
     for w in 0..concurrency.max(1) {
         let (profiles, next, gql) = (profiles.clone(), next.clone(), gql.clone());
-        let mut rng = SplitMix(seed ^ (w as u64).wrapping_mul(0x9e37_79b9));
+        let mut rng = SplitMix64(seed ^ (w as u64).wrapping_mul(0x9e37_79b9));
         workers.push(tokio::spawn(async move {
             let mut micros = Vec::new();
             let mut errors = 0usize;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let p = &profiles[(rng.next() % profiles.len() as u64) as usize];
+                let p = &profiles[(rng.next_u64() % profiles.len() as u64) as usize];
                 let start = Instant::now();
                 match gql(
                     "query($p: ID!) { home(profileId: $p) { requestId rows { id items { title { id name } } } } }",

@@ -18,5 +18,6 @@ pub mod experiments;
 pub mod impressions;
 pub mod movielens;
 pub mod quality;
+pub mod rng;
 pub mod simulate;
 pub mod store;

@@ -17,24 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-/// SplitMix64: reproducible choices from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
+use crate::rng::SplitMix64;
 
 pub struct SimulateArgs {
     pub url: String,
@@ -139,7 +122,7 @@ async fn wait_for_experiments(client: &Client, prefix: &str, expected: usize) ->
 async fn session(
     client: &Client,
     viewer: &Viewer,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     visit: usize,
 ) -> Result<(usize, usize)> {
     let data = client
@@ -222,11 +205,11 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
     if genres.len() < 2 {
         bail!("the catalogue needs at least two genres");
     }
-    let mut rng = Rng(args.seed);
+    let mut rng = SplitMix64(args.seed);
     let mut viewers = Vec::with_capacity(args.profiles);
     for n in 0..args.profiles {
-        let first = genres[rng.below(genres.len())].clone();
-        let second = genres[rng.below(genres.len())].clone();
+        let first = genres[rng.below(genres.len() as u64) as usize].clone();
+        let second = genres[rng.below(genres.len() as u64) as usize].clone();
         let id = format!("sim{}-{n}", args.seed);
         client
             .gql(

@@ -36,15 +36,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn home_page(&self, profile: &Profile, history: &History, now: Millis) -> Page {
-        page::assemble(
-            &self.home,
-            &self.catalog,
-            &self.model,
-            &self.alternates,
-            profile,
-            history,
-            now,
-        )
+        self.assemble(&self.home, profile, history, now)
     }
 
     /// The home page as an experiment variant composes it. Overrides are validated when the
@@ -60,15 +52,25 @@ impl Engine {
             return Ok(self.home_page(profile, history, now));
         }
         let variant = self.home.with_overrides(overrides, &self.sources)?;
-        Ok(page::assemble(
-            &variant,
+        Ok(self.assemble(&variant, profile, history, now))
+    }
+
+    fn assemble(
+        &self,
+        page: &PageDefinition,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+    ) -> Page {
+        page::assemble(
+            page,
             &self.catalog,
             &self.model,
             &self.alternates,
             profile,
             history,
             now,
-        ))
+        )
     }
 
     /// Titles like `title`: trained neighbours first, then titles sharing its genres (so that

@@ -16,20 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_marquee");
 pub const NOW: &str = "1998-04-23T00:00:00Z";
 const NOW_SECS: i64 = 893_289_600;
 
-/// SplitMix64, so the fixture is the same on every machine.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// Fixtures are drawn from a seeded SplitMix64, so they are the same on every machine.
+pub use marquee::rng::SplitMix64 as Rng;
 
 pub struct FixtureTitle {
     pub id: u32,
