@@ -67,12 +67,12 @@ export const queries = {
     title(id: $id) { ${TITLE_FIELDS} overview addedAt countries }
     similar(titleId: $id, first: 20, profileId: $profileId) { ${TITLE_FIELDS} }
   }`,
-  search: `query Search($query: String!, $first: Int!) {
-    search(query: $query, first: $first) { ${TITLE_FIELDS} }
+  search: `query Search($query: String!, $first: Int!, $profileId: ID) {
+    search(query: $query, first: $first, profileId: $profileId) { ${TITLE_FIELDS} }
   }`,
   genres: `query Genres { genres { name titleCount } }`,
-  browse: `query Browse($genre: String, $first: Int!, $after: String) {
-    browse(genre: $genre, first: $first, after: $after) {
+  browse: `query Browse($genre: String, $first: Int!, $after: String, $profileId: ID) {
+    browse(genre: $genre, first: $first, after: $after, profileId: $profileId) {
       totalCount pageInfo { hasNextPage endCursor } edges { cursor node { ${TITLE_FIELDS} } } }
   }`,
   recordEvents: `mutation Record($profileId: ID!, $events: [EventInput!]!) {
@@ -82,6 +82,13 @@ export const queries = {
     experiments { key featureKey name hashAttribute coverage condition
       variations { index key name weight value } }
   }`,
+  experimentReport: `query ExperimentReport($key: String!) {
+    experimentReport(key: $key) { key srmPValue srmFlagged excludedProfiles
+      variations { index key name weight exposedProfiles impressions plays completes
+        playRate completionRate conversion
+        playRateLift { ...Lift } completionRateLift { ...Lift } conversionLift { ...Lift } } }
+  }
+  fragment Lift on LiftEstimate { relative ciLow ciHigh pValue significant }`,
   previewHome: `query Preview($profileId: ID!, $forced: [ForcedVariationInput!]) {
     home(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
       assignments { featureKey experimentKey variationIndex variationKey inExperiment }

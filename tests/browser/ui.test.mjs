@@ -334,12 +334,126 @@ test('the kids profile never shows an R or NC-17 title', async () => {
   await page.waitForSelector('#view[data-state="ready"] [data-row-id="more-like-this"]');
   const similar = await page.$$eval('#view [data-row-id="more-like-this"] .rating', (els) => els.map((e) => e.textContent));
   assert.deepEqual(similar.filter((r) => r === 'R' || r === 'NC-17'), []);
-  // Search and browse are not profile-aware in the API; the UI keeps them clean anyway.
+  // Search and browse pass the profile id; the server leaves out what a kids profile may not see.
   await page.goto(`${base}/#/search?q=the`);
   await page.waitForSelector('#view[data-state="ready"] [data-title-id]');
   const found = await page.$$eval('#view [data-title-id] .rating', (els) => els.map((e) => e.textContent));
   assert.deepEqual(found.filter((r) => r === 'R' || r === 'NC-17'), []);
+  const { search } = await data(`query($p: ID) { search(query: "the", first: 40, profileId: $p) { id } }`, { p: KIDS });
+  assert.deepEqual(await page.$$eval('#view [data-title-id]', (els) => els.map((e) => e.dataset.titleId)),
+    search.map((t) => t.id), 'search results are exactly what the API returns for the kids profile');
+  await page.goto(`${base}/#/browse/all`);
+  await page.waitForSelector('#view[data-state="ready"] .grid [data-title-id]');
+  const { browse } = await data(`query($p: ID) { browse(first: 24, profileId: $p) { totalCount edges { node { id maturityRating } } } }`, { p: KIDS });
+  assert.ok(browse.edges.every((e) => e.node.maturityRating !== 'R' && e.node.maturityRating !== 'NC-17'), 'the API enforces the limit');
+  assert.deepEqual(await page.$$eval('#view .grid [data-title-id]', (els) => els.map((e) => e.dataset.titleId)),
+    browse.edges.map((e) => e.node.id), 'a full first page, as the API returns it');
+  assert.match(await page.locator('#view .page-title .page-sub').textContent(), new RegExp(`^${browse.totalCount} titles?$`));
   await chooseProfile(ADULT);
+});
+
+const REPORT = `query($key: String!) { experimentReport(key: $key) { srmFlagged srmPValue excludedProfiles
+  variations { index key exposedProfiles impressions plays playRate completionRate conversion
+    playRateLift { relative significant } completionRateLift { relative significant } conversionLift { relative significant } } } }`;
+
+test('the PM page shows experiment results matching experimentReport', async (t) => {
+  const KEY = 'trending-above-top-picks';
+  const listed = await graphql(`{ experiments { key } }`);
+  if (!listed.data?.experiments?.some((e) => e.key === KEY)) {
+    t.skip(`experiment ${KEY} is not defined on this server`);
+    return;
+  }
+  // A few profiles open their home page in the browser: each view exposes them to the experiment.
+  const { profiles } = await data(`{ profiles(first: 8, kids: false) { id } }`);
+  for (const { id } of profiles.slice(0, 6)) await chooseProfile(id);
+  await chooseProfile(ADULT);
+  // Impressions are written in the background: wait until the report has them and is stable.
+  let report = null;
+  for (let i = 0; i < 50; i++) {
+    const next = (await data(REPORT, { key: KEY })).experimentReport;
+    const exposed = next.variations.reduce((s, v) => s + v.exposedProfiles, 0);
+    if (exposed > 0 && JSON.stringify(next) === JSON.stringify(report)) break;
+    report = next;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const exposed = report.variations.reduce((s, v) => s + v.exposedProfiles, 0);
+  assert.ok(exposed >= 2, `home page views created exposures: ${JSON.stringify(report.variations)}`);
+
+  await visit('#/experiments');
+  const card = page.locator(`#view article[data-experiment-key="${KEY}"]`);
+  await card.locator('.results[data-results="ready"]').waitFor();
+  const table = await card.locator('table.report tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+    index: Number(tr.dataset.variation),
+    cells: Object.fromEntries([...tr.querySelectorAll('[data-metric]')].map((td) => [td.dataset.metric, td.textContent])),
+  })));
+  const rate = (x) => (x === null ? '—' : `${(x * 100).toFixed(1)}%`);
+  assert.deepEqual(table, report.variations.map((v) => ({
+    index: v.index,
+    cells: {
+      exposedProfiles: v.exposedProfiles.toLocaleString('en-US'),
+      impressions: v.impressions.toLocaleString('en-US'),
+      plays: v.plays.toLocaleString('en-US'),
+      playRate: rate(v.playRate),
+      completionRate: rate(v.completionRate),
+      conversion: rate(v.conversion),
+    },
+  })), 'the results table is the experimentReport');
+  assert.ok(Number(table.reduce((s, r) => s + Number(r.cells.exposedProfiles.replace(/,/g, '')), 0)) > 0);
+  // One lift table per treatment; an interval chart where the lift is defined, "—" where not.
+  for (const v of report.variations.filter((x) => x.index !== 0)) {
+    for (const metric of ['playRateLift', 'completionRateLift', 'conversionLift']) {
+      const row = card.locator(`table.lifts[data-variation="${v.index}"] tr[data-metric="${metric}"]`);
+      assert.equal(await row.count(), 1, `${metric} row for ${v.key}`);
+      if (v[metric] === null) {
+        assert.match(await row.textContent(), /—/);
+      } else {
+        assert.equal(await row.locator('.ci').count(), 1);
+        assert.equal(await row.locator('.ci').getAttribute('data-significance'),
+          !v[metric].significant ? 'flat' : v[metric].relative > 0 ? 'up' : 'down');
+      }
+    }
+  }
+  assert.equal(await card.locator('[data-srm="flagged"][role="alert"]').count(), report.srmFlagged ? 1 : 0,
+    'the SRM warning shows exactly when the report flags it');
+  await card.scrollIntoViewIfNeeded();
+  await screenshot('pm-results');
+});
+
+test('the PM page says so while an experiment has no exposures, and warns on SRM', async () => {
+  const fake = (variations, extra = {}) => ({ key: 'x', srmPValue: null, srmFlagged: false, excludedProfiles: 0, ...extra, variations });
+  const v = (index, key, exposedProfiles, lift = null) => ({
+    index, key, name: key, weight: 0.5, exposedProfiles, impressions: exposedProfiles * 3, plays: exposedProfiles, completes: 0,
+    playRate: exposedProfiles ? 1 / 3 : null, completionRate: null, conversion: exposedProfiles ? 1 : null,
+    playRateLift: lift, completionRateLift: null, conversionLift: null,
+  });
+  let reply;
+  await page.route('**/graphql', async (route) => {
+    if (!route.request().postData()?.includes('experimentReport')) return route.continue();
+    return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ data: { experimentReport: reply } }) });
+  });
+  try {
+    reply = fake([v(0, 'control', 0), v(1, 'treatment', 0)]);
+    await visit('#/experiments');
+    await waitState('ready');
+    await page.waitForSelector('#view .results[data-results="empty"]');
+    assert.match(await page.locator('#view .results').first().textContent(), /No exposures yet/);
+
+    reply = fake([v(0, 'control', 900), v(1, 'treatment', 100, { relative: 0.2, ciLow: 0.05, ciHigh: 0.35, pValue: 0.004, significant: true })],
+      { srmFlagged: true, srmPValue: 1e-12 });
+    await visit('#/experiments');
+    await page.waitForSelector('#view .results[data-results="ready"]');
+    const banner = page.locator('#view .results [data-srm="flagged"][role="alert"]').first();
+    assert.match(await banner.textContent(), /assignment is broken, do not trust these results/);
+    const row = page.locator('#view table.lifts tr[data-metric="playRateLift"]').first();
+    assert.match(await row.textContent(), /\+20\.0%/);
+    assert.match(await row.textContent(), /<0\.001|0\.004/);
+    assert.equal(await row.locator('.ci').getAttribute('data-significance'), 'up');
+    assert.match(await page.locator('#view table.lifts tr[data-metric="conversionLift"]').first().textContent(), /—/);
+    await page.locator('#view .results[data-results="ready"]').first().scrollIntoViewIfNeeded();
+    await screenshot('pm-srm');
+  } finally {
+    await page.unroute('**/graphql');
+  }
 });
 
 test('the PM page lists the experiments and previews a variation', async (t) => {
@@ -361,7 +475,10 @@ test('the PM page lists the experiments and previews a variation', async (t) => 
   const shown = await page.$$eval('#view article[data-experiment-key]', (els) => els.map((e) => e.dataset.experimentKey));
   assert.deepEqual(shown, keys);
   if (keys.length) {
-    assert.ok(await page.locator('#view [data-results="none"]').count() > 0, 'no results yet');
+    await page.waitForFunction(() => [...document.querySelectorAll('#view .results')]
+      .every((r) => r.dataset.results !== 'loading'));
+    const states = await page.$$eval('#view .results', (els) => els.map((e) => e.dataset.results));
+    assert.ok(states.every((s) => s === 'ready' || s === 'empty'), `results shown for every experiment: ${states}`);
     const exp = body.data.experiments.find((e) => e.variations.length > 1) ?? body.data.experiments[0];
     const variation = exp.variations.at(-1);
     await page.selectOption(`#view select[data-experiment-key="${exp.key}"]`, String(variation.index));

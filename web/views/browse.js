@@ -1,9 +1,9 @@
-// Browse by genre: genre list, then a paginated grid (Relay cursors via `browse`).
+// Browse by genre: genre list, then a paginated grid (Relay cursors via `browse`, with the
+// current profile's id so the server leaves out what that profile may not see).
 import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { h, titleCard, setView, loading, errorState, emptyState } from '../ui.js';
 import { focusEl } from '../nav.js';
-import { allowedFor } from './title.js';
 
 const PAGE = 24;
 
@@ -38,7 +38,6 @@ async function genrePage({ view, isCurrent, onLeave }, genreArg) {
   loading(view, `Loading ${genre ?? 'the catalogue'}…`);
   let after = null;
   let shown = 0;
-  let hidden = 0;
   const grid = h('div.grid', { role: 'list' });
   const count = h('span.page-sub');
   const more = h('button.btn.more', { 'data-action': 'load-more' }, 'Load more');
@@ -47,16 +46,13 @@ async function genrePage({ view, isCurrent, onLeave }, genreArg) {
   const fetchPage = async () => {
     more.disabled = true;
     more.textContent = 'Loading…';
-    const { browse } = await gql(queries.browse, { genre, first: PAGE, after });
+    const { browse } = await gql(queries.browse, { genre, first: PAGE, after, profileId: profile.id });
     if (!isCurrent()) return null;
     after = browse.pageInfo.endCursor;
     const titles = browse.edges.map((e) => e.node);
-    // Browse is not profile-aware: keep titles above a profile's maturity limit off its screen.
-    const visible = titles.filter((t) => allowedFor(profile.maturityLimit, t.maturityRating));
-    hidden += titles.length - visible.length;
-    shown += visible.length;
-    grid.append(...visible.map((t) => titleCard(t)));
-    count.textContent = `${browse.totalCount} titles${hidden ? ` · ${hidden} hidden for this profile` : ''}`;
+    shown += titles.length;
+    grid.append(...titles.map((t) => titleCard(t)));
+    count.textContent = `${browse.totalCount} title${browse.totalCount === 1 ? '' : 's'}`;
     more.hidden = !browse.pageInfo.hasNextPage;
     more.disabled = false;
     more.textContent = 'Load more';

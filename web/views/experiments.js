@@ -1,4 +1,5 @@
-// PM page: the experiments loaded from experiments/, and a home preview under chosen variations.
+// PM page: the experiments loaded from experiments/ with their results (`experimentReport`), and
+// a home preview under chosen variations.
 import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { h, setView, loading, errorState, emptyState, describeError } from '../ui.js';
@@ -32,8 +33,134 @@ function experimentCard(exp) {
       h('tbody', exp.variations.map((v) => h('tr', { dataset: { variation: String(v.index) } },
         h('td', v.index), h('td', h('strong', v.key), v.name && v.name !== v.key ? h('div.muted', v.name) : null),
         h('td', pct(v.weight / total)), h('td', h('pre', prettyJson(v.value))))))),
-    h('div.results', { dataset: { results: 'none' } },
-      h('h3', 'Results'), h('p.muted', 'No results yet: exposures and confidence intervals arrive in a later release.')));
+    h('section.results', { dataset: { results: 'loading' }, 'aria-label': `Results of ${exp.key}` },
+      h('h3', 'Results'), h('p.muted', 'Loading results…')));
+}
+
+// ── Results ──────────────────────────────────────────────────────────────────────────────────
+
+const NONE = '—';
+const num = (n) => n.toLocaleString('en-US');
+const rate = (x) => (x === null || x === undefined ? NONE : `${(x * 100).toFixed(1)}%`);
+const signed = (x) => `${x > 0 ? '+' : x < 0 ? '−' : '±'}${Math.abs(x * 100).toFixed(1)}%`;
+const pValue = (p) => (p < 0.001 ? '<0.001' : p.toFixed(3));
+/** "p = 0.012" or "p < 0.001". */
+const pText = (p) => (p === null || p === undefined ? `p = ${NONE}` : p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`);
+
+/** The metrics a lift is reported for: [label, rate field, lift field]. */
+const METRICS = [
+  ['Play rate (per impression)', 'playRate', 'playRateLift'],
+  ['Completion rate', 'completionRate', 'completionRateLift'],
+  ['Conversion', 'conversion', 'conversionLift'],
+];
+
+/** Half-width of the shared interval-chart scale: covers every interval, at least ±5%, at most ±100%. */
+function chartScale(report) {
+  const ends = report.variations.flatMap((v) => METRICS.map(([, , f]) => v[f]))
+    .filter(Boolean).flatMap((l) => [Math.abs(l.ciLow), Math.abs(l.ciHigh)]);
+  const max = Math.max(0.05, ...ends);
+  const nice = [0.05, 0.1, 0.2, 0.25, 0.5, 1].find((s) => s >= max) ?? 1;
+  return nice;
+}
+
+/** A horizontal 95% interval on a ±scale axis with a zero line; coloured by significance. */
+function intervalChart(lift, scale) {
+  const x = (v) => ((Math.max(-scale, Math.min(scale, v)) + scale) / (2 * scale)) * 100;
+  const dir = !lift.significant ? 'flat' : lift.relative > 0 ? 'up' : 'down';
+  const left = x(lift.ciLow);
+  const right = x(lift.ciHigh);
+  const label = `${signed(lift.relative)}, 95% CI ${signed(lift.ciLow)} to ${signed(lift.ciHigh)}`
+    + `${lift.significant ? ', significant' : ', not significant'}`;
+  return h('div.ci', { role: 'img', 'aria-label': label, title: label, dataset: { significance: dir } },
+    h('span.ci-zero'),
+    h(`span.ci-bar${lift.ciLow < -scale ? '.clip-l' : ''}${lift.ciHigh > scale ? '.clip-r' : ''}`,
+      { style: `left:${left}%;width:${Math.max(right - left, 0.6)}%` }),
+    h('span.ci-dot', { style: `left:${x(lift.relative)}%` }));
+}
+
+function ciAxis(scale) {
+  const t = `${Math.round(scale * 100)}%`;
+  return h('div.ci-axis', { 'aria-hidden': 'true' }, h('span', `−${t}`), h('span', '0'), h('span', `+${t}`));
+}
+
+function liftCells(lift, scale) {
+  if (!lift) {
+    return [h('td.num', NONE), h('td', h('span.muted.ci-none', 'not enough data')), h('td.num', NONE)];
+  }
+  const dir = !lift.significant ? 'flat' : lift.relative > 0 ? 'up' : 'down';
+  return [
+    h('td.num', h(`strong.lift.${dir}`, signed(lift.relative)),
+      h('div.ci-range', `${signed(lift.ciLow)} … ${signed(lift.ciHigh)}`)),
+    h('td', intervalChart(lift, scale)),
+    h(`td.num${lift.significant ? '.sig' : ''}`, pValue(lift.pValue), lift.significant ? h('div.ci-range', 'significant') : null),
+  ];
+}
+
+function srmBanner(report, exposed) {
+  const weights = report.variations.reduce((s, v) => s + v.weight, 0) || 1;
+  const split = report.variations.map((v) => `${v.key} ${num(v.exposedProfiles)} (${pct(v.exposedProfiles / exposed)}, expected ${pct(v.weight / weights)})`);
+  return h('div.srm-warning', { role: 'alert', dataset: { srm: 'flagged' } },
+    h('strong', 'Sample ratio mismatch: assignment is broken, do not trust these results.'),
+    h('p', `Exposed profiles do not follow the configured weights (${pText(report.srmPValue)}): `,
+      split.join(' · '), '. Fix the assignment before reading any lift below.'));
+}
+
+function resultsContent(report) {
+  const exposed = report.variations.reduce((s, v) => s + v.exposedProfiles, 0);
+  if (!exposed) {
+    return ['empty', [h('p.muted', 'No exposures yet: no profile has been shown a home page shaped by this experiment.')]];
+  }
+  const control = report.variations.find((v) => v.index === 0) ?? report.variations[0];
+  const scale = chartScale(report);
+  const totals = h('table.report',
+    h('thead', h('tr', h('th', 'Variation'),
+      h('th.num', { title: 'Profiles shown a home page under this variation' }, 'Exposed profiles'),
+      h('th.num', { title: 'Home pages shown' }, 'Impres\u00adsions'),
+      h('th.num', { title: 'Attributed plays' }, 'Plays'),
+      h('th.num', { title: 'Attributed plays per impression' }, 'Play rate'),
+      h('th.num', { title: 'Attributed completions per attributed play' }, 'Comple\u00adtion'),
+      h('th.num', { title: 'Share of exposed profiles with at least one attributed play' }, 'Conver\u00adsion'))),
+    h('tbody', report.variations.map((v) => h('tr', { dataset: { variation: String(v.index) } },
+      h('td', h('strong', v.key), v === control && v.key !== 'control' ? h('span.tag', 'control') : null),
+      h('td.num', { dataset: { metric: 'exposedProfiles' } }, num(v.exposedProfiles)),
+      h('td.num', { dataset: { metric: 'impressions' } }, num(v.impressions)),
+      h('td.num', { dataset: { metric: 'plays' } }, num(v.plays)),
+      h('td.num', { dataset: { metric: 'playRate' } }, rate(v.playRate)),
+      h('td.num', { dataset: { metric: 'completionRate' } }, rate(v.completionRate)),
+      h('td.num', { dataset: { metric: 'conversion' } }, rate(v.conversion))))));
+  const lifts = report.variations.filter((v) => v !== control).map((v) => h('table.lifts', { dataset: { variation: String(v.index) } },
+    h('caption', h('strong', v.key), ` vs ${control.key}`),
+    h('thead', h('tr', h('th', 'Metric'), h('th.num', 'Lift'), h('th.ci-head', '95% CI', METRICS.some(([, , f]) => v[f]) ? ciAxis(scale) : null), h('th.num', 'p-value'))),
+    h('tbody', METRICS.map(([label, , field]) => h('tr', { dataset: { metric: field } }, h('td', label), liftCells(v[field], scale))))));
+  const notes = [
+    report.srmFlagged ? null : `Split matches the weights (SRM ${pText(report.srmPValue)}).`,
+    report.excludedProfiles ? `${num(report.excludedProfiles)} profile${report.excludedProfiles === 1 ? '' : 's'} saw more than one variation and ${report.excludedProfiles === 1 ? 'is' : 'are'} left out.` : null,
+  ].filter(Boolean);
+  return ['ready', [
+    report.srmFlagged ? srmBanner(report, exposed) : null,
+    h('div.table-wrap', totals),
+    lifts,
+    notes.length ? h('p.muted.report-notes', notes.join(' ')) : null,
+  ]];
+}
+
+async function loadResults(card, key, isCurrent) {
+  const box = card.querySelector('.results');
+  let state;
+  let content;
+  try {
+    const { experimentReport } = await gql(queries.experimentReport, { key });
+    [state, content] = resultsContent(experimentReport);
+    if (experimentReport.srmFlagged) box.dataset.srm = 'flagged';
+  } catch (err) {
+    state = 'error';
+    content = [h('p.results-error', { role: 'alert' }, err.kind === 'validation'
+      ? `Results are not available on this server: ${err.message}`
+      : `Could not load results: ${err.message}`)];
+  }
+  if (!isCurrent()) return;
+  box.dataset.results = state;
+  box.replaceChildren(h('h3', 'Results'), ...content.flat().filter(Boolean));
 }
 
 function previewPanel(experiments) {
@@ -106,9 +233,12 @@ export async function experimentsView({ view, isCurrent }) {
       'Add experiment definitions under experiments/ and restart the server to see them here.');
     return;
   }
+  const cards = experiments.map(experimentCard);
   setView(view, 'ready',
     h('h1.page-title', 'Experiments', h('span.page-sub', `${experiments.length} loaded from experiments/`)),
-    h('div.experiments', experiments.map(experimentCard)),
+    h('div.experiments', cards),
     previewPanel(experiments));
-  view.querySelector('select, button')?.focus({ preventScroll: true });
+  view.querySelector('.preview select, .preview button')?.focus({ preventScroll: true });
+  // Results load per card, after the page is usable; one failing report does not hide the others.
+  await Promise.all(experiments.map((exp, i) => loadResults(cards[i], exp.key, isCurrent)));
 }

@@ -1,8 +1,8 @@
-// Search as you type (debounced), results from `search(query, first)`.
+// Search as you type (debounced), results from `search(query, first, profileId)`: the server
+// leaves out what the current profile may not see (maturity, region).
 import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { h, grid, describeError } from '../ui.js';
-import { allowedFor } from './title.js';
 
 const DEBOUNCE_MS = 250;
 
@@ -32,14 +32,13 @@ export async function searchView({ view, params, isCurrent, onLeave }) {
     }
     show('loading', h('p.muted', 'Searching…'));
     try {
-      const { search } = await gql(queries.search, { query: q, first: 40 });
+      const { search } = await gql(queries.search, { query: q, first: 40, profileId: profile.id });
       if (mine !== seq || !isCurrent()) return;
-      const visible = search.filter((t) => allowedFor(profile.maturityLimit, t.maturityRating));
-      if (!visible.length) {
+      if (!search.length) {
         show('empty', h('div.message', h('h2', `No titles match “${q}”`), h('p', 'Try fewer or different words.')));
         return;
       }
-      show('ready', h('p.muted', `${visible.length} result${visible.length === 1 ? '' : 's'} for “${q}”`), grid(visible));
+      show('ready', h('p.muted', `${search.length} result${search.length === 1 ? '' : 's'} for “${q}”`), grid(search));
     } catch (err) {
       if (mine !== seq || !isCurrent()) return;
       const [t, d] = describeError(err);
