@@ -61,6 +61,20 @@ enum Command {
     /// Drive a running server with simulated viewers to check the experiment pipeline
     /// (A/A experiments and a deliberately degraded A/B variant).
     Simulate(SimulateCli),
+    /// Write synthetic data (RecBole atomic files) for scale runs: power-law popularity,
+    /// latent taste clusters, timelines. Deterministic for a seed.
+    Generate {
+        /// Output directory (gen.item, gen.user, gen.inter, movies.json).
+        out: PathBuf,
+        #[arg(long)]
+        profiles: u64,
+        #[arg(long)]
+        titles: u64,
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Measure page assembly latency for random profiles.
@@ -270,6 +284,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Experiments(ExperimentsCommand::Evaluate(args)) => evaluate(&args),
+        Command::Generate {
+            out,
+            profiles,
+            titles,
+            events,
+            seed,
+        } => {
+            let bar = progress_bar("events");
+            bar.set_length(events);
+            let args = crate::generate::GenerateArgs {
+                profiles,
+                titles,
+                events,
+                seed,
+            };
+            let started = std::time::Instant::now();
+            crate::generate::generate(&out, &args, &|n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            say(&format!(
+                "wrote {profiles} profiles, {titles} titles, {events} events to {} in {:.1}s",
+                out.display(),
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        }
         Command::Simulate(a) => {
             crate::simulate::run(crate::simulate::SimulateArgs {
                 url: a.url,

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod engine;
 pub mod eval;
 pub mod experiments;
+pub mod generate;
 pub mod impressions;
 pub mod movielens;
 pub mod quality;
