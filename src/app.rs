@@ -157,11 +157,12 @@ pub async fn train(
         bail!("the catalogue is empty: import data first (`marquee import movielens DIR`)");
     }
     let interactions = store.training_interactions().await?;
+    let entities = store.title_entities().await?;
     let fingerprint = store.data_fingerprint().await?;
     let now = clock.now();
     let artifact = tokio::task::spawn_blocking({
         let params = params.clone();
-        move || model::train(&catalog, &interactions, now, &params)
+        move || model::train(&catalog, &interactions, &entities, now, &params)
     })
     .await?;
 
@@ -179,6 +180,7 @@ pub async fn train(
 
     let metrics = serde_json::json!({
         "titles_with_neighbors": artifact.neighbors.len(),
+        "titles_with_content_neighbors": artifact.content_neighbors.len(),
         "trending_countries": artifact.trending.keys().collect::<Vec<_>>(),
         "train_seconds": started.elapsed().as_secs_f64(),
     });

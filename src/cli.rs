@@ -540,8 +540,9 @@ async fn import_movielens(
         .await?;
     bar.finish_and_clear();
     say(&format!(
-        "imported {} titles, {} accounts ({} with a kids profile), {} new events ({} already present)",
+        "imported {} titles ({} people links), {} accounts ({} with a kids profile), {} new events ({} already present)",
         summary.titles,
+        summary.title_entities,
         summary.profiles,
         summary.kids_profiles,
         summary.events_new,

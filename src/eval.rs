@@ -580,7 +580,7 @@ pub fn run(
 ) -> Result<Report> {
     let interactions = set.interactions();
     let started = Instant::now();
-    let artifact = model::train(&set.catalog, &interactions, set.now, params);
+    let artifact = model::train(&set.catalog, &interactions, &[], set.now, params);
     let train_seconds = started.elapsed().as_secs_f64();
     let model = Model::load("eval", &artifact, &set.catalog);
     let held = set.held_out();

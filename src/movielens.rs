@@ -1,5 +1,5 @@
-//! Reading MovieLens in RecBole's atomic-file format (`*.inter`, `*.item`, `*.user`) and
-//! joining MPAA ratings from vega-datasets' `movies.json`.
+//! Reading MovieLens in RecBole's atomic-file format (`*.inter`, `*.item`, `*.user`, and the
+//! knowledge graph `*.link` + `*.kg`) and joining MPAA ratings from vega-datasets' `movies.json`.
 //!
 //! Parsing is pure and complete before anything is written: a malformed line aborts the whole
 //! import with `file:line: what is wrong`, and the database is never touched.
@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::domain::{Country, MaturityRating, Millis, ProfileId, StarRating, Title, TitleId};
 use crate::engine::catalog::search_key;
+use crate::engine::content::TitleEntity;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
@@ -35,6 +36,10 @@ pub struct Dataset {
     /// Item ids the interactions use that no `.item` file in this directory defines; the
     /// importer checks them against the database.
     pub external_items: Vec<(TitleId, String)>,
+    /// People of the `.item` titles from the knowledge graph (`.link` + `.kg`), sorted and
+    /// deduplicated; `None` when the directory has no knowledge graph. When `Some`, the import
+    /// replaces the stored entities of every title in `titles`.
+    pub entities: Option<Vec<TitleEntity>>,
     /// Problems that did not stop the import, each naming its file and line.
     pub warnings: Vec<String>,
 }
@@ -169,6 +174,29 @@ pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset
     }
     let inter = AtomicFile::read(&inter_path)?;
     data.interactions = read_interactions(&inter)?;
+    match (find_one(dir, "link", false)?, find_one(dir, "kg", false)?) {
+        (Some(link), Some(kg)) => {
+            let links = read_links(&AtomicFile::read(&link)?)?;
+            let mut entities = read_kg(&AtomicFile::read(&kg)?, &links)?;
+            let titles: std::collections::HashSet<&TitleId> =
+                data.titles.iter().map(|t| &t.id).collect();
+            let before = entities.len();
+            entities.retain(|e| titles.contains(&e.title));
+            if entities.len() < before {
+                data.warnings.push(format!(
+                    "{}: {} entity links of items not in the .item file were ignored",
+                    link.display(),
+                    before - entities.len()
+                ));
+            }
+            data.entities = Some(entities);
+        }
+        (Some(only), None) | (None, Some(only)) => data.warnings.push(format!(
+            "{}: a knowledge graph needs both a *.link and a *.kg file; ignored",
+            only.display()
+        )),
+        (None, None) => {}
+    }
 
     // Titles join the catalogue when first watched; release year is the fallback.
     let mut first_seen: HashMap<&TitleId, Millis> = HashMap::new();
@@ -366,6 +394,84 @@ fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportErr
         .collect()
 }
 
+/// `item_id` → knowledge-graph entity of the film.
+fn read_links(f: &AtomicFile) -> Result<HashMap<String, Vec<TitleId>>, ImportError> {
+    let item = f.column("item_id")?;
+    let entity = f.column("entity_id")?;
+    let mut seen = std::collections::HashSet::new();
+    let mut films: HashMap<String, Vec<TitleId>> = HashMap::new();
+    for (line, row) in &f.rows {
+        let line = *line;
+        let raw = f.field(line, row, item, "item_id")?;
+        let id = TitleId::parse(raw).map_err(|e| f.err(line, e.0))?;
+        let e = f.field(line, row, entity, "entity_id")?;
+        if e.is_empty() {
+            return Err(f.err(line, "empty entity_id"));
+        }
+        if !seen.insert(id.clone()) {
+            return Err(f.err(line, format!("duplicate item_id {raw}")));
+        }
+        films.entry(e.to_owned()).or_default().push(id);
+    }
+    Ok(films)
+}
+
+/// The role a knowledge-graph relation gives the non-film side, and whether the film is the
+/// head. Freebase states most of them both ways (`film.film.directed_by` and
+/// `film.director.film`); relations to things that are not people (genre, language, awards …)
+/// and between films (sequel, prequel) are not used.
+pub fn person_relation(relation: &str) -> Option<(&'static str, bool)> {
+    Some(match relation {
+        "film.film.actor" => ("actor", true),
+        "film.actor.film" => ("actor", false),
+        "film.film.directed_by" => ("director", true),
+        "film.director.film" => ("director", false),
+        "film.film.written_by" => ("writer", true),
+        "film.writer.film" => ("writer", false),
+        "film.film.produced_by" => ("producer", true),
+        "film.producer.film" => ("producer", false),
+        "film.film.cinematography" => ("cinematographer", true),
+        "film.cinematographer.film" => ("cinematographer", false),
+        _ => return None,
+    })
+}
+
+/// Triples `head_id relation_id tail_id` whose relation links a linked film to a person.
+fn read_kg(
+    f: &AtomicFile,
+    films: &HashMap<String, Vec<TitleId>>,
+) -> Result<Vec<TitleEntity>, ImportError> {
+    let head = f.column("head_id")?;
+    let relation = f.column("relation_id")?;
+    let tail = f.column("tail_id")?;
+    let mut out = Vec::new();
+    for (line, row) in &f.rows {
+        let line = *line;
+        let h = f.field(line, row, head, "head_id")?;
+        let r = f.field(line, row, relation, "relation_id")?;
+        let t = f.field(line, row, tail, "tail_id")?;
+        for (name, value) in [("head_id", h), ("relation_id", r), ("tail_id", t)] {
+            if value.is_empty() {
+                return Err(f.err(line, format!("empty {name}")));
+            }
+        }
+        let Some((role, film_is_head)) = person_relation(r) else {
+            continue;
+        };
+        let (film, person) = if film_is_head { (h, t) } else { (t, h) };
+        for title in films.get(film).into_iter().flatten() {
+            out.push(TitleEntity {
+                title: title.clone(),
+                relation: role.to_owned(),
+                entity: person.to_owned(),
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 fn parse_year(s: &str) -> Option<i32> {
     s.parse::<i32>().ok().filter(|y| (1870..=2100).contains(y))
 }
@@ -480,6 +586,67 @@ mod tests {
             err.ends_with("x.inter:3: rating \"seven\" is not a number"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reads_people_from_the_knowledge_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("d.item"),
+            "item_id:token\tmovie_title:token_seq\n1\tA\n2\tB\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("d.inter"),
+            "user_id:token\titem_id:token\ttimestamp:float\n7\t1\t881250949\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("d.link"),
+            "item_id:token\tentity_id:token\n1\tm.a\n2\tm.b\n3\tm.c\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("d.kg"),
+            "head_id:token\trelation_id:token\ttail_id:token\n\
+             m.a\tfilm.film.directed_by\tm.dir\n\
+             m.dir\tfilm.director.film\tm.a\n\
+             m.dir\tfilm.director.film\tm.b\n\
+             m.a\tfilm.film.genre\tm.drama\n\
+             m.a\tfilm.film.sequel\tm.b\n\
+             m.c\tfilm.film.actor\tm.x\n\
+             m.zzz\tfilm.film.actor\tm.x\n",
+        )
+        .unwrap();
+        let d = read_dir(dir.path(), None).unwrap();
+        let got: Vec<(&str, &str, &str)> = d
+            .entities
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| (e.title.as_str(), e.relation.as_str(), e.entity.as_str()))
+            .collect();
+        // Both directions of the director relation, once; genres and sequels are not people;
+        // item 3 is not in the .item file.
+        assert_eq!(
+            got,
+            vec![("1", "director", "m.dir"), ("2", "director", "m.dir")]
+        );
+        assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+
+        std::fs::write(
+            dir.path().join("d.kg"),
+            "head_id:token\trelation_id:token\ttail_id:token\nm.a\tfilm.film.actor\n",
+        )
+        .unwrap();
+        let err = read_dir(dir.path(), None).unwrap_err().to_string();
+        assert!(
+            err.ends_with("d.kg:2: missing field \"tail_id\" (expected 3 columns, found 2)"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("d.kg")).unwrap();
+        let d = read_dir(dir.path(), None).unwrap();
+        assert!(d.entities.is_none());
     }
 
     #[test]

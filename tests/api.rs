@@ -486,6 +486,29 @@ async fn check_catalogue_queries(env: &Env) {
         .gql("{ similar(titleId: \"1\", first: 5) { id } }", json!({}))
         .await;
     assert_eq!(r["data"]["similar"].as_array().unwrap().len(), 5);
+    // Title 7 has no interactions: its neighbours are content neighbours, led by the title
+    // sharing its director (8), each sharing a genre (Drama Comedy) or a person with it.
+    let r = s
+        .gql(
+            "{ similar(titleId: \"7\", first: 10) { id genres } }",
+            json!({}),
+        )
+        .await;
+    let cold = r["data"]["similar"].as_array().unwrap();
+    assert_eq!(cold.len(), 10, "{r}");
+    assert_eq!(cold[0]["id"], "8", "{r}");
+    for t in cold {
+        let genres: Vec<&str> = t["genres"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap())
+            .collect();
+        assert!(
+            genres.contains(&"Drama") || genres.contains(&"Comedy"),
+            "{t} shares nothing with title 7"
+        );
+    }
     let r = s
         .gql(
             "{ profile(id: \"8\") { id name isKids country maturityLimit } }",

@@ -5,13 +5,14 @@ mod common;
 use common::{TestDb, marquee, marquee_ok, write_fixture};
 use marquee::store::{Store, Table};
 
-async fn counts(url: &str) -> [i64; 4] {
+async fn counts(url: &str) -> [i64; 5] {
     let store = Store::open(url).await.unwrap();
     let c = [
         store.count(Table::Titles).await.unwrap(),
         store.count(Table::Profiles).await.unwrap(),
         store.count(Table::Events).await.unwrap(),
         store.count(Table::WatchState).await.unwrap(),
+        store.title_entities().await.unwrap().len() as i64,
     ];
     store.close().await;
     c
@@ -25,6 +26,8 @@ async fn import_behaviour(db: TestDb, dir: &std::path::Path) {
     let first = counts(&url).await;
     assert_eq!(first[0], 60);
     assert!(first[2] > 200, "{first:?}");
+    // The fixture's knowledge graph names 7 (title, role, person) links.
+    assert_eq!(first[4], 7, "{first:?}");
 
     // Re-importing the same files changes nothing.
     let log = marquee_ok(dir, &url, &["import", "movielens", ml]);
@@ -42,6 +45,10 @@ async fn import_behaviour(db: TestDb, dir: &std::path::Path) {
     marquee_ok(dir, &url, &["import", "movielens", split.to_str().unwrap()]);
     let after_split = counts(&url).await;
     assert_eq!(after_split[2], first[2] + 1);
+    assert_eq!(
+        after_split[4], first[4],
+        "no knowledge graph, entities untouched"
+    );
 
     // A malformed line deep in the file aborts the import and names file and line; nothing
     // of the (otherwise new) data is written.

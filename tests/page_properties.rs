@@ -156,6 +156,7 @@ fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
                         )
                     })
                     .collect(),
+                content_neighbors: BTreeMap::new(),
             }
         })
 }

@@ -3,6 +3,7 @@
 //! values and get plain values back.
 
 pub mod catalog;
+pub mod content;
 pub mod ease;
 pub mod filters;
 pub mod history;
@@ -73,8 +74,9 @@ impl Engine {
         )
     }
 
-    /// Titles like `title`: trained neighbours first, then titles sharing its genres (so that
-    /// titles nobody has watched yet still have neighbours), filtered for the profile if given.
+    /// Titles like `title`: trained (collaborative) neighbours first, then content neighbours
+    /// (genres, year, people; so that titles nobody has watched yet still have neighbours),
+    /// filtered for the profile if given.
     pub fn similar(
         &self,
         title: &TitleId,
@@ -87,35 +89,16 @@ impl Engine {
             None => true,
         };
         let mut seen = HashSet::from([anchor]);
-        let mut out: Vec<TitleIdx> = self
-            .model
-            .neighbors(anchor)
-            .iter()
-            .map(|(t, _)| *t)
-            .filter(|t| allowed(*t) && seen.insert(*t))
-            .take(first)
-            .collect();
-        if out.len() < first {
-            let mut by_content: Vec<(TitleIdx, f32)> = self
-                .catalog
-                .titles()
-                .map(|(t, _)| t)
-                .filter(|t| !seen.contains(t) && allowed(*t))
-                .map(|t| {
-                    let genre = self.catalog.genre_similarity(anchor, t);
-                    (t, genre + 0.1 * self.model.popularity(t))
-                })
-                .filter(|(_, s)| *s > 0.0)
-                .collect();
-            by_content.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            out.extend(
-                by_content
-                    .into_iter()
-                    .map(|(t, _)| t)
-                    .take(first - out.len()),
-            );
-        }
-        Some(out)
+        Some(
+            self.model
+                .neighbors(anchor)
+                .iter()
+                .chain(self.model.content_neighbors(anchor))
+                .map(|(t, _)| *t)
+                .filter(|t| allowed(*t) && seen.insert(*t))
+                .take(first)
+                .collect(),
+        )
     }
 
     /// Name search, most popular matches first; with a viewer, only titles it may see

@@ -7,7 +7,9 @@
 //! - item-item similarity: co-occurrence cosine with shrinkage, top-k neighbours per title
 //!   (what "Because You Watched" and "More like this" show);
 //! - item-item weights: EASE (see `ease.rs`), top-k by magnitude per title (what Top Picks
-//!   scores a whole history with).
+//!   scores a whole history with);
+//! - content neighbours: genres, release year and knowledge-graph people (see `content.rs`),
+//!   top-k per title, for titles with few or no interactions.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,10 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Country, DAY_MS, Millis, ProfileId, TitleId};
 use crate::engine::catalog::{Catalog, TitleIdx};
+use crate::engine::content::{self, ContentParams, TitleEntity};
 use crate::engine::ease;
 
 /// Bumped when the artifact layout changes; older artifacts are refused with a clear error.
-pub const ARTIFACT_FORMAT: u32 = 2;
+pub const ARTIFACT_FORMAT: u32 = 3;
 
 /// The key under which trending over all countries is stored.
 pub const ALL_COUNTRIES: &str = "*";
@@ -44,6 +47,8 @@ pub struct TrainParams {
     /// EASE is cubic in the titles with interactions; above this many it is skipped and Top
     /// Picks falls back to co-occurrence similarity alone. 0 turns EASE off.
     pub ease_max_titles: usize,
+    /// Content neighbours from metadata (see `content.rs`).
+    pub content: ContentParams,
 }
 
 impl Default for TrainParams {
@@ -57,6 +62,7 @@ impl Default for TrainParams {
             ease_lambda: 300.0,
             ease_neighbors: 200,
             ease_max_titles: 5_000,
+            content: ContentParams::default(),
         }
     }
 }
@@ -92,11 +98,14 @@ pub struct ModelArtifact {
     /// Title → EASE weights towards other titles, largest magnitude first; may be negative.
     /// Empty when EASE was skipped.
     pub item_weights: BTreeMap<TitleId, Vec<ScoredTitle>>,
+    /// Title → most similar titles by metadata (genres, year, people), most similar first.
+    pub content_neighbors: BTreeMap<TitleId, Vec<ScoredTitle>>,
 }
 
 pub fn train(
     catalog: &Catalog,
     interactions: &[Interaction],
+    entities: &[TitleEntity],
     now: Millis,
     params: &TrainParams,
 ) -> ModelArtifact {
@@ -162,6 +171,7 @@ pub fn train(
         trending,
         neighbors: item_neighbors(catalog, &known, params),
         item_weights: ease_weights(catalog, &known, params),
+        content_neighbors: content::neighbors(catalog, entities, &params.content),
     }
 }
 
@@ -304,6 +314,7 @@ pub struct Model {
     neighbors: Vec<Vec<(TitleIdx, f32)>>,
     item_weights: Vec<Vec<(TitleIdx, f32)>>,
     has_item_weights: bool,
+    content_neighbors: Vec<Vec<(TitleIdx, f32)>>,
 }
 
 impl Model {
@@ -334,6 +345,7 @@ impl Model {
         };
         let neighbors = by_title(&artifact.neighbors);
         let item_weights = by_title(&artifact.item_weights);
+        let content_neighbors = by_title(&artifact.content_neighbors);
         Self {
             version: version.to_owned(),
             trained_at: artifact.trained_at,
@@ -347,6 +359,7 @@ impl Model {
             neighbors,
             has_item_weights: item_weights.iter().any(|l| !l.is_empty()),
             item_weights,
+            content_neighbors,
         }
     }
 
@@ -371,6 +384,13 @@ impl Model {
 
     pub fn neighbors(&self, t: TitleIdx) -> &[(TitleIdx, f32)] {
         self.neighbors.get(t as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Titles most like `t` by metadata, most similar first.
+    pub fn content_neighbors(&self, t: TitleIdx) -> &[(TitleIdx, f32)] {
+        self.content_neighbors
+            .get(t as usize)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// EASE weights from `t` towards other titles (may be negative); empty without EASE.
@@ -431,7 +451,7 @@ mod tests {
             shrinkage: 1.0,
             ..TrainParams::default()
         };
-        let m = train(&catalog(3), &data, 0, &params);
+        let m = train(&catalog(3), &data, &[], 0, &params);
         let n1 = &m.neighbors[&TitleId::parse("1").unwrap()];
         // sim(1,2) = 2 / (sqrt(2*2) + 1) = 2/3; sim(1,3) = 1 / (sqrt(2*2) + 1) = 1/3.
         assert_eq!(n1[0].0.as_str(), "2");
@@ -449,7 +469,7 @@ mod tests {
             ease_lambda: 1.0,
             ..TrainParams::default()
         };
-        let m = train(&catalog(3), &data, 0, &params);
+        let m = train(&catalog(3), &data, &[], 0, &params);
         let w = |from: &str| &m.item_weights[&TitleId::parse(from).unwrap()];
         assert_eq!(w("1").len(), 1);
         assert_eq!(w("1")[0].0.as_str(), "2");
@@ -460,7 +480,11 @@ mod tests {
             ease_max_titles: 1,
             ..params
         };
-        assert!(train(&catalog(3), &data, 0, &off).item_weights.is_empty());
+        assert!(
+            train(&catalog(3), &data, &[], 0, &off)
+                .item_weights
+                .is_empty()
+        );
     }
 
     #[test]
@@ -476,7 +500,7 @@ mod tests {
             trending_min_interactions: 1,
             ..TrainParams::default()
         };
-        let m = train(&catalog(3), &data, 10 * day, &params);
+        let m = train(&catalog(3), &data, &[], 10 * day, &params);
         let global = &m.trending[ALL_COUNTRIES];
         // Title 2: two interactions, each half as fresh (3-day half-life) → equal weight to 1.
         assert_eq!(global.len(), 2);

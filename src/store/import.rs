@@ -20,6 +20,7 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportSummary {
     pub titles: usize,
+    pub title_entities: usize,
     pub profiles: usize,
     pub kids_profiles: usize,
     pub events_new: u64,
@@ -110,6 +111,48 @@ impl Store {
                 rows,
             )
             .await?;
+        }
+
+        // People from the knowledge graph replace what earlier imports stored for these titles.
+        if let Some(entities) = &data.entities {
+            progress("title entities", 0, entities.len() as u64);
+            for chunk in data.titles.chunks(CHUNK) {
+                let placeholders: Vec<String> =
+                    (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "DELETE FROM title_entities WHERE title_id IN ({})",
+                    placeholders.join(",")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for t in chunk {
+                    q = q.bind(t.id.as_str());
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in entities.chunks(CHUNK) {
+                let rows = chunk
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            Param::Text(e.title.to_string()),
+                            Param::Text(e.relation.clone()),
+                            Param::Text(e.entity.clone()),
+                        ]
+                    })
+                    .collect();
+                insert_many(
+                    &mut tx,
+                    "INSERT INTO title_entities (title_id, relation, entity_id)",
+                    "ON CONFLICT (title_id, relation, entity_id) DO NOTHING",
+                    rows,
+                )
+                .await?;
+            }
+            progress(
+                "title entities",
+                entities.len() as u64,
+                entities.len() as u64,
+            );
         }
 
         // Every user of the .user file or of an interaction becomes an account with a main
@@ -236,6 +279,7 @@ impl Store {
 
         Ok(ImportSummary {
             titles: data.titles.len(),
+            title_entities: data.entities.as_ref().map_or(0, Vec::len),
             profiles: users.len(),
             kids_profiles: kids,
             events_new: inserted,

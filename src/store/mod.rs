@@ -20,6 +20,7 @@ use sqlx::{AnyPool, Row, SqlSafeStr};
 use crate::domain::{
     AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId,
 };
+use crate::engine::content::TitleEntity;
 use crate::engine::history::{History, Thumbs, WatchState};
 
 pub use import::{ImportOptions, ImportSummary};
@@ -49,6 +50,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "exposures impressions",
         include_str!("../../migrations/sqlite/0002_exposures_impressions.sql"),
     ),
+    (
+        3,
+        "title entities",
+        include_str!("../../migrations/sqlite/0003_title_entities.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -60,6 +66,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "exposures impressions",
         include_str!("../../migrations/postgres/0002_exposures_impressions.sql"),
+    ),
+    (
+        3,
+        "title entities",
+        include_str!("../../migrations/postgres/0003_title_entities.sql"),
     ),
 ];
 
@@ -169,6 +180,25 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(title_from_row).collect()
+    }
+
+    /// The people of every title (see `movielens::read_dir`), in a stable order.
+    pub async fn title_entities(&self) -> Result<Vec<TitleEntity>> {
+        let rows = sqlx::query(
+            "SELECT title_id, relation, entity_id FROM title_entities \
+             ORDER BY title_id, relation, entity_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TitleEntity {
+                    title: TitleId::parse(&r.try_get::<String, _>("title_id")?)?,
+                    relation: r.try_get("relation")?,
+                    entity: r.try_get("entity_id")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn profile(&self, id: &ProfileId) -> Result<Option<Profile>> {

@@ -100,7 +100,8 @@ pub struct Fixture {
     pub users: Vec<(String, &'static str)>,
 }
 
-/// Writes `fixture.item`, `fixture.user`, `fixture.inter` and `movies.json` into `dir`.
+/// Writes `fixture.item`, `fixture.user`, `fixture.inter`, `fixture.link`, `fixture.kg` and
+/// `movies.json` into `dir`.
 pub fn write_fixture(dir: &Path) -> Fixture {
     std::fs::create_dir_all(dir).unwrap();
     let titles = fixture_titles();
@@ -168,6 +169,29 @@ pub fn write_fixture(dir: &Path) -> Fixture {
         watched.insert(u.to_string(), seen);
     }
     std::fs::write(dir.join("fixture.inter"), inter).unwrap();
+
+    // A small knowledge graph in RecBole's .link/.kg form, both directions of a relation and
+    // relations that are not people (genre, sequel) as in MovieLens-100K. Title 7 (Berlin Only)
+    // has no interactions at all; its director also made Babe (8).
+    let mut link = String::from("item_id:token\tentity_id:token\n");
+    for id in 1..=12 {
+        link.push_str(&format!("{id}\tm.film{id}\n"));
+    }
+    std::fs::write(dir.join("fixture.link"), link).unwrap();
+    std::fs::write(
+        dir.join("fixture.kg"),
+        "head_id:token\trelation_id:token\ttail_id:token\n\
+         m.film7\tfilm.film.directed_by\tm.director1\n\
+         m.director1\tfilm.director.film\tm.film8\n\
+         m.film7\tfilm.film.actor\tm.actor1\n\
+         m.film8\tfilm.film.actor\tm.actor1\n\
+         m.film1\tfilm.film.actor\tm.actor2\n\
+         m.film10\tfilm.film.actor\tm.actor2\n\
+         m.film12\tfilm.film.actor\tm.actor2\n\
+         m.film7\tfilm.film.genre\tm.drama\n\
+         m.film10\tfilm.film.sequel\tm.film12\n",
+    )
+    .unwrap();
     Fixture {
         dir: dir.to_owned(),
         watched,
