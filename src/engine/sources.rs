@@ -420,7 +420,17 @@ impl Default for BecauseYouWatchedParams {
     }
 }
 
-/// "Because You Watched X": neighbours of the most recent strongly-positive titles.
+/// An anchor's co-occurrence neighbours, or its content neighbours when it has none (a title
+/// too new or too rarely watched to have co-occurred with anything).
+fn anchor_neighbors(model: &Model, anchor: TitleIdx) -> &[(TitleIdx, f32)] {
+    match model.neighbors(anchor) {
+        [] => model.content_neighbors(anchor),
+        list => list,
+    }
+}
+
+/// "Because You Watched X": neighbours of the most recent strongly-positive titles (content
+/// neighbours for an anchor without co-occurrence neighbours).
 #[derive(Debug)]
 pub struct BecauseYouWatched(pub BecauseYouWatchedParams);
 
@@ -431,7 +441,7 @@ impl CandidateSource for BecauseYouWatched {
             .states()
             .filter(|s| s.is_strongly_positive(self.0.min_stars))
             .filter_map(|s| Some((ctx.catalog.idx(&s.title_id)?, s.last_activity())))
-            .filter(|(t, _)| !ctx.model.neighbors(*t).is_empty())
+            .filter(|(t, _)| !anchor_neighbors(ctx.model, *t).is_empty())
             .collect();
         anchors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         // The anchor decides which titles are in a row; the whole history may help order them.
@@ -448,7 +458,7 @@ impl CandidateSource for BecauseYouWatched {
             .take(self.0.max_rows)
             .map(|(anchor, _)| {
                 let name = &ctx.catalog.title(anchor).name;
-                let neighbors = ctx.model.neighbors(anchor);
+                let neighbors = anchor_neighbors(ctx.model, anchor);
                 let best = neighbors
                     .first()
                     .map_or(1.0, |n| n.1.max(f32::MIN_POSITIVE));
@@ -614,5 +624,80 @@ impl CandidateSource for TopGenre {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, ProfileId, Title, TitleId};
+    use crate::engine::history::WatchState;
+    use crate::engine::model::{Interaction, TrainParams, train};
+
+    fn title(id: &str, genres: &[&str]) -> Title {
+        Title {
+            id: TitleId::parse(id).unwrap(),
+            name: format!("t{id}"),
+            year: Some(1995),
+            genres: genres.iter().map(|g| g.to_string()).collect(),
+            maturity: None,
+            overview: None,
+            added_at: 0,
+            countries: None,
+        }
+    }
+
+    #[test]
+    fn because_you_watched_falls_back_to_content_neighbours() {
+        // Only one interaction in the whole world: title 1 has no co-occurrence neighbours,
+        // but shares its genre with 2.
+        let catalog = Catalog::new(vec![
+            title("1", &["Drama"]),
+            title("2", &["Drama"]),
+            title("3", &["Comedy"]),
+        ]);
+        let p = ProfileId::parse("p").unwrap();
+        let artifact = train(
+            &catalog,
+            &[Interaction {
+                profile: p.clone(),
+                title: TitleId::parse("1").unwrap(),
+                affinity: 1.0,
+                at: 0,
+                country: None,
+            }],
+            &[],
+            0,
+            &TrainParams::default(),
+        );
+        let model = Model::load("t", &artifact, &catalog);
+        assert!(model.neighbors(0).is_empty());
+        let mut watched = WatchState::new(TitleId::parse("1").unwrap());
+        watched.completed = true;
+        watched.last_watched_at = Some(0);
+        let history = History::new([watched]);
+        let profile = Profile {
+            id: p,
+            account_id: AccountId::parse("p").unwrap(),
+            name: "p".into(),
+            is_kids: false,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        };
+        let eligible = |t: TitleIdx| t != 0;
+        let ctx = SourceContext {
+            catalog: &catalog,
+            model: &model,
+            profile: &profile,
+            history: &history,
+            now: 0,
+            eligible: &eligible,
+            pool: 10,
+        };
+        let rows = BecauseYouWatched(BecauseYouWatchedParams::default()).rows(&ctx);
+        assert_eq!(rows.len(), 1);
+        let titles: Vec<TitleIdx> = rows[0].candidates.iter().map(|c| c.title).collect();
+        assert_eq!(titles, vec![1]);
     }
 }
