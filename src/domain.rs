@@ -368,19 +368,6 @@ impl EventAction {
     }
 }
 
-/// One interaction of a profile with a title.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub profile_id: ProfileId,
-    pub title_id: TitleId,
-    pub action: EventAction,
-    pub occurred_at: Millis,
-    /// Client-chosen id; the same id for the same profile is accepted once.
-    pub client_event_id: String,
-    /// The home page request whose impression led to this event, if any.
-    pub request_id: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

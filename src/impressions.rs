@@ -25,7 +25,6 @@ pub struct ImpressionStats {
     pub queued: AtomicU64,
     pub written: AtomicU64,
     pub dropped: AtomicU64,
-    pub failed_batches: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -126,7 +125,6 @@ async fn write(store: &Store, batch: &mut Vec<PageImpressions>, stats: &Impressi
             }
         }
     }
-    stats.failed_batches.fetch_add(1, Ordering::Relaxed);
     stats.dropped.fetch_add(n, Ordering::Relaxed);
     // No longer waiting: keep the backlog figure meaningful.
     stats.queued.fetch_sub(n, Ordering::Relaxed);

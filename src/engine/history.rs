@@ -175,14 +175,6 @@ impl History {
     pub fn states(&self) -> impl Iterator<Item = &WatchState> {
         self.states.values()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.states.values().all(|s| s.affinity() == 0.0)
-    }
-
-    pub fn len(&self) -> usize {
-        self.states.len()
-    }
 }
 
 #[cfg(test)]
