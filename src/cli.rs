@@ -429,17 +429,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => {
             let store = open_store(&cfg).await?;
             let rows = args.rows.or_else(|| cfg.file.rows.clone());
-            let engine = app::load_engine(
-                &store,
-                &cfg.data_dir,
-                app::page_definition(rows.as_deref())?,
-                &[],
-            )
-            .await?;
+            let engine = load_engine(&store, &cfg, rows.as_deref()).await?;
             let clock = ClockSetting::LastEvent.resolve(&store).await?;
             bench::run(&store, &engine, &clock, args.requests, args.seed).await
         }
     }
+}
+
+/// The engine on the active model, with the page from `rows` (or the built-in one).
+async fn load_engine(
+    store: &Store,
+    cfg: &Resolved,
+    rows: Option<&Path>,
+) -> Result<crate::engine::Engine> {
+    app::load_engine(store, &cfg.data_dir, app::page_definition(rows)?, &[]).await
 }
 
 /// Loads feature files validated against the configured page.
@@ -588,13 +591,7 @@ async fn serve(
     let clock = clock_setting.resolve(&store).await?;
     let rows = args.rows.or_else(|| cfg.file.rows.clone());
     // Model versions that experiments name are loaded by the model watcher, right after start.
-    let engine = app::load_engine(
-        &store,
-        &cfg.data_dir,
-        app::page_definition(rows.as_deref())?,
-        &[],
-    )
-    .await?;
+    let engine = load_engine(&store, cfg, rows.as_deref()).await?;
     let examples = example_profiles(&store).await?;
     let model = engine.model.version.clone();
     let titles = engine.catalog.len();
