@@ -238,6 +238,20 @@ pub struct Title {
 }
 
 impl Title {
+    /// A title known only by id and name: no metadata, licensed everywhere.
+    pub fn new(id: TitleId, name: impl Into<String>) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            year: None,
+            genres: Vec::new(),
+            maturity: None,
+            overview: None,
+            added_at: 0,
+            countries: None,
+        }
+    }
+
     pub fn is_for_children(&self) -> bool {
         self.genres
             .iter()

@@ -351,16 +351,7 @@ impl EvalSet {
         let mut known: HashSet<TitleId> = titles.iter().map(|t| t.id.clone()).collect();
         for i in train.interactions.iter().chain(&target.interactions) {
             if known.insert(i.item.clone()) {
-                titles.push(Title {
-                    id: i.item.clone(),
-                    name: i.item.to_string(),
-                    year: None,
-                    genres: vec![],
-                    maturity: None,
-                    overview: None,
-                    added_at: 0,
-                    countries: None,
-                });
+                titles.push(Title::new(i.item.clone(), i.item.to_string()));
             }
         }
         let catalog = Catalog::new(titles);

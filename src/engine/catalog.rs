@@ -140,14 +140,9 @@ mod tests {
 
     fn title(id: &str, name: &str, genres: &[&str]) -> Title {
         Title {
-            id: TitleId::parse(id).unwrap(),
-            name: name.into(),
             year: Some(1995),
             genres: genres.iter().map(|g| g.to_string()).collect(),
-            maturity: None,
-            overview: None,
-            added_at: 0,
-            countries: None,
+            ..Title::new(TitleId::parse(id).unwrap(), name)
         }
     }
 

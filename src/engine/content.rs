@@ -208,14 +208,9 @@ mod tests {
 
     fn title(id: &str, year: Option<i32>, genres: &[&str]) -> Title {
         Title {
-            id: TitleId::parse(id).unwrap(),
-            name: format!("t{id}"),
             year,
             genres: genres.iter().map(|g| g.to_string()).collect(),
-            maturity: None,
-            overview: None,
-            added_at: 0,
-            countries: None,
+            ..Title::new(TitleId::parse(id).unwrap(), format!("t{id}"))
         }
     }
 

@@ -70,14 +70,9 @@ mod tests {
 
     fn title(rating: Option<MaturityRating>, genres: &[&str]) -> Title {
         Title {
-            id: TitleId::parse("1").unwrap(),
-            name: "x".into(),
-            year: None,
             genres: genres.iter().map(|g| g.to_string()).collect(),
             maturity: rating,
-            overview: None,
-            added_at: 0,
-            countries: None,
+            ..Title::new(TitleId::parse("1").unwrap(), "x")
         }
     }
 

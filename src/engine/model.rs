@@ -412,16 +412,7 @@ mod tests {
     fn catalog(n: usize) -> Catalog {
         Catalog::new(
             (1..=n)
-                .map(|i| Title {
-                    id: TitleId::parse(&i.to_string()).unwrap(),
-                    name: format!("t{i}"),
-                    year: None,
-                    genres: vec![],
-                    maturity: None,
-                    overview: None,
-                    added_at: 0,
-                    countries: None,
-                })
+                .map(|i| Title::new(TitleId::parse(&i.to_string()).unwrap(), format!("t{i}")))
                 .collect(),
         )
     }
