@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::clock::{Clock, format_rfc3339};
 use crate::engine::Engine;
 use crate::engine::catalog::Catalog;
-use crate::engine::model::{self, Model, ModelArtifact, TrainParams};
+use crate::engine::model::{self, Model, ModelArtifact, TrainParams, TrainingSet};
 use crate::engine::rows::PageDefinition;
 use crate::engine::sources::SourceRegistry;
 use crate::store::{ModelRecord, Store};
@@ -35,41 +35,20 @@ pub fn page_definition(rows: Option<&Path>) -> Result<PageDefinition> {
 
 fn read_artifact(data_dir: &Path, record: &ModelRecord) -> Result<ModelArtifact> {
     let path = data_dir.join(&record.artifact_path);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let bytes = std::fs::read(&path).with_context(|| {
         format!(
             "model {}: cannot read artifact {}",
             record.version,
             path.display()
         )
     })?;
-    // Read the format first: an artifact of another format is not corrupt, only old.
-    #[derive(serde::Deserialize)]
-    struct Header {
-        format: u32,
-    }
-    let header: Header = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "model {}: artifact {} is corrupt",
-            record.version,
-            path.display()
-        )
-    })?;
-    if header.format != model::ARTIFACT_FORMAT {
-        bail!(
-            "model {}: artifact format {} is not supported (expected {}); retrain with `marquee train`",
-            record.version,
-            header.format,
-            model::ARTIFACT_FORMAT
-        );
-    }
-    let artifact: ModelArtifact = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "model {}: artifact {} is corrupt",
-            record.version,
-            path.display()
-        )
-    })?;
-    Ok(artifact)
+    ModelArtifact::decode(&bytes)
+        .with_context(|| format!("model {}: artifact {}", record.version, path.display()))
+}
+
+/// Whether this build can load the model's artifact (it exists and has the current format).
+pub fn artifact_is_readable(data_dir: &Path, record: &ModelRecord) -> bool {
+    read_artifact(data_dir, record).is_ok()
 }
 
 /// Builds the engine from the catalogue, the active model and the `alternates` (other
@@ -162,25 +141,29 @@ pub async fn train(
     let now = clock.now();
     let artifact = tokio::task::spawn_blocking({
         let params = params.clone();
-        move || model::train(&catalog, &interactions, &entities, now, &params)
+        move || {
+            let data = TrainingSet::from_interactions(&catalog, &interactions);
+            model::train(&catalog, &data, &entities, now, &params)
+        }
     })
     .await?;
 
     let created_at = crate::clock::wall_now();
     let version = version_name(created_at, &fingerprint);
-    let relative = PathBuf::from("models").join(format!("{version}.json"));
+    let relative = PathBuf::from("models").join(format!("{version}.model"));
     let path = data_dir.join(&relative);
     std::fs::create_dir_all(path.parent().unwrap_or(data_dir))
         .with_context(|| format!("cannot create {}", path.display()))?;
     // Write then rename: a crash never leaves a half-written artifact under the final name.
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&artifact)?)
+    let tmp = path.with_extension("model.tmp");
+    std::fs::write(&tmp, artifact.encode()?)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path)?;
 
     let metrics = serde_json::json!({
         "titles_with_neighbors": artifact.neighbors.len(),
         "titles_with_content_neighbors": artifact.content_neighbors.len(),
+        "titles_with_embeddings": artifact.embeddings.as_ref().map_or(0, |e| e.titles.len()),
         "trending_countries": artifact.trending.keys().collect::<Vec<_>>(),
         "train_seconds": started.elapsed().as_secs_f64(),
     });

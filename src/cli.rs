@@ -216,6 +216,20 @@ struct BenchArgs {
     url: Option<String>,
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Measure training, artifact size, peak memory and ANN retrieval instead, on the atomic
+    /// files in DIR (e.g. from `marquee generate`), read straight from disk.
+    #[arg(long, value_name = "DIR")]
+    training: Option<PathBuf>,
+    /// With --training: profiles whose folded-in vectors query the ANN index.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// With --training: training parameters as JSON, e.g. '{"als": {"factors": 32}}'.
+    #[arg(long)]
+    train_params: Option<String>,
+    /// With --training: keep the trained model in FILE, and when FILE exists measure it
+    /// instead of training again (ANN settings from --train-params rebuild its index).
+    #[arg(long, value_name = "FILE")]
+    model_cache: Option<PathBuf>,
 }
 
 /// Settings after flags, environment and file are merged.
@@ -389,10 +403,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 say("data already imported; skipping import");
             }
             let fingerprint = store.data_fingerprint().await?;
-            let fresh = store
-                .active_model()
-                .await?
-                .is_some_and(|m| m.data_fingerprint == fingerprint);
+            // A model trained by an older Marquee (another artifact format) is retrained too.
+            let fresh = store.active_model().await?.is_some_and(|m| {
+                m.data_fingerprint == fingerprint && app::artifact_is_readable(&cfg.data_dir, &m)
+            });
             if fresh {
                 say("active model is up to date; skipping training");
             } else {
@@ -422,6 +436,23 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Split(cmd) => crate::quality::split(cmd),
         Command::Eval(args) => crate::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref()),
+        Command::Bench(args) if args.training.is_some() => {
+            let params: TrainParams = match &args.train_params {
+                Some(json) => serde_json::from_str(json).context("--train-params")?,
+                None => TrainParams::default(),
+            };
+            let dir = args.training.unwrap_or_default();
+            tokio::task::spawn_blocking(move || {
+                bench::run_training(
+                    &dir,
+                    &params,
+                    args.queries,
+                    args.seed,
+                    args.model_cache.as_deref(),
+                )
+            })
+            .await?
+        }
         Command::Bench(args) if args.url.is_some() => {
             let url = args.url.unwrap_or_default();
             bench::run_http(&url, args.requests, args.concurrency, args.seed).await

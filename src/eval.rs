@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use crate::domain::{AccountId, Country, EventAction, Profile, ProfileId, Title, TitleId};
 use crate::engine::catalog::{Catalog, TitleIdx, natural_cmp};
 use crate::engine::history::{History, Thumbs, WatchState};
-use crate::engine::model::{self, Interaction, Model, TrainParams};
+use crate::engine::model::{self, Interaction, Model, TrainParams, TrainingSet};
 use crate::engine::page;
 use crate::engine::rows::{PageDefinition, PageOverrides, RowOverride};
 use crate::engine::sources::SourceRegistry;
@@ -569,9 +569,9 @@ pub fn run(
     home: &PageDefinition,
     target: &'static str,
 ) -> Result<Report> {
-    let interactions = set.interactions();
+    let data = TrainingSet::from_interactions(&set.catalog, &set.interactions());
     let started = Instant::now();
-    let artifact = model::train(&set.catalog, &interactions, &[], set.now, params);
+    let artifact = model::train(&set.catalog, &data, &[], set.now, params);
     let train_seconds = started.elapsed().as_secs_f64();
     let model = Model::load("eval", &artifact, &set.catalog);
     let held = set.held_out();
@@ -598,7 +598,7 @@ pub fn run(
         target,
         users: set.users.len(),
         titles: n,
-        train_interactions: interactions.len(),
+        train_interactions: data.len(),
         train_seconds,
         lines,
         top_picks: set

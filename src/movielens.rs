@@ -231,6 +231,100 @@ pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset
     Ok(data)
 }
 
+/// Reads only the `*.item` file of `dir`: the catalogue, for runs that train straight from
+/// files (see `for_each_interaction`).
+pub fn read_titles(dir: &Path) -> Result<Vec<Title>, ImportError> {
+    let path = find_one(dir, "item", true)?.ok_or_else(|| file_err(dir, "no *.item file"))?;
+    read_items(&AtomicFile::read(&path)?, &mut Vec::new())
+}
+
+/// Streams the `*.inter` file of `dir` as (user, item, rating, at) without holding its text
+/// or its records in memory, which is what training on 50M interactions needs. Errors name the
+/// file and line, as the importer's do. Returns the number of interactions.
+pub fn for_each_interaction(
+    dir: &Path,
+    mut f: impl FnMut(&str, &str, Option<f64>, Millis),
+) -> Result<usize, ImportError> {
+    use std::io::BufRead;
+    let path = find_one(dir, "inter", true)?.ok_or_else(|| file_err(dir, "no *.inter file"))?;
+    let name = path.display().to_string();
+    let file = std::fs::File::open(&path).map_err(|e| file_err(&path, e.to_string()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut line = String::new();
+    let err = |number: usize, message: String| ImportError::Line {
+        file: name.clone(),
+        line: number,
+        message,
+    };
+    let read = |reader: &mut std::io::BufReader<std::fs::File>, line: &mut String| {
+        line.clear();
+        reader
+            .read_line(line)
+            .map_err(|e| file_err(&path, e.to_string()))
+    };
+    if read(&mut reader, &mut line)? == 0 {
+        return Err(file_err(&path, "empty file, expected a header line"));
+    }
+    let columns: Vec<&str> = line
+        .trim_end()
+        .split('\t')
+        .map(|c| c.split(':').next().unwrap_or(c).trim())
+        .collect();
+    let position = |col: &str| columns.iter().position(|c| *c == col);
+    let need = |col: &str| {
+        position(col).ok_or_else(|| err(1, format!("missing column {col:?} in the header")))
+    };
+    let (user, item, ts) = (need("user_id")?, need("item_id")?, need("timestamp")?);
+    let rating = position("rating");
+    let width = columns.len();
+    let mut number = 1;
+    let mut count = 0;
+    let mut text = String::new();
+    loop {
+        if read(&mut reader, &mut text)? == 0 {
+            break;
+        }
+        number += 1;
+        let row = text.trim_end_matches(['\n', '\r']);
+        if row.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = row.split('\t').map(str::trim).collect();
+        if fields.len() < width {
+            return Err(err(
+                number,
+                format!("expected {width} columns, found {}", fields.len()),
+            ));
+        }
+        let seconds: f64 = fields[ts]
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e11)
+            .ok_or_else(|| {
+                err(
+                    number,
+                    format!("timestamp {:?} is not Unix seconds", fields[ts]),
+                )
+            })?;
+        let stars = match rating {
+            None => None,
+            Some(c) => Some(
+                fields[c]
+                    .parse::<f64>()
+                    .map_err(|_| err(number, format!("rating {:?} is not a number", fields[c])))?,
+            ),
+        };
+        f(
+            fields[user],
+            fields[item],
+            stars,
+            (seconds * 1000.0).round() as Millis,
+        );
+        count += 1;
+    }
+    Ok(count)
+}
+
 fn read_items(f: &AtomicFile, warnings: &mut Vec<String>) -> Result<Vec<Title>, ImportError> {
     let id = f.column("item_id")?;
     let name = f.column("movie_title")?;

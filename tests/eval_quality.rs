@@ -119,3 +119,44 @@ fn served_top_picks_beat_most_popular_by_a_wide_margin() {
         assert_eq!(report.export_tsv().lines().count(), items);
     }
 }
+
+/// The embedding path alone (ALS, fold-in, ANN), with EASE and co-occurrence turned off, must
+/// find the users' clusters too: a broken fold-in or index would fall to MostPop or below.
+#[test]
+fn embeddings_alone_beat_most_popular() {
+    let raw = tempfile::tempdir().unwrap();
+    write_dataset(raw.path());
+    let out = tempfile::tempdir().unwrap();
+    eval::split_dir(raw.path(), out.path()).unwrap();
+    let rows = marquee::engine::rows::DEFAULT_HOME
+        .replace("embedding_weight = 0.25", "embedding_weight = 1.0");
+    let home = marquee::engine::rows::PageDefinition::parse(
+        &rows,
+        "rows/home.toml",
+        &marquee::engine::sources::SourceRegistry::builtin(),
+    )
+    .unwrap();
+    let params = TrainParams {
+        ease_max_titles: 0,
+        neighbors: 0,
+        ..TrainParams::default()
+    };
+    let set = EvalSet::load(&out.path().join("train"), &out.path().join("test"), false).unwrap();
+    let report = eval::run(&set, &params, &home, "TEST").unwrap();
+    println!("{}", report.table());
+    let get = |name: &str| {
+        report
+            .lines
+            .iter()
+            .find(|(n, _)| n.starts_with(name))
+            .map(|(_, m)| *m)
+            .unwrap()
+    };
+    let (pop, picks) = (get("MostPop"), get("Top Picks"));
+    assert!(
+        picks.ndcg_10 >= 0.2 && picks.ndcg_10 >= 4.0 * pop.ndcg_10,
+        "embeddings alone: NDCG@10 {:.3} vs MostPop {:.3}",
+        picks.ndcg_10,
+        pop.ndcg_10
+    );
+}

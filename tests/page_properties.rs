@@ -7,11 +7,14 @@ use marquee::domain::{
     Title, TitleId,
 };
 use marquee::engine::Engine;
+use marquee::engine::als::Factors;
+use marquee::engine::ann::AnnParams;
 use marquee::engine::catalog::Catalog;
 use marquee::engine::filters;
 use marquee::engine::history::{History, WatchState};
 use marquee::engine::model::{
-    ALL_COUNTRIES, ARTIFACT_FORMAT, Model, ModelArtifact, ScoredTitle, TrainParams,
+    ALL_COUNTRIES, ARTIFACT_FORMAT, EmbeddingArtifact, Model, ModelArtifact, ScoredTitle,
+    TrainParams,
 };
 use marquee::engine::rows::{DEFAULT_HOME, PageDefinition, PageOverrides};
 use marquee::engine::sources::SourceRegistry;
@@ -104,13 +107,14 @@ fn arb_profile() -> impl Strategy<Value = Profile> {
         })
 }
 
-/// A model with random popularity, trending and neighbours over the catalogue.
+/// A model with random popularity, trending, neighbours and embeddings over the catalogue.
 fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
     (
         proptest::collection::vec(0.0f32..1.0, n),
         proptest::collection::vec(proptest::collection::vec((0..n, 0.01f32..1.0), 0..8), n),
+        proptest::collection::vec(-1.0f32..1.0, n * 4),
     )
-        .prop_map(move |(pop, neighbors)| {
+        .prop_map(move |(pop, neighbors, factors)| {
             let scored = |v: &[f32]| -> Vec<ScoredTitle> {
                 let mut list: Vec<ScoredTitle> = v
                     .iter()
@@ -157,6 +161,16 @@ fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
                     })
                     .collect(),
                 content_neighbors: BTreeMap::new(),
+                // Every title has an embedding, so Top Picks draws candidates from the ANN
+                // index too; they must obey the same filters.
+                embeddings: Some(EmbeddingArtifact::build(
+                    (0..n).map(tid).collect(),
+                    Factors {
+                        dim: 4,
+                        data: factors,
+                    },
+                    &AnnParams::default(),
+                )),
             }
         })
 }

@@ -128,12 +128,8 @@ impl WatchState {
         if self.thumbs == Thumbs::Up {
             return 1.0;
         }
-        if let Some(r) = self.rating {
-            // 5★ → 1.0, 4★ → 0.6, 3★ → 0.2, 2.5★ and below → nothing.
-            return ((r.get() - 2.5) / 2.5).clamp(0.0, 1.0);
-        }
-        if self.completed {
-            return 0.8;
+        if self.rating.is_some() || self.completed {
+            return completed_affinity(self.rating);
         }
         if self.last_watched_at.is_some() {
             return 0.2 + 0.5 * self.progress.get();
@@ -174,6 +170,15 @@ impl History {
 
     pub fn states(&self) -> impl Iterator<Item = &WatchState> {
         self.states.values()
+    }
+}
+
+/// How much a profile liked a title it rated (or finished without rating): 5★ → 1.0,
+/// 4★ → 0.6, 3★ → 0.2, 2.5★ and below → nothing; finished, unrated → 0.8.
+pub fn completed_affinity(rating: Option<StarRating>) -> f64 {
+    match rating {
+        Some(r) => ((r.get() - 2.5) / 2.5).clamp(0.0, 1.0),
+        None => 0.8,
     }
 }
 

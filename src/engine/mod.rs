@@ -2,6 +2,8 @@
 //! and page assembly. Nothing in here knows about HTTP, GraphQL or SQL; callers hand it plain
 //! values and get plain values back.
 
+pub mod als;
+pub mod ann;
 pub mod catalog;
 pub mod content;
 pub mod ease;
@@ -12,6 +14,7 @@ pub mod page;
 pub mod rerank;
 pub mod rows;
 pub mod sources;
+pub mod training_set;
 
 use std::collections::{HashMap, HashSet};
 

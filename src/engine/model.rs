@@ -9,19 +9,26 @@
 //! - item-item weights: EASE (see `ease.rs`), top-k by magnitude per title (what Top Picks
 //!   scores a whole history with);
 //! - content neighbours: genres, release year and knowledge-graph people (see `content.rs`),
-//!   top-k per title, for titles with few or no interactions.
+//!   top-k per title, for titles with few or no interactions;
+//! - embeddings: implicit ALS title vectors (see `als.rs`) and an HNSW index over them (see
+//!   `ann.rs`); profiles are folded in at request time from their current history.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Country, DAY_MS, Millis, ProfileId, TitleId};
+use crate::domain::{Country, DAY_MS, Millis, TitleId};
+use crate::engine::als::{self, AlsParams, Factors, ItemFactors, Sparse};
+use crate::engine::ann::{AnnIndex, AnnParams};
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::content::{self, ContentParams, TitleEntity};
 use crate::engine::ease;
+pub use crate::engine::training_set::{Interaction, TrainingSet};
 
 /// Bumped when the artifact layout changes; older artifacts are refused with a clear error.
-pub const ARTIFACT_FORMAT: u32 = 3;
+pub const ARTIFACT_FORMAT: u32 = 4;
 
 /// The key under which trending over all countries is stored.
 pub const ALL_COUNTRIES: &str = "*";
@@ -49,6 +56,10 @@ pub struct TrainParams {
     pub ease_max_titles: usize,
     /// Content neighbours from metadata (see `content.rs`).
     pub content: ContentParams,
+    /// Latent embeddings (see `als.rs`); `als.factors = 0` turns them off.
+    pub als: AlsParams,
+    /// The ANN index over title embeddings (see `ann.rs`).
+    pub ann: AnnParams,
 }
 
 impl Default for TrainParams {
@@ -63,26 +74,39 @@ impl Default for TrainParams {
             ease_neighbors: 200,
             ease_max_titles: 5_000,
             content: ContentParams::default(),
+            als: AlsParams::default(),
+            ann: AnnParams::default(),
         }
     }
-}
-
-/// One profile's relation to one title, as training sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Interaction {
-    pub profile: ProfileId,
-    pub title: TitleId,
-    /// How much the profile liked it, 0–1 (see `WatchState::affinity`).
-    pub affinity: f32,
-    pub at: Millis,
-    pub country: Option<Country>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredTitle(pub TitleId, pub f32);
 
+/// Title embeddings and their ANN index. Only titles with interactions have one (the others
+/// would be zero vectors).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddingArtifact {
+    /// Row r of `factors` (and value r in `index`) is `titles[r]`.
+    pub titles: Vec<TitleId>,
+    pub factors: Factors,
+    pub index: Arc<AnnIndex>,
+}
+
+impl EmbeddingArtifact {
+    /// Indexes `factors` (row r belongs to `titles[r]`).
+    pub fn build(titles: Vec<TitleId>, factors: Factors, params: &AnnParams) -> Self {
+        let index = Arc::new(AnnIndex::build(&factors, params));
+        Self {
+            titles,
+            factors,
+            index,
+        }
+    }
+}
+
 /// The persisted model: ids, not catalogue indexes, so it survives catalogue changes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelArtifact {
     pub format: u32,
     /// The training clock's "now": trending is relative to it.
@@ -100,33 +124,95 @@ pub struct ModelArtifact {
     pub item_weights: BTreeMap<TitleId, Vec<ScoredTitle>>,
     /// Title → most similar titles by metadata (genres, year, people), most similar first.
     pub content_neighbors: BTreeMap<TitleId, Vec<ScoredTitle>>,
+    /// None when embeddings are turned off or nothing was interacted with.
+    pub embeddings: Option<EmbeddingArtifact>,
+}
+
+/// The first bytes of every artifact file, then the format as a little-endian u32, then the
+/// artifact in postcard (a compact binary serde format: at 50k titles JSON would be several
+/// times larger and slower to parse).
+const MAGIC: &[u8; 8] = b"MRQMODEL";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error(
+        "not a Marquee model artifact (models trained before format 4 were JSON); retrain with `marquee train`"
+    )]
+    NotAnArtifact,
+    #[error(
+        "artifact format {found} is not supported (expected {ARTIFACT_FORMAT}); retrain with `marquee train`"
+    )]
+    Format { found: u32 },
+    #[error("artifact is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl ModelArtifact {
+    pub fn encode(&self) -> Result<Vec<u8>, ArtifactError> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&self.format.to_le_bytes());
+        postcard::to_extend(self, out).map_err(|e| ArtifactError::Corrupt(e.to_string()))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, ArtifactError> {
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or(ArtifactError::NotAnArtifact)?;
+        let (format, payload) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| ArtifactError::Corrupt("truncated header".into()))?;
+        let found = u32::from_le_bytes(*format);
+        if found != ARTIFACT_FORMAT {
+            return Err(ArtifactError::Format { found });
+        }
+        postcard::from_bytes(payload).map_err(|e| ArtifactError::Corrupt(e.to_string()))
+    }
+}
+
+/// How much one interaction counts for popularity and embeddings: watching at all says
+/// something, liking it says more.
+fn interaction_weight(affinity: f32) -> f32 {
+    0.2 + 0.8 * affinity
+}
+
+/// Wall-clock time of each training stage, for `marquee train` and the scale benchmark.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageTimes(pub Vec<(&'static str, f64)>);
+
+impl StageTimes {
+    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        self.0.push((stage, started.elapsed().as_secs_f64()));
+        out
+    }
 }
 
 pub fn train(
     catalog: &Catalog,
-    interactions: &[Interaction],
+    data: &TrainingSet,
     entities: &[TitleEntity],
     now: Millis,
     params: &TrainParams,
 ) -> ModelArtifact {
+    train_timed(catalog, data, entities, now, params).0
+}
+
+pub fn train_timed(
+    catalog: &Catalog,
+    data: &TrainingSet,
+    entities: &[TitleEntity],
+    now: Millis,
+    params: &TrainParams,
+) -> (ModelArtifact, StageTimes) {
     let n = catalog.len();
-    let known: Vec<(usize, TitleIdx, &Interaction)> = {
-        let mut profiles: HashMap<&ProfileId, usize> = HashMap::new();
-        interactions
-            .iter()
-            .filter_map(|i| {
-                let t = catalog.idx(&i.title)?;
-                let next = profiles.len();
-                let p = *profiles.entry(&i.profile).or_insert(next);
-                Some((p, t, i))
-            })
-            .collect()
-    };
+    let mut times = StageTimes::default();
+    let started = std::time::Instant::now();
 
     // Popularity.
     let mut popularity = vec![0f32; n];
-    for (_, t, i) in &known {
-        popularity[*t as usize] += 0.2 + 0.8 * i.affinity;
+    for r in data.rows() {
+        popularity[r.title as usize] += interaction_weight(r.affinity);
     }
     let popularity = ranked(catalog, popularity.into_iter().enumerate());
 
@@ -134,19 +220,19 @@ pub fn train(
     let window = (params.trending_window_days * DAY_MS as f64) as Millis;
     let half_life = params.trending_half_life_days.max(1e-3) * DAY_MS as f64;
     let mut by_country: BTreeMap<String, (usize, HashMap<TitleIdx, f32>)> = BTreeMap::new();
-    for (_, t, i) in &known {
-        let age = now - i.at;
+    for r in data.rows() {
+        let age = now - r.at;
         if age < 0 || age > window {
             continue;
         }
-        let weight = (0.2 + 0.8 * i.affinity) * (-(age as f64) / half_life).exp2() as f32;
+        let weight = interaction_weight(r.affinity) * (-(age as f64) / half_life).exp2() as f32;
         let mut add = |key: &str| {
             let (count, scores) = by_country.entry(key.to_owned()).or_default();
             *count += 1;
-            *scores.entry(*t).or_default() += weight;
+            *scores.entry(r.title).or_default() += weight;
         };
         add(ALL_COUNTRIES);
-        if let Some(c) = &i.country {
+        if let Some(c) = data.country(r) {
             add(c.as_str());
         }
     }
@@ -162,17 +248,79 @@ pub fn train(
         })
         .collect();
 
-    ModelArtifact {
+    times
+        .0
+        .push(("popularity and trending", started.elapsed().as_secs_f64()));
+    let neighbors = times.time("co-occurrence neighbours", || {
+        item_neighbors(catalog, data, params)
+    });
+    let item_weights = times.time("EASE", || ease_weights(catalog, data, params));
+    let content_neighbors = times.time("content neighbours", || {
+        content::neighbors(catalog, entities, &params.content)
+    });
+    let embeddings = embeddings(catalog, data, params, &mut times);
+    let artifact = ModelArtifact {
         format: ARTIFACT_FORMAT,
         trained_at: now,
         params: params.clone(),
-        interactions: known.len(),
+        interactions: data.len(),
         popularity,
         trending,
-        neighbors: item_neighbors(catalog, &known, params),
-        item_weights: ease_weights(catalog, &known, params),
-        content_neighbors: content::neighbors(catalog, entities, &params.content),
+        neighbors,
+        item_weights,
+        content_neighbors,
+        embeddings,
+    };
+    (artifact, times)
+}
+
+/// Implicit ALS over the titles that have interactions, then the HNSW index over the result.
+fn embeddings(
+    catalog: &Catalog,
+    data: &TrainingSet,
+    params: &TrainParams,
+    times: &mut StageTimes,
+) -> Option<EmbeddingArtifact> {
+    if params.als.factors == 0 || data.is_empty() {
+        return None;
     }
+    let (active, dense_of) = active_titles(catalog, data);
+    let by_profile = Sparse::from_triples(
+        data.profiles(),
+        data.rows().iter().map(|r| {
+            (
+                r.profile,
+                dense_of[r.title as usize],
+                interaction_weight(r.affinity),
+            )
+        }),
+    );
+    let trained = times.time("ALS", || als::train(&by_profile, active.len(), &params.als));
+    drop(by_profile);
+    let titles = active
+        .iter()
+        .map(|t| catalog.title(*t).id.clone())
+        .collect();
+    Some(times.time("ANN index", || {
+        EmbeddingArtifact::build(titles, trained.titles, &params.ann)
+    }))
+}
+
+/// The titles with at least one interaction, in catalogue order, and each catalogue title's
+/// position among them (`u32::MAX` for titles without interactions).
+fn active_titles(catalog: &Catalog, data: &TrainingSet) -> (Vec<TitleIdx>, Vec<u32>) {
+    let mut seen = vec![false; catalog.len()];
+    for r in data.rows() {
+        seen[r.title as usize] = true;
+    }
+    let active: Vec<TitleIdx> = (0..catalog.len() as TitleIdx)
+        .filter(|t| seen[*t as usize])
+        .collect();
+    let mut dense_of = vec![u32::MAX; catalog.len()];
+    for (d, t) in active.iter().enumerate() {
+        dense_of[*t as usize] = d as u32;
+    }
+    (active, dense_of)
 }
 
 /// Sorts descending by score (ties by catalogue order, so training is deterministic) and drops
@@ -190,15 +338,14 @@ fn ranked(catalog: &Catalog, scores: impl Iterator<Item = (usize, f32)>) -> Vec<
 /// both is what makes two titles similar; whether the profile liked them is the scorer's job.
 fn item_neighbors(
     catalog: &Catalog,
-    known: &[(usize, TitleIdx, &Interaction)],
+    data: &TrainingSet,
     params: &TrainParams,
 ) -> BTreeMap<TitleId, Vec<ScoredTitle>> {
     let n = catalog.len();
-    let profiles = known.iter().map(|(p, _, _)| p + 1).max().unwrap_or(0);
-    let mut items_of: Vec<Vec<TitleIdx>> = vec![Vec::new(); profiles];
+    let mut items_of: Vec<Vec<TitleIdx>> = vec![Vec::new(); data.profiles()];
     let mut profiles_of: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for (p, t, _) in known {
-        items_of[*p].push(*t);
+    for r in data.rows() {
+        items_of[r.profile as usize].push(r.title);
     }
     for (p, items) in items_of.iter_mut().enumerate() {
         items.sort_unstable();
@@ -209,75 +356,85 @@ fn item_neighbors(
     }
     let count: Vec<f32> = profiles_of.iter().map(|ps| ps.len() as f32).collect();
 
-    let mut co = vec![0u32; n];
-    let mut touched: Vec<TitleIdx> = Vec::new();
-    let mut out = BTreeMap::new();
-    for i in 0..n {
-        for p in &profiles_of[i] {
-            for &j in &items_of[*p as usize] {
-                if j as usize == i {
-                    continue;
+    // Titles are independent of each other: each worker keeps its own dense counter array.
+    let lists: Vec<Option<Vec<(TitleIdx, f32)>>> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (vec![0u32; n], Vec::<TitleIdx>::new()),
+            |(co, touched), i| {
+                for p in &profiles_of[i] {
+                    for &j in &items_of[*p as usize] {
+                        if j as usize == i {
+                            continue;
+                        }
+                        if co[j as usize] == 0 {
+                            touched.push(j);
+                        }
+                        co[j as usize] += 1;
+                    }
                 }
-                if co[j as usize] == 0 {
-                    touched.push(j);
+                let mut sims: Vec<(TitleIdx, f32)> = touched
+                    .iter()
+                    .map(|&j| {
+                        let c = co[j as usize] as f32;
+                        (
+                            j,
+                            c / ((count[i] * count[j as usize]).sqrt() + params.shrinkage),
+                        )
+                    })
+                    .collect();
+                for &j in touched.iter() {
+                    co[j as usize] = 0;
                 }
-                co[j as usize] += 1;
-            }
-        }
-        let mut sims: Vec<(TitleIdx, f32)> = touched
-            .iter()
-            .map(|&j| {
-                let c = co[j as usize] as f32;
-                (
-                    j,
-                    c / ((count[i] * count[j as usize]).sqrt() + params.shrinkage),
-                )
-            })
-            .collect();
-        for &j in &touched {
-            co[j as usize] = 0;
-        }
-        touched.clear();
-        if sims.is_empty() {
-            continue;
-        }
-        let k = params.neighbors.min(sims.len());
-        if k < sims.len() {
-            sims.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            sims.truncate(k);
-        }
-        sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out.insert(
-            catalog.title(i as TitleIdx).id.clone(),
-            sims.into_iter()
-                .map(|(j, s)| ScoredTitle(catalog.title(j).id.clone(), s))
-                .collect(),
-        );
-    }
-    out
+                touched.clear();
+                if sims.is_empty() {
+                    return None;
+                }
+                let order = |a: &(TitleIdx, f32), b: &(TitleIdx, f32)| {
+                    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+                };
+                let k = params.neighbors.min(sims.len());
+                if k < sims.len() {
+                    sims.select_nth_unstable_by(k, order);
+                    sims.truncate(k);
+                }
+                sims.sort_by(order);
+                // `truncate` keeps the capacity: a popular title touches most of the
+                // catalogue, and 50k titles × that capacity was 5 GB of peak memory.
+                sims.shrink_to_fit();
+                Some(sims)
+            },
+        )
+        .collect();
+    lists
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, sims)| {
+            Some((
+                catalog.title(i as TitleIdx).id.clone(),
+                sims?
+                    .into_iter()
+                    .map(|(j, s)| ScoredTitle(catalog.title(j).id.clone(), s))
+                    .collect(),
+            ))
+        })
+        .collect()
 }
 
 /// EASE over the titles that have interactions (the others would be all-zero rows and columns),
 /// on binary "has interacted" data: the same implicit signal the co-occurrence counts use.
 fn ease_weights(
     catalog: &Catalog,
-    known: &[(usize, TitleIdx, &Interaction)],
+    data: &TrainingSet,
     params: &TrainParams,
 ) -> BTreeMap<TitleId, Vec<ScoredTitle>> {
-    let mut dense_of = vec![u32::MAX; catalog.len()];
-    let mut active: Vec<TitleIdx> = known.iter().map(|(_, t, _)| *t).collect();
-    active.sort_unstable();
-    active.dedup();
+    let (active, dense_of) = active_titles(catalog, data);
     if active.is_empty() || active.len() > params.ease_max_titles || params.ease_neighbors == 0 {
         return BTreeMap::new();
     }
-    for (d, t) in active.iter().enumerate() {
-        dense_of[*t as usize] = d as u32;
-    }
-    let profiles = known.iter().map(|(p, _, _)| p + 1).max().unwrap_or(0);
-    let mut items_of: Vec<Vec<u32>> = vec![Vec::new(); profiles];
-    for (p, t, _) in known {
-        items_of[*p].push(dense_of[*t as usize]);
+    let mut items_of: Vec<Vec<u32>> = vec![Vec::new(); data.profiles()];
+    for r in data.rows() {
+        items_of[r.profile as usize].push(dense_of[r.title as usize]);
     }
     for items in &mut items_of {
         items.sort_unstable();
@@ -315,6 +472,18 @@ pub struct Model {
     item_weights: Vec<Vec<(TitleIdx, f32)>>,
     has_item_weights: bool,
     content_neighbors: Vec<Vec<(TitleIdx, f32)>>,
+    embeddings: Option<ServedEmbeddings>,
+}
+
+/// Embeddings bound to a catalogue.
+#[derive(Debug, Clone)]
+struct ServedEmbeddings {
+    factors: ItemFactors,
+    index: Arc<AnnIndex>,
+    /// Embedding row → catalogue index (None for a title the catalogue no longer has).
+    title_of_row: Vec<Option<TitleIdx>>,
+    /// Catalogue index → embedding row.
+    row_of_title: Vec<Option<u32>>,
 }
 
 impl Model {
@@ -346,6 +515,22 @@ impl Model {
         let neighbors = by_title(&artifact.neighbors);
         let item_weights = by_title(&artifact.item_weights);
         let content_neighbors = by_title(&artifact.content_neighbors);
+        let embeddings = artifact.embeddings.as_ref().map(|e| {
+            let title_of_row: Vec<Option<TitleIdx>> =
+                e.titles.iter().map(|id| catalog.idx(id)).collect();
+            let mut row_of_title = vec![None; catalog.len()];
+            for (row, t) in title_of_row.iter().enumerate() {
+                if let Some(t) = t {
+                    row_of_title[*t as usize] = Some(row as u32);
+                }
+            }
+            ServedEmbeddings {
+                factors: ItemFactors::new(e.factors.clone(), &artifact.params.als),
+                index: e.index.clone(),
+                title_of_row,
+                row_of_title,
+            }
+        });
         Self {
             version: version.to_owned(),
             trained_at: artifact.trained_at,
@@ -360,7 +545,37 @@ impl Model {
             has_item_weights: item_weights.iter().any(|l| !l.is_empty()),
             item_weights,
             content_neighbors,
+            embeddings,
         }
+    }
+
+    /// Whether the model has title embeddings (older or embedding-free models do not).
+    pub fn has_embeddings(&self) -> bool {
+        self.embeddings.is_some()
+    }
+
+    /// A profile's embedding, folded in from (title, weight) history entries; None without
+    /// embeddings or when no entry has one.
+    pub fn fold_in(&self, history: &[(TitleIdx, f32)]) -> Option<Vec<f32>> {
+        let e = self.embeddings.as_ref()?;
+        let rows: Vec<(u32, f32)> = history
+            .iter()
+            .filter_map(|(t, w)| Some((e.row_of_title.get(*t as usize).copied()??, *w)))
+            .collect();
+        e.factors.fold_in(&rows)
+    }
+
+    /// The titles whose embeddings best match `profile` (from `fold_in`), by the ANN index,
+    /// with their exact inner products, best first; at most `k`.
+    pub fn nearest_titles(&self, profile: &[f32], k: usize) -> Vec<(TitleIdx, f32)> {
+        let Some(e) = &self.embeddings else {
+            return Vec::new();
+        };
+        e.index
+            .search(profile, k)
+            .into_iter()
+            .filter_map(|(row, score)| Some((e.title_of_row.get(row as usize).copied()??, score)))
+            .collect()
     }
 
     /// Normalised popularity of a title (1.0 = the most popular).
@@ -407,13 +622,29 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Title;
+    use crate::domain::{ProfileId, Title};
 
     fn catalog(n: usize) -> Catalog {
         Catalog::new(
             (1..=n)
                 .map(|i| Title::new(TitleId::parse(&i.to_string()).unwrap(), format!("t{i}")))
                 .collect(),
+        )
+    }
+
+    fn train(
+        catalog: &Catalog,
+        data: &[Interaction],
+        entities: &[TitleEntity],
+        now: Millis,
+        params: &TrainParams,
+    ) -> ModelArtifact {
+        super::train(
+            catalog,
+            &TrainingSet::from_interactions(catalog, data),
+            entities,
+            now,
+            params,
         )
     }
 
@@ -476,6 +707,76 @@ mod tests {
                 .item_weights
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn embeddings_fold_in_a_profile_from_its_history() {
+        // Profiles a0–a9 watch titles 1–5, b0–b9 watch titles 6–10, each all but one.
+        let mut data = Vec::new();
+        for p in 0..10 {
+            for k in (1..=5).filter(|k| k % 5 != p % 5) {
+                data.push(ix(&format!("a{p}"), &k.to_string(), 0));
+                data.push(ix(&format!("b{p}"), &(k + 5).to_string(), 0));
+            }
+        }
+        let params = TrainParams {
+            als: AlsParams {
+                factors: 4,
+                regularization: 1.0,
+                ..AlsParams::default()
+            },
+            ..TrainParams::default()
+        };
+        let catalog = catalog(10);
+        let artifact = train(&catalog, &data, &[], 0, &params);
+        assert_eq!(artifact.embeddings.as_ref().unwrap().titles.len(), 10);
+        // Through the artifact encoding, as a server loads it.
+        let artifact = ModelArtifact::decode(&artifact.encode().unwrap()).unwrap();
+        let model = Model::load("t", &artifact, &catalog);
+        // A history in the first group reaches the first group, and one new event in the
+        // second group moves the profile there: no retraining involved.
+        let first = model.fold_in(&[(0, 1.0), (1, 1.0)]).unwrap();
+        let top: Vec<TitleIdx> = model
+            .nearest_titles(&first, 3)
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        assert!(top.iter().all(|t| *t < 5), "{top:?}");
+        let second = model.fold_in(&[(7, 1.0)]).unwrap();
+        let top: Vec<TitleIdx> = model
+            .nearest_titles(&second, 3)
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        assert!(top.iter().all(|t| *t >= 5), "{top:?}");
+        assert!(model.fold_in(&[]).is_none());
+    }
+
+    #[test]
+    fn artifacts_of_another_format_are_refused_with_a_reason() {
+        let artifact = train(
+            &catalog(2),
+            &[ix("a", "1", 0)],
+            &[],
+            0,
+            &TrainParams::default(),
+        );
+        let mut bytes = artifact.encode().unwrap();
+        assert!(ModelArtifact::decode(&bytes).is_ok());
+        bytes[8] = 3; // format 3
+        assert!(matches!(
+            ModelArtifact::decode(&bytes),
+            Err(ArtifactError::Format { found: 3 })
+        ));
+        assert!(matches!(
+            ModelArtifact::decode(b"{\"format\": 3}"),
+            Err(ArtifactError::NotAnArtifact)
+        ));
+        let truncated = &artifact.encode().unwrap()[..20];
+        assert!(matches!(
+            ModelArtifact::decode(truncated),
+            Err(ArtifactError::Corrupt(_))
+        ));
     }
 
     #[test]

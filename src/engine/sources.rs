@@ -255,6 +255,11 @@ pub struct PersonalizedParams {
     pub seen_weight: f64,
     /// Weight of co-occurrence similarity next to the EASE score (each scaled to its best).
     pub similarity_weight: f32,
+    /// Weight of the embedding score (the folded-in profile vector · title vector, via the
+    /// ANN index) next to the EASE score, each scaled to its best eligible title.
+    pub embedding_weight: f32,
+    /// Titles the ANN index is asked for (at most the index's `ef_search`).
+    pub embedding_candidates: usize,
     /// Weight of global popularity next to the personal score.
     pub popularity_weight: f32,
     /// Titles scoring below this share of the best title's score are left out. EASE gives
@@ -272,6 +277,8 @@ impl Default for PersonalizedParams {
             recency_floor: 0.06,
             seen_weight: 1.0,
             similarity_weight: 0.0,
+            embedding_weight: 0.25,
+            embedding_candidates: 100,
             popularity_weight: 0.0,
             min_relative_score: 0.2,
             cold_start_title: "Popular on Marquee".into(),
@@ -280,7 +287,9 @@ impl Default for PersonalizedParams {
 }
 
 /// Top Picks: EASE weights (and co-occurrence similarity) summed over the profile's history,
-/// the latest session weighing most. Without EASE weights in the model, similarity alone.
+/// the latest session weighing most, blended with the embedding score of the profile vector
+/// folded in from that same decayed history (candidates from the ANN index). Without EASE
+/// weights in the model, similarity (and embeddings) alone.
 #[derive(Debug)]
 pub struct Personalized(pub PersonalizedParams);
 
@@ -348,6 +357,12 @@ impl Personalized {
             }
             add(ctx.model.neighbors(anchor), w, &mut similar);
         }
+        let mut embedded = vec![0f32; n];
+        let use_embeddings = p.embedding_weight > 0.0 && ctx.model.has_embeddings();
+        if use_embeddings && let Some(profile) = ctx.model.fold_in(&history) {
+            let nearest = ctx.model.nearest_titles(&profile, p.embedding_candidates);
+            add(&nearest, 1.0, &mut embedded);
+        }
         if touched.is_empty() {
             return None;
         }
@@ -359,7 +374,7 @@ impl Personalized {
                 .map(|t| acc[*t as usize])
                 .fold(f32::MIN_POSITIVE, f32::max)
         };
-        let (ease_max, similar_max) = (best(&ease), best(&similar));
+        let (ease_max, similar_max, embedded_max) = (best(&ease), best(&similar), best(&embedded));
         // Without EASE the similarity score is the personal score, as before EASE existed.
         let similarity_weight = if use_ease { p.similarity_weight } else { 1.0 };
         Some(
@@ -371,8 +386,14 @@ impl Personalized {
                     } else {
                         0.0
                     };
-                    let personal =
-                        from_ease + similarity_weight * similar[t as usize] / similar_max;
+                    let from_embeddings = if use_embeddings {
+                        p.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
+                    } else {
+                        0.0
+                    };
+                    let personal = from_ease
+                        + similarity_weight * similar[t as usize] / similar_max
+                        + from_embeddings;
                     (t, personal + p.popularity_weight * ctx.model.popularity(t))
                 })
                 .collect(),
@@ -632,7 +653,7 @@ mod tests {
     use super::*;
     use crate::domain::{AccountId, ProfileId, Title, TitleId};
     use crate::engine::history::WatchState;
-    use crate::engine::model::{Interaction, TrainParams, train};
+    use crate::engine::model::{Interaction, TrainParams, TrainingSet, train};
 
     fn title(id: &str, genres: &[&str]) -> Title {
         Title {
@@ -652,7 +673,7 @@ mod tests {
             title("3", &["Comedy"]),
         ]);
         let p = ProfileId::parse("p").unwrap();
-        let artifact = train(
+        let data = TrainingSet::from_interactions(
             &catalog,
             &[Interaction {
                 profile: p.clone(),
@@ -661,10 +682,8 @@ mod tests {
                 at: 0,
                 country: None,
             }],
-            &[],
-            0,
-            &TrainParams::default(),
         );
+        let artifact = train(&catalog, &data, &[], 0, &TrainParams::default());
         let model = Model::load("t", &artifact, &catalog);
         assert!(model.neighbors(0).is_empty());
         let mut watched = WatchState::new(TitleId::parse("1").unwrap());

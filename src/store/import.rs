@@ -47,7 +47,7 @@ impl Store {
         opts: &ImportOptions,
         progress: &dyn Fn(&str, u64, u64),
     ) -> Result<ImportSummary> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
 
         // Interactions may refer to titles imported earlier (e.g. a held-out split without
         // an .item file); anything else is an error that names the first line using it.

@@ -45,7 +45,7 @@ impl Store {
     /// Writes a batch of pages with their impressions in one transaction; a repeated page is
     /// kept once, so a retried batch does not double count. Returns the items written.
     pub async fn write_impressions(&self, pages: &[PageImpressions]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut written = 0;
         for chunk in pages.chunks(200) {
             let rows = chunk
@@ -92,7 +92,7 @@ impl Store {
         if exposures.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = exposures
             .iter()
             .map(|e| {

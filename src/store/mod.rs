@@ -224,9 +224,20 @@ impl Store {
         rows.iter().map(profile_from_row).collect()
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later cannot
+    /// wait for a busy writer (SQLite fails it at once with "database is locked", since its
+    /// snapshot is stale), while an immediate one waits out the busy timeout.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Creates a profile (and its account if new). Fails when the profile id is taken.
     pub async fn create_profile(&self, p: &Profile, created_at: Millis) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
         )

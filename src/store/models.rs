@@ -42,7 +42,7 @@ const COLUMNS: &str = "version, created_at, trained_at, interactions, data_finge
 impl Store {
     /// Registers a trained model and makes it the active one.
     pub async fn register_model(&self, m: &ModelRecord) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO model_versions (version, created_at, trained_at, interactions, data_fingerprint, params, metrics, artifact_path, active) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
@@ -66,7 +66,7 @@ impl Store {
     }
 
     pub async fn activate_model(&self, version: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT version FROM model_versions WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)

@@ -158,7 +158,7 @@ impl Store {
         events: &[NewEvent],
         received_at: Millis,
     ) -> Result<RecordSummary> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // Serialise writers per profile so that two concurrent batches cannot both read
             // the same watch state and overwrite each other's update.
