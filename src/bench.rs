@@ -260,12 +260,13 @@ pub fn run_training(
                 println!("  train {stage:<26} {seconds:>8.1}s");
             }
             println!("  train total                      {train_total:>8.1}s");
-            if artifact.item_weights.is_empty() {
-                println!(
-                    "  (EASE skipped: more than {} titles with interactions)",
-                    params.ease_max_titles
-                );
-            }
+            // Local EASE leaves a title without weights when it has no co-watched titles or
+            // its approximated system is not positive-definite.
+            println!(
+                "  EASE weights for {} of {} titles",
+                artifact.item_weights.len(),
+                catalog.len()
+            );
             if artifact.content_neighbors.is_empty() {
                 println!(
                     "  (content neighbours skipped: more than {} titles)",

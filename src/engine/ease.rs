@@ -12,7 +12,12 @@
 //!
 //! The inverse is a dense Gauss-Jordan on f64: O(n³) in the number of titles with interactions
 //! (≈ 1–2 s for MovieLens' 1,682 in a release build). It is the one place training is cubic, so
-//! `TrainParams::ease_max_titles` bounds it.
+//! `TrainParams::ease_max_titles` bounds it. Above that, `local_columns` solves each column of
+//! B on its own, restricted to the title's nearest co-occurrence neighbours: the same closed
+//! form, column j being `B[·][j] = (G_{−j,−j} + λI)⁻¹ G_{−j,j}`, with `−j` narrowed from "every
+//! other title" to "the K titles most co-watched with j" — linear in the catalogue.
+
+use crate::engine::linalg::cholesky_solve;
 
 /// The Gram matrix `XᵀX` of binary interactions, dense row-major `n × n`, from each profile's
 /// distinct item indexes (each `< n`).
@@ -85,6 +90,58 @@ pub fn weights(n: usize, profiles: &[Vec<u32>], lambda: f64) -> Option<Vec<f64>>
     Some(p)
 }
 
+/// One title's column of EASE, restricted to its neighbourhood (see the module comment).
+/// `lists[j]` are title j's most co-watched titles as (title, profiles who watched both),
+/// `counts[j]` the profiles who watched j. A pair within the neighbourhood that neither's list
+/// holds counts as `min(unknown[a], unknown[b])` — what the lists imply at most (see
+/// `model::local_ease_weights` for why not 0): the approximation that makes this linear.
+/// Returns (i, B[i][j]) for the titles i of j's neighbourhood; empty if the approximated
+/// system is not positive-definite.
+pub fn local_column(
+    j: usize,
+    lists: &[Vec<(u32, u32)>],
+    counts: &[u32],
+    unknown: &[f64],
+    lambda: f64,
+    position: &mut [u32],
+) -> Vec<(u32, f64)> {
+    let hood = &lists[j];
+    let k = hood.len();
+    if k == 0 {
+        return Vec::new();
+    }
+    for (a, (i, _)) in hood.iter().enumerate() {
+        position[*i as usize] = a as u32;
+    }
+    let mut gram = vec![0f64; k * k];
+    for (a, (i, _)) in hood.iter().enumerate() {
+        for (b, (o, _)) in hood.iter().enumerate() {
+            gram[a * k + b] = unknown[*i as usize].min(unknown[*o as usize]);
+        }
+    }
+    for (a, (i, _)) in hood.iter().enumerate() {
+        gram[a * k + a] = counts[*i as usize] as f64 + lambda;
+        for &(other, both) in &lists[*i as usize] {
+            let b = position[other as usize];
+            if b != u32::MAX && b as usize != a {
+                // Symmetric by nature; either list may be the one that holds the pair.
+                let both = both as f64;
+                let (ab, ba) = (a * k + b as usize, b as usize * k + a);
+                gram[ab] = gram[ab].max(both);
+                gram[ba] = gram[ba].max(both);
+            }
+        }
+    }
+    for (i, _) in hood {
+        position[*i as usize] = u32::MAX;
+    }
+    let mut rhs: Vec<f64> = hood.iter().map(|(_, both)| *both as f64).collect();
+    if cholesky_solve(&mut gram, &mut rhs, k).is_none() {
+        return Vec::new();
+    }
+    hood.iter().map(|(i, _)| *i).zip(rhs).collect()
+}
+
 /// The `k` largest weights of one row by magnitude, largest first (ties by index, so the result
 /// is deterministic), without the zero diagonal. Negative weights are kept: they carry much of
 /// EASE's accuracy (on MovieLens-100K, keeping only positive weights loses a tenth of NDCG).
@@ -107,6 +164,31 @@ pub fn top_k_by_magnitude(row: &[f64], k: usize) -> Vec<(u32, f64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_local_column_is_the_closed_form_over_the_neighbourhood() {
+        // Three titles; 0 and 1 co-watched by 4 profiles, 0 and 2 by 2, 1 and 2 never (so the
+        // pair is in neither list). Counts 10, 6, 3; λ = 1. Column of title 0 over {1, 2}:
+        // [[6 + 1, 0], [0, 3 + 1]] b = [4, 2]  →  b = [4/7, 1/2].
+        let lists = vec![vec![(1, 4), (2, 2)], vec![(0, 4)], vec![(0, 2)]];
+        let counts = [10, 6, 3];
+        let mut position = vec![u32::MAX; 3];
+        let col = local_column(0, &lists, &counts, &[0.0; 3], 1.0, &mut position);
+        assert_eq!(col.len(), 2);
+        assert_eq!((col[0].0, col[1].0), (1, 2));
+        assert!((col[0].1 - 4.0 / 7.0).abs() < 1e-12 && (col[1].1 - 0.5).abs() < 1e-12);
+        assert!(
+            position.iter().all(|p| *p == u32::MAX),
+            "scratch is left clean"
+        );
+        // Column of title 1 over {0}: (10 + 1) b = 4.
+        let col = local_column(1, &lists, &counts, &[0.0; 3], 1.0, &mut position);
+        assert!((col[0].1 - 4.0 / 11.0).abs() < 1e-12);
+        // If the lists say a missing pair was co-watched at most once, (1, 2) counts as 1:
+        // [[7, 1], [1, 4]] b = [4, 2]  →  b = [14/27, 10/27].
+        let col = local_column(0, &lists, &counts, &[1.0; 3], 1.0, &mut position);
+        assert!((col[0].1 - 14.0 / 27.0).abs() < 1e-12 && (col[1].1 - 10.0 / 27.0).abs() < 1e-12);
+    }
+
     use super::*;
 
     fn close(a: f64, b: f64) -> bool {

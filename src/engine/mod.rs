@@ -9,6 +9,7 @@ pub mod content;
 pub mod ease;
 pub mod filters;
 pub mod history;
+pub mod linalg;
 pub mod model;
 pub mod page;
 pub mod rerank;
