@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::clock::{Clock, format_rfc3339};
 use crate::engine::Engine;
 use crate::engine::catalog::Catalog;
-use crate::engine::model::{self, Model, ModelArtifact, TrainParams, TrainingSet};
+use crate::engine::model::{self, Model, ModelArtifact, TrainParams};
 use crate::engine::rows::PageDefinition;
 use crate::engine::sources::SourceRegistry;
 use crate::store::{ModelRecord, Store};
@@ -135,16 +135,13 @@ pub async fn train(
     if catalog.is_empty() {
         bail!("the catalogue is empty: import data first (`marquee import movielens DIR`)");
     }
-    let interactions = store.training_interactions().await?;
+    let data = store.training_set(&catalog).await?;
     let entities = store.title_entities().await?;
     let fingerprint = store.data_fingerprint().await?;
     let now = clock.now();
     let artifact = tokio::task::spawn_blocking({
         let params = params.clone();
-        move || {
-            let data = TrainingSet::from_interactions(&catalog, &interactions);
-            model::train(&catalog, &data, &entities, now, &params)
-        }
+        move || model::train(&catalog, &data, &entities, now, &params)
     })
     .await?;
 

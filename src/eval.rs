@@ -423,7 +423,7 @@ impl EvalSet {
         })
     }
 
-    /// The training input, as `Store::training_interactions` derives it from watch state.
+    /// The training input, as `Store::training_set` derives it from watch state.
     pub fn interactions(&self) -> Vec<Interaction> {
         let histories = self
             .users

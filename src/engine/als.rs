@@ -349,10 +349,6 @@ impl ItemFactors {
         }
     }
 
-    pub fn factors(&self) -> Option<&Factors> {
-        self.factors.as_ref()
-    }
-
     /// The profile vector that best explains `history` ((title row, weight w) pairs) given the
     /// fixed title vectors: the exact solution of one ALS half-step for this one profile.
     /// `None` without embeddings or without history.

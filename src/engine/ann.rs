@@ -210,27 +210,27 @@ pub fn exact_search(factors: &Factors, query: &[f32], k: usize) -> Vec<u32> {
     scored.into_iter().map(|(r, _)| r).collect()
 }
 
-/// Share of the exact top-k that the approximate top-k found, averaged over queries.
-pub fn recall_at(index: &AnnIndex, factors: &Factors, queries: &[Vec<f32>], k: usize) -> f64 {
-    if queries.is_empty() {
-        return 0.0;
-    }
-    let total: f64 = queries
-        .iter()
-        .map(|q| {
-            let exact = exact_search(factors, q, k);
-            let found: Vec<u32> = index.search(q, k).into_iter().map(|(r, _)| r).collect();
-            let hits = exact.iter().filter(|r| found.contains(r)).count();
-            hits as f64 / exact.len().max(1) as f64
-        })
-        .sum();
-    total / queries.len() as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
+
+    /// Share of the exact top-k that the approximate top-k found, averaged over queries.
+    fn recall_at(index: &AnnIndex, factors: &Factors, queries: &[Vec<f32>], k: usize) -> f64 {
+        if queries.is_empty() {
+            return 0.0;
+        }
+        let total: f64 = queries
+            .iter()
+            .map(|q| {
+                let exact = exact_search(factors, q, k);
+                let found: Vec<u32> = index.search(q, k).into_iter().map(|(r, _)| r).collect();
+                let hits = exact.iter().filter(|r| found.contains(r)).count();
+                hits as f64 / exact.len().max(1) as f64
+            })
+            .sum();
+        total / queries.len() as f64
+    }
 
     fn random_factors(rows: usize, dim: usize, seed: u64) -> Factors {
         let mut rng = SplitMix64(seed);

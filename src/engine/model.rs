@@ -275,7 +275,7 @@ pub fn train_timed(
     let content_neighbors = times.time("content neighbours", || {
         content::neighbors(catalog, entities, &params.content)
     });
-    let embeddings = embeddings(catalog, data, params, &mut times);
+    let embeddings = embeddings(catalog, data, params, &active, &dense_of, &mut times);
     let artifact = ModelArtifact {
         format: ARTIFACT_FORMAT,
         trained_at: now,
@@ -296,12 +296,13 @@ fn embeddings(
     catalog: &Catalog,
     data: &TrainingSet,
     params: &TrainParams,
+    active: &[TitleIdx],
+    dense_of: &[u32],
     times: &mut StageTimes,
 ) -> Option<EmbeddingArtifact> {
     if params.als.factors == 0 || data.is_empty() {
         return None;
     }
-    let (active, dense_of) = active_titles(catalog, data);
     let by_profile = Sparse::from_triples(
         data.profiles(),
         data.rows().iter().map(|r| {

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use crate::domain::{Country, Millis, ProfileId, TitleId};
 use crate::engine::catalog::{Catalog, TitleIdx};
 
-/// One profile's relation to one title, as the store hands it to training.
+/// One profile's relation to one title, in owned ids: how tests and the offline evaluation
+/// describe training input before `TrainingSet::from_interactions` compacts it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interaction {
     pub profile: ProfileId,

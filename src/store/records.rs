@@ -8,7 +8,10 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::{Backend, Store, watch_state_from_row};
 use crate::domain::{EventAction, EventKind, Millis, ProfileId, TitleId};
 use crate::engine::history::WatchState;
-use crate::engine::model::Interaction;
+use futures_util::TryStreamExt;
+
+use crate::engine::catalog::Catalog;
+use crate::engine::training_set::{TrainingSet, TrainingSetBuilder};
 
 /// A bind parameter for the dynamic multi-row statements below.
 #[derive(Debug, Clone)]
@@ -231,35 +234,42 @@ impl Store {
         Ok(summary)
     }
 
-    /// Every (profile, title) relation with a positive or neutral signal, for training.
-    pub async fn training_interactions(&self) -> Result<Vec<Interaction>> {
-        let rows = sqlx::query(
+    /// Every (profile, title) relation with a positive or neutral signal, for training, in the
+    /// compact form training reads. Rows are streamed, never all held as records: at 50M
+    /// relations owned ids alone would be several gigabytes. Titles the catalogue does not
+    /// have are skipped.
+    pub async fn training_set(&self, catalog: &Catalog) -> Result<TrainingSet> {
+        // Ordered so that profile numbering, and so training, does not depend on the order
+        // the database happens to return rows in.
+        let mut rows = sqlx::query(
             "SELECT w.profile_id, w.title_id, w.progress, w.completed, w.last_watched_at, w.rating, \
                     w.rated_at, w.thumbs, w.thumbs_at, p.country \
-             FROM watch_state w JOIN profiles p ON p.id = w.profile_id",
+             FROM watch_state w JOIN profiles p ON p.id = w.profile_id \
+             ORDER BY w.profile_id, w.title_id",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let state = watch_state_from_row(r)?;
+        .fetch(&self.pool);
+        let mut builder = TrainingSetBuilder::default();
+        while let Some(r) = rows.try_next().await? {
+            let state = watch_state_from_row(&r)?;
             if state.thumbs == crate::engine::history::Thumbs::Down {
                 continue;
             }
-            out.push(Interaction {
-                profile: ProfileId::parse(&r.try_get::<String, _>("profile_id")?)?,
-                title: state.title_id.clone(),
-                affinity: state.affinity() as f32,
-                at: state.last_activity(),
-                country: r
-                    .try_get::<Option<String>, _>("country")?
-                    .map(|c| crate::domain::Country::parse(&c))
-                    .transpose()?,
-            });
+            let Some(title) = catalog.idx(&state.title_id) else {
+                continue;
+            };
+            let country = r
+                .try_get::<Option<String>, _>("country")?
+                .map(|c| crate::domain::Country::parse(&c))
+                .transpose()?;
+            builder.push(
+                &r.try_get::<String, _>("profile_id")?,
+                title,
+                state.affinity() as f32,
+                state.last_activity(),
+                country.as_ref(),
+            );
         }
-        // The store returns rows in no particular order; training must not depend on it.
-        out.sort_by(|a, b| (&a.profile, &a.title).cmp(&(&b.profile, &b.title)));
-        Ok(out)
+        Ok(builder.finish())
     }
 
     /// A cheap description of the data a model is trained on: event count, newest event id
