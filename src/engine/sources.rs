@@ -258,7 +258,7 @@ pub struct PersonalizedParams {
     /// Weight of the embedding score (the folded-in profile vector · title vector, via the
     /// ANN index) next to the EASE score, each scaled to its best eligible title.
     pub embedding_weight: f32,
-    /// Titles the ANN index is asked for (at most the index's `ef_search`).
+    /// Titles the ANN index is asked for, beyond the profile's own.
     pub embedding_candidates: usize,
     /// Weight of global popularity next to the personal score.
     pub popularity_weight: f32,
@@ -360,7 +360,10 @@ impl Personalized {
         let mut embedded = vec![0f32; n];
         let use_embeddings = p.embedding_weight > 0.0 && ctx.model.has_embeddings();
         if use_embeddings && let Some(profile) = ctx.model.fold_in(&history) {
-            let nearest = ctx.model.nearest_titles(&profile, p.embedding_candidates);
+            // The profile's own titles come back from the index too (they match it best) and
+            // are dropped later; ask for that many more so the fresh candidates stay whole.
+            let wanted = p.embedding_candidates + history.len();
+            let nearest = ctx.model.nearest_titles(&profile, wanted);
             add(&nearest, 1.0, &mut embedded);
         }
         if touched.is_empty() {
