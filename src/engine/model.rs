@@ -52,8 +52,8 @@ pub struct TrainParams {
     /// grow with the square of the catalogue; 200 of 1,682 loses ≈ 1% NDCG on MovieLens.
     pub ease_neighbors: usize,
     /// EASE is cubic in the titles with interactions; above this many each title's column is
-    /// solved over its `ease_local_neighbors` nearest co-occurrence neighbours instead (see
-    /// `ease.rs`). 0 turns EASE off.
+    /// solved over its `ease_local_neighbors` most co-watched titles instead (see `ease.rs`).
+    /// 0 turns EASE off.
     pub ease_max_titles: usize,
     /// Neighbourhood size of the local EASE solve for large catalogues (0: no EASE above
     /// `ease_max_titles`).
