@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::clock::Clock;
-use crate::domain::{Millis, StarRating};
+use crate::domain::Millis;
 use crate::engine::Engine;
 use crate::engine::ann;
 use crate::engine::catalog::{Catalog, TitleIdx};
@@ -211,7 +211,8 @@ pub fn run_training(
         .map(|(t, title)| (title.id.as_str(), t))
         .collect();
     let mut builder = TrainingSetBuilder::default();
-    // Affinity depends only on the rating: compute it once per distinct value.
+    // A line is a finished title, rated or not, as the importer has it: its affinity depends
+    // only on the rating, so compute it once per distinct value.
     let mut affinity_of: HashMap<u64, f32> = HashMap::new();
     let mut unknown = 0usize;
     let mut latest: Millis = 0;
@@ -221,8 +222,8 @@ pub fn run_training(
             return;
         };
         let affinity = *affinity_of
-            .entry(rating.unwrap_or(f64::NAN).to_bits())
-            .or_insert_with(|| rated_affinity(rating));
+            .entry(rating.map_or(f64::NAN, |r| r.get()).to_bits())
+            .or_insert_with(|| completed_affinity(rating) as f32);
         latest = latest.max(at);
         builder.push(user, t, affinity, at, None);
     })?;
@@ -355,9 +356,4 @@ pub fn run_training(
     }
     println!("total {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// An interaction file's line is a finished title, rated or not (as the importer has it).
-fn rated_affinity(rating: Option<f64>) -> f32 {
-    completed_affinity(rating.and_then(|r| StarRating::new(r).ok())) as f32
 }

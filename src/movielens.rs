@@ -243,7 +243,7 @@ pub fn read_titles(dir: &Path) -> Result<Vec<Title>, ImportError> {
 /// file and line, as the importer's do. Returns the number of interactions.
 pub fn for_each_interaction(
     dir: &Path,
-    mut f: impl FnMut(&str, &str, Option<f64>, Millis),
+    mut f: impl FnMut(&str, &str, Option<StarRating>, Millis),
 ) -> Result<usize, ImportError> {
     use std::io::BufRead;
     let path = find_one(dir, "inter", true)?.ok_or_else(|| file_err(dir, "no *.inter file"))?;
@@ -296,30 +296,12 @@ pub fn for_each_interaction(
                 format!("expected {width} columns, found {}", fields.len()),
             ));
         }
-        let seconds: f64 = fields[ts]
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e11)
-            .ok_or_else(|| {
-                err(
-                    number,
-                    format!("timestamp {:?} is not Unix seconds", fields[ts]),
-                )
-            })?;
+        let at = parse_timestamp(fields[ts]).map_err(|m| err(number, m))?;
         let stars = match rating {
             None => None,
-            Some(c) => Some(
-                fields[c]
-                    .parse::<f64>()
-                    .map_err(|_| err(number, format!("rating {:?} is not a number", fields[c])))?,
-            ),
+            Some(c) => Some(parse_rating(fields[c]).map_err(|m| err(number, m))?),
         };
-        f(
-            fields[user],
-            fields[item],
-            stars,
-            (seconds * 1000.0).round() as Millis,
-        );
+        f(fields[user], fields[item], stars, at);
         count += 1;
     }
     Ok(count)
@@ -444,6 +426,22 @@ fn read_users(
         .collect()
 }
 
+/// An `.inter` timestamp: Unix seconds (fractions allowed), as milliseconds.
+fn parse_timestamp(t: &str) -> Result<Millis, String> {
+    t.parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e11)
+        .map(|s| (s * 1000.0).round() as Millis)
+        .ok_or_else(|| format!("timestamp {t:?} is not Unix seconds"))
+}
+
+fn parse_rating(r: &str) -> Result<StarRating, String> {
+    let stars: f64 = r
+        .parse()
+        .map_err(|_| format!("rating {r:?} is not a number"))?;
+    StarRating::new(stars).map_err(|e| e.0)
+}
+
 fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportError> {
     let user = f.column("user_id")?;
     let item = f.column("item_id")?;
@@ -456,19 +454,12 @@ fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportErr
             let u = f.field(line, row, user, "user_id")?;
             let i = f.field(line, row, item, "item_id")?;
             let t = f.field(line, row, ts, "timestamp")?;
-            let seconds: f64 = t
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e11)
-                .ok_or_else(|| f.err(line, format!("timestamp {t:?} is not Unix seconds")))?;
+            let at = parse_timestamp(t).map_err(|m| f.err(line, m))?;
             let rating = match rating {
                 None => None,
                 Some(c) => {
                     let r = f.field(line, row, c, "rating")?;
-                    let stars: f64 = r
-                        .parse()
-                        .map_err(|_| f.err(line, format!("rating {r:?} is not a number")))?;
-                    Some(StarRating::new(stars).map_err(|e| f.err(line, e.0))?)
+                    Some(parse_rating(r).map_err(|m| f.err(line, m))?)
                 }
             };
             let user = ProfileId::parse(u).map_err(|e| f.err(line, e.0))?;
@@ -482,7 +473,7 @@ fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportErr
                 user,
                 item: TitleId::parse(i).map_err(|e| f.err(line, e.0))?,
                 rating,
-                at: (seconds * 1000.0).round() as Millis,
+                at,
             })
         })
         .collect()
