@@ -66,6 +66,16 @@ fn write_dataset(dir: &std::path::Path) {
     std::fs::write(dir.join("synth.inter"), inter).unwrap();
 }
 
+/// The metrics of the report's ranking whose name starts with `name`.
+fn line(report: &eval::Report, name: &str) -> eval::Metrics {
+    report
+        .lines
+        .iter()
+        .find(|(n, _)| n.starts_with(name))
+        .map(|(_, m)| *m)
+        .unwrap()
+}
+
 #[test]
 fn served_top_picks_beat_most_popular_by_a_wide_margin() {
     let raw = tempfile::tempdir().unwrap();
@@ -87,15 +97,7 @@ fn served_top_picks_beat_most_popular_by_a_wide_margin() {
             EvalSet::load(&out.path().join("train"), &out.path().join(dir), subtract).unwrap();
         assert_eq!(set.users.len(), USERS);
         let report = eval::run(&set, &TrainParams::default(), &home, target).unwrap();
-        let get = |name: &str| {
-            report
-                .lines
-                .iter()
-                .find(|(n, _)| n.starts_with(name))
-                .map(|(_, m)| *m)
-                .unwrap()
-        };
-        let (pop, picks) = (get("MostPop"), get("Top Picks"));
+        let (pop, picks) = (line(&report, "MostPop"), line(&report, "Top Picks"));
         println!("{}", report.table());
         assert!(
             picks.ndcg_10 >= 2.0 * pop.ndcg_10 && picks.ndcg_10 >= 0.25,
@@ -144,15 +146,7 @@ fn embeddings_alone_beat_most_popular() {
     let set = EvalSet::load(&out.path().join("train"), &out.path().join("test"), false).unwrap();
     let report = eval::run(&set, &params, &home, "TEST").unwrap();
     println!("{}", report.table());
-    let get = |name: &str| {
-        report
-            .lines
-            .iter()
-            .find(|(n, _)| n.starts_with(name))
-            .map(|(_, m)| *m)
-            .unwrap()
-    };
-    let (pop, picks) = (get("MostPop"), get("Top Picks"));
+    let (pop, picks) = (line(&report, "MostPop"), line(&report, "Top Picks"));
     assert!(
         picks.ndcg_10 >= 0.2 && picks.ndcg_10 >= 4.0 * pop.ndcg_10,
         "embeddings alone: NDCG@10 {:.3} vs MostPop {:.3}",
