@@ -12,8 +12,10 @@ use crate::config::{ClockSetting, FileConfig};
 use crate::domain::Country;
 use crate::engine::model::TrainParams;
 use crate::experiments::FeatureSet;
+use crate::ingest::{fetch, movielens};
+use crate::lab::bench;
 use crate::store::{ImportOptions, Store, Table};
-use crate::{api, app, bench, clock, dataset, movielens};
+use crate::{api, app, clock};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,9 +83,9 @@ enum Command {
     Bench(BenchArgs),
     /// Split a dataset for offline evaluation (protocol ml100k-temporal-80-20-v1).
     #[command(subcommand)]
-    Split(crate::quality::SplitCommand),
+    Split(crate::lab::quality::SplitCommand),
     /// Measure the served Top Picks ranking offline on a split, next to MostPop.
-    Eval(crate::quality::EvalArgs),
+    Eval(crate::lab::quality::EvalArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,14 +309,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let bar = progress_bar("events");
             bar.set_length(events);
-            let args = crate::generate::GenerateArgs {
+            let args = crate::lab::generate::GenerateArgs {
                 profiles,
                 titles,
                 events,
                 seed,
             };
             let started = std::time::Instant::now();
-            crate::generate::generate(&out, &args, &|n| bar.set_position(n))?;
+            crate::lab::generate::generate(&out, &args, &|n| bar.set_position(n))?;
             bar.finish_and_clear();
             say(&format!(
                 "wrote {profiles} profiles, {titles} titles, {events} events to {} in {:.1}s",
@@ -324,7 +326,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Simulate(a) => {
-            crate::simulate::run(crate::simulate::SimulateArgs {
+            crate::lab::simulate::run(crate::lab::simulate::SimulateArgs {
                 url: a.url,
                 experiments_dir: a.experiments_dir,
                 profiles: a.profiles,
@@ -393,7 +395,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             })?;
             let ml = tokio::task::spawn_blocking({
                 let dir = cfg.data_dir.clone();
-                move || dataset::ensure_movielens(&dir, &say)
+                move || fetch::ensure_movielens(&dir, &say)
             })
             .await??;
             let store = open_store(&cfg).await?;
@@ -434,8 +436,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Split(cmd) => crate::quality::split(cmd),
-        Command::Eval(args) => crate::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref()),
+        Command::Split(cmd) => crate::lab::quality::split(cmd),
+        Command::Eval(args) => {
+            crate::lab::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref())
+        }
         Command::Bench(args) if args.training.is_some() => {
             let params: TrainParams = match &args.train_params {
                 Some(json) => serde_json::from_str(json).context("--train-params")?,
@@ -630,7 +634,8 @@ async fn serve(
         .experiments
         .or_else(|| cfg.file.experiments.clone())
         .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
-    let (impressions, impression_writer) = crate::impressions::ImpressionLog::start(store.clone());
+    let (impressions, impression_writer) =
+        crate::app::impressions::ImpressionLog::start(store.clone());
     let state = api::AppState::new(store, engine, FeatureSet::default(), clock, impressions);
     if let Some(dir) = &experiments_dir {
         // At start a broken file is an error: nothing good is loaded yet to fall back to.

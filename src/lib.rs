@@ -6,19 +6,13 @@
 
 pub mod api;
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod dataset;
 pub mod domain;
 pub mod engine;
-pub mod eval;
 pub mod experiments;
-pub mod generate;
-pub mod impressions;
-pub mod movielens;
-pub mod quality;
+pub mod ingest;
+pub mod lab;
 pub mod rng;
-pub mod simulate;
 pub mod store;

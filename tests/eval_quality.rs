@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use marquee::app::page_definition;
 use marquee::engine::model::TrainParams;
-use marquee::eval::{self, EvalSet};
+use marquee::lab::eval::{self, EvalSet};
 
 const CLUSTERS: usize = 12;
 const PER_CLUSTER: usize = 25;

@@ -17,10 +17,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
+use crate::app::impressions::ImpressionLog;
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::experiments::{self, FeatureSet};
-use crate::impressions::ImpressionLog;
 use crate::store::Store;
 use crate::store::logging::ExposureRecord;
 

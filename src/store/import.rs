@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::Store;
 use super::records::{Param, insert_many, rebuild_watch_state};
 use crate::domain::{EventAction, Millis, ProfileId};
-use crate::movielens::Dataset;
+use crate::ingest::movielens::Dataset;
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {

@@ -223,7 +223,7 @@ mod tests {
                 "{f}"
             );
         }
-        let data = crate::movielens::read_dir(a.path(), None).unwrap();
+        let data = crate::ingest::movielens::read_dir(a.path(), None).unwrap();
         assert_eq!(data.titles.len(), 200);
         assert_eq!(data.users.len(), 50);
         assert_eq!(data.interactions.len(), 2_000);

@@ -24,7 +24,7 @@ use crate::engine::model::{self, Interaction, Model, TrainParams, TrainingSet};
 use crate::engine::page;
 use crate::engine::rows::{PageDefinition, PageOverrides, RowOverride};
 use crate::engine::sources::SourceRegistry;
-use crate::movielens::{self, Dataset};
+use crate::ingest::movielens::{self, Dataset};
 
 pub const PROTOCOL: &str = "ml100k-temporal-80-20-v1";
 

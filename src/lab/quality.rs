@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
+use crate::app;
 use crate::engine::model::TrainParams;
-use crate::eval::{self, EvalSet};
-use crate::{app, dataset};
+use crate::ingest::fetch;
+use crate::lab::eval::{self, EvalSet};
 
 #[derive(Debug, Subcommand)]
 pub enum SplitCommand {
@@ -96,7 +97,7 @@ pub fn eval(args: EvalArgs, data_dir: &Path, rows: Option<&Path>) -> Result<()> 
 fn default_split(data_dir: &Path) -> Result<PathBuf> {
     let out = data_dir.join("split");
     if !out.join("test").is_dir() {
-        let ml = dataset::ensure_movielens(data_dir, &|m| eprintln!("{m}"))?;
+        let ml = fetch::ensure_movielens(data_dir, &|m| eprintln!("{m}"))?;
         let s = eval::split_dir(&ml.dir, &out)?;
         eprintln!(
             "split {} into {} (train {}, valid {}, test {})",

@@ -1,6 +1,8 @@
 //! The jobs the command line runs, composed from store, engine and API: load the engine,
 //! train and register a model, and the model registry operations.
 
+pub mod impressions;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

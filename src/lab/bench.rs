@@ -15,7 +15,7 @@ use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::history::completed_affinity;
 use crate::engine::model::{self, EmbeddingArtifact, Model, ModelArtifact, TrainParams};
 use crate::engine::training_set::TrainingSetBuilder;
-use crate::movielens;
+use crate::ingest::movielens;
 use crate::rng::SplitMix64;
 use crate::store::Store;
 
