@@ -7,11 +7,11 @@ use marquee::domain::{
     Title, TitleId,
 };
 use marquee::engine::Engine;
-use marquee::engine::als::Factors;
-use marquee::engine::ann::AnnParams;
 use marquee::engine::catalog::Catalog;
 use marquee::engine::filters;
 use marquee::engine::history::{History, WatchState};
+use marquee::engine::model::als::Factors;
+use marquee::engine::model::ann::AnnParams;
 use marquee::engine::model::{
     ALL_COUNTRIES, ARTIFACT_FORMAT, EmbeddingArtifact, Model, ModelArtifact, ScoredTitle,
     TrainParams,

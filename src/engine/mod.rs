@@ -2,14 +2,9 @@
 //! and page assembly. Nothing in here knows about HTTP, GraphQL or SQL; callers hand it plain
 //! values and get plain values back.
 
-pub mod als;
-pub mod ann;
 pub mod catalog;
-pub mod content;
-pub mod ease;
 pub mod filters;
 pub mod history;
-pub mod linalg;
 pub mod model;
 pub mod page;
 pub mod rerank;

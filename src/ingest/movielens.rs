@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::domain::{Country, MaturityRating, Millis, ProfileId, StarRating, Title, TitleId};
 use crate::engine::catalog::search_key;
-use crate::engine::content::TitleEntity;
+use crate::engine::model::content::TitleEntity;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {

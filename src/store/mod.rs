@@ -20,8 +20,8 @@ use sqlx::{AnyPool, Row, SqlSafeStr};
 use crate::domain::{
     AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId,
 };
-use crate::engine::content::TitleEntity;
 use crate::engine::history::{History, Thumbs, WatchState};
+use crate::engine::model::content::TitleEntity;
 
 pub use import::{ImportOptions, ImportSummary};
 pub use models::ModelRecord;

@@ -23,8 +23,8 @@ use std::cell::RefCell;
 use instant_distance::{Builder, HnswMap, Point, Search};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::als::Factors;
-pub use crate::engine::als::dot;
+use super::als::Factors;
+pub use super::als::dot;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -17,7 +17,7 @@
 //! form, column j being `B[·][j] = (G_{−j,−j} + λI)⁻¹ G_{−j,j}`, with `−j` narrowed from "every
 //! other title" to "the K titles most co-watched with j" — linear in the catalogue.
 
-use crate::engine::linalg::cholesky_solve;
+use super::linalg::cholesky_solve;
 
 /// The Gram matrix `XᵀX` of binary interactions, dense row-major `n × n`, from each profile's
 /// distinct item indexes (each `< n`).

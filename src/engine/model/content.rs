@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::ScoredTitle;
 use crate::domain::TitleId;
 use crate::engine::catalog::{Catalog, TitleIdx};
-use crate::engine::model::ScoredTitle;
 
 /// One person or entity of interest linked to a title (`relation` is a role such as
 /// `director`, `actor`, `writer`, `producer`, `cinematographer`).

@@ -1,0 +1,197 @@
+//! Candidate sources: each proposes titles for one kind of row. Sources are registered by name
+//! in a `SourceRegistry` and built from a row definition's `params` table; typed params with
+//! `deny_unknown_fields` make a misspelt key an error at load time, not a silent default.
+
+pub mod because_you_watched;
+pub mod continue_watching;
+pub mod new_releases;
+pub mod personalized;
+pub mod popular;
+pub mod top_genre;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+
+use crate::domain::{DAY_MS, Millis, Profile};
+use crate::engine::catalog::{Catalog, TitleIdx};
+use crate::engine::history::History;
+use crate::engine::model::Model;
+use because_you_watched::BecauseYouWatched;
+use continue_watching::ContinueWatching;
+use new_releases::NewReleases;
+use personalized::Personalized;
+use popular::{Popular, Trending};
+use top_genre::TopGenre;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub title: TitleIdx,
+    /// Relevance within the row; higher is better. Comparable only within one row.
+    pub score: f32,
+    /// Human-readable explanation shown with the item.
+    pub reason: Option<String>,
+    /// Titles from the profile's history that led to this candidate.
+    pub evidence: Vec<TitleIdx>,
+}
+
+/// One row a source wants on the page. Most sources produce one; "Because You Watched"
+/// produces one per anchor title.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcedRow {
+    /// Distinguishes rows from the same definition: the row id becomes `<id>:<key>`.
+    pub key: Option<String>,
+    /// Replaces the definition's title (e.g. "Because You Watched Toy Story").
+    pub title: Option<String>,
+    /// Best first.
+    pub candidates: Vec<Candidate>,
+}
+
+impl SourcedRow {
+    fn single(candidates: Vec<Candidate>) -> Vec<SourcedRow> {
+        vec![SourcedRow {
+            key: None,
+            title: None,
+            candidates,
+        }]
+    }
+}
+
+/// What a source may look at while proposing candidates.
+pub struct SourceContext<'a> {
+    pub catalog: &'a Catalog,
+    pub model: &'a Model,
+    pub profile: &'a Profile,
+    pub history: &'a History,
+    pub now: Millis,
+    /// Whether a title may still be placed (policy filters and titles placed higher up).
+    /// Sources use it to fill their pool with titles that can actually be shown.
+    pub eligible: &'a dyn Fn(TitleIdx) -> bool,
+    /// How many candidates the row would like to choose from.
+    pub pool: usize,
+}
+
+impl SourceContext<'_> {
+    /// History entries that are positive, with their weight decayed by age.
+    fn weighted_history(&self, half_life_days: f64) -> Vec<(TitleIdx, f32)> {
+        self.history
+            .states()
+            .filter_map(|s| {
+                let t = self.catalog.idx(&s.title_id)?;
+                let affinity = s.affinity();
+                if affinity <= 0.0 {
+                    return None;
+                }
+                let age_days = (self.now - s.last_activity()).max(0) as f64 / DAY_MS as f64;
+                let decay = if half_life_days > 0.0 {
+                    (-age_days / half_life_days).exp2()
+                } else {
+                    1.0
+                };
+                Some((t, (affinity * decay) as f32))
+            })
+            .collect()
+    }
+
+    /// Item-item scores from the (decayed) history: Σ weight(anchor) · sim(anchor, title).
+    fn personal_scores(&self, half_life_days: f64) -> HashMap<TitleIdx, f32> {
+        let mut scores: HashMap<TitleIdx, f32> = HashMap::new();
+        for (anchor, w) in self.weighted_history(half_life_days) {
+            for &(t, s) in self.model.neighbors(anchor) {
+                *scores.entry(t).or_default() += w * s;
+            }
+        }
+        scores
+    }
+
+    /// The eligible entries of `scored`, best first, at most `pool`.
+    fn top(&self, scored: impl IntoIterator<Item = (TitleIdx, f32)>) -> Vec<Candidate> {
+        let mut list: Vec<(TitleIdx, f32)> = scored
+            .into_iter()
+            .filter(|(t, s)| *s > 0.0 && (self.eligible)(*t))
+            .collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list.truncate(self.pool);
+        list.into_iter()
+            .map(|(title, score)| Candidate {
+                title,
+                score,
+                reason: None,
+                evidence: vec![],
+            })
+            .collect()
+    }
+
+    fn popular(&self) -> Vec<Candidate> {
+        self.top(
+            self.model
+                .popular()
+                .iter()
+                .filter(|t| (self.eligible)(**t))
+                .take(self.pool)
+                .map(|&t| (t, self.model.popularity(t))),
+        )
+    }
+}
+
+pub trait CandidateSource: Send + Sync + Debug {
+    fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow>;
+}
+
+pub type SourceFactory = fn(toml::Table) -> Result<Box<dyn CandidateSource>, String>;
+
+/// Candidate sources by name, as `rows/*.toml` refers to them.
+#[derive(Clone, Debug)]
+pub struct SourceRegistry {
+    factories: BTreeMap<&'static str, SourceFactory>,
+}
+
+fn build<P, S>(params: toml::Table, make: fn(P) -> S) -> Result<Box<dyn CandidateSource>, String>
+where
+    P: DeserializeOwned,
+    S: CandidateSource + 'static,
+{
+    let params: P = toml::Value::Table(params)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_owned())?;
+    Ok(Box::new(make(params)))
+}
+
+impl SourceRegistry {
+    pub fn builtin() -> Self {
+        let mut r = Self {
+            factories: BTreeMap::new(),
+        };
+        r.register("continue-watching", |p| build(p, ContinueWatching));
+        r.register("personalized", |p| build(p, Personalized));
+        r.register("because-you-watched", |p| build(p, BecauseYouWatched));
+        r.register("trending", |p| build(p, Trending));
+        r.register("new-releases", |p| build(p, NewReleases));
+        r.register("top-genre", |p| build(p, TopGenre));
+        r.register("popular", |p| build(p, Popular));
+        r
+    }
+
+    pub fn register(&mut self, name: &'static str, factory: SourceFactory) {
+        self.factories.insert(name, factory);
+    }
+
+    pub fn build(
+        &self,
+        name: &str,
+        params: toml::Table,
+    ) -> Result<Box<dyn CandidateSource>, String> {
+        let factory = self.factories.get(name).ok_or_else(|| {
+            format!(
+                "unknown source {name:?} (known: {})",
+                self.factories
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        factory(params)
+    }
+}
