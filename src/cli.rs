@@ -339,9 +339,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Experiments(ExperimentsCommand::Report { key, dir }) => {
             let set = load_features(&dir, &cfg)?;
             let store = open_store(&cfg).await?;
-            match app::experiment_report(&store, &set, &key).await? {
+            match app::reports::experiment_report(&store, &set, &key).await? {
                 Some(report) => {
-                    print!("{}", app::format_report(&report));
+                    print!("{}", app::reports::format_report(&report));
                     Ok(())
                 }
                 None => anyhow::bail!("no experiment {key:?} in {}", dir.display()),
@@ -407,7 +407,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let fingerprint = store.data_fingerprint().await?;
             // A model trained by an older Marquee (another artifact format) is retrained too.
             let fresh = store.active_model().await?.is_some_and(|m| {
-                m.data_fingerprint == fingerprint && app::artifact_is_readable(&cfg.data_dir, &m)
+                m.data_fingerprint == fingerprint
+                    && app::models::artifact_is_readable(&cfg.data_dir, &m)
             });
             if fresh {
                 say("active model is up to date; skipping training");
@@ -422,7 +423,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             match cmd {
                 ModelsCommand::List => {
                     for m in store.models().await? {
-                        println!("{}", app::describe_model(&m));
+                        println!("{}", app::models::describe_model(&m));
                     }
                 }
                 ModelsCommand::Activate { version } => {
@@ -430,7 +431,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     println!("activated {version}; running servers switch to it within seconds");
                 }
                 ModelsCommand::Rollback => {
-                    let v = app::rollback(&store).await?;
+                    let v = app::models::rollback(&store).await?;
                     println!("rolled back to {v}; running servers switch to it within seconds");
                 }
             }
@@ -477,12 +478,18 @@ async fn load_engine(
     cfg: &Resolved,
     rows: Option<&Path>,
 ) -> Result<crate::engine::Engine> {
-    app::load_engine(store, &cfg.data_dir, app::page_definition(rows)?, &[]).await
+    app::models::load_engine(
+        store,
+        &cfg.data_dir,
+        app::models::page_definition(rows)?,
+        &[],
+    )
+    .await
 }
 
 /// Loads feature files validated against the configured page.
 fn load_features(dir: &Path, cfg: &Resolved) -> Result<FeatureSet> {
-    let page = app::page_definition(cfg.file.rows.as_deref())?;
+    let page = app::models::page_definition(cfg.file.rows.as_deref())?;
     let registry = crate::engine::sources::SourceRegistry::builtin();
     FeatureSet::load_dir(dir, &|o| page.with_overrides(o, &registry).map(|_| ()))
         .map_err(anyhow::Error::msg)
@@ -591,7 +598,7 @@ async fn import_movielens(
 
 async fn train(store: &Store, data_dir: &Path, clock: &clock::Clock) -> Result<()> {
     let spin = spinner("training (popularity, trending, item-item similarity)");
-    let report = app::train(store, data_dir, clock, &TrainParams::default()).await?;
+    let report = app::models::train(store, data_dir, clock, &TrainParams::default()).await?;
     spin.finish_and_clear();
     say(&format!(
         "trained model {} on {} interactions in {:.1}s (now = {})",
@@ -636,7 +643,7 @@ async fn serve(
         .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
     let (impressions, impression_writer) =
         crate::app::impressions::ImpressionLog::start(store.clone());
-    let state = api::AppState::new(store, engine, FeatureSet::default(), clock, impressions);
+    let state = app::AppState::new(store, engine, FeatureSet::default(), clock, impressions);
     if let Some(dir) = &experiments_dir {
         // At start a broken file is an error: nothing good is loaded yet to fall back to.
         let features = state.load_features(dir).map_err(anyhow::Error::msg)?;
@@ -646,9 +653,9 @@ async fn serve(
             dir.display()
         ));
         state.features.store(std::sync::Arc::new(features));
-        api::watch_experiments(&state, dir.clone());
+        app::watchers::watch_experiments(&state, dir.clone());
     }
-    api::watch_models(&state, cfg.data_dir.clone(), rows);
+    app::watchers::watch_models(&state, cfg.data_dir.clone(), rows);
     let served = api::serve(state.clone(), listen, |addr| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use marquee::app::page_definition;
+use marquee::app::models::page_definition;
 use marquee::engine::model::TrainParams;
 use marquee::lab::eval::{self, EvalSet};
 

@@ -67,7 +67,7 @@ pub fn eval(args: EvalArgs, data_dir: &Path, rows: Option<&Path>) -> Result<()> 
         Some(dir) => dir,
         None => default_split(data_dir)?,
     };
-    let home = app::page_definition(args.rows.as_deref().or(rows))?;
+    let home = app::models::page_definition(args.rows.as_deref().or(rows))?;
     let params: TrainParams = match &args.train_params {
         Some(json) => serde_json::from_str(json).context("--train-params")?,
         None => TrainParams::default(),

@@ -1,0 +1,231 @@
+//! Queries: parse the arguments, ask the app layer or the engine, map the result.
+
+use std::collections::HashMap;
+
+use async_graphql::{Context, Error, ID, Json, Object};
+
+use super::types::{
+    Experiment, ExperimentReport, ForcedVariationInput, Genre, HomePage, PageInfo, Profile, Title,
+    TitleConnection, TitleEdge,
+};
+use super::{
+    bad_input, internal, not_found, parse_first, parse_profile_id, parse_title_id, state, viewer,
+};
+use crate::app::home::HomeRequest;
+use crate::experiments::RequestInfo;
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// The personalized home page of a profile. `platform`, `appVersion` and `attributes`
+    /// are available to experiment targeting; `forcedVariations` previews a variation.
+    async fn home(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        platform: Option<String>,
+        app_version: Option<String>,
+        attributes: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+        forced_variations: Option<Vec<ForcedVariationInput>>,
+    ) -> Result<HomePage, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        let mut forced = HashMap::new();
+        for f in forced_variations.unwrap_or_default() {
+            if f.variation < 0 {
+                return Err(bad_input(format!(
+                    "forcedVariations: variation of {:?} must be ≥ 0",
+                    f.experiment_key
+                )));
+            }
+            forced.insert(f.experiment_key, i64::from(f.variation));
+        }
+        let request = HomeRequest {
+            profile_id: id.clone(),
+            request: RequestInfo {
+                platform,
+                app_version,
+                extra: attributes.map(|a| a.0).unwrap_or_default(),
+            },
+            forced_variations: forced,
+        };
+        let home = state(ctx)
+            .home_page(request)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no profile {id}")))?;
+        Ok(HomePage::from(home))
+    }
+
+    /// Results of an experiment, per variation, against variation 0 as control.
+    async fn experiment_report(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+    ) -> Result<ExperimentReport, Error> {
+        let state = state(ctx);
+        let features = state.features.load_full();
+        let report = crate::app::reports::experiment_report(&state.store, &features, &key)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no experiment {key:?}")))?;
+        Ok(ExperimentReport::from(report))
+    }
+
+    /// The experiments defined in `experiments/`.
+    async fn experiments(&self, ctx: &Context<'_>) -> Vec<Experiment> {
+        state(ctx)
+            .features
+            .load()
+            .experiments()
+            .into_iter()
+            .map(Experiment::from)
+            .collect()
+    }
+
+    async fn title(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Title>, Error> {
+        let id = parse_title_id("id", &id)?;
+        Ok(state(ctx)
+            .engine
+            .load()
+            .catalog
+            .by_id(&id)
+            .cloned()
+            .map(Title))
+    }
+
+    /// Titles whose name contains every word of the query, most popular first.
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        #[graphql(default = 20)] first: i32,
+        profile_id: Option<ID>,
+    ) -> Result<Vec<Title>, Error> {
+        let first = parse_first(first)?;
+        if query.len() > 200 {
+            return Err(bad_input("query is longer than 200 characters"));
+        }
+        let viewer = viewer(ctx, profile_id.as_ref()).await?;
+        let engine = state(ctx).engine.load_full();
+        Ok(engine
+            .search(&query, first, viewer.as_ref())
+            .into_iter()
+            .map(|t| Title::at(&engine, t))
+            .collect())
+    }
+
+    /// The catalogue (or one genre of it), most popular first, Relay-style pagination.
+    async fn browse(
+        &self,
+        ctx: &Context<'_>,
+        genre: Option<String>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+        profile_id: Option<ID>,
+    ) -> Result<TitleConnection, Error> {
+        let first = parse_first(first)?;
+        let viewer = viewer(ctx, profile_id.as_ref()).await?;
+        let engine = state(ctx).engine.load_full();
+        if let Some(g) = genre.as_ref().filter(|g| !engine.catalog.has_genre(g)) {
+            return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
+        }
+        let list = engine.browse(genre.as_deref(), viewer.as_ref());
+        let start = match after {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("o:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n < list.len())
+                .map(|n| n + 1)
+                .ok_or_else(|| bad_input(format!("after: {c:?} is not a cursor of this list")))?,
+        };
+        let end = (start + first).min(list.len());
+        let edges: Vec<TitleEdge> = (start..end)
+            .map(|i| TitleEdge {
+                cursor: format!("o:{i}"),
+                node: Title::at(&engine, list[i]),
+            })
+            .collect();
+        Ok(TitleConnection {
+            page_info: PageInfo {
+                has_next_page: end < list.len(),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: list.len() as i32,
+        })
+    }
+
+    /// Genres of the catalogue with their title counts.
+    async fn genres(&self, ctx: &Context<'_>) -> Vec<Genre> {
+        state(ctx)
+            .engine
+            .load()
+            .catalog
+            .genres()
+            .map(|(name, n)| Genre {
+                name: name.to_owned(),
+                title_count: n as i32,
+            })
+            .collect()
+    }
+
+    /// More Like This. With `profileId`, titles that profile must not see are left out.
+    async fn similar(
+        &self,
+        ctx: &Context<'_>,
+        title_id: ID,
+        #[graphql(default = 20)] first: i32,
+        profile_id: Option<ID>,
+    ) -> Result<Vec<Title>, Error> {
+        let state = state(ctx);
+        let first = parse_first(first)?;
+        let id = parse_title_id("titleId", &title_id)?;
+        let viewer = match profile_id {
+            None => None,
+            Some(p) => {
+                let pid = parse_profile_id(&p)?;
+                let profile = state
+                    .store
+                    .profile(&pid)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found(format!("no profile {pid}")))?;
+                let history = state.store.history(&pid).await.map_err(internal)?;
+                Some((profile, history))
+            }
+        };
+        let engine = state.engine.load_full();
+        let similar = engine
+            .similar(&id, first, viewer.as_ref().map(|(p, h)| (p, h)))
+            .ok_or_else(|| not_found(format!("no title {id}")))?;
+        Ok(similar.into_iter().map(|t| Title::at(&engine, t)).collect())
+    }
+
+    /// Profiles to choose from (account order; a kids profile follows its account's main one).
+    async fn profiles(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        kids: Option<bool>,
+    ) -> Result<Vec<Profile>, Error> {
+        let first = parse_first(first)?;
+        let profiles = state(ctx)
+            .store
+            .list_profiles(kids, first)
+            .await
+            .map_err(internal)?;
+        Ok(profiles.into_iter().map(Profile).collect())
+    }
+
+    async fn profile(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Profile>, Error> {
+        let id = parse_profile_id(&id)?;
+        Ok(state(ctx)
+            .store
+            .profile(&id)
+            .await
+            .map_err(internal)?
+            .map(Profile))
+    }
+}

@@ -1,0 +1,428 @@
+//! The schema's output and input types, and their mapping from engine, app and experiment
+//! values.
+
+use async_graphql::{Context, Enum, Error, ID, InputObject, Object, SimpleObject};
+
+use super::{internal, state};
+use crate::app;
+use crate::clock::format_rfc3339;
+use crate::domain;
+use crate::engine::Engine;
+use crate::engine::catalog::TitleIdx;
+use crate::experiments::{self, stats};
+
+pub struct Title(pub(super) domain::Title);
+
+impl Title {
+    pub(super) fn at(engine: &Engine, idx: TitleIdx) -> Self {
+        Title(engine.catalog.title(idx).clone())
+    }
+}
+
+#[Object]
+impl Title {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn year(&self) -> Option<i32> {
+        self.0.year
+    }
+    async fn genres(&self) -> &[String] {
+        &self.0.genres
+    }
+    /// MPAA rating (G, PG, PG-13, R, NC-17); null when unrated.
+    async fn maturity_rating(&self) -> Option<&'static str> {
+        self.0.maturity.map(|m| m.as_str())
+    }
+    async fn overview(&self) -> Option<&str> {
+        self.0.overview.as_deref()
+    }
+    /// When the title joined the catalogue (RFC 3339).
+    async fn added_at(&self) -> String {
+        format_rfc3339(self.0.added_at)
+    }
+    /// Countries where the title is available; null means everywhere.
+    async fn countries(&self) -> Option<Vec<&str>> {
+        self.0
+            .countries
+            .as_ref()
+            .map(|cs| cs.iter().map(|c| c.as_str()).collect())
+    }
+}
+
+pub struct Profile(pub(super) domain::Profile);
+
+#[Object]
+impl Profile {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn account_id(&self) -> ID {
+        ID(self.0.account_id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn is_kids(&self) -> bool {
+        self.0.is_kids
+    }
+    /// Highest maturity rating this profile is shown.
+    async fn maturity_limit(&self) -> Option<&'static str> {
+        crate::engine::filters::maturity_limit(&self.0).map(|m| m.as_str())
+    }
+    async fn country(&self) -> Option<&str> {
+        self.0.country.as_ref().map(|c| c.as_str())
+    }
+    async fn onboarding_genres(&self) -> &[String] {
+        &self.0.onboarding_genres
+    }
+    /// All profiles of this profile's account, main profile first.
+    async fn account_profiles(&self, ctx: &Context<'_>) -> Result<Vec<Profile>, Error> {
+        let profiles = state(ctx)
+            .store
+            .profiles_of(&self.0.account_id)
+            .await
+            .map_err(internal)?;
+        Ok(profiles.into_iter().map(Profile).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct RowItem {
+    /// 0-based position in the row.
+    position: i32,
+    score: f64,
+    /// Why this title is here, e.g. "Because you watched Toy Story".
+    reason: Option<String>,
+    title: Title,
+    /// Titles from the profile's history that led to this item.
+    evidence: Vec<Title>,
+}
+
+#[derive(SimpleObject)]
+pub struct Row {
+    id: ID,
+    title: String,
+    /// The row definition this row comes from (`top-picks`, `because-you-watched`, …).
+    kind: String,
+    /// The model version that filled this row (experiments may compare versions per row).
+    model_version: String,
+    items: Vec<RowItem>,
+}
+
+/// An experiment that shaped this page, and the variation the profile got.
+#[derive(SimpleObject)]
+pub struct Assignment {
+    feature_key: String,
+    experiment_key: String,
+    variation_index: i32,
+    variation_key: String,
+    in_experiment: bool,
+    /// False when the variation was forced (preview, QA) rather than hashed.
+    hash_used: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct ExperimentVariation {
+    index: i32,
+    key: String,
+    name: Option<String>,
+    weight: f64,
+    /// The variation's feature value, as JSON text.
+    value: String,
+}
+
+/// An experiment rule of a feature in `experiments/`.
+#[derive(SimpleObject)]
+pub struct Experiment {
+    key: String,
+    feature_key: String,
+    name: Option<String>,
+    /// The attribute hashed to assign variations (`id` is the profile id).
+    hash_attribute: String,
+    /// Share of eligible profiles included, 0–1.
+    coverage: f64,
+    /// Targeting condition (MongoDB-style JSON), if any.
+    condition: Option<String>,
+    variations: Vec<ExperimentVariation>,
+}
+
+/// treatment / control − 1, with a 95% confidence interval and a two-sided p-value.
+#[derive(SimpleObject)]
+pub struct LiftEstimate {
+    relative: f64,
+    ci_low: f64,
+    ci_high: f64,
+    p_value: f64,
+    significant: bool,
+}
+
+impl From<stats::Lift> for LiftEstimate {
+    fn from(l: stats::Lift) -> Self {
+        LiftEstimate {
+            relative: l.relative,
+            ci_low: l.ci_low,
+            ci_high: l.ci_high,
+            p_value: l.p_value,
+            significant: l.significant(),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct VariationReport {
+    index: i32,
+    key: String,
+    name: Option<String>,
+    weight: f64,
+    exposed_profiles: i32,
+    impressions: i32,
+    plays: i32,
+    completes: i32,
+    /// Attributed plays per impression.
+    play_rate: Option<f64>,
+    /// Attributed completions per attributed play.
+    completion_rate: Option<f64>,
+    /// Share of exposed profiles with at least one attributed play.
+    conversion: Option<f64>,
+    play_rate_lift: Option<LiftEstimate>,
+    completion_rate_lift: Option<LiftEstimate>,
+    conversion_lift: Option<LiftEstimate>,
+}
+
+#[derive(SimpleObject)]
+pub struct ExperimentReport {
+    key: String,
+    feature_key: String,
+    variations: Vec<VariationReport>,
+    /// Chi-square test of exposed profiles against the configured weights.
+    srm_p_value: Option<f64>,
+    /// The split does not match the weights (p < 0.001): results are not trustworthy.
+    srm_flagged: bool,
+    /// Profiles exposed to more than one variation, left out.
+    excluded_profiles: i32,
+}
+
+#[derive(InputObject)]
+pub struct ForcedVariationInput {
+    pub(super) experiment_key: String,
+    pub(super) variation: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct HomePage {
+    /// Send it back with events caused by this page, so they can be attributed.
+    request_id: ID,
+    generated_at: String,
+    /// The model version that ranked this page.
+    model_version: String,
+    /// The experiments that shaped this page.
+    assignments: Vec<Assignment>,
+    rows: Vec<Row>,
+}
+
+#[derive(SimpleObject)]
+pub struct TitleEdge {
+    pub(super) cursor: String,
+    pub(super) node: Title,
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub(super) has_next_page: bool,
+    pub(super) end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct TitleConnection {
+    pub(super) edges: Vec<TitleEdge>,
+    pub(super) page_info: PageInfo,
+    pub(super) total_count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct Genre {
+    pub(super) name: String,
+    pub(super) title_count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct RecordEventsResult {
+    /// Events stored by this call.
+    pub(super) accepted: i32,
+    /// Events skipped because their `clientEventId` was seen before for this profile.
+    pub(super) duplicates: i32,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum EventKind {
+    Play,
+    Progress,
+    Complete,
+    Rating,
+    ThumbsUp,
+    ThumbsDown,
+    Click,
+}
+
+impl From<EventKind> for domain::EventKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Play => Self::Play,
+            EventKind::Progress => Self::Progress,
+            EventKind::Complete => Self::Complete,
+            EventKind::Rating => Self::Rating,
+            EventKind::ThumbsUp => Self::ThumbsUp,
+            EventKind::ThumbsDown => Self::ThumbsDown,
+            EventKind::Click => Self::Click,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateProfileInput {
+    pub(super) id: ID,
+    /// Created when it does not exist yet.
+    pub(super) account_id: ID,
+    pub(super) name: String,
+    #[graphql(default = false)]
+    pub(super) is_kids: bool,
+    /// G, PG, PG-13, R or NC-17; kids profiles default to PG.
+    pub(super) maturity_limit: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub(super) country: Option<String>,
+    /// Genres to start from while the profile has no history.
+    #[graphql(default)]
+    pub(super) onboarding_genres: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct EventInput {
+    /// Chosen by the client; resending the same id for the same profile is harmless.
+    pub(super) client_event_id: ID,
+    pub(super) title_id: ID,
+    pub(super) kind: EventKind,
+    /// PROGRESS: fraction watched, 0–1. RATING: stars, 0.5–5. Otherwise omitted.
+    pub(super) value: Option<f64>,
+    /// RFC 3339; defaults to the time the server receives the event.
+    pub(super) occurred_at: Option<String>,
+    /// The `HomePage.requestId` this event resulted from, if any.
+    pub(super) request_id: Option<ID>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping
+
+impl From<app::home::HomePage> for HomePage {
+    fn from(home: app::home::HomePage) -> Self {
+        let engine = &home.engine;
+        HomePage {
+            request_id: ID(home.request_id),
+            generated_at: format_rfc3339(home.generated_at),
+            model_version: engine.model.version.clone(),
+            assignments: home.assignments.into_iter().map(Assignment::from).collect(),
+            rows: home
+                .page
+                .rows
+                .into_iter()
+                .map(|row| Row {
+                    id: ID(row.id),
+                    title: row.title,
+                    kind: row.kind,
+                    model_version: row.model_version,
+                    items: row
+                        .items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(position, item)| RowItem {
+                            position: position as i32,
+                            score: f64::from(item.score),
+                            reason: item.reason,
+                            title: Title::at(engine, item.title),
+                            evidence: item
+                                .evidence
+                                .iter()
+                                .map(|t| Title::at(engine, *t))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<experiments::Assignment> for Assignment {
+    fn from(a: experiments::Assignment) -> Self {
+        Assignment {
+            feature_key: a.feature_key,
+            experiment_key: a.experiment_key,
+            variation_index: a.variation_index as i32,
+            variation_key: a.variation_key,
+            in_experiment: a.in_experiment,
+            hash_used: a.hash_used,
+        }
+    }
+}
+
+impl From<experiments::ExperimentSummary> for Experiment {
+    fn from(e: experiments::ExperimentSummary) -> Self {
+        Experiment {
+            key: e.key,
+            feature_key: e.feature_key,
+            name: e.name,
+            hash_attribute: e.hash_attribute,
+            coverage: e.coverage,
+            condition: e.condition.map(|c| c.to_string()),
+            variations: e
+                .variations
+                .into_iter()
+                .map(|v| ExperimentVariation {
+                    index: v.index as i32,
+                    key: v.key,
+                    name: v.name,
+                    weight: v.weight,
+                    value: v.value.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<app::reports::ExperimentReport> for ExperimentReport {
+    fn from(report: app::reports::ExperimentReport) -> Self {
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        ExperimentReport {
+            key: report.experiment.key.clone(),
+            feature_key: report.experiment.feature_key.clone(),
+            variations: report
+                .analysis
+                .variations
+                .iter()
+                .zip(&report.experiment.variations)
+                .map(|(v, def)| VariationReport {
+                    index: v.index as i32,
+                    key: def.key.clone(),
+                    name: def.name.clone(),
+                    weight: def.weight,
+                    exposed_profiles: count(v.profiles),
+                    impressions: count(v.impressions),
+                    plays: count(v.plays),
+                    completes: count(v.completes),
+                    play_rate: v.play_rate.map(|r| r.ratio),
+                    completion_rate: v.completion_rate.map(|r| r.ratio),
+                    conversion: v.conversion.map(|r| r.ratio),
+                    play_rate_lift: v.play_rate_lift.map(Into::into),
+                    completion_rate_lift: v.completion_rate_lift.map(Into::into),
+                    conversion_lift: v.conversion_lift.map(Into::into),
+                })
+                .collect(),
+            srm_p_value: report.analysis.srm_p_value,
+            srm_flagged: report.analysis.srm_flagged,
+            excluded_profiles: count(report.excluded_profiles as u64),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The home page service: one request for a profile's home page, from the stored profile and
+//! history through the experiment variant to the page, and what serving it records (exposures,
+//! impressions). The GraphQL `home` resolver parses its input into a `HomeRequest` and maps the
+//! `HomePage` to the schema; every decision is made here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::AppState;
+use crate::domain::{Millis, ProfileId};
+use crate::engine::Engine;
+use crate::engine::page::Page;
+use crate::experiments::{self, Assignment, RequestInfo};
+use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
+
+/// A parsed home page request.
+pub struct HomeRequest {
+    pub profile_id: ProfileId,
+    /// Attributes the client offers to experiment targeting.
+    pub request: RequestInfo,
+    /// Experiment key → variation index to force. Any forced variation makes the request a
+    /// preview.
+    pub forced_variations: HashMap<String, i64>,
+}
+
+/// A served home page.
+pub struct HomePage {
+    /// Unique per served page: impressions and later events are joined on it.
+    pub request_id: String,
+    pub generated_at: Millis,
+    /// The engine that assembled the page; its catalogue resolves the page's title indexes and
+    /// its model is the version that ranked the page.
+    pub engine: Arc<Engine>,
+    /// The experiments that shaped the page.
+    pub assignments: Vec<Assignment>,
+    pub page: Page,
+}
+
+impl AppState {
+    /// The home page of `request.profile_id`, or `None` when there is no such profile.
+    pub async fn home_page(&self, request: HomeRequest) -> Result<Option<HomePage>> {
+        let id = request.profile_id;
+        let Some(profile) = self.store.profile(&id).await? else {
+            return Ok(None);
+        };
+        // Previews (forced variations) are not real views: nothing is logged for them.
+        let preview = !request.forced_variations.is_empty();
+        let variant = experiments::page_variant(
+            &self.features.load(),
+            experiments::attributes(&profile, &request.request),
+            request.forced_variations,
+        );
+        for problem in &variant.problems {
+            tracing::warn!(%problem, "experiment value ignored");
+        }
+        let history = self.store.history(&id).await?;
+        let engine = self.engine.load_full();
+        let now = self.clock.now();
+        let page = engine
+            .home_page_with(&variant.overrides, &profile, &history, now)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "experiment variant failed; serving the default page");
+                engine.home_page(&profile, &history, now)
+            });
+        let request_id = self.next_request_id();
+        if !preview {
+            if let Err(e) = self
+                .record_exposures(exposures(&variant.assignments, &id, now))
+                .await
+            {
+                // The page is still served; the exposure is retried on the next page.
+                tracing::error!(error = %format!("{e:#}"), "recording exposures failed");
+            }
+            self.impressions.offer(impressions(
+                &request_id,
+                &id,
+                now,
+                &engine,
+                &variant.assignments,
+                &page,
+            ));
+        }
+        Ok(Some(HomePage {
+            request_id,
+            generated_at: now,
+            engine,
+            assignments: variant.assignments,
+            page,
+        }))
+    }
+}
+
+/// An exposure is an assignment the profile was hashed into; forced ones are not.
+fn exposures(assignments: &[Assignment], profile: &ProfileId, at: Millis) -> Vec<ExposureRecord> {
+    assignments
+        .iter()
+        .filter(|a| a.hash_used)
+        .map(|a| ExposureRecord {
+            experiment_key: a.experiment_key.clone(),
+            profile_id: profile.to_string(),
+            variation_index: a.variation_index as i64,
+            variation_key: a.variation_key.clone(),
+            feature_key: a.feature_key.clone(),
+            at,
+        })
+        .collect()
+}
+
+/// The impression record of a served page: every row item with its position.
+fn impressions(
+    request_id: &str,
+    profile: &ProfileId,
+    served_at: Millis,
+    engine: &Engine,
+    assignments: &[Assignment],
+    page: &Page,
+) -> PageImpressions {
+    let assignments = serde_json::Value::Object(
+        assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.experiment_key.clone(),
+                    serde_json::Value::from(a.variation_index),
+                )
+            })
+            .collect(),
+    )
+    .to_string();
+    let items = page
+        .rows
+        .iter()
+        .enumerate()
+        .flat_map(|(row_position, row)| {
+            row.items
+                .iter()
+                .enumerate()
+                .map(move |(item_position, item)| ItemImpression {
+                    title_id: engine.catalog.title(item.title).id.to_string(),
+                    row_id: row.id.clone(),
+                    row_position: row_position as i64,
+                    item_position: item_position as i64,
+                })
+        })
+        .collect();
+    PageImpressions {
+        request_id: request_id.to_owned(),
+        profile_id: profile.to_string(),
+        served_at,
+        model_version: engine.model.version.clone(),
+        assignments,
+        items,
+    }
+}
