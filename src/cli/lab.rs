@@ -1,0 +1,149 @@
+//! The offline tools: `marquee bench`, `simulate` and `generate` (`split` and `eval` parse
+//! their own arguments in `lab::quality`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::{Resolved, load_engine, open_store, progress_bar, say};
+use crate::config::ClockSetting;
+use crate::engine::model::TrainParams;
+use crate::lab::{bench, generate as synthetic, simulate as simulation};
+
+#[derive(Debug, Args)]
+pub(super) struct SimulateArgs {
+    /// The server to drive.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub(super) url: String,
+    /// The directory the server loads experiments from (started with `--experiments DIR`);
+    /// the simulation writes `simulation.json` there. It must not define `home-rows` elsewhere.
+    #[arg(long)]
+    pub(super) experiments_dir: PathBuf,
+    #[arg(long, default_value_t = 400)]
+    pub(super) profiles: usize,
+    /// Home page visits per viewer.
+    #[arg(long, default_value_t = 4)]
+    pub(super) sessions: usize,
+    /// Number of A/A experiments run side by side.
+    #[arg(long, default_value_t = 40)]
+    pub(super) aa: usize,
+    /// Seed for tastes, assignment and choices; profile ids include it, so use a new seed
+    /// against the same database.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct BenchArgs {
+    /// Page requests to time.
+    #[arg(long, default_value_t = 2000)]
+    pub(super) requests: usize,
+    /// Seed for choosing profiles.
+    #[arg(long, default_value_t = 42)]
+    pub(super) seed: u64,
+    #[arg(long, env = "MARQUEE_ROWS")]
+    pub(super) rows: Option<PathBuf>,
+    /// Measure a running server over HTTP instead (with --concurrency clients), and report
+    /// its impression-log counters afterwards.
+    #[arg(long)]
+    pub(super) url: Option<String>,
+    #[arg(long, default_value_t = 8)]
+    pub(super) concurrency: usize,
+    /// Measure training, artifact size, peak memory and ANN retrieval instead, on the atomic
+    /// files in DIR (e.g. from `marquee generate`), read straight from disk.
+    #[arg(long, value_name = "DIR")]
+    pub(super) training: Option<PathBuf>,
+    /// With --training: profiles whose folded-in vectors query the ANN index.
+    #[arg(long, default_value_t = 1000)]
+    pub(super) queries: usize,
+    /// With --training: training parameters as JSON, e.g. '{"als": {"factors": 32}}'.
+    #[arg(long)]
+    pub(super) train_params: Option<String>,
+    /// With --training: keep the trained model in FILE, and when FILE exists measure it
+    /// instead of training again (ANN settings from --train-params rebuild its index).
+    #[arg(long, value_name = "FILE")]
+    pub(super) model_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GenerateArgs {
+    /// Output directory (gen.item, gen.user, gen.inter, movies.json).
+    pub(super) out: PathBuf,
+    #[arg(long)]
+    pub(super) profiles: u64,
+    #[arg(long)]
+    pub(super) titles: u64,
+    #[arg(long)]
+    pub(super) events: u64,
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+}
+
+pub(super) async fn simulate(a: SimulateArgs) -> Result<()> {
+    simulation::run(simulation::SimulateArgs {
+        url: a.url,
+        experiments_dir: a.experiments_dir,
+        profiles: a.profiles,
+        sessions: a.sessions,
+        aa_experiments: a.aa,
+        seed: a.seed,
+    })
+    .await
+}
+
+pub(super) fn generate(a: GenerateArgs) -> Result<()> {
+    let GenerateArgs {
+        out,
+        profiles,
+        titles,
+        events,
+        seed,
+    } = a;
+    let bar = progress_bar("events");
+    bar.set_length(events);
+    let args = synthetic::GenerateArgs {
+        profiles,
+        titles,
+        events,
+        seed,
+    };
+    let started = std::time::Instant::now();
+    synthetic::generate(&out, &args, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    say(&format!(
+        "wrote {profiles} profiles, {titles} titles, {events} events to {} in {:.1}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// In process on the loaded data; with `--url` against a running server; with `--training`
+/// training and retrieval on atomic files.
+pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
+    if let Some(dir) = args.training {
+        let params: TrainParams = match &args.train_params {
+            Some(json) => serde_json::from_str(json).context("--train-params")?,
+            None => TrainParams::default(),
+        };
+        return tokio::task::spawn_blocking(move || {
+            bench::run_training(
+                &dir,
+                &params,
+                args.queries,
+                args.seed,
+                args.model_cache.as_deref(),
+            )
+        })
+        .await?;
+    }
+    if let Some(url) = args.url {
+        return bench::run_http(&url, args.requests, args.concurrency, args.seed).await;
+    }
+    let store = open_store(cfg).await?;
+    let rows = args.rows.or_else(|| cfg.file.rows.clone());
+    let engine = load_engine(&store, cfg, rows.as_deref()).await?;
+    let clock = ClockSetting::LastEvent.resolve(&store).await?;
+    bench::run(&store, &engine, &clock, args.requests, args.seed).await
+}

@@ -1,0 +1,172 @@
+//! The `marquee` command line: global options, settings resolution and the dispatch to one
+//! module per command group.
+
+mod experiments;
+mod import;
+mod lab;
+mod models;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::FileConfig;
+use crate::engine::Engine;
+use crate::store::Store;
+use crate::{api, app};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "marquee",
+    version,
+    about = "Personalized home pages for streaming services, over GraphQL"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Where the SQLite database, fetched datasets and model artifacts live.
+    #[arg(long, global = true, env = "MARQUEE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://… (default: marquee.db in the data directory).
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Settings file (default: ./marquee.toml if present).
+    #[arg(long, global = true, env = "MARQUEE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch MovieLens-100K, import it, train, and serve with GraphiQL: the whole demo.
+    Demo(serve::ServeArgs),
+    /// Import a dataset.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Train models from the events in the database and activate them.
+    Train(models::TrainArgs),
+    /// Serve GraphQL, /healthz and /readyz.
+    Serve(serve::ServeArgs),
+    /// List, activate or roll back trained models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Evaluate and inspect GrowthBook features and experiments.
+    #[command(subcommand)]
+    Experiments(experiments::ExperimentsCommand),
+    /// Drive a running server with simulated viewers to check the experiment pipeline
+    /// (A/A experiments and a deliberately degraded A/B variant).
+    Simulate(lab::SimulateArgs),
+    /// Write synthetic data (RecBole atomic files) for scale runs: power-law popularity,
+    /// latent taste clusters, timelines. Deterministic for a seed.
+    Generate(lab::GenerateArgs),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Measure page assembly latency for random profiles.
+    Bench(lab::BenchArgs),
+    /// Split a dataset for offline evaluation (protocol ml100k-temporal-80-20-v1).
+    #[command(subcommand)]
+    Split(crate::lab::quality::SplitCommand),
+    /// Measure the served Top Picks ranking offline on a split, next to MostPop.
+    Eval(crate::lab::quality::EvalArgs),
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let cfg = resolve(&cli.global)?;
+    match cli.command {
+        Command::Demo(args) => serve::demo(&cfg, args).await,
+        Command::Import(cmd) => import::run(&cfg, cmd).await,
+        Command::Train(args) => models::train(&cfg, args).await,
+        Command::Serve(args) => serve::serve(&cfg, args).await,
+        Command::Models(cmd) => models::run(&cfg, cmd).await,
+        Command::Experiments(cmd) => experiments::run(&cfg, cmd).await,
+        Command::Simulate(args) => lab::simulate(args).await,
+        Command::Generate(args) => lab::generate(args),
+        Command::Schema => {
+            print!("{}", api::sdl());
+            Ok(())
+        }
+        Command::Bench(args) => lab::bench(&cfg, args).await,
+        Command::Split(cmd) => crate::lab::quality::split(cmd),
+        Command::Eval(args) => {
+            crate::lab::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref())
+        }
+    }
+}
+
+/// Settings after flags, environment and file are merged.
+struct Resolved {
+    data_dir: PathBuf,
+    database_url: String,
+    file: FileConfig,
+}
+
+fn resolve(global: &Global) -> Result<Resolved> {
+    let file = match &global.config {
+        Some(path) => FileConfig::load(path, true)?,
+        None => FileConfig::load(Path::new("marquee.toml"), false)?,
+    };
+    let data_dir = global
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let database_url = global
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| crate::store::sqlite_url(&data_dir));
+    Ok(Resolved {
+        data_dir,
+        database_url,
+        file,
+    })
+}
+
+/// Opens the database, creating the data directory first (it holds the default SQLite file).
+async fn open_store(cfg: &Resolved) -> Result<Store> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    Store::open(&cfg.database_url).await
+}
+
+fn say(msg: &str) {
+    eprintln!("{msg}");
+}
+
+fn progress_bar(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    bar
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(msg.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// The engine on the active model, with the page from `rows` (or the built-in one).
+async fn load_engine(store: &Store, cfg: &Resolved, rows: Option<&Path>) -> Result<Engine> {
+    app::models::load_engine(
+        store,
+        &cfg.data_dir,
+        app::models::page_definition(rows)?,
+        &[],
+    )
+    .await
+}

@@ -1,0 +1,151 @@
+//! `marquee serve` and `marquee demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::import::import_movielens;
+use super::models::train_and_register;
+use super::{Resolved, load_engine, open_store, say};
+use crate::app::{self, AppState};
+use crate::config::ClockSetting;
+use crate::experiments::FeatureSet;
+use crate::ingest::fetch;
+use crate::store::{Store, Table};
+use crate::{api, clock};
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MARQUEE_LISTEN")]
+    pub(super) listen: Option<SocketAddr>,
+    /// Page definition file (default: the rows/home.toml built into the binary).
+    #[arg(long, env = "MARQUEE_ROWS")]
+    pub(super) rows: Option<PathBuf>,
+    /// "now": system, last-event (replayed data) or an RFC 3339 time.
+    #[arg(long, env = "MARQUEE_CLOCK")]
+    pub(super) clock: Option<ClockSetting>,
+    /// Directory of GrowthBook feature files (default: ./experiments if present).
+    #[arg(long, env = "MARQUEE_EXPERIMENTS")]
+    pub(super) experiments: Option<PathBuf>,
+}
+
+pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
+    let store = open_store(cfg).await?;
+    run_server(store, cfg, args, ClockSetting::System).await
+}
+
+/// Fetches MovieLens-100K, imports it, trains, and serves; each step is skipped when its
+/// result is already there.
+pub(super) async fn demo(cfg: &Resolved, args: ServeArgs) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let ml = tokio::task::spawn_blocking({
+        let dir = cfg.data_dir.clone();
+        move || fetch::ensure_movielens(&dir, &say)
+    })
+    .await??;
+    let store = open_store(cfg).await?;
+    if store.count(Table::Events).await? == 0 {
+        import_movielens(&store, &ml.dir, ml.movies_json.as_deref(), 5, "US").await?;
+    } else {
+        say("data already imported; skipping import");
+    }
+    let fingerprint = store.data_fingerprint().await?;
+    // A model trained by an older Marquee (another artifact format) is retrained too.
+    let fresh = store.active_model().await?.is_some_and(|m| {
+        m.data_fingerprint == fingerprint && app::models::artifact_is_readable(&cfg.data_dir, &m)
+    });
+    if fresh {
+        say("active model is up to date; skipping training");
+    } else {
+        let clock = ClockSetting::LastEvent.resolve(&store).await?;
+        train_and_register(&store, &cfg.data_dir, &clock).await?;
+    }
+    run_server(store, cfg, args, ClockSetting::LastEvent).await
+}
+
+async fn run_server(
+    store: Store,
+    cfg: &Resolved,
+    args: ServeArgs,
+    default_clock: ClockSetting,
+) -> Result<()> {
+    let listen = args
+        .listen
+        .or(cfg.file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let clock_setting = match args.clock {
+        Some(c) => c,
+        None => match &cfg.file.clock {
+            Some(s) => s
+                .parse()
+                .map_err(anyhow::Error::msg)
+                .context("marquee.toml: clock")?,
+            None => default_clock,
+        },
+    };
+    let clock = clock_setting.resolve(&store).await?;
+    let rows = args.rows.or_else(|| cfg.file.rows.clone());
+    // Model versions that experiments name are loaded by the model watcher, right after start.
+    let engine = load_engine(&store, cfg, rows.as_deref()).await?;
+    let examples = example_profiles(&store).await?;
+    let model = engine.model.version.clone();
+    let titles = engine.catalog.len();
+    let experiments_dir = args
+        .experiments
+        .or_else(|| cfg.file.experiments.clone())
+        .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
+    let (impressions, impression_writer) =
+        crate::app::impressions::ImpressionLog::start(store.clone());
+    let state = AppState::new(store, engine, FeatureSet::default(), clock, impressions);
+    if let Some(dir) = &experiments_dir {
+        // At start a broken file is an error: nothing good is loaded yet to fall back to.
+        let features = state.load_features(dir).map_err(anyhow::Error::msg)?;
+        say(&format!(
+            "experiments: {} features from {}",
+            features.features.len(),
+            dir.display()
+        ));
+        state.features.store(std::sync::Arc::new(features));
+        app::watchers::watch_experiments(&state, dir.clone());
+    }
+    app::watchers::watch_models(&state, cfg.data_dir.clone(), rows);
+    let served = api::serve(state.clone(), listen, |addr| {
+        // Tests read this line to find the port.
+        println!("listening on http://{addr}");
+        say(&format!("GraphiQL:  http://{addr}/graphql"));
+        say(&format!("catalogue: {titles} titles, model {model}, now = {}", clock::format_rfc3339(clock.now())));
+        if !examples.is_empty() {
+            say(&format!("try profiles: {}", examples.join(", ")));
+            say(&format!(
+                "  e.g. {{ home(profileId: \"{}\") {{ rows {{ title items {{ title {{ name maturityRating }} reason }} }} }} }}",
+                examples[0]
+            ));
+        }
+    })
+    .await;
+    // Flush the impressions of the last pages before exiting.
+    state.impressions.close();
+    if let Err(e) = impression_writer.await {
+        tracing::error!(error = %e, "impression writer failed");
+    }
+    served
+}
+
+/// A few adult profiles and a kids profile to print for people trying the demo.
+async fn example_profiles(store: &Store) -> Result<Vec<String>> {
+    let ids = store.profile_ids().await?;
+    let mut out: Vec<String> = ids
+        .iter()
+        .filter(|(_, kids)| !kids)
+        .map(|(id, _)| id.to_string())
+        .take(3)
+        .collect();
+    if let Some((kid, _)) = ids.iter().find(|(_, kids)| *kids) {
+        out.push(format!("{kid} (kids)"));
+    }
+    Ok(out)
+}
