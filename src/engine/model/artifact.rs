@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::als::Factors;
 use super::ann::{AnnIndex, AnnParams};
-use super::train::TrainParams;
+use super::params::TrainParams;
 use crate::domain::{Millis, TitleId};
 
 /// Bumped when the artifact layout changes; older artifacts are refused with a clear error.

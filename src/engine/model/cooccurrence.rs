@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 use super::artifact::ScoredTitle;
-use super::train::TrainParams;
+use super::params::TrainParams;
 use crate::domain::TitleId;
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::training_set::TrainingSet;

@@ -20,6 +20,7 @@ pub mod content;
 mod cooccurrence;
 pub mod ease;
 pub mod linalg;
+mod params;
 mod popularity;
 mod train;
 
@@ -35,7 +36,8 @@ pub use crate::engine::training_set::{Interaction, TrainingSet};
 pub use artifact::{
     ALL_COUNTRIES, ARTIFACT_FORMAT, ArtifactError, EmbeddingArtifact, ModelArtifact, ScoredTitle,
 };
-pub use train::{StageTimes, TrainParams, train, train_timed};
+pub use params::TrainParams;
+pub use train::{StageTimes, train, train_timed};
 
 /// The model as the engine reads it: catalogue indexes, scores normalised to 0–1.
 #[derive(Debug, Clone, Default)]

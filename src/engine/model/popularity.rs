@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::artifact::{ALL_COUNTRIES, ScoredTitle};
-use super::train::TrainParams;
+use super::params::TrainParams;
 use crate::domain::{DAY_MS, Millis};
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::training_set::TrainingSet;
