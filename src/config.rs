@@ -1,5 +1,5 @@
 //! Settings from flags, environment and an optional `marquee.toml`, in that order of
-//! precedence. Flags and environment variables are declared together in `cli.rs`.
+//! precedence. Flags and environment variables are declared together in `cli/mod.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
