@@ -3,6 +3,8 @@
 //! database.
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -242,6 +244,13 @@ impl TestDb {
     pub async fn postgres() -> Self {
         let admin = std::env::var("MARQUEE_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self::postgres_on(&admin).await
+    }
+
+    /// A fresh database on the PostgreSQL server at `admin` (a maintenance database URL),
+    /// e.g. a test's own server from `services::Postgres`.
+    pub async fn postgres_on(admin: &str) -> Self {
+        let admin = admin.to_owned();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
