@@ -41,20 +41,30 @@ async fn graphiql() -> impl IntoResponse {
     )
 }
 
+/// Ready when the server can do its job: a catalogue to serve, and a database that takes
+/// writes (a committed heartbeat, probed at most once a second — see `Store::writable`). A
+/// database that still answers reads but cannot write (full disk, read-only files, a standby)
+/// is not ready: events would fail.
 async fn readyz(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) if !state.engine.load().catalog.is_empty() => (StatusCode::OK, "ready".to_owned()),
-        Ok(()) => (
+    if state.engine.load().catalog.is_empty() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "catalogue is empty".to_owned(),
+        );
+    }
+    match state.store.writable().await {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database not writable: {e}"),
         ),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
     }
 }
 
-/// Prometheus text format, hand-written: three counters do not justify an exporter crate.
+/// Prometheus text format, hand-written: a handful of counters do not justify an exporter
+/// crate.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> impl IntoResponse {
@@ -67,15 +77,19 @@ async fn metrics(
          # HELP marquee_impressions_written_total Row items written to the database.\n\
          # TYPE marquee_impressions_written_total counter\n\
          marquee_impressions_written_total {}\n\
-         # HELP marquee_impressions_dropped_total Row items not logged (queue full or write failed).\n\
+         # HELP marquee_impressions_dropped_total Row items not logged (queue full, a batch failing with a defect, or the database down through shutdown).\n\
          # TYPE marquee_impressions_dropped_total counter\n\
          marquee_impressions_dropped_total {}\n\
+         # HELP marquee_impressions_write_failures_total Failed attempts to write a batch of impressions (retried).\n\
+         # TYPE marquee_impressions_write_failures_total counter\n\
+         marquee_impressions_write_failures_total {}\n\
          # HELP marquee_impressions_backlog Row items queued and not yet written.\n\
          # TYPE marquee_impressions_backlog gauge\n\
          marquee_impressions_backlog {}\n",
         s.queued.load(Relaxed),
         s.written.load(Relaxed),
         s.dropped.load(Relaxed),
+        s.write_failures.load(Relaxed),
         state.impressions.backlog(),
     );
     (

@@ -1,6 +1,6 @@
 //! The home page service: one request for a profile's home page, from the stored profile and
-//! history through the experiment variant to the page, and what serving it records (exposures,
-//! impressions). The GraphQL `home` resolver parses its input into a `HomeRequest` and maps the
+//! history through the experiment variant to the page, and what serving it records (exposures
+//! and impressions, handed to the impression log). The GraphQL `home` resolver parses its input into a `HomeRequest` and maps the
 //! `HomePage` to the schema; every decision is made here.
 
 use std::collections::HashMap;
@@ -66,13 +66,9 @@ impl AppState {
             });
         let request_id = self.next_request_id();
         if !preview {
-            if let Err(e) = self
-                .record_exposures(exposures(&variant.assignments, &id, now))
-                .await
-            {
-                // The page is still served; the exposure is retried on the next page.
-                tracing::error!(error = %format!("{e:#}"), "recording exposures failed");
-            }
+            // The exposures travel with the page through the impression log and are written
+            // in its transaction, before its items, so the page counts towards the
+            // experiments that shaped it; the request never waits for the database.
             self.impressions.offer(impressions(
                 &request_id,
                 &id,
@@ -108,7 +104,8 @@ fn exposures(assignments: &[Assignment], profile: &ProfileId, at: Millis) -> Vec
         .collect()
 }
 
-/// The impression record of a served page: every row item with its position.
+/// The impression record of a served page: every row item with its position, and the
+/// exposures the page caused.
 fn impressions(
     request_id: &str,
     profile: &ProfileId,
@@ -117,7 +114,7 @@ fn impressions(
     assignments: &[Assignment],
     page: &Page,
 ) -> PageImpressions {
-    let assignments = serde_json::Value::Object(
+    let assignments_json = serde_json::Value::Object(
         assignments
             .iter()
             .map(|a| {
@@ -150,7 +147,8 @@ fn impressions(
         profile_id: profile.to_string(),
         served_at,
         model_version: engine.model.version.clone(),
-        assignments,
+        assignments: assignments_json,
         items,
+        exposures: exposures(assignments, profile, served_at),
     }
 }

@@ -1,36 +1,72 @@
-//! The impression log: every served row item, written in batches off the request path.
+//! The impression log: every served page — its row items and the experiment exposures it
+//! caused — written in batches off the request path.
 //!
-//! A page request hands its impressions to a bounded queue and returns; one writer task drains
-//! the queue into the store in batches. When the queue is full the page is still served and
-//! its impressions are counted as dropped (`marquee_impressions_dropped_total` on /metrics):
-//! the request path never waits on the database. On shutdown the writer drains what is queued.
+//! A page request hands its page to a bounded queue and returns; one writer task drains the
+//! queue into the store in batches. When the database is briefly unavailable the writer keeps
+//! its batch and retries with capped exponential backoff, while new pages wait in the queue;
+//! only what no longer fits in the queue is dropped (counted in
+//! `marquee_impressions_dropped_total` on /metrics): the request path never waits on the
+//! database. A batch that fails for another reason (a defect, not an outage) is retried a few
+//! times and then dropped and counted, so it cannot block every later page. On shutdown the
+//! writer drains the queue, giving a database that is down `SHUTDOWN_GRACE` to come back.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::store::Store;
 use crate::store::logging::PageImpressions;
+use crate::store::{Store, StoreError};
 
-/// Pages that may wait for the writer. A page has ~100 items, so this is ~800k items.
+/// Pages that may wait for the writer. A page has ~100 items, so this is ~800k items, or
+/// minutes of a storage outage at a few hundred pages per second.
 pub const QUEUE_PAGES: usize = 8192;
 /// Row items per database transaction: large batches amortise the commit.
 const BATCH_ITEMS: usize = 20_000;
+/// Backoff between attempts at a failing batch: doubles from the first to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_CAP: Duration = Duration::from_secs(2);
+/// Attempts at a batch that fails with a non-transient error before it is dropped.
+const ATTEMPTS_ON_DEFECT: u32 = 5;
+/// How long shutdown waits for an unavailable database before dropping what is queued.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Exposures remembered as stored, to skip rewriting them with every page (forgetting one
+/// only costs an idempotent insert).
+const SEEN_EXPOSURES: usize = 1_000_000;
 
+/// Counters, all monotonic (Prometheus counters); the backlog is derived from them.
 #[derive(Debug, Default)]
 pub struct ImpressionStats {
+    /// Row items accepted into the queue.
     pub queued: AtomicU64,
+    /// Row items written to the database.
     pub written: AtomicU64,
+    /// Row items not logged: the queue was full, a batch kept failing with a defect, or the
+    /// database stayed down through shutdown.
     pub dropped: AtomicU64,
+    /// The part of `dropped` that had been queued (queued = written + abandoned + backlog).
+    abandoned: AtomicU64,
+    /// Failed attempts to write a batch (each one retried or counted in `dropped`).
+    pub write_failures: AtomicU64,
+}
+
+impl ImpressionStats {
+    /// Items queued and not yet written (nor given up on).
+    pub fn backlog(&self) -> u64 {
+        let done = self.written.load(Ordering::Relaxed) + self.abandoned.load(Ordering::Relaxed);
+        self.queued.load(Ordering::Relaxed).saturating_sub(done)
+    }
 }
 
 #[derive(Debug)]
 pub struct ImpressionLog {
     /// `None` once closed for shutdown.
     tx: Mutex<Option<mpsc::Sender<PageImpressions>>>,
+    /// When `close` was called: the writer's retries give up `SHUTDOWN_GRACE` after it.
+    closed_at: Arc<OnceLock<Instant>>,
     pub stats: Arc<ImpressionStats>,
 }
 
@@ -39,22 +75,31 @@ impl ImpressionLog {
     pub fn start(store: Store) -> (ImpressionLog, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_PAGES);
         let stats = Arc::new(ImpressionStats::default());
-        let writer = tokio::spawn(write_loop(store, rx, stats.clone()));
+        let closed_at = Arc::new(OnceLock::new());
+        let writer = Writer {
+            store,
+            stats: stats.clone(),
+            closed_at: closed_at.clone(),
+            seen_exposures: HashSet::new(),
+        };
+        let handle = tokio::spawn(writer.run(rx));
         let log = ImpressionLog {
             tx: Mutex::new(Some(tx)),
+            closed_at,
             stats,
         };
-        (log, writer)
+        (log, handle)
     }
 
-    /// Stops accepting impressions; the writer drains the queue and ends.
+    /// Stops accepting pages; the writer drains the queue and ends.
     pub fn close(&self) {
+        let _ = self.closed_at.set(Instant::now());
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
     }
 
-    /// Queues a page's impressions without waiting.
+    /// Queues a page without waiting.
     pub fn offer(&self, page: PageImpressions) {
         let n = page.items.len() as u64;
         let sent = match self.tx.lock() {
@@ -73,64 +118,143 @@ impl ImpressionLog {
         }
     }
 
-    /// Items queued but not yet written (or dropped by a failed batch).
+    /// Items queued but not yet written (nor given up on).
     pub fn backlog(&self) -> u64 {
-        let s = &self.stats;
-        s.queued
-            .load(Ordering::Relaxed)
-            .saturating_sub(s.written.load(Ordering::Relaxed))
+        self.stats.backlog()
     }
 }
 
-async fn write_loop(
+struct Writer {
     store: Store,
-    mut rx: mpsc::Receiver<PageImpressions>,
     stats: Arc<ImpressionStats>,
-) {
-    let mut batch: Vec<PageImpressions> = Vec::new();
-    while let Some(page) = rx.recv().await {
-        let mut items = page.items.len();
-        batch.push(page);
-        // Take whatever else is already waiting, up to a batch.
-        while items < BATCH_ITEMS {
-            match rx.try_recv() {
-                Ok(page) => {
-                    items += page.items.len();
-                    batch.push(page);
+    closed_at: Arc<OnceLock<Instant>>,
+    /// (experiment, profile, variation) known to be stored.
+    seen_exposures: HashSet<(String, String, i64)>,
+}
+
+/// What became of a batch.
+enum Outcome {
+    Written,
+    /// Given up on (counted as dropped); with `stop`, shutdown's grace is over and nothing
+    /// more should be attempted.
+    Dropped {
+        stop: bool,
+    },
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<PageImpressions>) {
+        let mut batch: Vec<PageImpressions> = Vec::new();
+        let mut giving_up = false;
+        while let Some(page) = rx.recv().await {
+            let mut items = page.items.len();
+            batch.push(page);
+            // Take whatever else is already waiting, up to a batch.
+            while items < BATCH_ITEMS {
+                match rx.try_recv() {
+                    Ok(page) => {
+                        items += page.items.len();
+                        batch.push(page);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            if giving_up {
+                self.abandon(&mut batch);
+                continue;
+            }
+            if let Outcome::Dropped { stop: true } = self.write(&mut batch).await {
+                giving_up = true;
             }
         }
-        write(&store, &mut batch, &stats).await;
     }
-    if !batch.is_empty() {
-        write(&store, &mut batch, &stats).await;
+
+    /// Writes and clears `batch`: retried while the database is unavailable (until shutdown's
+    /// grace runs out), and a few times on other errors.
+    async fn write(&mut self, batch: &mut Vec<PageImpressions>) -> Outcome {
+        self.skip_stored_exposures(batch);
+        let mut delay = RETRY_FIRST;
+        let mut defects = 0u32;
+        loop {
+            let error = match self.store.write_impressions(batch).await {
+                Ok(n) => {
+                    self.stats.written.fetch_add(n, Ordering::Relaxed);
+                    self.remember_exposures(batch);
+                    batch.clear();
+                    return Outcome::Written;
+                }
+                Err(e) => e,
+            };
+            self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+            let items: usize = batch.iter().map(|p| p.items.len()).sum();
+            if !error.is_transient() {
+                defects += 1;
+                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), attempt = defects, items, "writing impressions failed");
+                if defects >= ATTEMPTS_ON_DEFECT {
+                    tracing::error!(items, "impressions dropped after repeated write failures");
+                    self.abandon(batch);
+                    return Outcome::Dropped { stop: false };
+                }
+            } else {
+                log_unavailable(&error, items, delay);
+            }
+            if let Some(closed) = self.closed_at.get() {
+                let left = SHUTDOWN_GRACE.saturating_sub(closed.elapsed());
+                if left.is_zero() {
+                    tracing::error!(
+                        items,
+                        "shutting down with the database unavailable; queued impressions dropped"
+                    );
+                    self.abandon(batch);
+                    return Outcome::Dropped { stop: true };
+                }
+                delay = delay.min(left);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RETRY_CAP);
+        }
+    }
+
+    fn abandon(&self, batch: &mut Vec<PageImpressions>) {
+        let n: u64 = batch.iter().map(|p| p.items.len() as u64).sum();
+        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        self.stats.abandoned.fetch_add(n, Ordering::Relaxed);
+        batch.clear();
+    }
+
+    fn skip_stored_exposures(&self, batch: &mut [PageImpressions]) {
+        for page in batch {
+            page.exposures.retain(|e| {
+                !self.seen_exposures.contains(&(
+                    e.experiment_key.clone(),
+                    e.profile_id.clone(),
+                    e.variation_index,
+                ))
+            });
+        }
+    }
+
+    fn remember_exposures(&mut self, batch: &[PageImpressions]) {
+        if self.seen_exposures.len() > SEEN_EXPOSURES {
+            self.seen_exposures.clear();
+        }
+        for e in batch.iter().flat_map(|p| &p.exposures) {
+            self.seen_exposures.insert((
+                e.experiment_key.clone(),
+                e.profile_id.clone(),
+                e.variation_index,
+            ));
+        }
     }
 }
 
-/// Writes and clears `batch`, retrying transient failures; a batch that keeps failing is
-/// counted and logged rather than blocking every later page.
-async fn write(store: &Store, batch: &mut Vec<PageImpressions>, stats: &ImpressionStats) {
-    let n: u64 = batch.iter().map(|p| p.items.len() as u64).sum();
-    for attempt in 0..5u32 {
-        match store.write_impressions(batch).await {
-            Ok(_) => {
-                stats.written.fetch_add(n, Ordering::Relaxed);
-                batch.clear();
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), attempt, "writing impressions failed");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-        }
-    }
-    stats.dropped.fetch_add(n, Ordering::Relaxed);
-    // No longer waiting: keep the backlog figure meaningful.
-    stats.queued.fetch_sub(n, Ordering::Relaxed);
-    tracing::error!(
-        items = n,
-        "impressions dropped after repeated write failures"
+/// One line per attempt would flood the log during an outage under load; the backoff keeps
+/// attempts (and so lines) to one every `RETRY_CAP` at most.
+fn log_unavailable(error: &StoreError, items: usize, retry_in: Duration) {
+    tracing::warn!(
+        error = %error,
+        items,
+        retry_in_ms = retry_in.as_millis() as u64,
+        "database unavailable; keeping the impression batch and retrying"
     );
-    batch.clear();
 }

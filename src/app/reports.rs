@@ -14,21 +14,29 @@ pub struct ExperimentReport {
     pub excluded_profiles: usize,
 }
 
+/// The report of experiment `key`, from the outcome counters the writes keep up to date
+/// (one row per exposed profile), or with `recompute` from a full scan of exposures, page
+/// views and events (slow; a check of the counters).
 pub async fn experiment_report(
     store: &Store,
     features: &crate::experiments::FeatureSet,
     key: &str,
+    recompute: bool,
 ) -> Result<Option<ExperimentReport>> {
     let Some(experiment) = features.experiments().into_iter().find(|e| e.key == key) else {
         return Ok(None);
     };
-    let (outcomes, excluded_profiles) = store.experiment_outcomes(key).await?;
+    let outcomes = if recompute {
+        store.experiment_outcomes_full_scan(key).await?
+    } else {
+        store.experiment_outcomes(key).await?
+    };
     let weights: Vec<f64> = experiment.variations.iter().map(|v| v.weight).collect();
-    let analysis = crate::experiments::stats::analyse(&outcomes, &weights);
+    let analysis = crate::experiments::stats::analyse(&outcomes.profiles, &weights);
     Ok(Some(ExperimentReport {
         experiment,
         analysis,
-        excluded_profiles,
+        excluded_profiles: outcomes.contaminated,
     }))
 }
 

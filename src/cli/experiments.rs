@@ -26,6 +26,10 @@ pub(super) enum ExperimentsCommand {
         key: String,
         #[arg(long, default_value = "experiments")]
         dir: PathBuf,
+        /// Recompute the outcomes from exposures, page views and events (a full scan)
+        /// instead of reading the counters kept as they are written; says whether they agree.
+        #[arg(long)]
+        recompute: bool,
     },
 }
 
@@ -51,16 +55,35 @@ pub(super) async fn run(cfg: &Resolved, cmd: ExperimentsCommand) -> Result<()> {
     match cmd {
         ExperimentsCommand::Evaluate(args) => evaluate(&args),
         ExperimentsCommand::List { dir } => list(&dir, cfg),
-        ExperimentsCommand::Report { key, dir } => {
+        ExperimentsCommand::Report {
+            key,
+            dir,
+            recompute,
+        } => {
             let set = load_features(&dir, cfg)?;
             let store = open_store(cfg).await?;
-            match app::reports::experiment_report(&store, &set, &key).await? {
-                Some(report) => {
-                    print!("{}", app::reports::format_report(&report));
-                    Ok(())
+            let Some(report) =
+                app::reports::experiment_report(&store, &set, &key, recompute).await?
+            else {
+                anyhow::bail!("no experiment {key:?} in {}", dir.display());
+            };
+            print!("{}", app::reports::format_report(&report));
+            if recompute {
+                let counted = store.experiment_outcomes(&key).await?;
+                let scanned = store.experiment_outcomes_full_scan(&key).await?;
+                if counted != scanned {
+                    anyhow::bail!(
+                        "the outcome counters disagree with the full scan ({} vs {} profiles, {} vs {} excluded): \
+                         the report above is the full scan's",
+                        counted.profiles.len(),
+                        scanned.profiles.len(),
+                        counted.contaminated,
+                        scanned.contaminated
+                    );
                 }
-                None => anyhow::bail!("no experiment {key:?} in {}", dir.display()),
+                println!("  the outcome counters agree with the full scan");
             }
+            Ok(())
         }
     }
 }

@@ -3,7 +3,11 @@
 //! Both backends go through `sqlx::Any` with the same SQL: `$n` placeholders (SQLite accepts
 //! them too), BIGINT milliseconds and 0/1 integers instead of dialect-specific types. The few
 //! real differences (row locking, advisory locks) are behind `Backend`.
+//!
+//! Failures come back as `StoreError`, already classified: `Unavailable` (the database is
+//! down, restarting, full, not writable, too busy — retry) or `Internal`.
 
+mod error;
 mod import;
 pub mod logging;
 mod models;
@@ -11,11 +15,15 @@ pub mod records;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Row, SqlSafeStr};
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::{AnyConnection, AnyPool, Connection, Row, SqlSafeStr};
 
 use crate::domain::{
     AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId,
@@ -23,6 +31,7 @@ use crate::domain::{
 use crate::engine::history::{History, Thumbs, WatchState};
 use crate::engine::model::content::TitleEntity;
 
+pub use error::{StoreError, StoreResult};
 pub use import::{ImportOptions, ImportSummary};
 pub use models::ModelRecord;
 pub use records::RecordSummary;
@@ -35,8 +44,164 @@ pub enum Backend {
 
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Page serving and every write.
     pool: AnyPool,
+    /// Experiment reports only: a report can never hold a connection page serving needs.
+    reports: AnyPool,
     backend: Backend,
+    health: Arc<ConnectionHealth>,
+    probe: Arc<WriteProbe>,
+}
+
+/// How long a request waits for a connection. The pool keeps retrying a refused connection
+/// until then, so this is also how long a request waits for a database that is down before it
+/// answers `UNAVAILABLE`: short, because clients retry and a hung request helps nobody. SQLite
+/// is never "down", but its few connections can all be held by writers waiting out a busy
+/// lock, so it gets longer.
+const ACQUIRE_TIMEOUT_POSTGRES: Duration = Duration::from_millis(1500);
+const ACQUIRE_TIMEOUT_SQLITE: Duration = Duration::from_secs(3);
+/// Reports may queue for the report pool's connections a little longer.
+const REPORT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The readiness probe's result is reused for this long, so probes cannot load the database.
+const PROBE_TTL: Duration = Duration::from_secs(1);
+/// A probe that takes longer than this counts as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Options shared by both pools: a connection is only handed out, and only goes back to the
+/// pool, if `ConnectionHealth` says its state is known.
+fn pool_options(
+    max_connections: u32,
+    acquire_timeout: Duration,
+    health: &Arc<ConnectionHealth>,
+) -> AnyPoolOptions {
+    let on_release = health.clone();
+    let on_acquire = health.clone();
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .after_release(move |conn, meta| {
+            let reusable = on_release.reusable(conn, &meta);
+            Box::pin(async move { Ok(reusable) })
+        })
+        .before_acquire(move |conn, meta| {
+            let reusable = on_acquire.reusable(conn, &meta);
+            Box::pin(async move { Ok(reusable) })
+        })
+}
+
+/// Which pooled connections may be reused, after storage faults.
+///
+/// A write transaction that did not commit (an error, or a cancelled request) returns its
+/// connection with a rollback still queued; if that rollback fails — after an I/O error SQLite
+/// has already rolled back, so `ROLLBACK` errors out — sqlx still counts the connection as
+/// inside a transaction, and every later `BEGIN` on it fails ("begin_with at non-zero
+/// transaction depth"). Other connections may be broken by the same fault in ways no check
+/// sees: SQLite opens a database file it cannot write read-only, for good. So when a write
+/// fails, no connection that existed then is reused (each is closed when next released or
+/// acquired), and when writes commit again after failures, none opened while they failed
+/// is. The pool churns only while writes fail.
+#[derive(Debug)]
+struct ConnectionHealth {
+    base: Instant,
+    /// Connections created before this (nanoseconds after `base`; 0: none) are closed
+    /// instead of reused.
+    retire_before: AtomicU64,
+    /// A write failed and none has committed since.
+    faulted: AtomicBool,
+}
+
+impl ConnectionHealth {
+    fn new() -> Self {
+        ConnectionHealth {
+            base: Instant::now(),
+            retire_before: AtomicU64::new(0),
+            faulted: AtomicBool::new(false),
+        }
+    }
+
+    fn retire_existing(&self) {
+        let now = self.base.elapsed().as_nanos() as u64;
+        self.retire_before.fetch_max(now + 1, Ordering::Relaxed);
+    }
+
+    fn write_failed(&self) {
+        self.faulted.store(true, Ordering::Relaxed);
+        self.retire_existing();
+    }
+
+    fn write_committed(&self) {
+        if self.faulted.swap(false, Ordering::Relaxed) {
+            self.retire_existing();
+        }
+    }
+
+    fn reusable(&self, conn: &AnyConnection, meta: &PoolConnectionMetadata) -> bool {
+        if conn.is_in_transaction() {
+            return false;
+        }
+        let created = self.base.elapsed().saturating_sub(meta.age).as_nanos() as u64;
+        created >= self.retire_before.load(Ordering::Relaxed)
+    }
+}
+
+/// A write transaction (see `Store::begin_write`). Derefs to the connection, for statements;
+/// ends with `commit` or `rollback`. Dropped without either — an error returned early, a
+/// request cancelled — it counts as a failed write for `ConnectionHealth`.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    outcome: WriteOutcome,
+}
+
+/// Reports a write transaction's end to `ConnectionHealth`; a failure unless settled.
+struct WriteOutcome {
+    health: Arc<ConnectionHealth>,
+    settled: bool,
+}
+
+impl Drop for WriteOutcome {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.health.write_failed();
+        }
+    }
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        let WriteTx { tx, mut outcome } = self;
+        tx.commit().await?;
+        outcome.settled = true;
+        outcome.health.write_committed();
+        Ok(())
+    }
+
+    /// Ends the transaction without writing, leaving the connection in a known state.
+    pub(crate) async fn rollback(self) -> StoreResult<()> {
+        let WriteTx { tx, mut outcome } = self;
+        tx.rollback().await?;
+        outcome.settled = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// The last write probe, shared by the clones of a `Store`.
+#[derive(Debug, Default)]
+struct WriteProbe {
+    /// Held across a probe, so concurrent readiness checks wait for one probe, not start many.
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -55,6 +220,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "title entities",
         include_str!("../../migrations/sqlite/0003_title_entities.sql"),
     ),
+    (
+        4,
+        "store robustness",
+        include_str!("../../migrations/sqlite/0004_store_robustness.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -71,6 +241,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "title entities",
         include_str!("../../migrations/postgres/0003_title_entities.sql"),
+    ),
+    (
+        4,
+        "store robustness",
+        include_str!("../../migrations/postgres/0004_store_robustness.sql"),
     ),
 ];
 
@@ -115,16 +290,33 @@ impl Store {
                 display_url(url)
             );
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
+        let health = Arc::new(ConnectionHealth::new());
+        let pool = pool_options(
+            match backend {
                 // SQLite serialises writers anyway; a few readers are plenty.
                 Backend::Sqlite => 4,
                 Backend::Postgres => 16,
-            })
-            .connect(url)
-            .await
+            },
+            match backend {
+                Backend::Sqlite => ACQUIRE_TIMEOUT_SQLITE,
+                Backend::Postgres => ACQUIRE_TIMEOUT_POSTGRES,
+            },
+            &health,
+        )
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to {}", display_url(url)))?;
+        // Connects lazily: commands that never report do not open it.
+        let reports = pool_options(2, REPORT_ACQUIRE_TIMEOUT, &health)
+            .connect_lazy(url)
             .with_context(|| format!("cannot connect to {}", display_url(url)))?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            reports,
+            backend,
+            health,
+            probe: Arc::default(),
+        };
         if backend == Backend::Sqlite {
             // WAL lets page requests read while an import or event batch writes.
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -163,27 +355,55 @@ impl Store {
         self.backend
     }
 
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+    /// Whether the database takes writes right now: a one-row heartbeat upsert, committed
+    /// (on SQLite only a commit touches the WAL file, so a rolled-back probe would miss
+    /// unwritable files). The result is reused for `PROBE_TTL`.
+    pub async fn writable(&self) -> Result<(), String> {
+        let mut last = self.probe.last.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < PROBE_TTL
+        {
+            return result.clone();
+        }
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, self.heartbeat()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        };
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    async fn heartbeat(&self) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO store_heartbeat (id, beat_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+        )
+        .bind(crate::clock::wall_now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reports.close().await;
     }
 
-    pub async fn titles(&self) -> Result<Vec<Title>> {
+    pub async fn titles(&self) -> StoreResult<Vec<Title>> {
         let rows = sqlx::query(
             "SELECT id, name, release_year, genres, maturity_rating, overview, added_at, countries \
              FROM titles",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(title_from_row).collect()
+        Ok(rows.iter().map(title_from_row).collect::<Result<_>>()?)
     }
 
     /// The people of every title (see `movielens::read_dir`), in a stable order.
-    pub async fn title_entities(&self) -> Result<Vec<TitleEntity>> {
+    pub async fn title_entities(&self) -> StoreResult<Vec<TitleEntity>> {
         let rows = sqlx::query(
             "SELECT title_id, relation, entity_id FROM title_entities \
              ORDER BY title_id, relation, entity_id",
@@ -201,7 +421,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn profile(&self, id: &ProfileId) -> Result<Option<Profile>> {
+    pub async fn profile(&self, id: &ProfileId) -> StoreResult<Option<Profile>> {
         let row = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
              FROM profiles WHERE id = $1",
@@ -209,11 +429,11 @@ impl Store {
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(profile_from_row).transpose()
+        Ok(row.as_ref().map(profile_from_row).transpose()?)
     }
 
     /// Profiles of an account, the account's main profile first.
-    pub async fn profiles_of(&self, account: &AccountId) -> Result<Vec<Profile>> {
+    pub async fn profiles_of(&self, account: &AccountId) -> StoreResult<Vec<Profile>> {
         let rows = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
              FROM profiles WHERE account_id = $1 ORDER BY is_kids, id",
@@ -221,22 +441,30 @@ impl Store {
         .bind(account.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(profile_from_row).collect()
+        Ok(rows.iter().map(profile_from_row).collect::<Result<_>>()?)
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later cannot
-    /// wait for a busy writer (SQLite fails it at once with "database is locked", since its
-    /// snapshot is stale), while an immediate one waits out the busy timeout.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
+    /// Begins a transaction that will write; every write transaction starts here. On SQLite it
+    /// takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and writes later cannot wait for a busy writer (SQLite fails it at once with
+    /// "database is locked", since its snapshot is stale), while an immediate one waits out
+    /// the busy timeout. The connection comes from a pool that never hands out one whose
+    /// transaction state is unknown (see `ConnectionHealth`), so a failed write cannot poison
+    /// later ones.
+    pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx> {
+        let outcome = WriteOutcome {
+            health: self.health.clone(),
+            settled: false,
+        };
+        let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
-        })
+        };
+        Ok(WriteTx { tx, outcome })
     }
 
     /// Creates a profile (and its account if new). Fails when the profile id is taken.
-    pub async fn create_profile(&self, p: &Profile, created_at: Millis) -> Result<bool> {
+    pub async fn create_profile(&self, p: &Profile, created_at: Millis) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
@@ -267,7 +495,11 @@ impl Store {
 
     /// Profiles in id order (main profiles of numeric MovieLens ids sort numerically), for
     /// pickers; `kids` narrows to kids or grown-up profiles.
-    pub async fn list_profiles(&self, kids: Option<bool>, limit: usize) -> Result<Vec<Profile>> {
+    pub async fn list_profiles(
+        &self,
+        kids: Option<bool>,
+        limit: usize,
+    ) -> StoreResult<Vec<Profile>> {
         let rows = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
              FROM profiles WHERE ($1 < 0 OR is_kids = $1) ORDER BY LENGTH(account_id), account_id, is_kids, id LIMIT $2",
@@ -276,11 +508,11 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(profile_from_row).collect()
+        Ok(rows.iter().map(profile_from_row).collect::<Result<_>>()?)
     }
 
     /// Every profile id, in a stable order (for benchmarks and examples).
-    pub async fn profile_ids(&self) -> Result<Vec<(ProfileId, bool)>> {
+    pub async fn profile_ids(&self) -> StoreResult<Vec<(ProfileId, bool)>> {
         let rows = sqlx::query("SELECT id, is_kids FROM profiles ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -294,7 +526,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn history(&self, profile: &ProfileId) -> Result<History> {
+    pub async fn history(&self, profile: &ProfileId) -> StoreResult<History> {
         let rows = sqlx::query(
             "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at \
              FROM watch_state WHERE profile_id = $1",
@@ -310,14 +542,14 @@ impl Store {
     }
 
     /// Time of the newest event, the natural "now" for replayed data.
-    pub async fn last_event_at(&self) -> Result<Option<Millis>> {
+    pub async fn last_event_at(&self) -> StoreResult<Option<Millis>> {
         let row = sqlx::query("SELECT MAX(occurred_at) AS t FROM events")
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<Option<i64>, _>("t")?)
     }
 
-    pub async fn count(&self, table: Table) -> Result<i64> {
+    pub async fn count(&self, table: Table) -> StoreResult<i64> {
         let sql = match table {
             Table::Titles => "SELECT COUNT(*) AS n FROM titles",
             Table::Profiles => "SELECT COUNT(*) AS n FROM profiles",

@@ -1,10 +1,10 @@
 //! The model registry: one row per training run; exactly one may be active.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::Store;
+use super::{Store, StoreResult};
 use crate::domain::Millis;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ const COLUMNS: &str = "version, created_at, trained_at, interactions, data_finge
 
 impl Store {
     /// Registers a trained model and makes it the active one.
-    pub async fn register_model(&self, m: &ModelRecord) -> Result<()> {
+    pub async fn register_model(&self, m: &ModelRecord) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO model_versions (version, created_at, trained_at, interactions, data_fingerprint, params, metrics, artifact_path, active) \
@@ -65,14 +65,15 @@ impl Store {
         Ok(())
     }
 
-    pub async fn activate_model(&self, version: &str) -> Result<()> {
+    pub async fn activate_model(&self, version: &str) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT version FROM model_versions WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
-            bail!("no model version {version:?} (see `marquee models list`)");
+            tx.rollback().await?;
+            return Err(anyhow!("no model version {version:?} (see `marquee models list`)").into());
         }
         sqlx::query("UPDATE model_versions SET active = CASE WHEN version = $1 THEN 1 ELSE 0 END")
             .bind(version)
@@ -82,21 +83,21 @@ impl Store {
         Ok(())
     }
 
-    pub async fn active_model(&self) -> Result<Option<ModelRecord>> {
+    pub async fn active_model(&self) -> StoreResult<Option<ModelRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM model_versions WHERE active = 1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(record_from_row).transpose()
+        Ok(row.as_ref().map(record_from_row).transpose()?)
     }
 
     /// Newest first.
-    pub async fn models(&self) -> Result<Vec<ModelRecord>> {
+    pub async fn models(&self) -> StoreResult<Vec<ModelRecord>> {
         let sql =
             format!("SELECT {COLUMNS} FROM model_versions ORDER BY created_at DESC, version DESC");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(record_from_row).collect()
+        Ok(rows.iter().map(record_from_row).collect::<Result<_>>()?)
     }
 }

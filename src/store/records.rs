@@ -1,11 +1,12 @@
 //! Writing events and keeping the watch-state projection in step with them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use anyhow::Result;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
-use super::{Backend, Store, watch_state_from_row};
+use super::logging::{count_attributed, page_titles};
+use super::{Backend, Store, StoreResult, watch_state_from_row};
 use crate::domain::{EventAction, EventKind, Millis, ProfileId, TitleId};
 use crate::engine::history::WatchState;
 use futures_util::TryStreamExt;
@@ -28,16 +29,13 @@ pub(super) enum Param {
 /// prepared with a `float4` NULL then rejects real `f64` values ("incorrect binary data format").
 pub(super) const NULL_DOUBLE: Option<f32> = None;
 
-/// `INSERT … VALUES (…), (…) …` for many rows at once; returns rows affected.
-pub(super) async fn insert_many(
-    tx: &mut Transaction<'static, Any>,
+/// `INSERT … VALUES (…), (…) … <tail>` for many rows at once.
+fn multi_row_insert(
     insert: &str,
-    on_conflict: &str,
+    tail: &str,
     rows: Vec<Vec<Param>>,
-) -> Result<u64> {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(0);
-    };
+) -> Option<sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>> {
+    let width = rows.first().map(Vec::len)?;
     let mut sql = format!("{insert} VALUES ");
     for r in 0..rows.len() {
         if r > 0 {
@@ -53,7 +51,7 @@ pub(super) async fn insert_many(
         sql.push(')');
     }
     sql.push(' ');
-    sql.push_str(on_conflict);
+    sql.push_str(tail);
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for p in rows.into_iter().flatten() {
         q = match p {
@@ -65,7 +63,34 @@ pub(super) async fn insert_many(
             Param::OptFloat(None) => q.bind(NULL_DOUBLE),
         };
     }
-    Ok(q.execute(&mut **tx).await?.rows_affected())
+    Some(q)
+}
+
+/// `INSERT … VALUES (…), (…) … <on_conflict>` for many rows at once; returns rows affected.
+pub(super) async fn insert_many(
+    tx: &mut AnyConnection,
+    insert: &str,
+    on_conflict: &str,
+    rows: Vec<Vec<Param>>,
+) -> StoreResult<u64> {
+    match multi_row_insert(insert, on_conflict, rows) {
+        Some(q) => Ok(q.execute(&mut *tx).await?.rows_affected()),
+        None => Ok(0),
+    }
+}
+
+/// Like `insert_many`, with a `RETURNING` clause in `tail`: the rows it returns (with
+/// `ON CONFLICT DO NOTHING`, only the rows actually inserted).
+pub(super) async fn insert_many_returning(
+    tx: &mut AnyConnection,
+    insert: &str,
+    tail: &str,
+    rows: Vec<Vec<Param>>,
+) -> StoreResult<Vec<AnyRow>> {
+    match multi_row_insert(insert, tail, rows) {
+        Some(q) => Ok(q.fetch_all(&mut *tx).await?),
+        None => Ok(vec![]),
+    }
 }
 
 fn watch_state_params(profile: &ProfileId, s: &WatchState) -> Vec<Param> {
@@ -91,9 +116,9 @@ const WATCH_STATE_UPSERT: &str = "ON CONFLICT (profile_id, title_id) DO UPDATE S
 
 /// Recomputes the watch state of `profiles` from their whole event log.
 pub(super) async fn rebuild_watch_state(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     profiles: &[ProfileId],
-) -> Result<()> {
+) -> StoreResult<()> {
     if profiles.is_empty() {
         return Ok(());
     }
@@ -107,7 +132,7 @@ pub(super) async fn rebuild_watch_state(
         select = select.bind(p.as_str());
     }
     let mut states: HashMap<(String, String), WatchState> = HashMap::new();
-    for row in select.fetch_all(&mut **tx).await? {
+    for row in select.fetch_all(&mut *tx).await? {
         let profile: String = row.try_get("profile_id")?;
         let title: String = row.try_get("title_id")?;
         let kind: EventKind = row.try_get::<String, _>("kind")?.parse()?;
@@ -125,13 +150,49 @@ pub(super) async fn rebuild_watch_state(
     for p in profiles {
         delete = delete.bind(p.as_str());
     }
-    delete.execute(&mut **tx).await?;
+    delete.execute(&mut *tx).await?;
     let mut rows = Vec::with_capacity(states.len());
     for ((profile, _), state) in states {
         rows.push(watch_state_params(&ProfileId::parse(&profile)?, &state));
     }
     for chunk in rows.chunks(300) {
         insert_many(tx, WATCH_STATE_INSERT, "", chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// Counts newly stored PLAY/COMPLETE events (request id, kind, title) towards the experiment
+/// outcomes of the page they name, when that page is stored and showed the title. A page the
+/// impression log has not written yet counts them when it is written (`logging.rs`).
+async fn attribute_to_pages(
+    tx: &mut AnyConnection,
+    profile: &ProfileId,
+    events: &[(&str, &str, &TitleId)],
+) -> StoreResult<()> {
+    let mut pages: HashMap<&str, Option<(Millis, HashSet<String>)>> = HashMap::new();
+    for (request, kind, title) in events {
+        if !pages.contains_key(request) {
+            let row = sqlx::query(
+                "SELECT served_at, items FROM page_views WHERE request_id = $1 AND profile_id = $2",
+            )
+            .bind(*request)
+            .bind(profile.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let page = match row {
+                Some(r) => Some((
+                    r.try_get::<i64, _>("served_at")?,
+                    page_titles(&r.try_get::<String, _>("items")?)?,
+                )),
+                None => None,
+            };
+            pages.insert(request, page);
+        }
+        if let Some(Some((served_at, titles))) = pages.get(request)
+            && titles.contains(title.as_str())
+        {
+            count_attributed(tx, profile.as_str(), *served_at, kind, 1).await?;
+        }
     }
     Ok(())
 }
@@ -160,7 +221,7 @@ impl Store {
         profile: &ProfileId,
         events: &[NewEvent],
         received_at: Millis,
-    ) -> Result<RecordSummary> {
+    ) -> StoreResult<RecordSummary> {
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // Serialise writers per profile so that two concurrent batches cannot both read
@@ -172,6 +233,7 @@ impl Store {
         }
         let mut summary = RecordSummary::default();
         let mut changed: HashMap<TitleId, WatchState> = HashMap::new();
+        let mut attributable: Vec<(&str, &str, &TitleId)> = Vec::new();
         for e in events {
             let insert = sqlx::query(
                 "INSERT INTO events (profile_id, title_id, kind, value, occurred_at, received_at, client_event_id, request_id) \
@@ -198,6 +260,11 @@ impl Store {
                 continue;
             }
             summary.accepted += 1;
+            if let Some(request) = e.request_id.as_deref()
+                && matches!(e.action.kind(), EventKind::Play | EventKind::Complete)
+            {
+                attributable.push((request, e.action.kind().as_str(), &e.title_id));
+            }
             if !changed.contains_key(&e.title_id) {
                 let row = sqlx::query(
                     "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at \
@@ -230,6 +297,7 @@ impl Store {
             )
             .await?;
         }
+        attribute_to_pages(&mut tx, profile, &attributable).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -238,7 +306,7 @@ impl Store {
     /// compact form training reads. Rows are streamed, never all held as records: at 50M
     /// relations owned ids alone would be several gigabytes. Titles the catalogue does not
     /// have are skipped.
-    pub async fn training_set(&self, catalog: &Catalog) -> Result<TrainingSet> {
+    pub async fn training_set(&self, catalog: &Catalog) -> StoreResult<TrainingSet> {
         // Ordered so that profile numbering, and so training, does not depend on the order
         // the database happens to return rows in.
         let mut rows = sqlx::query(
@@ -274,7 +342,7 @@ impl Store {
 
     /// A cheap description of the data a model is trained on: event count, newest event id
     /// and time. Two trainings with the same fingerprint saw the same events.
-    pub async fn data_fingerprint(&self) -> Result<String> {
+    pub async fn data_fingerprint(&self) -> StoreResult<String> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MAX(id) AS last_id, MAX(occurred_at) AS last_at FROM events",
         )

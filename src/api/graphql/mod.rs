@@ -1,6 +1,7 @@
 //! The GraphQL schema. Resolvers (`query`, `mutation`) parse input into domain types, call the
 //! app layer or the engine, and map the result (`types`); errors carry `extensions.code`
-//! (`NOT_FOUND`, `BAD_USER_INPUT`, `INTERNAL`).
+//! (`NOT_FOUND`, `BAD_USER_INPUT`; `UNAVAILABLE` when storage is briefly out of reach and
+//! the client should retry; `INTERNAL`).
 
 mod mutation;
 mod query;
@@ -12,6 +13,7 @@ use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, ID, Sche
 
 use crate::app::AppState;
 use crate::domain::{self, ProfileId, TitleId};
+use crate::store::StoreError;
 use mutation::MutationRoot;
 use query::QueryRoot;
 
@@ -49,10 +51,21 @@ fn bad_input(message: impl Into<String>) -> Error {
     coded("BAD_USER_INPUT", message)
 }
 
-/// Logs the cause and hides it from the client.
-fn internal(e: anyhow::Error) -> Error {
-    tracing::error!(error = %format!("{e:#}"), "request failed");
-    coded("INTERNAL", "internal error; see the server log")
+/// A failure the client did not cause, logged with its cause and hidden from the client:
+/// `UNAVAILABLE` when storage is briefly out of reach (the client should retry), `INTERNAL`
+/// otherwise.
+fn failure(e: impl Into<anyhow::Error>) -> Error {
+    let e = e.into();
+    if StoreError::is_transient_cause(&e) {
+        tracing::warn!(error = %format!("{e:#}"), "request failed: storage unavailable");
+        coded(
+            "UNAVAILABLE",
+            "storage is temporarily unavailable; retry shortly",
+        )
+    } else {
+        tracing::error!(error = %format!("{e:#}"), "request failed");
+        coded("INTERNAL", "internal error; see the server log")
+    }
 }
 
 fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
@@ -73,7 +86,7 @@ async fn viewer(
         .store
         .profile(&id)
         .await
-        .map_err(internal)?
+        .map_err(failure)?
         .map(Some)
         .ok_or_else(|| not_found(format!("no profile {id}")))
 }

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Error, ID, Object};
 
 use super::types::{CreateProfileInput, EventInput, Profile, RecordEventsResult};
-use super::{MAX_EVENTS, bad_input, internal, not_found, parse_profile_id, state};
+use super::{MAX_EVENTS, bad_input, failure, not_found, parse_profile_id, state};
 use crate::clock::parse_rfc3339;
 use crate::domain::{self, EventAction, TitleId};
 use crate::store::records::NewEvent;
@@ -57,7 +57,7 @@ impl MutationRoot {
             .store
             .create_profile(&profile, state.clock.now())
             .await
-            .map_err(internal)?;
+            .map_err(failure)?;
         if !created {
             return Err(bad_input(format!("profile {id} already exists")));
         }
@@ -84,7 +84,7 @@ impl MutationRoot {
             .store
             .profile(&pid)
             .await
-            .map_err(internal)?
+            .map_err(failure)?
             .ok_or_else(|| not_found(format!("no profile {pid}")))?;
         let now = state.clock.now();
         let engine = state.engine.load_full();
@@ -124,7 +124,7 @@ impl MutationRoot {
             .store
             .record_events(&pid, &parsed, now)
             .await
-            .map_err(internal)?;
+            .map_err(failure)?;
         Ok(RecordEventsResult {
             accepted: summary.accepted as i32,
             duplicates: summary.duplicates as i32,

@@ -9,7 +9,7 @@ use super::types::{
     TitleConnection, TitleEdge,
 };
 use super::{
-    bad_input, internal, not_found, parse_first, parse_profile_id, parse_title_id, state, viewer,
+    bad_input, failure, not_found, parse_first, parse_profile_id, parse_title_id, state, viewer,
 };
 use crate::app::home::HomeRequest;
 use crate::experiments::RequestInfo;
@@ -52,7 +52,7 @@ impl QueryRoot {
         let home = state(ctx)
             .home_page(request)
             .await
-            .map_err(internal)?
+            .map_err(failure)?
             .ok_or_else(|| not_found(format!("no profile {id}")))?;
         Ok(HomePage::from(home))
     }
@@ -65,9 +65,9 @@ impl QueryRoot {
     ) -> Result<ExperimentReport, Error> {
         let state = state(ctx);
         let features = state.features.load_full();
-        let report = crate::app::reports::experiment_report(&state.store, &features, &key)
+        let report = crate::app::reports::experiment_report(&state.store, &features, &key, false)
             .await
-            .map_err(internal)?
+            .map_err(failure)?
             .ok_or_else(|| not_found(format!("no experiment {key:?}")))?;
         Ok(ExperimentReport::from(report))
     }
@@ -190,9 +190,9 @@ impl QueryRoot {
                     .store
                     .profile(&pid)
                     .await
-                    .map_err(internal)?
+                    .map_err(failure)?
                     .ok_or_else(|| not_found(format!("no profile {pid}")))?;
-                let history = state.store.history(&pid).await.map_err(internal)?;
+                let history = state.store.history(&pid).await.map_err(failure)?;
                 Some((profile, history))
             }
         };
@@ -215,7 +215,7 @@ impl QueryRoot {
             .store
             .list_profiles(kids, first)
             .await
-            .map_err(internal)?;
+            .map_err(failure)?;
         Ok(profiles.into_iter().map(Profile).collect())
     }
 
@@ -225,7 +225,7 @@ impl QueryRoot {
             .store
             .profile(&id)
             .await
-            .map_err(internal)?
+            .map_err(failure)?
             .map(Profile))
     }
 }

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, Error, ID, InputObject, Object, SimpleObject};
 
-use super::{internal, state};
+use super::{failure, state};
 use crate::app;
 use crate::clock::format_rfc3339;
 use crate::domain;
@@ -85,7 +85,7 @@ impl Profile {
             .store
             .profiles_of(&self.0.account_id)
             .await
-            .map_err(internal)?;
+            .map_err(failure)?;
         Ok(profiles.into_iter().map(Profile).collect())
     }
 }
