@@ -344,12 +344,15 @@ async fn fault_under_load(env: &Env, mut fault: impl Fault) {
     .await
     .unwrap();
     tokio::time::sleep(duration).await;
-    let (mut fault, fault_end) = tokio::task::spawn_blocking({
+    // The repair takes a moment (PostgreSQL accepts connections before `pg_ctl start`
+    // returns): the fault lasts until it starts, and is cleared once it is done.
+    let (mut fault, fault_end, cleared) = tokio::task::spawn_blocking({
         let run = run.clone();
         let mut fault = fault;
         move || {
+            let repair_started = run.start.elapsed();
             fault.end();
-            (fault, run.start.elapsed())
+            (fault, repair_started, run.start.elapsed())
         }
     })
     .await
@@ -362,7 +365,7 @@ async fn fault_under_load(env: &Env, mut fault: impl Fault) {
             .lock()
             .unwrap()
             .iter()
-            .filter(|s| s.write && s.outcome == Outcome::Ok && s.sent >= fault_end)
+            .filter(|s| s.write && s.outcome == Outcome::Ok && s.answered >= fault_end)
             .map(|s| s.answered)
             .min()
     };
@@ -451,12 +454,13 @@ async fn fault_under_load(env: &Env, mut fault: impl Fault) {
             RECOVERY_BOUND * 2,
             samples
                 .iter()
-                .filter(|s| s.write && s.sent >= fault_end)
+                .filter(|s| s.write && s.sent >= cleared)
                 .take(3)
                 .collect::<Vec<_>>()
         )
     });
-    let recovery = recovered_at.saturating_sub(fault_end);
+    // Writes may already succeed while the repair finishes: then this is 0.
+    let recovery = recovered_at.saturating_sub(cleared);
     println!(
         "{name}: fault cleared → first successful write: {:.2} s",
         recovery.as_secs_f64()
