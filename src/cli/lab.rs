@@ -10,6 +10,7 @@ use super::{Resolved, load_engine, open_store, progress_bar, say};
 use crate::config::ClockSetting;
 use crate::engine::model::TrainParams;
 use crate::lab::{bench, generate as synthetic, simulate as simulation};
+use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub(super) struct SimulateArgs {
@@ -64,6 +65,14 @@ pub(super) struct BenchArgs {
     /// instead of training again (ANN settings from --train-params rebuild its index).
     #[arg(long, value_name = "FILE")]
     pub(super) model_cache: Option<PathBuf>,
+    /// Measure the experiment report instead: build a database with --impressions row items
+    /// (pages of 100, plays attributed) and time the report. Uses --database-url, which must
+    /// be empty; without one, `<data-dir>/bench-report.db`, replaced on every run.
+    #[arg(long)]
+    pub(super) report: bool,
+    /// With --report: row items to log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(super) impressions: u64,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +149,28 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
     }
     if let Some(url) = args.url {
         return bench::run_http(&url, args.requests, args.concurrency, args.seed).await;
+    }
+    if args.report {
+        let url = if cfg.database_url == crate::store::sqlite_url(&cfg.data_dir) {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let file = cfg.data_dir.join("bench-report.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let f = PathBuf::from(format!("{}{suffix}", file.display()));
+                if f.exists() {
+                    std::fs::remove_file(&f)
+                        .with_context(|| format!("cannot remove {}", f.display()))?;
+                }
+            }
+            format!("sqlite://{}?mode=rwc", file.display())
+        } else {
+            cfg.database_url.clone()
+        };
+        let store = Store::open(&url).await?;
+        let report = bench::ReportBenchArgs {
+            impressions: args.impressions,
+            seed: args.seed,
+        };
+        return bench::run_report(&store, &report).await;
     }
     let store = open_store(cfg).await?;
     let rows = args.rows.or_else(|| cfg.file.rows.clone());

@@ -357,3 +357,212 @@ pub fn run_training(
     println!("total {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
+
+/// What `run_report` builds and measures.
+pub struct ReportBenchArgs {
+    /// Row items to log (pages of 100).
+    pub impressions: u64,
+    pub seed: u64,
+}
+
+/// `marquee bench --report`: builds a database with `impressions` row items through the
+/// store's real write paths — pages of 100 items with their exposures to two experiments
+/// (written like the impression log writes them), then attributed plays and completions
+/// (written like `recordEvents`) — and times the experiment report: the counters it reads
+/// now, and the full scan it used to do. `store` must be empty.
+pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
+    use crate::domain::{EventAction, EventKind, ProfileId, Title, TitleId};
+    use crate::ingest::movielens::{Dataset, UserRecord};
+    use crate::store::ImportOptions;
+    use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
+    use crate::store::records::NewEvent;
+
+    const ITEMS_PER_PAGE: u64 = 100;
+    const TITLES: u64 = 2_000;
+    /// Pages per profile, on average: a few visits each.
+    const PAGES_PER_PROFILE: u64 = 5;
+    const PAGES_PER_BATCH: usize = 200;
+    /// Experiments and their variation counts.
+    const EXPERIMENTS: [(&str, u64); 2] = [("bench-two-way", 2), ("bench-three-way", 3)];
+
+    if store.count(crate::store::Table::Titles).await? > 0 {
+        bail!(
+            "bench --report builds its own data and needs an empty database: give --database-url an empty one"
+        );
+    }
+    let pages = args.impressions.div_ceil(ITEMS_PER_PAGE).max(1);
+    let profiles = (pages / PAGES_PER_PROFILE).max(10);
+    let base: Millis = 1_700_000_000_000;
+    let mut rng = SplitMix64(args.seed);
+
+    let started = Instant::now();
+    let titles: Vec<Title> = (1..=TITLES)
+        .map(|t| {
+            Ok(Title::new(
+                TitleId::parse(&t.to_string())?,
+                format!("Title {t}"),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let users: Vec<UserRecord> = (1..=profiles)
+        .map(|p| {
+            Ok(UserRecord {
+                id: ProfileId::parse(&p.to_string())?,
+                country: None,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let data = Dataset {
+        titles,
+        users,
+        interactions: vec![],
+        external_items: vec![],
+        entities: None,
+        warnings: vec![],
+    };
+    let options = ImportOptions {
+        kids_every: 0,
+        received_at: base,
+    };
+    store.import(&data, &options, &|_, _, _| {}).await?;
+    println!(
+        "catalogue: {TITLES} titles, {profiles} profiles ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Pages, each profile exposed on its first one, written in the impression log's batches.
+    let started = Instant::now();
+    let mut exposed = vec![false; profiles as usize + 1];
+    let mut plays: HashMap<u64, Vec<NewEvent>> = HashMap::new();
+    let mut batch: Vec<PageImpressions> = Vec::with_capacity(PAGES_PER_BATCH);
+    let mut written = 0u64;
+    let mut event_id = 0u64;
+    for page in 0..pages {
+        let profile = 1 + rng.below(profiles);
+        let served_at = base + page as Millis * 1_000;
+        let variations: Vec<(&str, u64)> = EXPERIMENTS
+            .iter()
+            .map(|(key, n)| (*key, (profile * 7_919 + key.len() as u64) % n))
+            .collect();
+        let exposures = if std::mem::replace(&mut exposed[profile as usize], true) {
+            vec![]
+        } else {
+            variations
+                .iter()
+                .map(|(key, v)| ExposureRecord {
+                    experiment_key: (*key).to_owned(),
+                    profile_id: profile.to_string(),
+                    variation_index: *v as i64,
+                    variation_key: format!("v{v}"),
+                    feature_key: format!("{key}-feature"),
+                    at: served_at,
+                })
+                .collect()
+        };
+        let items: Vec<ItemImpression> = (0..ITEMS_PER_PAGE)
+            .map(|i| ItemImpression {
+                title_id: (1 + rng.below(TITLES)).to_string(),
+                row_id: format!("row-{}", i / 20),
+                row_position: (i / 20) as i64,
+                item_position: (i % 20) as i64,
+            })
+            .collect();
+        let request_id = format!("bench-{page:010}");
+        // One page in five leads to a play of one of its titles, half of those to the end.
+        if rng.below(5) == 0 {
+            let title = TitleId::parse(&items[rng.below(ITEMS_PER_PAGE) as usize].title_id)?;
+            let events = plays.entry(profile).or_default();
+            for kind in [EventKind::Play, EventKind::Complete] {
+                if kind == EventKind::Complete && rng.below(2) == 0 {
+                    break;
+                }
+                event_id += 1;
+                events.push(NewEvent {
+                    title_id: title.clone(),
+                    action: EventAction::from_parts(kind, None)?,
+                    occurred_at: served_at + 60_000,
+                    client_event_id: format!("bench-{event_id}"),
+                    request_id: Some(request_id.clone()),
+                });
+            }
+        }
+        let assignments = serde_json::Value::Object(
+            variations
+                .iter()
+                .map(|(key, v)| ((*key).to_owned(), serde_json::Value::from(*v)))
+                .collect(),
+        )
+        .to_string();
+        batch.push(PageImpressions {
+            request_id,
+            profile_id: profile.to_string(),
+            served_at,
+            model_version: "bench".into(),
+            assignments,
+            items,
+            exposures,
+        });
+        if batch.len() == PAGES_PER_BATCH || page + 1 == pages {
+            written += store.write_impressions(&batch).await?;
+            batch.clear();
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "impression log: {pages} pages, {written} items written with their counters in {seconds:.1}s ({:.0} pages/s)",
+        pages as f64 / seconds
+    );
+
+    let started = Instant::now();
+    let mut events = 0usize;
+    for (profile, list) in &plays {
+        let id = ProfileId::parse(&profile.to_string())?;
+        events += store
+            .record_events(&id, list, base + pages as Millis * 1_000)
+            .await?
+            .accepted;
+    }
+    println!(
+        "events: {events} attributed plays and completions for {} profiles in {:.1}s",
+        plays.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    for (key, variations) in EXPERIMENTS {
+        let weights = vec![1.0 / variations as f64; variations as usize];
+        let mut times = Vec::new();
+        let mut outcomes = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let o = store.experiment_outcomes(key).await?;
+            let analysis = crate::experiments::stats::analyse(&o.profiles, &weights);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            outcomes = Some((o, analysis));
+        }
+        times.sort_by(f64::total_cmp);
+        let Some((counted, analysis)) = outcomes else {
+            continue;
+        };
+        let t = Instant::now();
+        let scanned = store.experiment_outcomes_full_scan(key).await?;
+        let scan_ms = t.elapsed().as_secs_f64() * 1e3;
+        let impressions: u64 = analysis.variations.iter().map(|v| v.impressions).sum();
+        let plays: u64 = analysis.variations.iter().map(|v| v.plays).sum();
+        println!(
+            "report {key}: {} profiles, {impressions} impressions, {plays} plays — from the counters median {:.1} ms (min {:.1} ms, 5 runs); full scan {:.0} ms; {}",
+            counted.profiles.len(),
+            times[times.len() / 2],
+            times[0],
+            scan_ms,
+            if counted == scanned {
+                "they agree"
+            } else {
+                "THEY DISAGREE"
+            }
+        );
+        if counted != scanned {
+            bail!("the outcome counters of {key} disagree with the full scan");
+        }
+    }
+    Ok(())
+}
