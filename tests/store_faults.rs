@@ -274,7 +274,9 @@ struct Env {
 }
 
 fn start_env(db: impl FnOnce(&Path) -> TestDb) -> Env {
-    let dir = tempfile::tempdir().unwrap();
+    // Under the target directory rather than /tmp, which may be a tmpfs without the
+    // immutable attribute.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let fixture = write_fixture(&dir.path().join("ml"));
     let db = db(dir.path());
     let url = db.url().to_owned();
