@@ -95,14 +95,20 @@ fn pool_options(
 /// connection with a rollback still queued; if that rollback fails — after an I/O error SQLite
 /// has already rolled back, so `ROLLBACK` errors out — sqlx still counts the connection as
 /// inside a transaction, and every later `BEGIN` on it fails ("begin_with at non-zero
-/// transaction depth"). Other connections may be broken by the same fault in ways no check
-/// sees: SQLite opens a database file it cannot write read-only, for good. So when a write
-/// fails, no connection that existed then is reused (each is closed when next released or
-/// acquired), and when writes commit again after failures, none opened while they failed
-/// is. The pool churns only while writes fail.
+/// transaction depth"). Such a connection is closed, never reused, on either backend.
+///
+/// SQLite connections can be broken by the same fault in a way no check sees: SQLite opens a
+/// database file it cannot write read-only, for good. So on SQLite, when a write fails, no
+/// connection that existed then is reused (each is closed when next released or acquired),
+/// and when writes commit again after failures, none opened while they failed is. Reopening
+/// a SQLite connection is cheap, and the pool churns only while writes fail. PostgreSQL needs
+/// none of this — a connection a fault broke fails sqlx's ping and is replaced — and there a
+/// sweep would turn every cancelled request into reconnections.
 #[derive(Debug)]
 struct ConnectionHealth {
     base: Instant,
+    /// Whether failed writes retire the pool's connections (SQLite).
+    sweep_on_fault: bool,
     /// Connections created before this (nanoseconds after `base`; 0: none) are closed
     /// instead of reused.
     retire_before: AtomicU64,
@@ -111,17 +117,20 @@ struct ConnectionHealth {
 }
 
 impl ConnectionHealth {
-    fn new() -> Self {
+    fn new(sweep_on_fault: bool) -> Self {
         ConnectionHealth {
             base: Instant::now(),
+            sweep_on_fault,
             retire_before: AtomicU64::new(0),
             faulted: AtomicBool::new(false),
         }
     }
 
     fn retire_existing(&self) {
-        let now = self.base.elapsed().as_nanos() as u64;
-        self.retire_before.fetch_max(now + 1, Ordering::Relaxed);
+        if self.sweep_on_fault {
+            let now = self.base.elapsed().as_nanos() as u64;
+            self.retire_before.fetch_max(now + 1, Ordering::Relaxed);
+        }
     }
 
     fn write_failed(&self) {
@@ -290,7 +299,7 @@ impl Store {
                 display_url(url)
             );
         };
-        let health = Arc::new(ConnectionHealth::new());
+        let health = Arc::new(ConnectionHealth::new(backend == Backend::Sqlite));
         let pool = pool_options(
             match backend {
                 // SQLite serialises writers anyway; a few readers are plenty.
