@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{NOW, Server, TestDb, marquee_ok, write_fixture};
+use common::{Server, TestDb, import_and_train};
 use marquee::store::Store;
 use serde_json::{Value, json};
 
@@ -43,12 +43,9 @@ fn start(db: impl FnOnce(&Path) -> TestDb) -> Env {
             .join(f);
         std::fs::copy(src, experiments.path().join(f)).unwrap();
     }
-    let fixture = write_fixture(&dir.path().join("ml"));
     let db = db(dir.path());
     let url = db.url().to_owned();
-    let ml = fixture.dir.to_str().unwrap().to_owned();
-    marquee_ok(dir.path(), &url, &["import", "movielens", &ml]);
-    marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    import_and_train(dir.path(), &url);
     let exp = experiments.path().to_str().unwrap().to_owned();
     let server = Server::start(dir.path(), &url, &["--experiments", &exp]);
     Env {

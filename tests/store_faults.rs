@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::services::{Postgres, Service};
-use common::{NOW, Server, TestDb, marquee_ok, write_fixture};
+use common::{Server, TestDb, import_and_train};
 use serde_json::{Value, json};
 
 const HOME: &str =
@@ -277,12 +277,9 @@ fn start_env(db: impl FnOnce(&Path) -> TestDb) -> Env {
     // Under the target directory rather than /tmp, which may be a tmpfs without the
     // immutable attribute.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let fixture = write_fixture(&dir.path().join("ml"));
     let db = db(dir.path());
     let url = db.url().to_owned();
-    let ml = fixture.dir.to_str().unwrap().to_owned();
-    marquee_ok(dir.path(), &url, &["import", "movielens", &ml]);
-    marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    import_and_train(dir.path(), &url);
     let server = Server::start(dir.path(), &url, &[]);
     Env { dir, db, server }
 }

@@ -220,6 +220,16 @@ pub fn marquee_ok(data_dir: &Path, db: &str, args: &[&str]) -> String {
     stderr
 }
 
+/// Writes the fixture into `data_dir/ml`, imports it into `db` and trains a model on it: what
+/// a server under test starts from.
+pub fn import_and_train(data_dir: &Path, db: &str) -> Fixture {
+    let fixture = write_fixture(&data_dir.join("ml"));
+    let ml = fixture.dir.to_str().unwrap().to_owned();
+    marquee_ok(data_dir, db, &["import", "movielens", &ml]);
+    marquee_ok(data_dir, db, &["train", "--clock", NOW]);
+    fixture
+}
+
 /// A database for one test run.
 pub enum TestDb {
     Sqlite {
