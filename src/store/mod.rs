@@ -11,19 +11,18 @@ mod error;
 mod import;
 pub mod logging;
 mod models;
+mod pool;
 pub mod records;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::pool::PoolConnectionMetadata;
-use sqlx::{AnyConnection, AnyPool, Connection, Row, SqlSafeStr};
+use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::domain::{
     AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId,
@@ -34,6 +33,8 @@ use crate::engine::model::content::TitleEntity;
 pub use error::{StoreError, StoreResult};
 pub use import::{ImportOptions, ImportSummary};
 pub use models::ModelRecord;
+pub(crate) use pool::WriteTx;
+use pool::{ConnectionHealth, pool_options};
 pub use records::RecordSummary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,145 +67,6 @@ const REPORT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const PROBE_TTL: Duration = Duration::from_secs(1);
 /// A probe that takes longer than this counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Options shared by both pools: a connection is only handed out, and only goes back to the
-/// pool, if `ConnectionHealth` says its state is known.
-fn pool_options(
-    max_connections: u32,
-    acquire_timeout: Duration,
-    health: &Arc<ConnectionHealth>,
-) -> AnyPoolOptions {
-    let on_release = health.clone();
-    let on_acquire = health.clone();
-    AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        .after_release(move |conn, meta| {
-            let reusable = on_release.reusable(conn, &meta);
-            Box::pin(async move { Ok(reusable) })
-        })
-        .before_acquire(move |conn, meta| {
-            let reusable = on_acquire.reusable(conn, &meta);
-            Box::pin(async move { Ok(reusable) })
-        })
-}
-
-/// Which pooled connections may be reused, after storage faults.
-///
-/// A write transaction that did not commit (an error, or a cancelled request) returns its
-/// connection with a rollback still queued; if that rollback fails — after an I/O error SQLite
-/// has already rolled back, so `ROLLBACK` errors out — sqlx still counts the connection as
-/// inside a transaction, and every later `BEGIN` on it fails ("begin_with at non-zero
-/// transaction depth"). Such a connection is closed, never reused, on either backend.
-///
-/// SQLite connections can be broken by the same fault in a way no check sees: SQLite opens a
-/// database file it cannot write read-only, for good. So on SQLite, when a write fails, no
-/// connection that existed then is reused (each is closed when next released or acquired),
-/// and when writes commit again after failures, none opened while they failed is. Reopening
-/// a SQLite connection is cheap, and the pool churns only while writes fail. PostgreSQL needs
-/// none of this — a connection a fault broke fails sqlx's ping and is replaced — and there a
-/// sweep would turn every cancelled request into reconnections.
-#[derive(Debug)]
-struct ConnectionHealth {
-    base: Instant,
-    /// Whether failed writes retire the pool's connections (SQLite).
-    sweep_on_fault: bool,
-    /// Connections created before this (nanoseconds after `base`; 0: none) are closed
-    /// instead of reused.
-    retire_before: AtomicU64,
-    /// A write failed and none has committed since.
-    faulted: AtomicBool,
-}
-
-impl ConnectionHealth {
-    fn new(sweep_on_fault: bool) -> Self {
-        ConnectionHealth {
-            base: Instant::now(),
-            sweep_on_fault,
-            retire_before: AtomicU64::new(0),
-            faulted: AtomicBool::new(false),
-        }
-    }
-
-    fn retire_existing(&self) {
-        if self.sweep_on_fault {
-            let now = self.base.elapsed().as_nanos() as u64;
-            self.retire_before.fetch_max(now + 1, Ordering::Relaxed);
-        }
-    }
-
-    fn write_failed(&self) {
-        self.faulted.store(true, Ordering::Relaxed);
-        self.retire_existing();
-    }
-
-    fn write_committed(&self) {
-        if self.faulted.swap(false, Ordering::Relaxed) {
-            self.retire_existing();
-        }
-    }
-
-    fn reusable(&self, conn: &AnyConnection, meta: &PoolConnectionMetadata) -> bool {
-        if conn.is_in_transaction() {
-            return false;
-        }
-        let created = self.base.elapsed().saturating_sub(meta.age).as_nanos() as u64;
-        created >= self.retire_before.load(Ordering::Relaxed)
-    }
-}
-
-/// A write transaction (see `Store::begin_write`). Derefs to the connection, for statements;
-/// ends with `commit` or `rollback`. Dropped without either — an error returned early, a
-/// request cancelled — it counts as a failed write for `ConnectionHealth`.
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    outcome: WriteOutcome,
-}
-
-/// Reports a write transaction's end to `ConnectionHealth`; a failure unless settled.
-struct WriteOutcome {
-    health: Arc<ConnectionHealth>,
-    settled: bool,
-}
-
-impl Drop for WriteOutcome {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.health.write_failed();
-        }
-    }
-}
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> StoreResult<()> {
-        let WriteTx { tx, mut outcome } = self;
-        tx.commit().await?;
-        outcome.settled = true;
-        outcome.health.write_committed();
-        Ok(())
-    }
-
-    /// Ends the transaction without writing, leaving the connection in a known state.
-    pub(crate) async fn rollback(self) -> StoreResult<()> {
-        let WriteTx { tx, mut outcome } = self;
-        tx.rollback().await?;
-        outcome.settled = true;
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
-    }
-}
 
 /// The last write probe, shared by the clones of a `Store`.
 #[derive(Debug, Default)]
@@ -461,15 +323,11 @@ impl Store {
     /// transaction state is unknown (see `ConnectionHealth`), so a failed write cannot poison
     /// later ones.
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx> {
-        let outcome = WriteOutcome {
-            health: self.health.clone(),
-            settled: false,
-        };
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, outcome })
+        Ok(WriteTx::new(tx, self.health.clone()))
     }
 
     /// Creates a profile (and its account if new). Fails when the profile id is taken.
