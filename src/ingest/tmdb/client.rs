@@ -203,6 +203,8 @@ enum Failure {
     },
     Timeout,
     Connection(String),
+    /// The body passed `MAX_BODY_BYTES`: not what TMDb sends, and not worth asking again.
+    TooLarge,
 }
 
 impl TmdbClient {
@@ -343,10 +345,12 @@ impl TmdbClient {
                     *retry_after
                 }
                 Failure::Timeout | Failure::Connection(_) => None,
-                Failure::Status { .. } => return Err(self.final_error(failure, attempt)),
+                Failure::Status { .. } | Failure::TooLarge => {
+                    return Err(self.final_error(failure, attempt, &described));
+                }
             };
             if attempt >= self.options.max_attempts {
-                return Err(self.final_error(failure, attempt));
+                return Err(self.final_error(failure, attempt, &described));
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
             let wait = self.backoff(attempt, retry_after);
@@ -424,11 +428,7 @@ impl TmdbClient {
         };
         tracing::debug!(request = %described, attempt, status = status.as_u16(), "TMDb response");
         let Some(body) = body else {
-            return Err(Failure::Status {
-                status: StatusCode::INSUFFICIENT_STORAGE,
-                retry_after: None,
-                message: format!("response larger than {MAX_BODY_BYTES} bytes"),
-            });
+            return Err(Failure::TooLarge);
         };
         if status.is_success() {
             return Ok(body);
@@ -450,8 +450,12 @@ impl TmdbClient {
         })
     }
 
-    fn final_error(&self, failure: Failure, attempts: u32) -> TmdbError {
+    fn final_error(&self, failure: Failure, attempts: u32, described: &str) -> TmdbError {
         match failure {
+            Failure::TooLarge => TmdbError::Malformed {
+                endpoint: described.to_owned(),
+                message: format!("response larger than {MAX_BODY_BYTES} bytes"),
+            },
             Failure::Status {
                 status, message, ..
             } => match status {
