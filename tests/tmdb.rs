@@ -145,60 +145,46 @@ fn fixture_plans() -> HashMap<String, Plan> {
     ])
 }
 
-/// title_metadata and title_people rows, all but `fetched_at`.
+/// The fixture imported into `db` (in `dir`), and a fake TMDb for its titles.
+async fn fixture_and_fake(dir: &Path, db: &TestDb, options: Options) -> Running {
+    let fixture = write_fixture(&dir.join("ml"));
+    marquee_ok(
+        dir,
+        db.url(),
+        &["import", "movielens", fixture.dir.to_str().unwrap()],
+    );
+    tmdb_fake::start(&fixture_sources(), options).await
+}
+
+/// title_metadata and title_people rows, all but `fetched_at`, each as one line of text.
 async fn snapshot(url: &str) -> (Vec<String>, Vec<String>) {
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
         .await
         .unwrap();
-    let rows = |sql: &'static str| sqlx::query(sql);
-    use sqlx::Row;
-    let meta = rows(
-        "SELECT title_id, tmdb_id, match_method, match_score, overview, tagline, runtime_minutes, \
-         original_language, genres, certification, poster_url, backdrop_url FROM title_metadata ORDER BY title_id",
+    let mut lines = async |sql: &'static str| -> Vec<String> {
+        use sqlx::Row;
+        sqlx::query(sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect()
+    };
+    let meta = lines(
+        "SELECT title_id || '|' || tmdb_id || '|' || match_method || '|' || match_score || '|' || \
+         COALESCE(overview, '-') || '|' || COALESCE(tagline, '-') || '|' || \
+         COALESCE(CAST(runtime_minutes AS TEXT), '-') || '|' || COALESCE(original_language, '-') || '|' || \
+         genres || '|' || COALESCE(certification, '-') || '|' || COALESCE(poster_url, '-') || '|' || \
+         COALESCE(backdrop_url, '-') FROM title_metadata ORDER BY title_id",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| {
-        format!(
-            "{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
-            r.get::<String, _>(0),
-            r.get::<i64, _>(1),
-            r.get::<String, _>(2),
-            r.get::<f64, _>(3),
-            r.get::<Option<String>, _>(4),
-            r.get::<Option<String>, _>(5),
-            r.get::<Option<i64>, _>(6),
-            r.get::<Option<String>, _>(7),
-            r.get::<String, _>(8),
-            r.get::<Option<String>, _>(9),
-            r.get::<Option<String>, _>(10),
-            r.get::<Option<String>, _>(11),
-        )
-    })
-    .collect();
-    let people = rows(
-        "SELECT title_id, role, person_id, credit_order, name, character_name FROM title_people \
-         ORDER BY title_id, role, credit_order",
+    .await;
+    let people = lines(
+        "SELECT title_id || '|' || role || '|' || person_id || '|' || credit_order || '|' || name || '|' || \
+         COALESCE(character_name, '-') FROM title_people ORDER BY title_id, role, credit_order",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| {
-        format!(
-            "{}|{}|{}|{}|{}|{:?}",
-            r.get::<String, _>(0),
-            r.get::<String, _>(1),
-            r.get::<i64, _>(2),
-            r.get::<i64, _>(3),
-            r.get::<String, _>(4),
-            r.get::<Option<String>, _>(5)
-        )
-    })
-    .collect();
+    .await;
     (meta, people)
 }
 
@@ -232,14 +218,9 @@ async fn import_on_sqlite_reports_retries_stays_within_limits_and_feeds_the_prod
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite(dir.path());
     let url = db.url().to_owned();
-    let fixture = write_fixture(&dir.path().join("ml"));
-    marquee_ok(
+    let fake = fixture_and_fake(
         dir.path(),
-        &url,
-        &["import", "movielens", fixture.dir.to_str().unwrap()],
-    );
-    let fake = tmdb_fake::start(
-        &fixture_sources(),
+        &db,
         Options {
             plans: fixture_plans(),
             faults: true,
@@ -544,13 +525,7 @@ async fn an_interrupted_import_resumes_without_fetching_again() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite(dir.path());
     let url = db.url().to_owned();
-    let fixture = write_fixture(&dir.path().join("ml"));
-    marquee_ok(
-        dir.path(),
-        &url,
-        &["import", "movielens", fixture.dir.to_str().unwrap()],
-    );
-    let fake = tmdb_fake::start(&fixture_sources(), Options::default()).await;
+    let fake = fixture_and_fake(dir.path(), &db, Options::default()).await;
     // The 26th details request never answers: the importer is killed while it waits.
     fake.fake
         .hang_after_details
@@ -637,13 +612,7 @@ async fn refused_keys_stop_the_run_and_keys_never_travel_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite(dir.path());
     let url = db.url().to_owned();
-    let fixture = write_fixture(&dir.path().join("ml"));
-    marquee_ok(
-        dir.path(),
-        &url,
-        &["import", "movielens", fixture.dir.to_str().unwrap()],
-    );
-    let fake = tmdb_fake::start(&fixture_sources(), Options::default()).await;
+    let fake = fixture_and_fake(dir.path(), &db, Options::default()).await;
     let api = fake.api();
     let wrong = "0000deadbeef0000deadbeef0000dead";
 
@@ -705,14 +674,9 @@ async fn import_on_postgres_stores_and_reads_back_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::postgres().await;
     let url = db.url().to_owned();
-    let fixture = write_fixture(&dir.path().join("ml"));
-    marquee_ok(
+    let fake = fixture_and_fake(
         dir.path(),
-        &url,
-        &["import", "movielens", fixture.dir.to_str().unwrap()],
-    );
-    let fake = tmdb_fake::start(
-        &fixture_sources(),
+        &db,
         Options {
             plans: fixture_plans(),
             ..Options::default()

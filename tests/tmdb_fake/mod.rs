@@ -703,6 +703,19 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+/// TMDb's 429 (status_code 25), with `Retry-After: 1`.
+fn rate_limited(fake: &Fake) -> Response {
+    fake.log.lock().unwrap().served_429 += 1;
+    let mut r = tmdb_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        25,
+        "Your request count (51) is over the allowed limit of 50.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, "1".parse().unwrap());
+    r
+}
+
 fn tmdb_error(status: StatusCode, code: u32, message: &str) -> Response {
     json_response(
         status,
@@ -756,15 +769,8 @@ fn enter<'a>(
             *until = Some(Instant::now() + Duration::from_millis(800));
         }
         if until.is_some_and(|t| t > Instant::now()) {
-            fake.log.lock().unwrap().served_429 += 1;
-            let mut r = tmdb_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                25,
-                "Your request count (51) is over the allowed limit of 50.",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, "1".parse().unwrap());
-            return (guard, Some(r));
+            drop(until);
+            return (guard, Some(rate_limited(fake)));
         }
     }
     (guard, None)
@@ -894,17 +900,7 @@ async fn details(
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     match movie.fault {
-        Fault::RateLimitedOnce if seen == 1 => {
-            fake.log.lock().unwrap().served_429 += 1;
-            let mut r = tmdb_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                25,
-                "Your request count is over the allowed limit.",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, "1".parse().unwrap());
-            return r;
-        }
+        Fault::RateLimitedOnce if seen == 1 => return rate_limited(&fake),
         Fault::ServerErrorOnce if seen == 1 => {
             fake.log.lock().unwrap().served_500 += 1;
             return tmdb_error(StatusCode::INTERNAL_SERVER_ERROR, 11, "Internal error.");
