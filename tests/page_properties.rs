@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use marquee::domain::{
     AccountId, Country, EventAction, MaturityRating, Profile, ProfileId, Progress, StarRating,
-    Title, TitleId,
+    Title, TitleId, effective_maturity,
 };
 use marquee::engine::Engine;
 use marquee::engine::catalog::Catalog;
@@ -35,26 +35,37 @@ fn tid(i: usize) -> TitleId {
     TitleId::parse(&i.to_string()).unwrap()
 }
 
-fn arb_title(i: usize) -> impl Strategy<Value = Title> {
+/// A rating from each source: the dataset's (MovieLens + vega) and TMDb's US certification.
+type Sources = (Option<MaturityRating>, Option<MaturityRating>);
+
+fn arb_sources() -> impl Strategy<Value = Sources> {
+    let rating = || proptest::option::of(proptest::sample::select(MaturityRating::ALL.to_vec()));
+    (rating(), rating())
+}
+
+/// A title whose rating combines its two sources as the store does when it loads the
+/// catalogue; the sources come along so that the properties can restate the precedence.
+fn arb_title(i: usize) -> impl Strategy<Value = (Title, Sources)> {
     (
         proptest::sample::subsequence(GENRES.to_vec(), 0..=3),
-        proptest::option::of(proptest::sample::select(MaturityRating::ALL.to_vec())),
+        arb_sources(),
         1990i32..=1998,
         prop_oneof![8 => Just(None), 1 => Just(Some(vec!["DE"])), 1 => Just(Some(vec!["US", "DE"]))],
     )
-        .prop_map(move |(genres, maturity, year, countries)| Title {
+        .prop_map(move |(genres, sources, year, countries)| (Title {
             id: tid(i),
             name: format!("Title {i}"),
             year: Some(year),
             genres: genres.into_iter().map(str::to_owned).collect(),
-            maturity,
+            maturity: effective_maturity(sources.0, sources.1),
             overview: None,
             added_at: 0,
             countries: countries.map(|cs| cs.into_iter().map(|c| Country::parse(c).unwrap()).collect()),
-        })
+            details: None,
+        }, sources))
 }
 
-fn arb_catalog() -> impl Strategy<Value = Vec<Title>> {
+fn arb_catalog() -> impl Strategy<Value = Vec<(Title, Sources)>> {
     (5usize..60).prop_flat_map(|n| (0..n).map(arb_title).collect::<Vec<_>>())
 }
 
@@ -175,7 +186,14 @@ fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
         })
 }
 
-fn arb_world() -> impl Strategy<Value = (Vec<Title>, ModelArtifact, Profile, Vec<WatchState>)> {
+fn arb_world() -> impl Strategy<
+    Value = (
+        Vec<(Title, Sources)>,
+        ModelArtifact,
+        Profile,
+        Vec<WatchState>,
+    ),
+> {
     arb_catalog().prop_flat_map(|titles| {
         let n = titles.len();
         (
@@ -232,8 +250,10 @@ proptest! {
 
     #[test]
     fn pages_never_repeat_a_title_and_never_leak_a_filtered_one(
-        (titles, artifact, profile, states) in arb_world()
+        (catalog, artifact, profile, states) in arb_world()
     ) {
+        // Title `i` has id "i": its sources are `sources[i]`.
+        let (titles, sources): (Vec<Title>, Vec<Sources>) = catalog.into_iter().unzip();
         let engine = engine(titles, &artifact);
         let history = History::new(states);
         let page = engine.home_page(&profile, &history, NOW);
@@ -245,12 +265,16 @@ proptest! {
                 prop_assert!(seen.insert(item.title), "title {} twice on the page", item.title);
                 let title = engine.catalog.title(item.title);
                 prop_assert_eq!(filters::allowed(&profile, &history, title, false), Ok(()));
-                // Restated without the filter code: what a kids profile may see.
+                // Restated without the filter code: what a kids profile may see. The dataset's
+                // rating decides whatever TMDb says; TMDb's certification decides where the
+                // dataset has none; unrated by both, only titles made for children.
                 if profile.is_kids {
                     let limit = profile.maturity_limit.unwrap_or(MaturityRating::Pg);
-                    match title.maturity {
-                        Some(r) => prop_assert!(r <= limit),
-                        None => prop_assert!(title.genres.iter().any(|g| g == "Children's" || g == "Animation")),
+                    let index: usize = title.id.as_str().parse().unwrap();
+                    match sources[index] {
+                        (Some(dataset), _) => prop_assert!(dataset <= limit),
+                        (None, Some(tmdb)) => prop_assert!(tmdb <= limit),
+                        (None, None) => prop_assert!(title.genres.iter().any(|g| g == "Children's" || g == "Animation")),
                     }
                 }
                 if let Some(s) = history.get(&title.id) {
@@ -265,9 +289,10 @@ proptest! {
 
     #[test]
     fn experiment_variants_keep_the_page_invariants(
-        (titles, artifact, profile, states) in arb_world(),
+        (catalog, artifact, profile, states) in arb_world(),
         overrides in arb_overrides(),
     ) {
+        let titles: Vec<Title> = catalog.into_iter().map(|(t, _)| t).collect();
         let engine = engine(titles, &artifact);
         let history = History::new(states);
         let page = engine.home_page_with(&overrides, &profile, &history, NOW).unwrap();

@@ -49,7 +49,7 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
-const TITLE_FIELDS = 'id name year genres maturityRating';
+const TITLE_FIELDS = 'id name year genres maturityRating posterUrl';
 
 export const queries = {
   profiles: `query Profiles($first: Int!, $kids: Boolean) {
@@ -64,7 +64,8 @@ export const queries = {
       rows { id title kind items { position reason title { ${TITLE_FIELDS} } evidence { id name } } } }
   }`,
   title: `query Title($id: ID!, $profileId: ID) {
-    title(id: $id) { ${TITLE_FIELDS} overview addedAt countries }
+    title(id: $id) { ${TITLE_FIELDS} overview addedAt countries tagline runtime originalLanguage
+      director cast { name character } backdropUrl }
     similar(titleId: $id, first: 20, profileId: $profileId) { ${TITLE_FIELDS} }
   }`,
   search: `query Search($query: String!, $first: Int!, $profileId: ID) {

@@ -1,5 +1,7 @@
-// Deterministic posters. The dataset has no artwork, so each title gets an SVG drawn from a hash
-// of its id and name: colours from its genres, a motif from the hash, the title set in type.
+// Posters. A title with artwork from the metadata provider (`posterUrl`, from `marquee import
+// tmdb`) shows that image; every title also gets an SVG drawn from a hash of its id and name —
+// colours from its genres, a motif from the hash, the title set in type — shown while the image
+// loads and kept when there is none or it fails to load.
 
 const PALETTE = {
   Action: ['#ff5a36', '#5c0d02'],
@@ -139,4 +141,30 @@ ${motif(h % 5, h, light)}
 <text fill="#fff" font-family="Georgia,'DejaVu Serif',serif" font-weight="700" font-size="${size}" letter-spacing="-.3">${text}</text>
 <text x="16" y="288" fill="#fff" fill-opacity=".7" font-family="system-ui,sans-serif" font-size="11" letter-spacing="2">${esc(title.year ?? '')}</text>
 </svg>`;
+}
+
+/**
+ * Fills `container` with the title's poster: the generated SVG at once, the real image (when
+ * `url` is given) laid over it once it has loaded. The image is only swapped in after `load`,
+ * so a slow or broken image server never leaves an empty frame.
+ */
+export function fillPoster(container, title, url = title.posterUrl) {
+  container.innerHTML = posterSvg(title);
+  if (!url) return container;
+  const img = document.createElement('img');
+  img.className = 'poster-img';
+  img.alt = '';
+  img.decoding = 'async';
+  img.loading = 'lazy';
+  // The image server learns nothing about the page that shows its image.
+  img.referrerPolicy = 'no-referrer';
+  img.addEventListener('load', () => {
+    img.classList.add('loaded');
+    container.dataset.poster = 'image';
+  }, { once: true });
+  img.addEventListener('error', () => img.remove(), { once: true });
+  container.dataset.poster = 'svg';
+  img.src = url;
+  container.append(img);
+  return container;
 }

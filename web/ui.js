@@ -1,5 +1,5 @@
 // Small DOM helpers shared by the views: element builder, title cards, rows and view states.
-import { posterSvg, displayName } from './poster.js';
+import { fillPoster, displayName } from './poster.js';
 
 /** h('div.card', { href: … }, child, …) — a tiny element builder; the attributes are optional. */
 export function h(tag, attrs = {}, ...children) {
@@ -38,13 +38,15 @@ export function titleCard(title, { reason, evidence, position, progress, onOpen 
     'aria-label': `${displayName(title.name)}${title.year ? ` (${title.year})` : ''}`,
     onclick: onOpen ? () => onOpen(title) : undefined,
   },
-  h('div.poster', { html: posterSvg(title) },
-    progress !== undefined ? h('div.progress', h('div', { style: `width:${Math.round(progress * 100)}%` })) : null),
+  fillPoster(h('div.poster'), title),
   h('div.card-body',
     h('div.card-title', displayName(title.name)),
     meta,
     h('div.card-genres', title.genres.join(' · ')),
     reason ? h('div.card-reason', { title: evidence?.map((e) => displayName(e.name)).join(', ') || undefined }, reason) : null));
+  if (progress !== undefined) {
+    card.querySelector('.poster').append(h('div.progress', h('div', { style: `width:${Math.round(progress * 100)}%` })));
+  }
   return card;
 }
 

@@ -1,20 +1,72 @@
 //! `marquee import`: datasets into the store.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Result;
-use clap::{Args, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
 
 use super::{Resolved, open_store, progress_bar, say, spinner};
 use crate::clock;
 use crate::domain::Country;
-use crate::ingest::movielens;
+use crate::ingest::{movielens, tmdb};
 use crate::store::{ImportOptions, Store};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ImportCommand {
     /// Import RecBole atomic files (*.inter, and optionally *.item, *.user) from DIR.
     Movielens(ImportArgs),
+    /// Fetch catalogue metadata from TMDb (overview, tagline, runtime, language, poster and
+    /// backdrop, US certification, cast, director) for the imported titles.
+    Tmdb(TmdbArgs),
+}
+
+/// TMDb's documented ceiling is "somewhere in the 50 requests per second range".
+const TMDB_MAX_RATE: u32 = 50;
+
+#[derive(Debug, Clone, Args)]
+pub(super) struct TmdbArgs {
+    /// Environment variable that holds the TMDb API key (v3) or read access token (v4).
+    /// The key is read from the environment only, so it never shows in `ps` or shell history.
+    #[arg(long, default_value = "TMDB_API_KEY")]
+    pub(super) api_key_env: String,
+    /// TMDb API root (https; plain http only to a loopback address, e.g. a local mirror).
+    #[arg(long, env = "TMDB_BASE_URL", default_value = tmdb::DEFAULT_BASE_URL)]
+    pub(super) base_url: String,
+    /// Only titles without stored metadata: resumes an interrupted run.
+    #[arg(long)]
+    pub(super) only_missing: bool,
+    /// Titles looked up at once, and requests in flight at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub(super) concurrency: u16,
+    /// Requests per second at most (token bucket). TMDb allows about 50; more is accepted
+    /// only for another --base-url (a mirror or a test server).
+    #[arg(long, env = "TMDB_RATE_LIMIT", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub(super) rate_limit: u32,
+    /// Seconds a whole request may take (connecting alone: 5 at most).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub(super) timeout: u64,
+    /// Attempts per request, retries on 429, 5xx, timeouts and dropped connections included.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(super) max_attempts: u32,
+    /// Titles stored per transaction (an interruption loses at most one batch of work).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(super) batch_size: u32,
+    /// MovieLens' links.csv (movieId,imdbId,tmdbId): TMDb ids to use instead of searching,
+    /// e.g. to settle titles the report lists as ambiguous.
+    #[arg(long)]
+    pub(super) links: Option<PathBuf>,
+    /// Build poster and backdrop URLs on this base instead of TMDb's image server (a CDN or
+    /// proxy that the UI's Content-Security-Policy allows).
+    #[arg(long, env = "TMDB_IMAGE_BASE_URL")]
+    pub(super) image_base_url: Option<String>,
+}
+
+/// `marquee demo` reads the same settings from the environment.
+#[derive(Debug, Parser)]
+struct TmdbFromEnv {
+    #[command(flatten)]
+    args: TmdbArgs,
 }
 
 #[derive(Debug, Args)]
@@ -34,6 +86,12 @@ pub(super) struct ImportArgs {
 
 pub(super) async fn run(cfg: &Resolved, cmd: ImportCommand) -> Result<()> {
     match cmd {
+        ImportCommand::Tmdb(args) => {
+            let store = open_store(cfg).await?;
+            let report = import_tmdb(&store, &args).await?;
+            print!("{report}");
+            Ok(())
+        }
         ImportCommand::Movielens(args) => {
             let store = open_store(cfg).await?;
             import_movielens(
@@ -102,4 +160,62 @@ pub(super) async fn import_movielens(
         summary.events_already_present
     ));
     Ok(())
+}
+
+/// TMDb settings for the demo when the API key's variable is set; `None` otherwise.
+pub(super) fn tmdb_from_env() -> Result<Option<TmdbArgs>> {
+    let parsed = TmdbFromEnv::try_parse_from(["marquee"]).context(
+        "TMDb settings in the environment (TMDB_BASE_URL, TMDB_RATE_LIMIT, TMDB_IMAGE_BASE_URL)",
+    )?;
+    let mut args = parsed.args;
+    if std::env::var_os(&args.api_key_env).is_none() {
+        return Ok(None);
+    }
+    args.only_missing = true;
+    Ok(Some(args))
+}
+
+pub(super) async fn import_tmdb(store: &Store, args: &TmdbArgs) -> Result<tmdb::ImportReport> {
+    let key = std::env::var(&args.api_key_env).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not set: put your TMDb API key (v3) or read access token (v4) in it \
+             (https://www.themoviedb.org/settings/api), or name another variable with --api-key-env",
+            args.api_key_env
+        )
+    })?;
+    let credential = tmdb::Credential::parse(&key)
+        .with_context(|| format!("the value of {}", args.api_key_env))?;
+    if args.rate_limit > TMDB_MAX_RATE && args.base_url.contains("themoviedb.org") {
+        bail!(
+            "--rate-limit {} is above TMDb's limit of about {TMDB_MAX_RATE} requests per second",
+            args.rate_limit
+        );
+    }
+    let client = tmdb::TmdbClient::new(tmdb::ClientOptions {
+        rate_per_second: args.rate_limit,
+        concurrency: usize::from(args.concurrency),
+        connect_timeout: Duration::from_secs(args.timeout.min(5)),
+        request_timeout: Duration::from_secs(args.timeout),
+        max_attempts: args.max_attempts,
+        ..tmdb::ClientOptions::new(args.base_url.clone(), credential)
+    })?;
+    let links = match &args.links {
+        Some(path) => tmdb::read_links(path)?,
+        None => Default::default(),
+    };
+    let options = tmdb::ImportOptions {
+        only_missing: args.only_missing,
+        batch_size: args.batch_size as usize,
+        concurrency: usize::from(args.concurrency),
+        links,
+        image_base: args.image_base_url.clone(),
+    };
+    let bar = progress_bar("tmdb");
+    let report = tmdb::import_metadata(store, &client, &options, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    Ok(report?)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::import::import_movielens;
+use super::import::{import_movielens, import_tmdb, tmdb_from_env};
 use super::models::train_and_register;
 use super::{Resolved, load_engine, open_store, say};
 use crate::app::{self, AppState};
@@ -52,6 +52,16 @@ pub(super) async fn demo(cfg: &Resolved, args: ServeArgs) -> Result<()> {
         import_movielens(&store, &ml.dir, ml.movies_json.as_deref(), 5, "US").await?;
     } else {
         say("data already imported; skipping import");
+    }
+    // Catalogue metadata when a TMDb key is in the environment. Optional: without it (or
+    // without network) the demo serves the dataset's own metadata and generated posters.
+    if let Some(tmdb) = tmdb_from_env()? {
+        match import_tmdb(&store, &tmdb).await {
+            Ok(report) => say(&report.summary()),
+            Err(e) => say(&format!(
+                "warning: TMDb metadata not imported ({e:#}); serving without it"
+            )),
+        }
     }
     let fingerprint = store.data_fingerprint().await?;
     // A model trained by an older Marquee (another artifact format) is retrained too.

@@ -15,7 +15,27 @@ pub struct Catalog {
     genres: BTreeMap<String, usize>,
     /// Lower-cased, punctuation-free names for search.
     search_keys: Vec<String>,
+    /// The same for overviews ("" without one).
+    overview_keys: Vec<String>,
 }
+
+/// Where a search query matched a title. Name matches rank above overview-only ones: someone
+/// typing "alien" wants *Alien* before a film whose synopsis mentions aliens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SearchMatch {
+    Name,
+    Overview,
+}
+
+/// Overviews are searched only for queries at least this long (letters and digits): a
+/// synopsis has so many words that one or two letters match most of the catalogue.
+pub const MIN_OVERVIEW_QUERY: usize = 3;
+
+/// Words too common in synopses to search them for.
+const OVERVIEW_STOP_WORDS: [&str; 16] = [
+    "the", "a", "an", "and", "of", "in", "on", "to", "is", "his", "her", "their", "with", "for",
+    "at", "by",
+];
 
 /// Lower-case alphanumerics separated by single spaces; "Toy Story (1995)" → "toy story 1995".
 pub fn search_key(text: &str) -> String {
@@ -48,11 +68,16 @@ impl Catalog {
             }
         }
         let search_keys = titles.iter().map(|t| search_key(&t.name)).collect();
+        let overview_keys = titles
+            .iter()
+            .map(|t| t.overview.as_deref().map(search_key).unwrap_or_default())
+            .collect();
         Self {
             titles,
             by_id,
             genres,
             search_keys,
+            overview_keys,
         }
     }
 
@@ -91,8 +116,10 @@ impl Catalog {
         self.genres.contains_key(genre)
     }
 
-    /// Titles whose name contains every word of `query` (as a prefix of some word of the name).
-    pub fn search(&self, query: &str) -> Vec<TitleIdx> {
+    /// Titles whose name contains every word of `query` (as a prefix of some word of the
+    /// name), then — for queries of at least `MIN_OVERVIEW_QUERY` characters — titles whose
+    /// overview does; in catalogue order within each kind.
+    pub fn search(&self, query: &str) -> Vec<(TitleIdx, SearchMatch)> {
         let words: Vec<String> = search_key(query)
             .split(' ')
             .filter(|w| !w.is_empty())
@@ -101,15 +128,37 @@ impl Catalog {
         if words.is_empty() {
             return Vec::new();
         }
+        let all_in = |key: &str| {
+            words
+                .iter()
+                .all(|w| key.split(' ').any(|kw| kw.starts_with(w.as_str())))
+        };
+        // In a synopsis "the" or "of" match everything: overviews are searched for the other
+        // words, and not at all for a query of only such words.
+        let content: Vec<&String> = words
+            .iter()
+            .filter(|w| !OVERVIEW_STOP_WORDS.contains(&w.as_str()))
+            .collect();
+        let overviews = !content.is_empty()
+            && words.iter().map(|w| w.chars().count()).sum::<usize>() >= MIN_OVERVIEW_QUERY;
+        let all_content_in = |key: &str| {
+            content
+                .iter()
+                .all(|w| key.split(' ').any(|kw| kw.starts_with(w.as_str())))
+        };
         self.search_keys
             .iter()
+            .zip(&self.overview_keys)
             .enumerate()
-            .filter(|(_, key)| {
-                words
-                    .iter()
-                    .all(|w| key.split(' ').any(|kw| kw.starts_with(w.as_str())))
+            .filter_map(|(i, (name, overview))| {
+                if all_in(name) {
+                    Some((i as TitleIdx, SearchMatch::Name))
+                } else if overviews && !overview.is_empty() && all_content_in(overview) {
+                    Some((i as TitleIdx, SearchMatch::Overview))
+                } else {
+                    None
+                }
             })
-            .map(|(i, _)| i as TitleIdx)
             .collect()
     }
 
@@ -156,10 +205,42 @@ mod tests {
         let hits: Vec<_> = c
             .search("toy sto")
             .into_iter()
-            .map(|i| c.title(i).id.to_string())
+            .map(|(i, m)| (c.title(i).id.to_string(), m))
             .collect();
-        assert_eq!(hits, vec!["1", "10"]);
+        assert_eq!(
+            hits,
+            vec![
+                ("1".into(), SearchMatch::Name),
+                ("10".into(), SearchMatch::Name)
+            ]
+        );
         assert!(c.search("  ").is_empty());
+    }
+
+    #[test]
+    fn search_finds_overviews_after_names() {
+        let mut spy = title("3", "Tomorrow Never Dies", &["Action"]);
+        spy.overview = Some("James Bond sets out to stop a media mogul's plan.".into());
+        let c = Catalog::new(vec![
+            spy,
+            title("4", "Media Circus", &["Comedy"]),
+            title("5", "Mogul", &["Drama"]),
+        ]);
+        let hits: Vec<_> = c
+            .search("media mog")
+            .into_iter()
+            .map(|(i, m)| (c.title(i).id.to_string(), m))
+            .collect();
+        assert_eq!(hits, vec![("3".into(), SearchMatch::Overview)]);
+        let hits = c.search("media");
+        assert_eq!(hits.len(), 2);
+        assert!(hits.contains(&(1, SearchMatch::Name)));
+        assert!(hits.contains(&(0, SearchMatch::Overview)));
+        // Too short for overviews, or only common words: names only.
+        assert_eq!(c.search("ja"), vec![]);
+        assert_eq!(c.search("the"), vec![]);
+        assert_eq!(c.search("the media mog"), vec![(0, SearchMatch::Overview)]);
+        assert_eq!(c.search("jam"), vec![(0, SearchMatch::Overview)]);
     }
 
     #[test]

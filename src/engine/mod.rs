@@ -100,19 +100,23 @@ impl Engine {
         )
     }
 
-    /// Name search, most popular matches first; with a viewer, only titles it may see
-    /// (maturity, region) — watched titles stay findable.
+    /// Search: titles whose name matches, most popular first, then titles whose overview
+    /// matches (see `Catalog::search`), most popular first; with a viewer, only titles it may
+    /// see (maturity, region) — watched titles stay findable.
     pub fn search(&self, query: &str, first: usize, viewer: Option<&Profile>) -> Vec<TitleIdx> {
         let mut hits = self.catalog.search(query);
-        hits.retain(|t| self.suitable(viewer, *t));
-        hits.sort_by(|a, b| {
-            self.model
-                .popularity(*b)
-                .total_cmp(&self.model.popularity(*a))
+        hits.retain(|(t, _)| self.suitable(viewer, *t));
+        hits.sort_by(|(a, ka), (b, kb)| {
+            ka.cmp(kb)
+                .then(
+                    self.model
+                        .popularity(*b)
+                        .total_cmp(&self.model.popularity(*a)),
+                )
                 .then(a.cmp(b))
         });
         hits.truncate(first);
-        hits
+        hits.into_iter().map(|(t, _)| t).collect()
     }
 
     fn suitable(&self, viewer: Option<&Profile>, t: TitleIdx) -> bool {

@@ -1,5 +1,6 @@
-//! Data from outside: fetching datasets with the ordinary package clients (`fetch`) and parsing
-//! them into domain values (`movielens`). Pure parsing; the store writes what comes out.
+//! Data from outside: fetching datasets with the ordinary package clients (`fetch`), parsing
+//! them into domain values (`movielens`), and catalogue metadata from TMDb's API (`tmdb`).
 
 pub mod fetch;
 pub mod movielens;
+pub mod tmdb;

@@ -387,6 +387,7 @@ fn read_items(f: &AtomicFile, warnings: &mut Vec<String>) -> Result<Vec<Title>, 
             overview,
             added_at: 0,
             countries,
+            details: None,
         });
     }
     Ok(titles)

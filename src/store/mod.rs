@@ -10,10 +10,12 @@
 mod error;
 mod import;
 pub mod logging;
+mod metadata;
 mod models;
 mod pool;
 pub mod records;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,7 +27,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::domain::{
-    AccountId, Country, MaturityRating, Millis, Profile, ProfileId, Title, TitleId,
+    AccountId, CastMember, Country, MaturityRating, Millis, Profile, ProfileId, Title,
+    TitleDetails, TitleId,
 };
 use crate::engine::history::{History, Thumbs, WatchState};
 use crate::engine::model::content::TitleEntity;
@@ -96,6 +99,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "store robustness",
         include_str!("../../migrations/sqlite/0004_store_robustness.sql"),
     ),
+    (
+        8,
+        "title metadata",
+        include_str!("../../migrations/sqlite/0008_title_metadata.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -117,6 +125,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "store robustness",
         include_str!("../../migrations/postgres/0004_store_robustness.sql"),
+    ),
+    (
+        8,
+        "title metadata",
+        include_str!("../../migrations/postgres/0008_title_metadata.sql"),
     ),
 ];
 
@@ -263,20 +276,79 @@ impl Store {
         self.reports.close().await;
     }
 
+    /// The catalogue, with TMDb metadata where `marquee import tmdb` stored some. Precedence
+    /// (see `Title`): the dataset's rating and overview first, TMDb's where it has none.
     pub async fn titles(&self) -> StoreResult<Vec<Title>> {
         let rows = sqlx::query(
-            "SELECT id, name, release_year, genres, maturity_rating, overview, added_at, countries \
-             FROM titles",
+            "SELECT t.id, t.name, t.release_year, t.genres, t.maturity_rating, t.overview, t.added_at, t.countries, \
+             m.title_id AS meta_id, m.overview AS meta_overview, m.certification, m.tagline, m.runtime_minutes, \
+             m.original_language, m.poster_url, m.backdrop_url \
+             FROM titles t LEFT JOIN title_metadata m ON m.title_id = t.id",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(title_from_row).collect::<Result<_>>()?)
+        let mut people = self.title_people().await?;
+        rows.iter()
+            .map(|r| -> StoreResult<Title> {
+                let mut title = title_from_row(r)?;
+                if r.try_get::<Option<String>, _>("meta_id")?.is_some() {
+                    let (cast, directors) = people.remove(title.id.as_str()).unwrap_or_default();
+                    title.maturity = crate::domain::effective_maturity(
+                        title.maturity,
+                        parse_opt::<MaturityRating>(r.try_get("certification")?)?,
+                    );
+                    if title.overview.is_none() {
+                        title.overview = r.try_get("meta_overview")?;
+                    }
+                    title.details = Some(Arc::new(TitleDetails {
+                        tagline: r.try_get("tagline")?,
+                        runtime_minutes: r
+                            .try_get::<Option<i64>, _>("runtime_minutes")?
+                            .and_then(|m| u32::try_from(m).ok()),
+                        original_language: r.try_get("original_language")?,
+                        poster_url: r.try_get("poster_url")?,
+                        backdrop_url: r.try_get("backdrop_url")?,
+                        cast,
+                        directors,
+                    }));
+                }
+                Ok(title)
+            })
+            .collect()
     }
 
-    /// The people of every title (see `movielens::read_dir`), in a stable order.
+    /// TMDb cast (billing order) and directors per title.
+    async fn title_people(&self) -> StoreResult<HashMap<String, (Vec<CastMember>, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT title_id, role, name, character_name FROM title_people \
+             ORDER BY title_id, role, credit_order",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<String, (Vec<CastMember>, Vec<String>)> = HashMap::new();
+        for r in &rows {
+            let entry = out.entry(r.try_get("title_id")?).or_default();
+            let name: String = r.try_get("name")?;
+            match r.try_get::<String, _>("role")?.as_str() {
+                "director" => entry.1.push(name),
+                _ => entry.0.push(CastMember {
+                    name,
+                    character: r.try_get("character_name")?,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The people of every title, in a stable order: the knowledge graph's (see
+    /// `movielens::read_dir`) and TMDb's credits as entities `tmdb:<person id>`. Both count:
+    /// titles the knowledge graph does not cover get people from TMDb, and a TMDb-only title
+    /// shares entities with every other title TMDb credits the same person on.
     pub async fn title_entities(&self) -> StoreResult<Vec<TitleEntity>> {
         let rows = sqlx::query(
             "SELECT title_id, relation, entity_id FROM title_entities \
+             UNION ALL \
+             SELECT title_id, role AS relation, 'tmdb:' || CAST(person_id AS TEXT) AS entity_id FROM title_people \
              ORDER BY title_id, relation, entity_id",
         )
         .fetch_all(&self.pool)
@@ -419,6 +491,7 @@ impl Store {
     pub async fn count(&self, table: Table) -> StoreResult<i64> {
         let sql = match table {
             Table::Titles => "SELECT COUNT(*) AS n FROM titles",
+            Table::TitleMetadata => "SELECT COUNT(*) AS n FROM title_metadata",
             Table::Profiles => "SELECT COUNT(*) AS n FROM profiles",
             Table::Events => "SELECT COUNT(*) AS n FROM events",
             Table::WatchState => "SELECT COUNT(*) AS n FROM watch_state",
@@ -430,6 +503,8 @@ impl Store {
 #[derive(Debug, Clone, Copy)]
 pub enum Table {
     Titles,
+    /// Titles with TMDb metadata.
+    TitleMetadata,
     Profiles,
     Events,
     WatchState,
@@ -468,6 +543,7 @@ fn title_from_row(r: &AnyRow) -> Result<Title> {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?,
+        details: None,
     })
 }
 

@@ -341,18 +341,32 @@ impl Store {
     }
 
     /// A cheap description of the data a model is trained on: event count, newest event id
-    /// and time. Two trainings with the same fingerprint saw the same events.
+    /// and time, and — once TMDb metadata is stored — how many titles have it and when it was
+    /// last fetched (its people feed the content neighbours). Two trainings with the same
+    /// fingerprint saw the same data.
     pub async fn data_fingerprint(&self) -> StoreResult<String> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MAX(id) AS last_id, MAX(occurred_at) AS last_at FROM events",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(format!(
+        let mut fingerprint = format!(
             "events={};last_id={};last_at={}",
             row.try_get::<i64, _>("n")?,
             row.try_get::<Option<i64>, _>("last_id")?.unwrap_or(0),
             row.try_get::<Option<i64>, _>("last_at")?.unwrap_or(0)
-        ))
+        );
+        let meta = sqlx::query("SELECT COUNT(*) AS n, MAX(fetched_at) AS at FROM title_metadata")
+            .fetch_one(&self.pool)
+            .await?;
+        let titles: i64 = meta.try_get("n")?;
+        // Absent without metadata, so fingerprints of earlier models stay valid.
+        if titles > 0 {
+            fingerprint.push_str(&format!(
+                ";metadata={titles}@{}",
+                meta.try_get::<Option<i64>, _>("at")?.unwrap_or(0)
+            ));
+        }
+        Ok(fingerprint)
     }
 }

@@ -15,6 +15,9 @@ const ARTIFACTS = process.env.MARQUEE_ARTIFACTS ?? fs.mkdtempSync(path.join(os.t
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 // The repository root: the server reads experiments/ and rows/ relative to its working directory.
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+// The fake TMDb tests/browser.rs starts: the demo imports its metadata (overviews, posters).
+const TMDB = process.env.MARQUEE_TEST_TMDB_URL;
+const TMDB_KEY = process.env.MARQUEE_TEST_TMDB_KEY;
 const ADULT = '1';
 const KIDS = '102-kids';
 const STEP_MS = 30_000;
@@ -31,7 +34,11 @@ const sentEvents = [];
 function startServer() {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-ui-data-'));
   const log = fs.createWriteStream(path.join(ARTIFACTS, 'server.log'));
-  server = spawn(BIN, ['--data-dir', dataDir, 'demo', '--listen', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // With a TMDb key in the environment the demo imports catalogue metadata; here from the fake
+  // server, faster than TMDb's own rate limit would allow.
+  const env = { ...process.env };
+  if (TMDB) Object.assign(env, { TMDB_API_KEY: TMDB_KEY, TMDB_BASE_URL: `${TMDB}/3`, TMDB_RATE_LIMIT: '500' });
+  server = spawn(BIN, ['--data-dir', dataDir, 'demo', '--listen', '127.0.0.1:0'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stderr.pipe(log);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('marquee demo did not start within 5 minutes (see server.log)')), 300_000);
@@ -228,6 +235,37 @@ test('a title page shows metadata and More Like This', async () => {
   assert.equal(click.requestId, requestId, 'with the home page requestId');
   await page.waitForTimeout(400); // let the focus transition settle for the screenshot
   await screenshot('title');
+});
+
+test('a title page shows the metadata from TMDb and its poster image', { skip: !TMDB && 'no fake TMDb (run through cargo test)' }, async () => {
+  await visit('#/title/1');
+  await waitState('ready');
+  const { title } = await data(`query { title(id: "1") { overview tagline runtime director posterUrl cast { name } } }`);
+  assert.match(title.overview, /^Fixture synopsis of Toy Story \(1995\)/, 'the overview comes from the fake TMDb');
+  assert.equal(await page.locator('#view .overview').textContent(), title.overview);
+  // (Some fake movies have no tagline: then the page has none either.)
+  assert.deepEqual(await page.$$eval('#view .tagline', (els) => els.map((e) => e.textContent)),
+    title.tagline ? [title.tagline] : []);
+  assert.equal(await page.locator('#view .director').textContent(), title.director);
+  assert.deepEqual(await page.$$eval('#view .cast li', (els) => els.map((e) => e.childNodes[0].textContent)),
+    title.cast.map((c) => c.name));
+  assert.match(await page.locator('#view .runtime').textContent(), /^\d+ h \d\d min$|^\d+ min$/);
+  // The real poster replaces the generated one once loaded; the SVG stays underneath.
+  const img = page.locator('#view .hero-poster img.poster-img.loaded');
+  await img.waitFor();
+  assert.equal(await img.getAttribute('src'), title.posterUrl);
+  assert.ok(title.posterUrl.startsWith(`${TMDB}/t/p/w500/`), title.posterUrl);
+  assert.ok(await img.evaluate((i) => i.complete && i.naturalWidth > 0), 'the image decoded');
+  assert.equal(await page.locator('#view .hero-poster svg.poster-art').count(), 1);
+  assert.equal(await page.locator('#view .hero-poster').getAttribute('data-poster'), 'image');
+  // Home cards use the real posters too.
+  await page.goto(`${base}/#/`);
+  await waitHome();
+  await page.locator('#view .rows .card .poster img.poster-img.loaded').first().waitFor();
+  await visit('#/title/1');
+  await img.waitFor();
+  await page.waitForTimeout(400);
+  await screenshot('title-tmdb');
 });
 
 test('playing to 40% puts the title first in Continue Watching after going back', async () => {

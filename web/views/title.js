@@ -2,7 +2,7 @@
 import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { track, flushEvents } from '../events.js';
-import { posterSvg, displayName } from '../poster.js';
+import { posterSvg, fillPoster, displayName } from '../poster.js';
 import { h, row, titleCard, setView, loading, errorState, ratingBadge, thumbIcon } from '../ui.js';
 import { back, focusEl } from '../nav.js';
 
@@ -18,6 +18,23 @@ export function allowedFor(limit, rating) {
 
 const thumbsKey = (profileId, titleId) => `marquee.thumbs.${profileId}.${titleId}`;
 const progressKey = (profileId, titleId) => `marquee.progress.${profileId}.${titleId}`;
+
+/** 142 → "2 h 22 min". */
+function fmtRuntime(minutes) {
+  if (!minutes) return null;
+  const hours = Math.floor(minutes / 60);
+  return hours ? `${hours} h ${String(minutes % 60).padStart(2, '0')} min` : `${minutes} min`;
+}
+
+/** "fr" → "French", in the viewer's language where the browser knows it. */
+function languageName(code) {
+  if (!code) return null;
+  try {
+    return new Intl.DisplayNames([navigator.language || 'en'], { type: 'language' }).of(code) ?? code;
+  } catch {
+    return code;
+  }
+}
 
 function fmtDate(iso) {
   const d = new Date(iso);
@@ -89,21 +106,29 @@ export async function titleView({ view, args: [id], isCurrent }) {
   if (resume > 0.01 && resume < 0.99) play.textContent = `▶ Resume from ${Math.round(resume * 100)}%`;
 
   const added = fmtDate(title.addedAt);
+  const runtime = fmtRuntime(title.runtime);
+  const cast = title.cast ?? [];
   const info = h('div.title-info',
     h('h1.title-name', name),
     h('div.title-meta',
       title.year ? h('span', title.year) : null,
       ratingBadge(title.maturityRating),
+      runtime ? h('span.runtime', runtime) : null,
       ...title.genres.map((g) => h('a.chip', { href: `#/browse/${encodeURIComponent(g)}` }, g))),
+    title.tagline ? h('p.tagline', title.tagline) : null,
     h('p.overview', title.overview ?? 'No synopsis is available for this title yet.'),
     h('dl.facts',
+      title.director ? [h('dt', 'Director'), h('dd.director', title.director)] : null,
+      cast.length ? [h('dt', 'Cast'), h('dd', h('ul.cast', cast.map((c) =>
+        h('li', c.name, c.character ? h('span.character', ` as ${c.character}`) : null))))] : null,
+      title.originalLanguage ? [h('dt', 'Language'), h('dd', languageName(title.originalLanguage))] : null,
       added ? [h('dt', 'Added'), h('dd', added)] : null,
       [h('dt', 'Available in'), h('dd', title.countries?.length ? title.countries.join(', ') : 'All countries')]),
     h('div.actions', play, up, down, h('button.btn', { onclick: () => back(), 'data-action': 'back' }, '← Back')),
     note);
   const hero = h('section.title-hero',
-    h('div.hero-backdrop', { html: posterSvg(title), 'aria-hidden': 'true' }),
-    h('div.hero-poster', { html: posterSvg(title) }),
+    fillPoster(h('div.hero-backdrop', { 'aria-hidden': 'true' }), title, title.backdropUrl ?? title.posterUrl),
+    fillPoster(h('div.hero-poster'), title),
     info);
   const more = similar.length
     ? row({ id: 'more-like-this', title: 'More Like This', kind: 'similar' }, similar.map((t) => titleCard(t)))
@@ -121,7 +146,8 @@ export async function playerView({ view, args: [id], isCurrent, onLeave }) {
   const data = await loadTitle(view, id, profile, isCurrent, () => playerView({ view, args: [id], isCurrent, onLeave }));
   if (!data) return;
   const { title } = data;
-  const RUNTIME_MIN = 100; // a nominal runtime for the clock display
+  // The clock shows the real running time when the metadata has one.
+  const RUNTIME_MIN = title.runtime || 100;
   const STEP = 0.1; // arrow keys skip 10%
   const RATE = 1 / 60; // simulated playback: the whole title in a minute
   let position = Math.min(Number(localStorage.getItem(progressKey(profile.id, title.id)) ?? 0), 0.99);

@@ -94,7 +94,8 @@ impl QueryRoot {
             .map(Title))
     }
 
-    /// Titles whose name contains every word of the query, most popular first.
+    /// Titles whose name contains every word of the query, most popular first; then, for
+    /// queries of 3 letters or more, titles whose overview does.
     async fn search(
         &self,
         ctx: &Context<'_>,

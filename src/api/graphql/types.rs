@@ -51,6 +51,62 @@ impl Title {
             .as_ref()
             .map(|cs| cs.iter().map(|c| c.as_str()).collect())
     }
+
+    // Provider metadata (`marquee import tmdb`); null or empty for titles without it.
+    // `overview` and `maturityRating` above fall back to it too.
+
+    /// The title's tagline (at most 300 characters).
+    async fn tagline(&self) -> Option<&str> {
+        self.details()?.tagline.as_deref()
+    }
+    /// Running time in minutes.
+    async fn runtime(&self) -> Option<u32> {
+        self.details()?.runtime_minutes
+    }
+    /// ISO 639-1 code of the original language, e.g. "en".
+    async fn original_language(&self) -> Option<&str> {
+        self.details()?.original_language.as_deref()
+    }
+    /// Top-billed cast in billing order (at most 10).
+    async fn cast(&self) -> Vec<CastMember> {
+        self.details().map_or_else(Vec::new, |d| {
+            d.cast
+                .iter()
+                .map(|c| CastMember {
+                    name: c.name.clone(),
+                    character: c.character.clone(),
+                })
+                .collect()
+        })
+    }
+    /// The director; co-directors are joined with " & ".
+    async fn director(&self) -> Option<String> {
+        self.details()
+            .filter(|d| !d.directors.is_empty())
+            .map(|d| d.directors.join(" & "))
+    }
+    /// Absolute URL of a poster image (about 500 px wide); null when there is none, and the
+    /// client draws its own.
+    async fn poster_url(&self) -> Option<&str> {
+        self.details()?.poster_url.as_deref()
+    }
+    /// Absolute URL of a wide backdrop image (about 1280 px).
+    async fn backdrop_url(&self) -> Option<&str> {
+        self.details()?.backdrop_url.as_deref()
+    }
+}
+
+impl Title {
+    fn details(&self) -> Option<&domain::TitleDetails> {
+        self.0.details.as_deref()
+    }
+}
+
+/// An actor of a title and the role played.
+#[derive(SimpleObject)]
+pub struct CastMember {
+    name: String,
+    character: Option<String>,
 }
 
 pub struct Profile(pub(super) domain::Profile);
