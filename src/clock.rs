@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::domain::Millis;
+use crate::domain::{Millis, ParseError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
@@ -19,7 +19,9 @@ pub enum Clock {
     },
 }
 
-pub fn wall_now() -> Millis {
+/// The wall clock. Everything else asks a `Clock` (`Clock::System` for real time), so that
+/// tests and replays decide what "now" is; `tests/boundaries.rs` checks that.
+pub(crate) fn wall_now() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Millis)
@@ -52,10 +54,10 @@ pub fn format_rfc3339(t: Millis) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
+pub fn parse_rfc3339(s: &str) -> Result<Millis, ParseError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp_millis())
-        .map_err(|e| format!("{s:?} is not an RFC 3339 timestamp ({e})"))
+        .map_err(|e| ParseError(format!("{s:?} is not an RFC 3339 timestamp ({e})")))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::clock::{Clock, parse_rfc3339};
+use crate::domain::ParseError;
 
 /// `marquee.toml`. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -50,13 +51,15 @@ pub enum ClockSetting {
 }
 
 impl std::str::FromStr for ClockSetting {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "system" => Ok(Self::System),
             "last-event" => Ok(Self::LastEvent),
             other => parse_rfc3339(other).map(Self::Fixed).map_err(|_| {
-                format!("clock must be `system`, `last-event` or an RFC 3339 time, got {other:?}")
+                ParseError(format!(
+                    "clock must be `system`, `last-event` or an RFC 3339 time, got {other:?}"
+                ))
             }),
         }
     }

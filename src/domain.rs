@@ -20,6 +20,20 @@ pub const DAY_MS: Millis = 86_400_000;
 #[error("{0}")]
 pub struct ParseError(pub String);
 
+/// `value` when `range` holds it (never NaN); otherwise a `ParseError` that says what was
+/// `expected` and what came. The check behind every bounded number type.
+pub fn in_range(
+    value: f64,
+    range: std::ops::RangeInclusive<f64>,
+    expected: &str,
+) -> Result<f64, ParseError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ParseError(format!("{expected}, got {value}")))
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -189,13 +203,12 @@ impl Progress {
     pub const DONE: Progress = Progress(1.0);
 
     pub fn new(fraction: f64) -> Result<Self, ParseError> {
-        if (0.0..=1.0).contains(&fraction) {
-            Ok(Self(fraction))
-        } else {
-            Err(ParseError(format!(
-                "progress must be a fraction between 0 and 1, got {fraction}"
-            )))
-        }
+        in_range(
+            fraction,
+            0.0..=1.0,
+            "progress must be a fraction between 0 and 1",
+        )
+        .map(Self)
     }
     pub fn get(self) -> f64 {
         self.0
@@ -208,13 +221,7 @@ pub struct StarRating(f64);
 
 impl StarRating {
     pub fn new(stars: f64) -> Result<Self, ParseError> {
-        if (0.5..=5.0).contains(&stars) {
-            Ok(Self(stars))
-        } else {
-            Err(ParseError(format!(
-                "rating must be between 0.5 and 5 stars, got {stars}"
-            )))
-        }
+        in_range(stars, 0.5..=5.0, "rating must be between 0.5 and 5 stars").map(Self)
     }
     pub fn get(self) -> f64 {
         self.0

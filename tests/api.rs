@@ -703,7 +703,23 @@ async fn experiments_shape_the_page_and_reload_safely() {
         .collect();
     assert!(!kid_exps.contains(&"stronger-diversity"), "{kid_exps:?}");
 
-    // A broken edit keeps the last good features; a good one is picked up within seconds.
+    // The watcher runs: a valid edit is picked up within seconds.
+    let probe = exp_dir.path().join("probe.json");
+    let probe_with = |key: &str| {
+        format!(
+            r#"{{"features": {{"probe": {{"defaultValue": 0, "rules": [{{"key": "{key}", "variations": [0, 1]}}]}}}}}}"#
+        )
+    };
+    std::fs::write(&probe, probe_with("probe-1")).unwrap();
+    assert_eq!(
+        wait_for_experiments(s, |keys| keys.contains(&"probe-1".to_owned())).await,
+        vec!["probe-1", "stronger-diversity", "trending-above-top-picks"],
+        "a valid edit was not picked up: is the watcher running?"
+    );
+
+    // A broken edit is refused as a whole, even a valid change made with it (probe-2), and the
+    // last good features stay in force. The watcher polls every second and, as shown above
+    // and below, runs throughout, so after 2.5 s it has seen the broken directory.
     std::fs::write(
         exp_dir.path().join("trending-first.json"),
         "{ \"features\": { \"home-rows\": [",
@@ -714,28 +730,50 @@ async fn experiments_shape_the_page_and_reload_safely() {
         r#"{"features": {"home-rows": {"defaultValue": ["nope"]}}}"#,
     )
     .unwrap();
+    std::fs::write(&probe, probe_with("probe-2")).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let r = s.gql("{ experiments { key } }", json!({})).await;
-    assert_eq!(r["data"]["experiments"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(
+        experiment_keys(s).await,
+        vec!["probe-1", "stronger-diversity", "trending-above-top-picks"],
+        "a broken edit was not refused"
+    );
+
+    // Once repaired, the directory loads again, with the change that waited (probe-2).
     std::fs::remove_file(exp_dir.path().join("new.json")).unwrap();
     std::fs::write(
         exp_dir.path().join("trending-first.json"),
         r#"{"features": {"home-rows": {"defaultValue": null, "rules": [{"key": "renamed", "variations": [null, ["trending"]]}]}}}"#,
     )
     .unwrap();
-    let mut reloaded = false;
+    assert_eq!(
+        wait_for_experiments(s, |keys| keys.contains(&"renamed".to_owned())).await,
+        vec!["probe-2", "renamed", "stronger-diversity"],
+        "experiments were not reloaded after the repair"
+    );
+}
+
+/// The keys of `experiments`, sorted.
+async fn experiment_keys(s: &Server) -> Vec<String> {
+    let r = s.gql("{ experiments { key } }", json!({})).await;
+    let mut keys: Vec<String> = r["data"]["experiments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|e| e["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The experiment keys once `done` holds for them, or the last ones seen after 5 s.
+async fn wait_for_experiments(s: &Server, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut keys = Vec::new();
     for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let r = s.gql("{ experiments { key } }", json!({})).await;
-        if r["data"]["experiments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["key"] == "renamed")
-        {
-            reloaded = true;
+        keys = experiment_keys(s).await;
+        if done(&keys) {
             break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(reloaded, "experiments were not reloaded");
+    keys
 }

@@ -83,6 +83,34 @@ fn layers_import_only_what_their_boundary_allows() {
     assert!(violations.is_empty(), "\n{}", violations.join("\n"));
 }
 
+/// "Now" comes from a `Clock` (ARCHITECTURE.md, invariants): only `src/clock.rs` reads the
+/// wall clock, so tests and replayed data decide what time it is. (`Instant`, for measuring
+/// durations, is not a reading of "now".)
+#[test]
+fn only_the_clock_reads_the_wall_clock() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut violations = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("src/clock.rs")) {
+        let text = std::fs::read_to_string(file).expect("read source file");
+        for (n, line) in text.lines().enumerate() {
+            let code = code_only(line);
+            if ["SystemTime::now", "wall_now(", "Utc::now", "Local::now"]
+                .iter()
+                .any(|p| code.contains(p))
+            {
+                violations.push(format!(
+                    "{}:{}: reads the wall clock; take a `Clock` (Clock::System for real time)",
+                    file.strip_prefix(root).unwrap_or(file).display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "\n{}", violations.join("\n"));
+}
+
 #[test]
 fn the_scan_sees_every_form_of_import() {
     let sample = r#"

@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 use marquee::app::models::page_definition;
 use marquee::engine::model::TrainParams;
+use marquee::engine::rows::PageOverrides;
+use marquee::engine::sources::SourceRegistry;
 use marquee::lab::eval::{self, EvalSet};
 
 const CLUSTERS: usize = 12;
@@ -130,14 +132,17 @@ fn embeddings_alone_beat_most_popular() {
     write_dataset(raw.path());
     let out = tempfile::tempdir().unwrap();
     eval::split_dir(raw.path(), out.path()).unwrap();
-    let rows = marquee::engine::rows::DEFAULT_HOME
-        .replace("embedding_weight = 0.25", "embedding_weight = 1.0");
-    let home = marquee::engine::rows::PageDefinition::parse(
-        &rows,
-        "rows/home.toml",
-        &marquee::engine::sources::SourceRegistry::builtin(),
-    )
+    // The shipped page with Top Picks' embedding weight raised, set structurally: an override
+    // names the row and the param, and fails if either does not exist.
+    let shipped = page_definition(None).unwrap();
+    let overrides: PageOverrides = serde_json::from_value(serde_json::json!({
+        "settings": {"top-picks": {"params": {"embedding_weight": 1.0}}}
+    }))
     .unwrap();
+    let home = shipped
+        .with_overrides(&overrides, &SourceRegistry::builtin())
+        .unwrap();
+    assert_eq!(home.top_picks.embedding_weight, 1.0);
     let params = TrainParams {
         ease_max_titles: 0,
         neighbors: 0,

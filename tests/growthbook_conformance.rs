@@ -16,10 +16,10 @@ use marquee::experiments::growthbook;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// GrowthBook's cross-SDK suite, shipped beside the repository in `shared/`.
+/// GrowthBook's cross-SDK suite, vendored with its source and licence (`tests/conformance/`).
 const CASES_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/conformance/growthbook-cases.json"
+    "/tests/conformance/growthbook-cases.json"
 );
 
 /// Tolerance for floats (hashes, bucket ranges, weights); the JS runner rounds to 1e-8.

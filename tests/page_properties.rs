@@ -13,8 +13,7 @@ use marquee::engine::history::{History, WatchState};
 use marquee::engine::model::als::Factors;
 use marquee::engine::model::ann::AnnParams;
 use marquee::engine::model::{
-    ALL_COUNTRIES, ARTIFACT_FORMAT, EmbeddingArtifact, Model, ModelArtifact, ScoredTitle,
-    TrainParams,
+    ARTIFACT_FORMAT, EmbeddingArtifact, Model, ModelArtifact, ScoredTitle, TrainParams,
 };
 use marquee::engine::rows::{DEFAULT_HOME, PageDefinition, PageOverrides};
 use marquee::engine::sources::SourceRegistry;
@@ -141,7 +140,7 @@ fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
                 params: TrainParams::default(),
                 interactions: 0,
                 popularity: scored(&pop),
-                trending: BTreeMap::from([(ALL_COUNTRIES.to_owned(), scored(&pop[..n / 2]))]),
+                trending: BTreeMap::from([(None, scored(&pop[..n / 2]))]),
                 // EASE weights may be negative: reuse the neighbour lists with every other sign
                 // flipped, so that Top Picks' scoring sees both.
                 item_weights: neighbors

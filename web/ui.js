@@ -24,6 +24,22 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** What the UI shows for a value it does not have. */
+export const NONE = '—';
+
+/**
+ * A fraction as a percentage, the one way the UI writes one: percent(0.4) → "40%".
+ * `digits`: decimals shown, or 'auto' (one only when the percentage is not whole); `sign`:
+ * '+', '−' or '±' in front, for lifts. A missing value is NONE.
+ */
+export function percent(fraction, { digits = 0, sign = false } = {}) {
+  if (fraction === null || fraction === undefined) return NONE;
+  const p = fraction * 100;
+  const d = digits === 'auto' ? (p % 1 ? 1 : 0) : digits;
+  if (!sign) return `${p.toFixed(d)}%`;
+  return `${fraction > 0 ? '+' : fraction < 0 ? '−' : '±'}${Math.abs(p).toFixed(d)}%`;
+}
+
 export function ratingBadge(rating) {
   return h('span.rating', { title: rating ? `Rated ${rating}` : 'Not rated' }, rating ?? 'NR');
 }

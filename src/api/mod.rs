@@ -54,7 +54,7 @@ async fn readyz(
             "catalogue is empty".to_owned(),
         );
     }
-    match state.store.writable().await {
+    match state.store.writable(state.clock.now()).await {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,

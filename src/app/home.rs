@@ -1,14 +1,15 @@
 //! The home page service: one request for a profile's home page, from the stored profile and
 //! history through the experiment variant to the page, and what serving it records (exposures
-//! and impressions, handed to the impression log). The GraphQL `home` resolver parses its input into a `HomeRequest` and maps the
-//! `HomePage` to the schema; every decision is made here.
+//! and impressions, handed to the impression log). The GraphQL `home` resolver parses its
+//! input into a `HomeRequest` and maps the `HomePage` to the schema; every decision is made
+//! here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::AppState;
+use super::{AppError, AppState};
 use crate::domain::{Millis, ProfileId};
 use crate::engine::Engine;
 use crate::engine::page::Page;
@@ -42,8 +43,13 @@ impl AppState {
     /// The home page of `request.profile_id`, or `None` when there is no such profile.
     pub async fn home_page(&self, request: HomeRequest) -> Result<Option<HomePage>> {
         let id = request.profile_id;
-        let Some(profile) = self.store.profile(&id).await? else {
-            return Ok(None);
+        let (profile, history) = match self.viewer(&id).await {
+            Ok(viewer) => viewer,
+            Err(AppError::ProfileNotFound(_)) => return Ok(None),
+            // The store error itself goes into the `anyhow::Error` (not wrapped in an
+            // `AppError`), so the API still finds it and answers `UNAVAILABLE` when transient.
+            Err(AppError::Store(e)) => return Err(e.into()),
+            Err(AppError::Internal(e)) => return Err(e),
         };
         // Previews (forced variations) are not real views: nothing is logged for them.
         let preview = !request.forced_variations.is_empty();
@@ -55,7 +61,6 @@ impl AppState {
         for problem in &variant.problems {
             tracing::warn!(%problem, "experiment value ignored");
         }
-        let history = self.store.history(&id).await?;
         let engine = self.engine.load_full();
         let now = self.clock.now();
         let page = engine
@@ -95,7 +100,7 @@ fn exposures(assignments: &[Assignment], profile: &ProfileId, at: Millis) -> Vec
         .filter(|a| a.hash_used)
         .map(|a| ExposureRecord {
             experiment_key: a.experiment_key.clone(),
-            profile_id: profile.to_string(),
+            profile_id: profile.clone(),
             variation_index: a.variation_index as i64,
             variation_key: a.variation_key.clone(),
             feature_key: a.feature_key.clone(),
@@ -114,18 +119,10 @@ fn impressions(
     assignments: &[Assignment],
     page: &Page,
 ) -> PageImpressions {
-    let assignments_json = serde_json::Value::Object(
-        assignments
-            .iter()
-            .map(|a| {
-                (
-                    a.experiment_key.clone(),
-                    serde_json::Value::from(a.variation_index),
-                )
-            })
-            .collect(),
-    )
-    .to_string();
+    let variations = assignments
+        .iter()
+        .map(|a| (a.experiment_key.clone(), a.variation_index))
+        .collect();
     let items = page
         .rows
         .iter()
@@ -135,7 +132,7 @@ fn impressions(
                 .iter()
                 .enumerate()
                 .map(move |(item_position, item)| ItemImpression {
-                    title_id: engine.catalog.title(item.title).id.to_string(),
+                    title_id: engine.catalog.title(item.title).id.clone(),
                     row_id: row.id.clone(),
                     row_position: row_position as i64,
                     item_position: item_position as i64,
@@ -144,10 +141,10 @@ fn impressions(
         .collect();
     PageImpressions {
         request_id: request_id.to_owned(),
-        profile_id: profile.to_string(),
+        profile_id: profile.clone(),
         served_at,
         model_version: engine.model.version.clone(),
-        assignments: assignments_json,
+        assignments: variations,
         items,
         exposures: exposures(assignments, profile, served_at),
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::domain::ProfileId;
 use crate::store::logging::PageImpressions;
 use crate::store::{Store, StoreError};
 
@@ -129,7 +130,7 @@ struct Writer {
     stats: Arc<ImpressionStats>,
     closed_at: Arc<OnceLock<Instant>>,
     /// (experiment, profile, variation) known to be stored.
-    seen_exposures: HashSet<(String, String, i64)>,
+    seen_exposures: HashSet<(String, ProfileId, i64)>,
 }
 
 /// What became of a batch.

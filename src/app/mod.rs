@@ -8,6 +8,8 @@ pub mod impressions;
 pub mod models;
 pub mod reports;
 mod state;
+mod viewer;
 pub mod watchers;
 
 pub use state::AppState;
+pub use viewer::AppError;

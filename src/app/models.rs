@@ -23,14 +23,14 @@ pub fn page_definition(rows: Option<&Path>) -> Result<PageDefinition> {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             PageDefinition::parse(&text, &path.display().to_string(), &registry)
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
         }
         None => PageDefinition::parse(
             crate::engine::rows::DEFAULT_HOME,
             "rows/home.toml",
             &registry,
         )
-        .map_err(anyhow::Error::msg),
+        .map_err(anyhow::Error::from),
     }
 }
 
@@ -112,9 +112,7 @@ fn version_name(created_at: i64, fingerprint: &str) -> String {
         .map(|d| d.format("%Y%m%d-%H%M%S%.3f").to_string())
         .unwrap_or_else(|| created_at.to_string())
         .replace('.', "");
-    let hash = fingerprint.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    });
+    let hash = crate::rng::fnv1a32(fingerprint.bytes());
     format!("{stamp}-{:06x}", hash & 0xff_ffff)
 }
 
@@ -123,12 +121,23 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
+/// The two times training reads.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainClocks<'a> {
+    /// Training's "now", which trending windows count back from: for replayed data the
+    /// newest event (`--clock last-event`).
+    pub data: &'a Clock,
+    /// When the model is made (`created_at`, the version name): real time, so that versions
+    /// sort in the order they were trained whatever the data's clock says.
+    pub wall: &'a Clock,
+}
+
 /// Trains on every interaction in the store, writes the artifact under `data_dir/models/`
 /// and registers it as the active model.
 pub async fn train(
     store: &Store,
     data_dir: &Path,
-    clock: &Clock,
+    clocks: TrainClocks<'_>,
     params: &TrainParams,
 ) -> Result<TrainReport> {
     let started = Instant::now();
@@ -139,14 +148,14 @@ pub async fn train(
     let data = store.training_set(&catalog).await?;
     let entities = store.title_entities().await?;
     let fingerprint = store.data_fingerprint().await?;
-    let now = clock.now();
+    let now = clocks.data.now();
     let artifact = tokio::task::spawn_blocking({
         let params = params.clone();
         move || model::train(&catalog, &data, &entities, now, &params)
     })
     .await?;
 
-    let created_at = crate::clock::wall_now();
+    let created_at = clocks.wall.now();
     let version = version_name(created_at, &fingerprint);
     let relative = PathBuf::from("models").join(format!("{version}.model"));
     let path = data_dir.join(&relative);
@@ -162,7 +171,7 @@ pub async fn train(
         "titles_with_neighbors": artifact.neighbors.len(),
         "titles_with_content_neighbors": artifact.content_neighbors.len(),
         "titles_with_embeddings": artifact.embeddings.as_ref().map_or(0, |e| e.titles.len()),
-        "trending_countries": artifact.trending.keys().collect::<Vec<_>>(),
+        "trending_countries": artifact.trending.keys().flatten().collect::<Vec<_>>(),
         "train_seconds": started.elapsed().as_secs_f64(),
     });
     let record = ModelRecord {

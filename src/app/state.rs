@@ -1,6 +1,7 @@
 //! The service state every request shares: store, the current engine, experiment features,
 //! the clock and the impression log.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,7 +10,7 @@ use arc_swap::ArcSwap;
 use super::impressions::ImpressionLog;
 use crate::clock::Clock;
 use crate::engine::Engine;
-use crate::experiments::FeatureSet;
+use crate::experiments::{FeatureError, FeatureSet};
 use crate::store::Store;
 
 /// Shared by every request.
@@ -40,13 +41,14 @@ impl AppState {
             clock,
             impressions,
             request_counter: AtomicU64::new(0),
-            // Distinguishes request ids of different server runs.
-            instance: (crate::clock::wall_now() as u64) ^ (u64::from(std::process::id()) << 40),
+            // Distinguishes request ids of different server runs: random per process (the
+            // standard library's hasher keys are), not a reading of the clock.
+            instance: RandomState::new().hash_one(std::process::id()),
         })
     }
 
     /// Loads `dir` validated against the current page definition.
-    pub fn load_features(&self, dir: &std::path::Path) -> Result<FeatureSet, String> {
+    pub fn load_features(&self, dir: &std::path::Path) -> Result<FeatureSet, FeatureError> {
         let engine = self.engine.load();
         FeatureSet::load_dir(dir, &|o| {
             engine.home.with_overrides(o, &engine.sources).map(|_| ())

@@ -116,7 +116,7 @@ fn load_features(dir: &Path, cfg: &Resolved) -> Result<FeatureSet> {
     let page = app::models::page_definition(cfg.file.rows.as_deref())?;
     let registry = SourceRegistry::builtin();
     FeatureSet::load_dir(dir, &|o| page.with_overrides(o, &registry).map(|_| ()))
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::from)
 }
 
 /// Reads a JSON file (or standard input for `-`); errors name the file, line and column.

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use super::{Resolved, open_store, progress_bar, say, spinner};
-use crate::clock;
+use crate::clock::Clock;
 use crate::domain::Country;
 use crate::ingest::{movielens, tmdb};
 use crate::store::{ImportOptions, Store};
@@ -88,18 +88,20 @@ pub(super) async fn run(cfg: &Resolved, cmd: ImportCommand) -> Result<()> {
     match cmd {
         ImportCommand::Tmdb(args) => {
             let store = open_store(cfg).await?;
-            let report = import_tmdb(&store, &args).await?;
+            let report = import_tmdb(&store, &args, &Clock::System).await?;
             print!("{report}");
             Ok(())
         }
         ImportCommand::Movielens(args) => {
             let store = open_store(cfg).await?;
+            // The events are received now, whatever time the dataset's interactions carry.
             import_movielens(
                 &store,
                 &args.dir,
                 args.maturity.as_deref(),
                 args.kids_every,
                 &args.country,
+                &Clock::System,
             )
             .await
         }
@@ -112,6 +114,7 @@ pub(super) async fn import_movielens(
     maturity: Option<&Path>,
     kids_every: u32,
     country: &str,
+    clock: &Clock,
 ) -> Result<()> {
     let country = Country::parse(country).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
     let spin = spinner(&format!("reading {}", dir.display()));
@@ -140,7 +143,7 @@ pub(super) async fn import_movielens(
             &data,
             &ImportOptions {
                 kids_every,
-                received_at: clock::wall_now(),
+                received_at: clock.now(),
             },
             &|stage, done, total| {
                 bar.set_prefix(stage.to_owned());
@@ -175,7 +178,13 @@ pub(super) fn tmdb_from_env() -> Result<Option<TmdbArgs>> {
     Ok(Some(args))
 }
 
-pub(super) async fn import_tmdb(store: &Store, args: &TmdbArgs) -> Result<tmdb::ImportReport> {
+/// Fetches and stores TMDb metadata; `clock` says when it was fetched (and when a
+/// `Retry-After` date is).
+pub(super) async fn import_tmdb(
+    store: &Store,
+    args: &TmdbArgs,
+    clock: &Clock,
+) -> Result<tmdb::ImportReport> {
     let key = std::env::var(&args.api_key_env).map_err(|_| {
         anyhow::anyhow!(
             "{} is not set: put your TMDb API key (v3) or read access token (v4) in it \
@@ -197,6 +206,7 @@ pub(super) async fn import_tmdb(store: &Store, args: &TmdbArgs) -> Result<tmdb::
         connect_timeout: Duration::from_secs(args.timeout.min(5)),
         request_timeout: Duration::from_secs(args.timeout),
         max_attempts: args.max_attempts,
+        clock: *clock,
         ..tmdb::ClientOptions::new(args.base_url.clone(), credential)
     })?;
     let links = match &args.links {
@@ -211,7 +221,7 @@ pub(super) async fn import_tmdb(store: &Store, args: &TmdbArgs) -> Result<tmdb::
         image_base: args.image_base_url.clone(),
     };
     let bar = progress_bar("tmdb");
-    let report = tmdb::import_metadata(store, &client, &options, &|done, total| {
+    let report = tmdb::import_metadata(store, &client, &options, clock, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })

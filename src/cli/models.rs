@@ -60,7 +60,11 @@ pub(super) async fn train_and_register(
     clock: &clock::Clock,
 ) -> Result<()> {
     let spin = spinner("training (popularity, trending, item-item similarity)");
-    let report = app::models::train(store, data_dir, clock, &TrainParams::default()).await?;
+    let clocks = app::models::TrainClocks {
+        data: clock,
+        wall: &clock::Clock::System,
+    };
+    let report = app::models::train(store, data_dir, clocks, &TrainParams::default()).await?;
     spin.finish_and_clear();
     say(&format!(
         "trained model {} on {} interactions in {:.1}s (now = {})",

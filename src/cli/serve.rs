@@ -49,14 +49,22 @@ pub(super) async fn demo(cfg: &Resolved, args: ServeArgs) -> Result<()> {
     .await??;
     let store = open_store(cfg).await?;
     if store.count(Table::Events).await? == 0 {
-        import_movielens(&store, &ml.dir, ml.movies_json.as_deref(), 5, "US").await?;
+        import_movielens(
+            &store,
+            &ml.dir,
+            ml.movies_json.as_deref(),
+            5,
+            "US",
+            &clock::Clock::System,
+        )
+        .await?;
     } else {
         say("data already imported; skipping import");
     }
     // Catalogue metadata when a TMDb key is in the environment. Optional: without it (or
     // without network) the demo serves the dataset's own metadata and generated posters.
     if let Some(tmdb) = tmdb_from_env()? {
-        match import_tmdb(&store, &tmdb).await {
+        match import_tmdb(&store, &tmdb, &clock::Clock::System).await {
             Ok(report) => say(&report.summary()),
             Err(e) => say(&format!(
                 "warning: TMDb metadata not imported ({e:#}); serving without it"
@@ -92,7 +100,7 @@ async fn run_server(
         None => match &cfg.file.clock {
             Some(s) => s
                 .parse()
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
                 .context("marquee.toml: clock")?,
             None => default_clock,
         },
@@ -113,7 +121,7 @@ async fn run_server(
     let state = AppState::new(store, engine, FeatureSet::default(), clock, impressions);
     if let Some(dir) = &experiments_dir {
         // At start a broken file is an error: nothing good is loaded yet to fall back to.
-        let features = state.load_features(dir).map_err(anyhow::Error::msg)?;
+        let features = state.load_features(dir).map_err(anyhow::Error::from)?;
         say(&format!(
             "experiments: {} features from {}",
             features.features.len(),

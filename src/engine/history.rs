@@ -148,6 +148,52 @@ impl WatchState {
     }
 }
 
+/// How past activity fades: a weight halves with every `half_life_ms` of age and never falls
+/// below `floor`, the share that never decays (so that the whole history still counts). What
+/// the age counts back from is the caller's choice, `AgeFrom`. Top Picks, Top Genre and
+/// trending all weigh the past through this one rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecencyDecay {
+    /// 0 (or less) turns decay off.
+    pub half_life_ms: f64,
+    /// 0–1.
+    pub floor: f64,
+}
+
+/// What an entry's age counts back from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeFrom {
+    /// The request's "now" (or training's): tastes and popularity fade in calendar time.
+    Now,
+    /// The profile's own latest activity: the latest session weighs most, however long ago it
+    /// was, since it predicts the next title best.
+    LatestActivity,
+}
+
+impl RecencyDecay {
+    pub fn new(half_life_ms: f64, floor: f64) -> Self {
+        Self {
+            half_life_ms,
+            floor: floor.clamp(0.0, 1.0),
+        }
+    }
+
+    /// Plain halving, nothing kept forever.
+    pub fn halving_every(half_life_ms: f64) -> Self {
+        Self::new(half_life_ms, 0.0)
+    }
+
+    /// The share of its weight an entry `age` old keeps.
+    pub fn factor(&self, age: Millis) -> f64 {
+        let decay = if self.half_life_ms > 0.0 {
+            (-(age as f64) / self.half_life_ms).exp2()
+        } else {
+            1.0
+        };
+        self.floor + (1.0 - self.floor) * decay
+    }
+}
+
 /// Everything the engine knows about one profile's past, indexed by title.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -173,9 +219,20 @@ impl History {
     }
 }
 
+/// An interaction of an imported dataset (a MovieLens `.inter` line) as the event it stands
+/// for: with a rating, a rating event (the profile saw the title and said how much it liked
+/// it); without one, a completion. The importer stores these events and the offline tools
+/// replay them, so that both derive the same watch state from the same file.
+pub fn imported_event(rating: Option<StarRating>) -> EventAction {
+    match rating {
+        Some(r) => EventAction::Rating(r),
+        None => EventAction::Complete,
+    }
+}
+
 /// How much a profile liked a title it rated (or finished without rating): 5★ → 1.0,
 /// 4★ → 0.6, 3★ → 0.2, 2.5★ and below → nothing; finished, unrated → 0.8.
-pub fn completed_affinity(rating: Option<StarRating>) -> f64 {
+fn completed_affinity(rating: Option<StarRating>) -> f64 {
     match rating {
         Some(r) => ((r.get() - 2.5) / 2.5).clamp(0.0, 1.0),
         None => 0.8,
@@ -208,6 +265,20 @@ mod tests {
         s.apply(EventAction::ThumbsDown, 20);
         assert_eq!(s.affinity(), 0.0);
         assert!(!s.is_strongly_positive(4.0));
+    }
+
+    #[test]
+    fn recency_decay_halves_and_keeps_its_floor() {
+        let hour = 3_600_000;
+        let d = RecencyDecay::new(hour as f64, 0.2);
+        assert_eq!(d.factor(0), 1.0);
+        assert!((d.factor(hour) - 0.6).abs() < 1e-12);
+        assert!((d.factor(1_000 * hour) - 0.2).abs() < 1e-12);
+        assert_eq!(RecencyDecay::new(0.0, 0.3).factor(1_000 * hour), 1.0);
+        assert_eq!(
+            RecencyDecay::halving_every(hour as f64).factor(2 * hour),
+            0.25
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use catalog::{Catalog, TitleIdx};
 use history::History;
 use model::Model;
 use page::Page;
-use rows::{PageDefinition, PageOverrides};
+use rows::{PageDefinition, PageError, PageOverrides};
 use sources::SourceRegistry;
 
 /// Everything needed to answer requests, swapped as one unit when a new model is activated.
@@ -47,7 +47,7 @@ impl Engine {
         profile: &Profile,
         history: &History,
         now: Millis,
-    ) -> Result<Page, String> {
+    ) -> Result<Page, PageError> {
         if overrides.is_empty() {
             return Ok(self.home_page(profile, history, now));
         }
@@ -107,13 +107,7 @@ impl Engine {
         let mut hits = self.catalog.search(query);
         hits.retain(|(t, _)| self.suitable(viewer, *t));
         hits.sort_by(|(a, ka), (b, kb)| {
-            ka.cmp(kb)
-                .then(
-                    self.model
-                        .popularity(*b)
-                        .total_cmp(&self.model.popularity(*a)),
-                )
-                .then(a.cmp(b))
+            ka.cmp(kb).then_with(|| self.model.popularity_order(*a, *b))
         });
         hits.truncate(first);
         hits.into_iter().map(|(t, _)| t).collect()
@@ -132,12 +126,7 @@ impl Engine {
             .map(|(i, _)| i)
             .filter(|t| self.suitable(viewer, *t))
             .collect();
-        list.sort_by(|a, b| {
-            self.model
-                .popularity(*b)
-                .total_cmp(&self.model.popularity(*a))
-                .then(a.cmp(b))
-        });
+        self.model.sort_by_popularity(&mut list);
         list
     }
 }

@@ -74,6 +74,7 @@ pub fn assemble(
                 now,
                 eligible: &eligible,
                 pool: def.size * POOL_FACTOR,
+                top_picks: &definition.top_picks,
             };
             def.source.rows(&ctx)
         };

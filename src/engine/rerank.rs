@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::domain::{ParseError, in_range};
+
 use crate::engine::catalog::TitleIdx;
 use crate::engine::sources::Candidate;
 
@@ -13,12 +15,8 @@ pub struct Diversity(f64);
 impl Diversity {
     pub const NONE: Diversity = Diversity(0.0);
 
-    pub fn new(strength: f64) -> Result<Self, String> {
-        if (0.0..=1.0).contains(&strength) {
-            Ok(Self(strength))
-        } else {
-            Err(format!("diversity must be between 0 and 1, got {strength}"))
-        }
+    pub fn new(strength: f64) -> Result<Self, ParseError> {
+        in_range(strength, 0.0..=1.0, "diversity must be between 0 and 1").map(Self)
     }
     pub fn get(self) -> f64 {
         self.0
@@ -26,8 +24,8 @@ impl Diversity {
 }
 
 impl TryFrom<f64> for Diversity {
-    type Error = String;
-    fn try_from(v: f64) -> Result<Self, String> {
+    type Error = ParseError;
+    fn try_from(v: f64) -> Result<Self, ParseError> {
         Self::new(v)
     }
 }

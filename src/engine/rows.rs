@@ -5,10 +5,59 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 
 use crate::engine::rerank::Diversity;
-use crate::engine::sources::{CandidateSource, SourceRegistry};
+use crate::engine::sources::personalized::{self, PersonalizedParams};
+use crate::engine::sources::{CandidateSource, SourceError, SourceRegistry};
 
 /// The page shipped with Marquee; `--rows FILE` replaces it.
 pub const DEFAULT_HOME: &str = include_str!("../../rows/home.toml");
+
+/// What is wrong with a page definition or an experiment's variant of it: always a mistake in
+/// a file someone edited (`rows/*.toml`, `experiments/*.json`), said with where it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PageError {
+    /// Not a page file: TOML syntax, an unknown key, a value of the wrong type.
+    #[error("{origin}{}: {message}", at_line(.line))]
+    Syntax {
+        origin: String,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{origin}: a page needs at least one [[row]]")]
+    NoRows { origin: String },
+    #[error("{origin}: row {row:?}: {problem}")]
+    Row {
+        origin: String,
+        row: String,
+        problem: RowProblem,
+    },
+    #[error("settings for unknown row {0:?}")]
+    SettingsForUnknownRow(String),
+    #[error("row {0:?} is listed twice")]
+    ListedTwice(String),
+    #[error("unknown row {row:?} (known: {known})")]
+    UnknownRow { row: String, known: String },
+    #[error("a page needs at least one row")]
+    NoRowsLeft,
+}
+
+fn at_line(line: &Option<usize>) -> String {
+    line.map_or_else(String::new, |l| format!(":{l}"))
+}
+
+/// What is wrong with one row definition.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowProblem {
+    #[error("row ids are non-empty, without spaces or ':'")]
+    BadId,
+    #[error("duplicate row id")]
+    DuplicateId,
+    #[error("size must be 1–100, got {0}")]
+    Size(usize),
+    #[error("min_items ({min_items}) is larger than size ({size})")]
+    MinItems { min_items: usize, size: usize },
+    #[error("source {name:?}: {error}")]
+    Source { name: String, error: SourceError },
+}
 
 #[derive(Debug)]
 pub struct RowDefinition {
@@ -32,6 +81,23 @@ pub struct RowDefinition {
 #[derive(Debug)]
 pub struct PageDefinition {
     pub rows: Vec<RowDefinition>,
+    /// The page's Top Picks params: those of its first row whose source is `personalized`
+    /// (with an experiment variant's settings applied, even when the variant hides that row),
+    /// the defaults when it has none. Rows that order by the profile's personal score (Because
+    /// You Watched) use them, so tuning Top Picks tunes that score everywhere on the page.
+    pub top_picks: PersonalizedParams,
+}
+
+/// The Top Picks params of a page whose row specs are `specs`, in definition order.
+fn top_picks_params<'a>(
+    specs: impl IntoIterator<Item = &'a RowSpec>,
+    origin: &str,
+) -> Result<PersonalizedParams, PageError> {
+    match specs.into_iter().find(|s| s.source == personalized::SOURCE) {
+        Some(spec) => PersonalizedParams::from_table(spec.params.clone())
+            .map_err(|error| spec.problem(origin, spec.source_problem(error))),
+        None => Ok(PersonalizedParams::default()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,24 +106,46 @@ struct PageFile {
     row: Vec<RowSpec>,
 }
 
+/// One `[[row]]` of a page file, as written; `RowDefinition` is what it builds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RowSpec {
     id: String,
     title: String,
     source: String,
+    /// Items shown, 1–100; 20 unless set.
     #[serde(default = "default_size")]
     size: usize,
+    /// A row that ends up with fewer items is dropped; 4 unless set.
     #[serde(default = "default_min_items")]
     min_items: usize,
+    /// No diversity rerank unless set.
     #[serde(default)]
     diversity: Option<Diversity>,
     #[serde(default)]
     show_watched: bool,
     #[serde(default)]
     model: Option<String>,
+    /// The source's params (its `…Params` type, which holds their defaults).
     #[serde(default)]
     params: toml::Table,
+}
+
+impl RowSpec {
+    fn problem(&self, origin: &str, problem: RowProblem) -> PageError {
+        PageError::Row {
+            origin: origin.to_owned(),
+            row: self.id.clone(),
+            problem,
+        }
+    }
+
+    fn source_problem(&self, error: SourceError) -> RowProblem {
+        RowProblem::Source {
+            name: self.source.clone(),
+            error,
+        }
+    }
 }
 
 fn default_size() -> usize {
@@ -98,29 +186,49 @@ impl PageOverrides {
     pub fn is_empty(&self) -> bool {
         self.rows.is_none() && self.settings.is_empty()
     }
+
+    /// `row`'s spec with this variant's settings for it applied.
+    fn apply(&self, row: &RowDefinition) -> RowSpec {
+        let mut spec = row.spec.clone();
+        if let Some(o) = self.settings.get(&row.id) {
+            if let Some(t) = &o.title {
+                spec.title = t.clone();
+            }
+            spec.size = o.size.unwrap_or(spec.size);
+            spec.min_items = o.min_items.unwrap_or(spec.min_items);
+            spec.diversity = o.diversity.or(spec.diversity);
+            spec.model = o.model.clone().or(spec.model);
+            for (k, v) in &o.params {
+                spec.params.insert(k.clone(), v.clone());
+            }
+        }
+        spec
+    }
 }
 
 fn build_row(
     spec: RowSpec,
     registry: &SourceRegistry,
     origin: &str,
-) -> Result<RowDefinition, String> {
-    let at = |msg: String| format!("{origin}: row {:?}: {msg}", spec.id);
+) -> Result<RowDefinition, PageError> {
     if spec.id.is_empty() || spec.id.contains(char::is_whitespace) || spec.id.contains(':') {
-        return Err(at("row ids are non-empty, without spaces or ':'".into()));
+        return Err(spec.problem(origin, RowProblem::BadId));
     }
     if !(1..=100).contains(&spec.size) {
-        return Err(at(format!("size must be 1–100, got {}", spec.size)));
+        return Err(spec.problem(origin, RowProblem::Size(spec.size)));
     }
     if spec.min_items > spec.size {
-        return Err(at(format!(
-            "min_items ({}) is larger than size ({})",
-            spec.min_items, spec.size
-        )));
+        return Err(spec.problem(
+            origin,
+            RowProblem::MinItems {
+                min_items: spec.min_items,
+                size: spec.size,
+            },
+        ));
     }
     let source = registry
         .build(&spec.source, spec.params.clone())
-        .map_err(|e| at(format!("source {:?}: {e}", spec.source)))?;
+        .map_err(|error| spec.problem(origin, spec.source_problem(error)))?;
     Ok(RowDefinition {
         id: spec.id.clone(),
         title: spec.title.clone(),
@@ -136,31 +244,32 @@ fn build_row(
 
 impl PageDefinition {
     /// Parses a page definition; errors name `origin` (a file name) and the offending row.
-    pub fn parse(text: &str, origin: &str, registry: &SourceRegistry) -> Result<Self, String> {
-        let file: PageFile = toml::from_str(text).map_err(|e| {
-            let line = e
+    pub fn parse(text: &str, origin: &str, registry: &SourceRegistry) -> Result<Self, PageError> {
+        let file: PageFile = toml::from_str(text).map_err(|e| PageError::Syntax {
+            origin: origin.to_owned(),
+            line: e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(line) => format!("{origin}:{line}: {}", e.message()),
-                None => format!("{origin}: {}", e.message()),
-            }
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            message: e.message().to_owned(),
         })?;
         if file.row.is_empty() {
-            return Err(format!("{origin}: a page needs at least one [[row]]"));
+            return Err(PageError::NoRows {
+                origin: origin.to_owned(),
+            });
         }
         let mut seen = HashSet::new();
+        let top_picks = top_picks_params(&file.row, origin)?;
         let rows = file
             .row
             .into_iter()
             .map(|spec| {
                 if !seen.insert(spec.id.clone()) {
-                    return Err(format!("{origin}: row {:?}: duplicate row id", spec.id));
+                    return Err(spec.problem(origin, RowProblem::DuplicateId));
                 }
                 build_row(spec, registry, origin)
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(Self { rows })
+            .collect::<Result<Vec<_>, PageError>>()?;
+        Ok(Self { rows, top_picks })
     }
 
     /// This page as an experiment variant would have it.
@@ -168,12 +277,12 @@ impl PageDefinition {
         &self,
         overrides: &PageOverrides,
         registry: &SourceRegistry,
-    ) -> Result<PageDefinition, String> {
+    ) -> Result<PageDefinition, PageError> {
         let by_id: BTreeMap<&str, &RowDefinition> =
             self.rows.iter().map(|r| (r.id.as_str(), r)).collect();
         for id in overrides.settings.keys() {
             if !by_id.contains_key(id.as_str()) {
-                return Err(format!("settings for unknown row {id:?}"));
+                return Err(PageError::SettingsForUnknownRow(id.clone()));
             }
         }
         let order: Vec<&RowDefinition> = match &overrides.rows {
@@ -183,41 +292,33 @@ impl PageDefinition {
                 ids.iter()
                     .map(|id| {
                         if !seen.insert(id) {
-                            return Err(format!("row {id:?} is listed twice"));
+                            return Err(PageError::ListedTwice(id.clone()));
                         }
-                        by_id.get(id.as_str()).copied().ok_or_else(|| {
-                            format!(
-                                "unknown row {id:?} (known: {})",
-                                by_id.keys().copied().collect::<Vec<_>>().join(", ")
-                            )
-                        })
+                        by_id
+                            .get(id.as_str())
+                            .copied()
+                            .ok_or_else(|| PageError::UnknownRow {
+                                row: id.clone(),
+                                known: by_id.keys().copied().collect::<Vec<_>>().join(", "),
+                            })
                     })
-                    .collect::<Result<_, String>>()?
+                    .collect::<Result<_, PageError>>()?
             }
         };
         if order.is_empty() {
-            return Err("a page needs at least one row".into());
+            return Err(PageError::NoRowsLeft);
         }
+        let top_picks = self
+            .rows
+            .iter()
+            .find(|r| r.spec.source == personalized::SOURCE)
+            .map(|r| overrides.apply(r));
+        let top_picks = top_picks_params(&top_picks, "experiment")?;
         let rows = order
             .into_iter()
-            .map(|row| {
-                let mut spec = row.spec.clone();
-                if let Some(o) = overrides.settings.get(&row.id) {
-                    if let Some(t) = &o.title {
-                        spec.title = t.clone();
-                    }
-                    spec.size = o.size.unwrap_or(spec.size);
-                    spec.min_items = o.min_items.unwrap_or(spec.min_items);
-                    spec.diversity = o.diversity.or(spec.diversity);
-                    spec.model = o.model.clone().or(spec.model);
-                    for (k, v) in &o.params {
-                        spec.params.insert(k.clone(), v.clone());
-                    }
-                }
-                build_row(spec, registry, "experiment")
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(PageDefinition { rows })
+            .map(|row| build_row(overrides.apply(row), registry, "experiment"))
+            .collect::<Result<Vec<_>, PageError>>()?;
+        Ok(PageDefinition { rows, top_picks })
     }
 }
 
@@ -239,7 +340,11 @@ mod tests {
     fn errors_name_the_file_line_and_row() {
         let reg = SourceRegistry::builtin();
         let err = PageDefinition::parse("[[row]]\nid = 3\n", "x.toml", &reg).unwrap_err();
-        assert!(err.starts_with("x.toml:2:"), "{err}");
+        assert!(
+            matches!(err, PageError::Syntax { line: Some(2), .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("x.toml:2:"), "{err}");
         let err = PageDefinition::parse(
             "[[row]]\nid='a'\ntitle='A'\nsource='nope'\n",
             "x.toml",
@@ -247,7 +352,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.contains("row \"a\"") && err.contains("unknown source"),
+            matches!(&err, PageError::Row { row, problem: RowProblem::Source { error: SourceError::Unknown { .. }, .. }, .. } if row == "a"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("x.toml: row \"a\": source \"nope\": unknown source"),
             "{err}"
         );
         let err = PageDefinition::parse(
@@ -256,14 +366,53 @@ mod tests {
             &reg,
         )
         .unwrap_err();
-        assert!(err.contains("diversity"), "{err}");
+        assert!(err.to_string().contains("diversity"), "{err}");
         let err = PageDefinition::parse(
             "[[row]]\nid='a'\ntitle='A'\nsource='personalized'\n[row.params]\ntypo=1\n",
             "x.toml",
             &reg,
         )
         .unwrap_err();
-        assert!(err.contains("typo"), "{err}");
+        assert!(
+            matches!(&err, PageError::Row { problem: RowProblem::Source { error: SourceError::Params(m), .. }, .. } if m.contains("typo")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_page_s_top_picks_params_reach_every_row_and_variant() {
+        let reg = SourceRegistry::builtin();
+        let page = PageDefinition::parse(
+            "[[row]]\nid='byw'\ntitle='B'\nsource='because-you-watched'\n\
+             [[row]]\nid='tp'\ntitle='T'\nsource='personalized'\n\
+             [row.params]\nrecency_floor = 0.5\n",
+            "x.toml",
+            &reg,
+        )
+        .unwrap();
+        assert_eq!(page.top_picks.recency_floor, 0.5);
+        assert_eq!(
+            page.top_picks.embedding_weight,
+            PersonalizedParams::default().embedding_weight
+        );
+        // A variant that retunes Top Picks and hides it still orders "Because You Watched"
+        // with the retuned params.
+        let o: PageOverrides = serde_json::from_value(serde_json::json!({
+            "rows": ["byw"],
+            "settings": {"tp": {"params": {"recency_floor": 0.25}}}
+        }))
+        .unwrap();
+        let variant = page.with_overrides(&o, &reg).unwrap();
+        assert_eq!(variant.rows.len(), 1);
+        assert_eq!(variant.top_picks.recency_floor, 0.25);
+        // Without a Top Picks row, the defaults.
+        let bare = PageDefinition::parse(
+            "[[row]]\nid='t'\ntitle='T'\nsource='trending'\n",
+            "x.toml",
+            &reg,
+        )
+        .unwrap();
+        assert_eq!(bare.top_picks, PersonalizedParams::default());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::domain::Profile;
-use crate::engine::rows::{PageOverrides, RowOverride};
+use crate::engine::rows::{PageError, PageOverrides, RowOverride};
 use growthbook::{Context, FeatureDefinition, FeatureRule, SavedGroups};
 
 /// Row ids, in order: which rows the home page shows.
@@ -54,21 +54,54 @@ pub struct FeatureSet {
 }
 
 /// Checks a value of one of Marquee's page features against the page it would change.
-pub type PageValidator<'a> = &'a dyn Fn(&PageOverrides) -> Result<(), String>;
+pub type PageValidator<'a> = &'a dyn Fn(&PageOverrides) -> Result<(), PageError>;
+
+/// Why `experiments/` did not load. `Read` is the machine's problem (permissions, a vanished
+/// directory); `Invalid` is a mistake in a file, which the watcher refuses while the last good
+/// features stay in force.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `at` is the JSON path in `file` (`features.home-rows.rules[0].variations[1]`).
+    #[error("{file}: {at}: {problem}")]
+    Invalid {
+        file: String,
+        at: String,
+        problem: InvalidFeature,
+    },
+}
+
+/// What is wrong at one place of a feature file.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidFeature {
+    /// Not GrowthBook's payload shape (the JSON error).
+    #[error("{0}")]
+    Shape(String),
+    /// A page feature's value would not make a valid page.
+    #[error(transparent)]
+    Page(Box<PageError>),
+    #[error("already defined in {}", .0.display())]
+    DefinedTwice(PathBuf),
+    #[error("defined twice")]
+    GroupDefinedTwice,
+}
 
 /// Parses a value of `home-rows` / `home-row-settings` into page overrides.
-fn overrides_from(feature: &str, value: &Value) -> Result<PageOverrides, String> {
+fn overrides_from(feature: &str, value: &Value) -> Result<PageOverrides, serde_json::Error> {
     if value.is_null() {
         return Ok(PageOverrides::default());
     }
     match feature {
         ROWS_FEATURE => Ok(PageOverrides {
-            rows: Some(serde_json::from_value(value.clone()).map_err(|e| e.to_string())?),
+            rows: Some(serde_json::from_value(value.clone())?),
             ..PageOverrides::default()
         }),
         ROW_SETTINGS_FEATURE => Ok(PageOverrides {
-            settings: serde_json::from_value::<BTreeMap<String, RowOverride>>(value.clone())
-                .map_err(|e| e.to_string())?,
+            settings: serde_json::from_value::<BTreeMap<String, RowOverride>>(value.clone())?,
             ..PageOverrides::default()
         }),
         _ => Ok(PageOverrides::default()),
@@ -94,9 +127,13 @@ fn possible_values<'a>(key: &str, def: &'a FeatureDefinition) -> Vec<(String, &'
 
 impl FeatureSet {
     /// Reads every `*.json` in `dir` (sorted by name). Errors name the file and the JSON path.
-    pub fn load_dir(dir: &Path, validate: PageValidator<'_>) -> Result<FeatureSet, String> {
+    pub fn load_dir(dir: &Path, validate: PageValidator<'_>) -> Result<FeatureSet, FeatureError> {
+        let read_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| FeatureError::Read { path, source }
+        };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map_err(read_error(dir))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
@@ -104,26 +141,32 @@ impl FeatureSet {
         let mut set = FeatureSet::default();
         for path in files {
             let name = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
+            let invalid = |at: String, problem: InvalidFeature| FeatureError::Invalid {
+                file: name.clone(),
+                at,
+                problem,
+            };
+            let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
             let de = &mut serde_json::Deserializer::from_str(&text);
             let file: PayloadFile = serde_path_to_error::deserialize(de).map_err(|e| {
                 let at = e.path().to_string();
-                format!(
-                    "{name}: {}: {}",
-                    if at == "." { "(top level)" } else { &at },
-                    e.inner()
+                invalid(
+                    if at == "." { "(top level)".into() } else { at },
+                    InvalidFeature::Shape(e.inner().to_string()),
                 )
             })?;
             for (key, def) in &file.features {
                 for (at, value) in possible_values(key, def) {
-                    overrides_from(key, value)
-                        .and_then(|o| validate(&o))
-                        .map_err(|e| format!("{name}: {at}: {e}"))?;
+                    let checked = match overrides_from(key, value) {
+                        Ok(o) => validate(&o).map_err(|e| InvalidFeature::Page(Box::new(e))),
+                        Err(e) => Err(InvalidFeature::Shape(e.to_string())),
+                    };
+                    checked.map_err(|problem| invalid(at, problem))?;
                 }
                 if let Some(other) = set.origin.get(key) {
-                    return Err(format!(
-                        "{name}: features.{key}: already defined in {}",
-                        other.display()
+                    return Err(invalid(
+                        format!("features.{key}"),
+                        InvalidFeature::DefinedTwice(other.clone()),
                     ));
                 }
                 set.origin.insert(key.clone(), path.clone());
@@ -131,7 +174,10 @@ impl FeatureSet {
             set.features.extend(file.features);
             for (group, members) in file.saved_groups {
                 if set.saved_groups.insert(group.clone(), members).is_some() {
-                    return Err(format!("{name}: savedGroups.{group}: defined twice"));
+                    return Err(invalid(
+                        format!("savedGroups.{group}"),
+                        InvalidFeature::GroupDefinedTwice,
+                    ));
                 }
             }
         }
@@ -388,12 +434,27 @@ mod tests {
         assert_eq!(exps[0].variations[1].weight, 0.5);
 
         let reject = |o: &PageOverrides| match &o.rows {
-            Some(rows) if rows.iter().any(|r| r == "trending") => Err("no trending".to_owned()),
+            Some(rows) if rows.iter().any(|r| r == "trending") => {
+                Err(PageError::ListedTwice("trending".into()))
+            }
             _ => Ok(()),
         };
         let err = FeatureSet::load_dir(dir.path(), &reject).unwrap_err();
         assert!(
-            err.ends_with("a.json: features.home-rows.rules[0].variations[1]: no trending"),
+            matches!(
+                &err,
+                FeatureError::Invalid {
+                    problem: InvalidFeature::Page(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = err.to_string();
+        assert!(
+            err.ends_with(
+                "a.json: features.home-rows.rules[0].variations[1]: row \"trending\" is listed twice"
+            ),
             "{err}"
         );
 
@@ -402,7 +463,9 @@ mod tests {
             "b.json",
             r#"{"features": {"x": {"rules": [{"coverage": "all"}]}}}"#,
         );
-        let err = FeatureSet::load_dir(dir.path(), &ok).unwrap_err();
+        let err = FeatureSet::load_dir(dir.path(), &ok)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("b.json: features.x.rules[0].coverage: invalid type"),
             "{err}"
@@ -410,7 +473,11 @@ mod tests {
 
         write(dir.path(), "b.json", AB);
         let err = FeatureSet::load_dir(dir.path(), &ok).unwrap_err();
-        assert!(err.contains("already defined in"), "{err}");
+        assert!(err.to_string().contains("already defined in"), "{err}");
+
+        // A directory that cannot be read is not a mistake in a file.
+        let err = FeatureSet::load_dir(&dir.path().join("missing"), &ok).unwrap_err();
+        assert!(matches!(err, FeatureError::Read { .. }), "{err:?}");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{Country, MaturityRating, Millis, ProfileId, StarRating, Title, TitleId};
+use crate::domain::{
+    Country, MaturityRating, Millis, ParseError, ProfileId, StarRating, Title, TitleId,
+};
 use crate::engine::catalog::search_key;
 use crate::engine::model::content::TitleEntity;
 
@@ -296,10 +298,10 @@ pub fn for_each_interaction(
                 format!("expected {width} columns, found {}", fields.len()),
             ));
         }
-        let at = parse_timestamp(fields[ts]).map_err(|m| err(number, m))?;
+        let at = parse_timestamp(fields[ts]).map_err(|e| err(number, e.0))?;
         let stars = match rating {
             None => None,
-            Some(c) => Some(parse_rating(fields[c]).map_err(|m| err(number, m))?),
+            Some(c) => Some(parse_rating(fields[c]).map_err(|e| err(number, e.0))?),
         };
         f(fields[user], fields[item], stars, at);
         count += 1;
@@ -428,19 +430,19 @@ fn read_users(
 }
 
 /// An `.inter` timestamp: Unix seconds (fractions allowed), as milliseconds.
-fn parse_timestamp(t: &str) -> Result<Millis, String> {
+fn parse_timestamp(t: &str) -> Result<Millis, ParseError> {
     t.parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e11)
         .map(|s| (s * 1000.0).round() as Millis)
-        .ok_or_else(|| format!("timestamp {t:?} is not Unix seconds"))
+        .ok_or_else(|| ParseError(format!("timestamp {t:?} is not Unix seconds")))
 }
 
-fn parse_rating(r: &str) -> Result<StarRating, String> {
+fn parse_rating(r: &str) -> Result<StarRating, ParseError> {
     let stars: f64 = r
         .parse()
-        .map_err(|_| format!("rating {r:?} is not a number"))?;
-    StarRating::new(stars).map_err(|e| e.0)
+        .map_err(|_| ParseError(format!("rating {r:?} is not a number")))?;
+    StarRating::new(stars)
 }
 
 fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportError> {
@@ -455,12 +457,12 @@ fn read_interactions(f: &AtomicFile) -> Result<Vec<InteractionRecord>, ImportErr
             let u = f.field(line, row, user, "user_id")?;
             let i = f.field(line, row, item, "item_id")?;
             let t = f.field(line, row, ts, "timestamp")?;
-            let at = parse_timestamp(t).map_err(|m| f.err(line, m))?;
+            let at = parse_timestamp(t).map_err(|e| f.err(line, e.0))?;
             let rating = match rating {
                 None => None,
                 Some(c) => {
                     let r = f.field(line, row, c, "rating")?;
-                    Some(parse_rating(r).map_err(|m| f.err(line, m))?)
+                    Some(parse_rating(r).map_err(|e| f.err(line, e.0))?)
                 }
             };
             let user = ProfileId::parse(u).map_err(|e| f.err(line, e.0))?;

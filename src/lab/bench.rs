@@ -11,10 +11,9 @@ use crate::clock::Clock;
 use crate::domain::Millis;
 use crate::engine::Engine;
 use crate::engine::catalog::{Catalog, TitleIdx};
-use crate::engine::history::completed_affinity;
 use crate::engine::model::ann;
 use crate::engine::model::{self, EmbeddingArtifact, Model, ModelArtifact, TrainParams};
-use crate::engine::training_set::TrainingSetBuilder;
+use crate::engine::training_set::{ImportedSignals, TrainingSet, TrainingSetBuilder};
 use crate::ingest::movielens;
 use crate::rng::SplitMix64;
 use crate::store::Store;
@@ -205,75 +204,23 @@ pub fn run_training(
     model_cache: Option<&Path>,
 ) -> Result<()> {
     let started = Instant::now();
-    let catalog = Catalog::new(movielens::read_titles(dir)?);
-    let by_id: HashMap<&str, TitleIdx> = catalog
-        .titles()
-        .map(|(t, title)| (title.id.as_str(), t))
-        .collect();
-    let mut builder = TrainingSetBuilder::default();
-    // A line is a finished title, rated or not, as the importer has it: its affinity depends
-    // only on the rating, so compute it once per distinct value.
-    let mut affinity_of: HashMap<u64, f32> = HashMap::new();
-    let mut unknown = 0usize;
-    let mut latest: Millis = 0;
-    let read = movielens::for_each_interaction(dir, |user, item, rating, at| {
-        let Some(&t) = by_id.get(item) else {
-            unknown += 1;
-            return;
-        };
-        let affinity = *affinity_of
-            .entry(rating.map_or(f64::NAN, |r| r.get()).to_bits())
-            .or_insert_with(|| completed_affinity(rating) as f32);
-        latest = latest.max(at);
-        builder.push(user, t, affinity, at, None);
-    })?;
-    let data = builder.finish();
+    let TrainingFiles {
+        catalog,
+        data,
+        latest,
+        read,
+        unknown,
+    } = read_training_set(dir)?;
     println!(
         "read {read} interactions ({} profiles, {} titles, {unknown} of unknown titles) in {:.1}s",
         data.profiles(),
         catalog.len(),
         started.elapsed().as_secs_f64()
     );
-
     let artifact = match model_cache.filter(|p| p.exists()) {
-        Some(path) => {
-            let mut artifact = ModelArtifact::decode(&std::fs::read(path)?)
-                .with_context(|| format!("{}", path.display()))?;
-            println!("reusing the model in {} (no training)", path.display());
-            if artifact.params.ann != params.ann
-                && let Some(e) = artifact.embeddings.take()
-            {
-                let t = Instant::now();
-                artifact.embeddings =
-                    Some(EmbeddingArtifact::build(e.titles, e.factors, &params.ann));
-                artifact.params.ann = params.ann.clone();
-                println!(
-                    "  rebuilt the ANN index in {:.1}s",
-                    t.elapsed().as_secs_f64()
-                );
-            }
-            artifact
-        }
+        Some(path) => cached_model(path, params)?,
         None => {
-            let (artifact, times) = model::train_timed(&catalog, &data, &[], latest, params);
-            let train_total: f64 = times.0.iter().map(|(_, s)| s).sum();
-            for (stage, seconds) in &times.0 {
-                println!("  train {stage:<26} {seconds:>8.1}s");
-            }
-            println!("  train total                      {train_total:>8.1}s");
-            // Local EASE leaves a title without weights when it has no co-watched titles or
-            // its approximated system is not positive-definite.
-            println!(
-                "  EASE weights for {} of {} titles",
-                artifact.item_weights.len(),
-                catalog.len()
-            );
-            if artifact.content_neighbors.is_empty() {
-                println!(
-                    "  (content neighbours skipped: more than {} titles)",
-                    params.content.max_titles
-                );
-            }
+            let artifact = train_and_report(&catalog, &data, latest, params);
             if let Some(path) = model_cache {
                 std::fs::write(path, artifact.encode()?)
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -281,7 +228,111 @@ pub fn run_training(
             artifact
         }
     };
+    measure_encoding(&artifact)?;
+    measure_ann(&artifact, &catalog, &data, params, queries, seed)?;
+    if let Some(peak) = peak_rss_bytes() {
+        println!("peak RSS {:.2} GiB", gib(peak));
+    }
+    println!("total {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
 
+/// What `bench --training` reads from the atomic files.
+struct TrainingFiles {
+    catalog: Catalog,
+    data: TrainingSet,
+    /// The newest interaction's time: training's "now".
+    latest: Millis,
+    /// Interaction lines read, and how many of them name a title the catalogue lacks.
+    read: usize,
+    unknown: usize,
+}
+
+/// The catalogue and the compact training set from the atomic files in `dir`.
+fn read_training_set(dir: &Path) -> Result<TrainingFiles> {
+    let catalog = Catalog::new(movielens::read_titles(dir)?);
+    let by_id: HashMap<&str, TitleIdx> = catalog
+        .titles()
+        .map(|(t, title)| (title.id.as_str(), t))
+        .collect();
+    let mut builder = TrainingSetBuilder::default();
+    // A line is one imported interaction, and its row what `marquee train` would learn from
+    // the watch state it leaves (a profile's repeated lines for one title stay separate rows
+    // here, where the importer would merge them; generated data has few).
+    let mut signals = ImportedSignals::default();
+    let mut unknown = 0usize;
+    let mut latest: Millis = 0;
+    let read = movielens::for_each_interaction(dir, |user, item, rating, at| {
+        let Some(&t) = by_id.get(item) else {
+            unknown += 1;
+            return;
+        };
+        latest = latest.max(at);
+        if let Some(signal) = signals.get(&catalog.title(t).id, rating, at) {
+            builder.push(user, t, signal, None);
+        }
+    })?;
+    drop(by_id);
+    Ok(TrainingFiles {
+        catalog,
+        data: builder.finish(),
+        latest,
+        read,
+        unknown,
+    })
+}
+
+/// A model kept by an earlier run (`--model-cache`); its ANN index is rebuilt when the ANN
+/// params differ from the ones it was built with.
+fn cached_model(path: &Path, params: &TrainParams) -> Result<ModelArtifact> {
+    let mut artifact = ModelArtifact::decode(&std::fs::read(path)?)
+        .with_context(|| format!("{}", path.display()))?;
+    println!("reusing the model in {} (no training)", path.display());
+    if artifact.params.ann != params.ann
+        && let Some(e) = artifact.embeddings.take()
+    {
+        let t = Instant::now();
+        artifact.embeddings = Some(EmbeddingArtifact::build(e.titles, e.factors, &params.ann));
+        artifact.params.ann = params.ann.clone();
+        println!(
+            "  rebuilt the ANN index in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(artifact)
+}
+
+/// Trains as `marquee train` does, printing the time of each stage.
+fn train_and_report(
+    catalog: &Catalog,
+    data: &TrainingSet,
+    latest: Millis,
+    params: &TrainParams,
+) -> ModelArtifact {
+    let (artifact, times) = model::train_timed(catalog, data, &[], latest, params);
+    let train_total: f64 = times.0.iter().map(|(_, s)| s).sum();
+    for (stage, seconds) in &times.0 {
+        println!("  train {stage:<26} {seconds:>8.1}s");
+    }
+    println!("  train total                      {train_total:>8.1}s");
+    // Local EASE leaves a title without weights when it has no co-watched titles or its
+    // approximated system is not positive-definite.
+    println!(
+        "  EASE weights for {} of {} titles",
+        artifact.item_weights.len(),
+        catalog.len()
+    );
+    if artifact.content_neighbors.is_empty() {
+        println!(
+            "  (content neighbours skipped: more than {} titles)",
+            params.content.max_titles
+        );
+    }
+    artifact
+}
+
+/// The artifact's size and the time to encode and decode it.
+fn measure_encoding(artifact: &ModelArtifact) -> Result<()> {
     let t = Instant::now();
     let bytes = artifact.encode()?;
     let encode = t.elapsed().as_secs_f64();
@@ -293,12 +344,22 @@ pub fn run_training(
         "artifact {:.1} MB: encode {encode:.2}s, decode {decode:.2}s",
         bytes.len() as f64 / 1e6
     );
-    drop(bytes);
+    Ok(())
+}
 
+/// ANN retrieval against exact search for `queries` real profiles' histories, folded in as
+/// serving does: recall@10, the inner product it keeps, and latency.
+fn measure_ann(
+    artifact: &ModelArtifact,
+    catalog: &Catalog,
+    data: &TrainingSet,
+    params: &TrainParams,
+    queries: usize,
+    seed: u64,
+) -> Result<()> {
     let Some(embeddings) = &artifact.embeddings else {
         bail!("the model has no embeddings (als.factors = 0?)");
     };
-    // Queries are real profiles' histories, folded in as serving does.
     let mut rng = SplitMix64(seed);
     let chosen: HashMap<u32, usize> = (0..queries)
         .map(|k| (rng.below(data.profiles() as u64) as u32, k))
@@ -309,7 +370,7 @@ pub fn run_training(
             histories[*k].push((r.title, r.affinity));
         }
     }
-    let model = Model::load("bench", &artifact, &catalog);
+    let model = Model::load("bench", artifact, catalog);
     let t = Instant::now();
     let vectors: Vec<Vec<f32>> = histories.iter().filter_map(|h| model.fold_in(h)).collect();
     let fold_in = t.elapsed().as_secs_f64() * 1e6 / vectors.len().max(1) as f64;
@@ -351,10 +412,6 @@ pub fn run_training(
     );
     report("ANN search (1 thread)", ann_micros);
     report("exact search (1 thread)", exact_micros);
-    if let Some(peak) = peak_rss_bytes() {
-        println!("peak RSS {:.2} GiB", gib(peak));
-    }
-    println!("total {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -439,6 +496,7 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
     let mut event_id = 0u64;
     for page in 0..pages {
         let profile = 1 + rng.below(profiles);
+        let profile_id = ProfileId::parse(&profile.to_string())?;
         let served_at = base + page as Millis * 1_000;
         let variations: Vec<(&str, u64)> = EXPERIMENTS
             .iter()
@@ -451,7 +509,7 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
                 .iter()
                 .map(|(key, v)| ExposureRecord {
                     experiment_key: (*key).to_owned(),
-                    profile_id: profile.to_string(),
+                    profile_id: profile_id.clone(),
                     variation_index: *v as i64,
                     variation_key: format!("v{v}"),
                     feature_key: format!("{key}-feature"),
@@ -460,17 +518,19 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
                 .collect()
         };
         let items: Vec<ItemImpression> = (0..ITEMS_PER_PAGE)
-            .map(|i| ItemImpression {
-                title_id: (1 + rng.below(TITLES)).to_string(),
-                row_id: format!("row-{}", i / 20),
-                row_position: (i / 20) as i64,
-                item_position: (i % 20) as i64,
+            .map(|i| {
+                Ok(ItemImpression {
+                    title_id: TitleId::parse(&(1 + rng.below(TITLES)).to_string())?,
+                    row_id: format!("row-{}", i / 20),
+                    row_position: (i / 20) as i64,
+                    item_position: (i % 20) as i64,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let request_id = format!("bench-{page:010}");
         // One page in five leads to a play of one of its titles, half of those to the end.
         if rng.below(5) == 0 {
-            let title = TitleId::parse(&items[rng.below(ITEMS_PER_PAGE) as usize].title_id)?;
+            let title = items[rng.below(ITEMS_PER_PAGE) as usize].title_id.clone();
             let events = plays.entry(profile).or_default();
             for kind in [EventKind::Play, EventKind::Complete] {
                 if kind == EventKind::Complete && rng.below(2) == 0 {
@@ -486,16 +546,13 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
                 });
             }
         }
-        let assignments = serde_json::Value::Object(
-            variations
-                .iter()
-                .map(|(key, v)| ((*key).to_owned(), serde_json::Value::from(*v)))
-                .collect(),
-        )
-        .to_string();
+        let assignments = variations
+            .iter()
+            .map(|(key, v)| ((*key).to_owned(), *v as usize))
+            .collect();
         batch.push(PageImpressions {
             request_id,
-            profile_id: profile.to_string(),
+            profile_id,
             served_at,
             model_version: "bench".into(),
             assignments,

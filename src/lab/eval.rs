@@ -17,13 +17,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::domain::{AccountId, Country, EventAction, Profile, ProfileId, Title, TitleId};
+use crate::domain::{AccountId, Country, Profile, ProfileId, Title, TitleId};
 use crate::engine::catalog::{Catalog, TitleIdx, natural_cmp};
-use crate::engine::history::{History, Thumbs, WatchState};
-use crate::engine::model::{self, Interaction, Model, TrainParams, TrainingSet};
+use crate::engine::history::{History, WatchState, imported_event};
+use crate::engine::model::{self, Model, TrainParams};
 use crate::engine::page;
 use crate::engine::rows::{PageDefinition, PageOverrides, RowOverride};
 use crate::engine::sources::SourceRegistry;
+use crate::engine::training_set::{TrainingSet, TrainingSetBuilder};
 use crate::ingest::movielens::{self, Dataset};
 
 pub const PROTOCOL: &str = "ml100k-temporal-80-20-v1";
@@ -358,8 +359,7 @@ impl EvalSet {
         let country: HashMap<ProfileId, Option<Country>> =
             train.users.into_iter().map(|u| (u.id, u.country)).collect();
 
-        // Watch state exactly as import builds it: a rating event per rated interaction, a
-        // completion per implicit one.
+        // Watch state exactly as import builds it, from the same events (`imported_event`).
         let mut states: BTreeMap<ProfileId, BTreeMap<TitleId, WatchState>> = BTreeMap::new();
         let mut now = 0;
         for i in &train.interactions {
@@ -368,13 +368,7 @@ impl EvalSet {
                 .or_default()
                 .entry(i.item.clone())
                 .or_insert_with(|| WatchState::new(i.item.clone()));
-            s.apply(
-                match i.rating {
-                    Some(r) => EventAction::Rating(r),
-                    None => EventAction::Complete,
-                },
-                i.at,
-            );
+            s.apply(imported_event(i.rating), i.at);
             now = now.max(i.at);
         }
         let mut held: BTreeMap<ProfileId, HashSet<TitleIdx>> = BTreeMap::new();
@@ -423,31 +417,28 @@ impl EvalSet {
         })
     }
 
-    /// The training input, as `Store::training_set` derives it from watch state.
-    pub fn interactions(&self) -> Vec<Interaction> {
+    /// The training set, built from watch state by the rule `Store::training_set` uses
+    /// (`TrainingSetBuilder::push_state`), rows in the same (profile, title) order.
+    pub fn training_set(&self) -> TrainingSet {
+        let us = us_country();
         let histories = self
             .users
             .iter()
-            .map(|u| (&u.profile.id, &u.history, u.profile.country.clone()))
-            .chain(
-                self.train_only
-                    .iter()
-                    .map(|(id, h)| (id, h, Some(us_country()))),
-            );
-        let mut out = Vec::new();
-        for (profile, history, country) in histories {
-            for s in history.iter().filter(|s| s.thumbs != Thumbs::Down) {
-                out.push(Interaction {
-                    profile: profile.clone(),
-                    title: s.title_id.clone(),
-                    affinity: s.affinity() as f32,
-                    at: s.last_activity(),
-                    country: country.clone(),
-                });
+            .map(|u| (&u.profile.id, &u.history, u.profile.country.as_ref()))
+            .chain(self.train_only.iter().map(|(id, h)| (id, h, Some(&us))));
+        let mut states: Vec<(&ProfileId, &WatchState, Option<&Country>)> = histories
+            .flat_map(|(profile, history, country)| {
+                history.iter().map(move |s| (profile, s, country))
+            })
+            .collect();
+        states.sort_by(|a, b| (a.0, &a.1.title_id).cmp(&(b.0, &b.1.title_id)));
+        let mut builder = TrainingSetBuilder::default();
+        for (profile, state, country) in states {
+            if let Some(title) = self.catalog.idx(&state.title_id) {
+                builder.push_state(profile.as_str(), title, state, country);
             }
         }
-        out.sort_by(|a, b| (&a.profile, &a.title).cmp(&(&b.profile, &b.title)));
-        out
+        builder.finish()
     }
 
     pub fn held_out(&self) -> Vec<HashSet<TitleIdx>> {
@@ -544,7 +535,7 @@ pub fn single_row_page(home: &PageDefinition, id: &str) -> Result<PageDefinition
         )]),
     };
     home.with_overrides(&overrides, &SourceRegistry::builtin())
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::from)
 }
 
 /// What `marquee eval` prints.
@@ -569,7 +560,7 @@ pub fn run(
     home: &PageDefinition,
     target: &'static str,
 ) -> Result<Report> {
-    let data = TrainingSet::from_interactions(&set.catalog, &set.interactions());
+    let data = set.training_set();
     let started = Instant::now();
     let artifact = model::train(&set.catalog, &data, &[], set.now, params);
     let train_seconds = started.elapsed().as_secs_f64();

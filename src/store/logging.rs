@@ -16,24 +16,24 @@
 //! SQLite writers are serialised; on PostgreSQL both take the profile's advisory lock.
 //! `experiment_outcomes_full_scan` computes the same figures from the raw tables, as a check.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, Row};
 
-use super::records::{Param, insert_many_returning};
+use super::records::{Param, insert_many_returning, with_in_list};
 use super::{Backend, Store, StoreResult};
-use crate::domain::Millis;
+use crate::domain::{Millis, ProfileId, TitleId};
 use crate::experiments::stats::ProfileOutcome;
 
 /// One served page, the items on it, and the exposures it caused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageImpressions {
     pub request_id: String,
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub served_at: Millis,
     pub model_version: String,
-    /// `{"experiment key": variation index, …}`
-    pub assignments: String,
+    /// Experiment key → the variation index that shaped the page; stored as a JSON object.
+    pub assignments: BTreeMap<String, usize>,
     pub items: Vec<ItemImpression>,
     /// The experiments that shaped this page by hashing the profile. Stored with the page,
     /// before it, so the page counts towards them.
@@ -42,7 +42,7 @@ pub struct PageImpressions {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemImpression {
-    pub title_id: String,
+    pub title_id: TitleId,
     pub row_id: String,
     pub row_position: i64,
     pub item_position: i64,
@@ -51,7 +51,7 @@ pub struct ItemImpression {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExposureRecord {
     pub experiment_key: String,
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub variation_index: i64,
     pub variation_key: String,
     pub feature_key: String,
@@ -111,17 +111,13 @@ pub(super) async fn count_attributed(
 /// SQLite serialises writers anyway.
 pub(super) async fn lock_profiles(tx: &mut AnyConnection, profiles: &[&str]) -> StoreResult<()> {
     for chunk in profiles.chunks(500) {
-        let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
-        let sql = format!(
+        with_in_list(
             "SELECT pg_advisory_xact_lock(k)::TEXT AS locked FROM \
-             (SELECT DISTINCT hashtext(p) AS k FROM (VALUES {}) AS v(p) ORDER BY k) AS keys",
-            values.join(",")
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for p in chunk {
-            q = q.bind(*p);
-        }
-        q.fetch_all(&mut *tx).await?;
+             (SELECT DISTINCT hashtext(p) AS k FROM unnest(ARRAY[{list}]::TEXT[]) AS v(p) ORDER BY k) AS keys",
+            chunk,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
     }
     Ok(())
 }
@@ -145,7 +141,7 @@ impl Store {
         for chunk in pages.chunks(200) {
             let rows = chunk
                 .iter()
-                .map(|p| {
+                .map(|p| -> StoreResult<Vec<Param>> {
                     let items: Vec<serde_json::Value> = p
                         .items
                         .iter()
@@ -158,17 +154,17 @@ impl Store {
                             ])
                         })
                         .collect();
-                    vec![
+                    Ok(vec![
                         Param::Text(p.request_id.clone()),
-                        Param::Text(p.profile_id.clone()),
+                        Param::Text(p.profile_id.to_string()),
                         Param::Int(p.served_at),
                         Param::Text(p.model_version.clone()),
-                        Param::Text(p.assignments.clone()),
+                        Param::Text(serde_json::to_string(&p.assignments)?),
                         Param::Int(p.items.len() as i64),
                         Param::Text(serde_json::Value::Array(items).to_string()),
-                    ]
+                    ])
                 })
-                .collect();
+                .collect::<StoreResult<_>>()?;
             let inserted: HashSet<String> = insert_many_returning(
                 &mut tx,
                 "INSERT INTO page_views (request_id, profile_id, served_at, model_version, assignments, item_count, items)",
@@ -322,7 +318,7 @@ async fn insert_exposures(
             .map(|e| {
                 vec![
                     Param::Text(e.experiment_key.clone()),
-                    Param::Text(e.profile_id.clone()),
+                    Param::Text(e.profile_id.to_string()),
                     Param::Int(e.variation_index),
                     Param::Text(e.variation_key.clone()),
                     Param::Text(e.feature_key.clone()),
@@ -437,16 +433,14 @@ async fn count_new_pages(tx: &mut AnyConnection, pages: &[&PageImpressions]) -> 
         .execute(&mut *tx)
         .await?;
     }
-    let placeholders: Vec<String> = (1..=pages.len()).map(|i| format!("${i}")).collect();
-    let mut q = sqlx::query(AssertSqlSafe(format!(
+    let requests: Vec<&str> = pages.iter().map(|p| p.request_id.as_str()).collect();
+    let events = with_in_list(
         "SELECT request_id, profile_id, kind, title_id FROM events \
-         WHERE request_id IN ({}) AND kind IN ('PLAY', 'COMPLETE')",
-        placeholders.join(",")
-    )));
-    for p in pages {
-        q = q.bind(p.request_id.as_str());
-    }
-    let events = q.fetch_all(&mut *tx).await?;
+         WHERE request_id IN ({list}) AND kind IN ('PLAY', 'COMPLETE')",
+        &requests,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     if events.is_empty() {
         return Ok(());
     }
@@ -458,13 +452,13 @@ async fn count_new_pages(tx: &mut AnyConnection, pages: &[&PageImpressions]) -> 
             continue;
         };
         let title: String = r.try_get("title_id")?;
-        if r.try_get::<String, _>("profile_id")? != page.profile_id
-            || !page.items.iter().any(|i| i.title_id == title)
+        if r.try_get::<String, _>("profile_id")? != page.profile_id.as_str()
+            || !page.items.iter().any(|i| i.title_id.as_str() == title)
         {
             continue;
         }
         let kind: String = r.try_get("kind")?;
-        count_attributed(tx, &page.profile_id, page.served_at, &kind, 1).await?;
+        count_attributed(tx, page.profile_id.as_str(), page.served_at, &kind, 1).await?;
     }
     Ok(())
 }

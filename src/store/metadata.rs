@@ -2,12 +2,11 @@
 //! one transaction, replacing what an earlier run stored for those titles.
 
 use anyhow::Result;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
 use super::Store;
-use super::records::{Param, insert_many};
-use crate::clock;
-use crate::domain::{MaturityRating, TitleId};
+use super::records::{Param, insert_many, with_in_list};
+use crate::domain::{MaturityRating, Millis, TitleId};
 use crate::ingest::tmdb::{Match, MatchMethod, TitleMetadata, TmdbId, WorkItem};
 
 /// Rows per multi-row statement (PostgreSQL allows 65,535 parameters; 15 columns × 400).
@@ -60,13 +59,17 @@ impl Store {
         Ok(items)
     }
 
-    /// Stores a batch in one transaction: metadata rows are upserted, people replaced.
-    /// Storing the same batch twice leaves the same rows (only `fetched_at` moves).
-    pub async fn upsert_title_metadata(&self, batch: &[TitleMetadata]) -> Result<()> {
+    /// Stores a batch fetched at `fetched_at` in one transaction: metadata rows are upserted,
+    /// people replaced. Storing the same batch twice leaves the same rows (only `fetched_at`
+    /// moves).
+    pub async fn upsert_title_metadata(
+        &self,
+        batch: &[TitleMetadata],
+        fetched_at: Millis,
+    ) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let fetched_at = clock::wall_now();
         let mut tx = self.begin_write().await?;
         for chunk in batch.chunks(CHUNK) {
             let rows = chunk
@@ -103,15 +106,13 @@ impl Store {
                 rows,
             )
             .await?;
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let mut q = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM title_people WHERE title_id IN ({})",
-                placeholders.join(",")
-            )));
-            for m in chunk {
-                q = q.bind(m.title.as_str());
-            }
-            q.execute(&mut *tx).await?;
+            let titles: Vec<&str> = chunk.iter().map(|m| m.title.as_str()).collect();
+            with_in_list(
+                "DELETE FROM title_people WHERE title_id IN ({list})",
+                &titles,
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         let people: Vec<Vec<Param>> = batch
             .iter()

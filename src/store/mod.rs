@@ -241,15 +241,15 @@ impl Store {
 
     /// Whether the database takes writes right now: a one-row heartbeat upsert, committed
     /// (on SQLite only a commit touches the WAL file, so a rolled-back probe would miss
-    /// unwritable files). The result is reused for `PROBE_TTL`.
-    pub async fn writable(&self) -> Result<(), String> {
+    /// unwritable files), stamped `now`. The result is reused for `PROBE_TTL`.
+    pub async fn writable(&self, now: Millis) -> Result<(), String> {
         let mut last = self.probe.last.lock().await;
         if let Some((at, result)) = last.as_ref()
             && at.elapsed() < PROBE_TTL
         {
             return result.clone();
         }
-        let result = match tokio::time::timeout(PROBE_TIMEOUT, self.heartbeat()).await {
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, self.heartbeat(now)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
@@ -258,13 +258,13 @@ impl Store {
         result
     }
 
-    async fn heartbeat(&self) -> StoreResult<()> {
+    async fn heartbeat(&self, now: Millis) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO store_heartbeat (id, beat_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
         )
-        .bind(crate::clock::wall_now())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -395,11 +395,20 @@ impl Store {
     /// transaction state is unknown (see `ConnectionHealth`), so a failed write cannot poison
     /// later ones.
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let begun = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
         };
-        Ok(WriteTx::new(tx, self.health.clone()))
+        match begun {
+            Ok(tx) => Ok(WriteTx::new(tx, self.health.clone())),
+            Err(e) => {
+                // A failed BEGIN is a failed write too: a SQLite connection opened read-only
+                // while its file was unwritable fails here (`BEGIN IMMEDIATE` takes the write
+                // lock), and must be retired like one that failed mid-transaction.
+                self.health.write_failed();
+                Err(e.into())
+            }
+        }
     }
 
     /// Creates a profile (and its account if new). Fails when the profile id is taken.

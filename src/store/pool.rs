@@ -77,7 +77,7 @@ impl ConnectionHealth {
         }
     }
 
-    fn write_failed(&self) {
+    pub(super) fn write_failed(&self) {
         self.faulted.store(true, Ordering::Relaxed);
         self.retire_existing();
     }

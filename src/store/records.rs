@@ -2,7 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use super::logging::{count_attributed, page_titles};
@@ -29,29 +30,34 @@ pub(super) enum Param {
 /// prepared with a `float4` NULL then rejects real `f64` values ("incorrect binary data format").
 pub(super) const NULL_DOUBLE: Option<f32> = None;
 
+/// `$first,…,$(first + n − 1)`: the bind placeholders of `n` consecutive values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A statement with one `IN (…)` list: `{list}` in `sql` becomes the placeholders of
+/// `values`, which are bound to them in order.
+pub(super) fn with_in_list<'q>(sql: &str, values: &[&str]) -> Query<'q, Any, AnyArguments> {
+    let sql = sql.replace("{list}", &placeholders(1, values.len()));
+    values.iter().fold(sqlx::query(AssertSqlSafe(sql)), |q, v| {
+        q.bind(v.to_string())
+    })
+}
+
 /// `INSERT … VALUES (…), (…) … <tail>` for many rows at once.
 fn multi_row_insert(
     insert: &str,
     tail: &str,
     rows: Vec<Vec<Param>>,
-) -> Option<sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>> {
+) -> Option<Query<'static, Any, AnyArguments>> {
     let width = rows.first().map(Vec::len)?;
-    let mut sql = format!("{insert} VALUES ");
-    for r in 0..rows.len() {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..width {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", r * width + c + 1));
-        }
-        sql.push(')');
-    }
-    sql.push(' ');
-    sql.push_str(tail);
+    let values: Vec<String> = (0..rows.len())
+        .map(|r| format!("({})", placeholders(r * width + 1, width)))
+        .collect();
+    let sql = format!("{insert} VALUES {} {tail}", values.join(","));
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for p in rows.into_iter().flatten() {
         q = match p {
@@ -122,15 +128,12 @@ pub(super) async fn rebuild_watch_state(
     if profiles.is_empty() {
         return Ok(());
     }
-    let placeholders: Vec<String> = (1..=profiles.len()).map(|i| format!("${i}")).collect();
-    let in_list = placeholders.join(",");
-    let mut select = sqlx::query(AssertSqlSafe(format!(
+    let ids: Vec<&str> = profiles.iter().map(ProfileId::as_str).collect();
+    let select = with_in_list(
         "SELECT profile_id, title_id, kind, value, occurred_at FROM events \
-         WHERE profile_id IN ({in_list}) ORDER BY occurred_at, id"
-    )));
-    for p in profiles {
-        select = select.bind(p.as_str());
-    }
+         WHERE profile_id IN ({list}) ORDER BY occurred_at, id",
+        &ids,
+    );
     let mut states: HashMap<(String, String), WatchState> = HashMap::new();
     for row in select.fetch_all(&mut *tx).await? {
         let profile: String = row.try_get("profile_id")?;
@@ -144,13 +147,9 @@ pub(super) async fn rebuild_watch_state(
             .or_insert_with(|| WatchState::new(title_id))
             .apply(action, at);
     }
-    let mut delete = sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM watch_state WHERE profile_id IN ({in_list})"
-    )));
-    for p in profiles {
-        delete = delete.bind(p.as_str());
-    }
-    delete.execute(&mut *tx).await?;
+    with_in_list("DELETE FROM watch_state WHERE profile_id IN ({list})", &ids)
+        .execute(&mut *tx)
+        .await?;
     let mut rows = Vec::with_capacity(states.len());
     for ((profile, _), state) in states {
         rows.push(watch_state_params(&ProfileId::parse(&profile)?, &state));
@@ -319,9 +318,6 @@ impl Store {
         let mut builder = TrainingSetBuilder::default();
         while let Some(r) = rows.try_next().await? {
             let state = watch_state_from_row(&r)?;
-            if state.thumbs == crate::engine::history::Thumbs::Down {
-                continue;
-            }
             let Some(title) = catalog.idx(&state.title_id) else {
                 continue;
             };
@@ -329,11 +325,10 @@ impl Store {
                 .try_get::<Option<String>, _>("country")?
                 .map(|c| crate::domain::Country::parse(&c))
                 .transpose()?;
-            builder.push(
+            builder.push_state(
                 &r.try_get::<String, _>("profile_id")?,
                 title,
-                state.affinity() as f32,
-                state.last_activity(),
+                &state,
                 country.as_ref(),
             );
         }

@@ -2,10 +2,13 @@
 // a home preview under chosen variations.
 import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
-import { h, setView, loading, errorState, emptyState, describeError } from '../ui.js';
+import { h, setView, loading, errorState, emptyState, describeError, percent, NONE } from '../ui.js';
 import { renderRows } from './home.js';
 
-const pct = (x) => `${(x * 100).toFixed(x * 100 % 1 ? 1 : 0)}%`;
+/** How shares (weights, coverage), rates and lifts are written (see `percent`). */
+const SHARE = { digits: 'auto' };
+const RATE = { digits: 1 };
+const LIFT = { digits: 1, sign: true };
 const HUES = [38, 200, 330, 140, 265, 10, 90];
 
 function prettyJson(text) {
@@ -23,26 +26,23 @@ function experimentCard(exp) {
       h('div', h('h2', exp.name ?? exp.key), h('code.exp-key', exp.key)),
       h('span.pill', `feature ${exp.featureKey}`)),
     h('dl.exp-facts',
-      h('dt', 'Coverage'), h('dd', pct(exp.coverage)),
+      h('dt', 'Coverage'), h('dd', percent(exp.coverage, SHARE)),
       h('dt', 'Bucketed by'), h('dd', h('code', exp.hashAttribute)),
       h('dt', 'Targeting'), h('dd', exp.condition ? h('code.cond', exp.condition) : 'Everyone')),
     h('div.weights', { 'aria-hidden': 'true' }, exp.variations.map((v, i) =>
-      h('span', { style: `flex:${v.weight / total};--hue:${HUES[i % HUES.length]}`, title: `${v.key} ${pct(v.weight / total)}` }, v.key))),
+      h('span', { style: `flex:${v.weight / total};--hue:${HUES[i % HUES.length]}`, title: `${v.key} ${percent(v.weight / total, SHARE)}` }, v.key))),
     h('table.variations',
       h('thead', h('tr', h('th', '#'), h('th', 'Variation'), h('th', 'Weight'), h('th', 'Value'))),
       h('tbody', exp.variations.map((v) => h('tr', { dataset: { variation: String(v.index) } },
         h('td', v.index), h('td', h('strong', v.key), v.name && v.name !== v.key ? h('div.muted', v.name) : null),
-        h('td', pct(v.weight / total)), h('td', h('pre', prettyJson(v.value))))))),
+        h('td', percent(v.weight / total, SHARE)), h('td', h('pre', prettyJson(v.value))))))),
     h('section.results', { dataset: { results: 'loading' }, 'aria-label': `Results of ${exp.key}` },
       h('h3', 'Results'), h('p.muted', 'Loading results…')));
 }
 
 // ── Results ──────────────────────────────────────────────────────────────────────────────────
 
-const NONE = '—';
 const num = (n) => n.toLocaleString('en-US');
-const rate = (x) => (x === null || x === undefined ? NONE : `${(x * 100).toFixed(1)}%`);
-const signed = (x) => `${x > 0 ? '+' : x < 0 ? '−' : '±'}${Math.abs(x * 100).toFixed(1)}%`;
 const pValue = (p) => (p < 0.001 ? '<0.001' : p.toFixed(3));
 /** "p = 0.012" or "p < 0.001". */
 const pText = (p) => (p === null || p === undefined ? `p = ${NONE}` : p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`);
@@ -69,7 +69,7 @@ function intervalChart(lift, scale) {
   const dir = !lift.significant ? 'flat' : lift.relative > 0 ? 'up' : 'down';
   const left = x(lift.ciLow);
   const right = x(lift.ciHigh);
-  const label = `${signed(lift.relative)}, 95% CI ${signed(lift.ciLow)} to ${signed(lift.ciHigh)}`
+  const label = `${percent(lift.relative, LIFT)}, 95% CI ${percent(lift.ciLow, LIFT)} to ${percent(lift.ciHigh, LIFT)}`
     + `${lift.significant ? ', significant' : ', not significant'}`;
   return h('div.ci', { role: 'img', 'aria-label': label, title: label, dataset: { significance: dir } },
     h('span.ci-zero'),
@@ -79,7 +79,7 @@ function intervalChart(lift, scale) {
 }
 
 function ciAxis(scale) {
-  const t = `${Math.round(scale * 100)}%`;
+  const t = percent(scale);
   return h('div.ci-axis', { 'aria-hidden': 'true' }, h('span', `−${t}`), h('span', '0'), h('span', `+${t}`));
 }
 
@@ -89,8 +89,8 @@ function liftCells(lift, scale) {
   }
   const dir = !lift.significant ? 'flat' : lift.relative > 0 ? 'up' : 'down';
   return [
-    h('td.num', h(`strong.lift.${dir}`, signed(lift.relative)),
-      h('div.ci-range', `${signed(lift.ciLow)} … ${signed(lift.ciHigh)}`)),
+    h('td.num', h(`strong.lift.${dir}`, percent(lift.relative, LIFT)),
+      h('div.ci-range', `${percent(lift.ciLow, LIFT)} … ${percent(lift.ciHigh, LIFT)}`)),
     h('td', intervalChart(lift, scale)),
     h(`td.num${lift.significant ? '.sig' : ''}`, pValue(lift.pValue), lift.significant ? h('div.ci-range', 'significant') : null),
   ];
@@ -98,7 +98,7 @@ function liftCells(lift, scale) {
 
 function srmBanner(report, exposed) {
   const weights = report.variations.reduce((s, v) => s + v.weight, 0) || 1;
-  const split = report.variations.map((v) => `${v.key} ${num(v.exposedProfiles)} (${pct(v.exposedProfiles / exposed)}, expected ${pct(v.weight / weights)})`);
+  const split = report.variations.map((v) => `${v.key} ${num(v.exposedProfiles)} (${percent(v.exposedProfiles / exposed, SHARE)}, expected ${percent(v.weight / weights, SHARE)})`);
   return h('div.srm-warning', { role: 'alert', dataset: { srm: 'flagged' } },
     h('strong', 'Sample ratio mismatch: assignment is broken, do not trust these results.'),
     h('p', `Exposed profiles do not follow the configured weights (${pText(report.srmPValue)}): `,
@@ -125,9 +125,9 @@ function resultsContent(report) {
       h('td.num', { dataset: { metric: 'exposedProfiles' } }, num(v.exposedProfiles)),
       h('td.num', { dataset: { metric: 'impressions' } }, num(v.impressions)),
       h('td.num', { dataset: { metric: 'plays' } }, num(v.plays)),
-      h('td.num', { dataset: { metric: 'playRate' } }, rate(v.playRate)),
-      h('td.num', { dataset: { metric: 'completionRate' } }, rate(v.completionRate)),
-      h('td.num', { dataset: { metric: 'conversion' } }, rate(v.conversion))))));
+      h('td.num', { dataset: { metric: 'playRate' } }, percent(v.playRate, RATE)),
+      h('td.num', { dataset: { metric: 'completionRate' } }, percent(v.completionRate, RATE)),
+      h('td.num', { dataset: { metric: 'conversion' } }, percent(v.conversion, RATE))))));
   const lifts = report.variations.filter((v) => v !== control).map((v) => h('table.lifts', { dataset: { variation: String(v.index) } },
     h('caption', h('strong', v.key), ` vs ${control.key}`),
     h('thead', h('tr', h('th', 'Metric'), h('th.num', 'Lift'), h('th.ci-head', '95% CI', METRICS.some(([, , f]) => v[f]) ? ciAxis(scale) : null), h('th.num', 'p-value'))),

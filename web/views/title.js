@@ -3,7 +3,7 @@ import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { track, flushEvents } from '../events.js';
 import { posterSvg, fillPoster, displayName } from '../poster.js';
-import { h, row, titleCard, setView, loading, errorState, ratingBadge, thumbIcon } from '../ui.js';
+import { h, row, titleCard, setView, loading, errorState, ratingBadge, thumbIcon, percent } from '../ui.js';
 import { back, focusEl } from '../nav.js';
 
 const RATINGS = ['G', 'PG', 'PG-13', 'R', 'NC-17'];
@@ -103,7 +103,7 @@ export async function titleView({ view, args: [id], isCurrent }) {
 
   const play = h('a.btn.primary.play', { href: `#/title/${encodeURIComponent(title.id)}/play`, 'data-action': 'play' }, '▶ Play');
   const resume = Number(localStorage.getItem(progressKey(profile.id, title.id)) ?? 0);
-  if (resume > 0.01 && resume < 0.99) play.textContent = `▶ Resume from ${Math.round(resume * 100)}%`;
+  if (resume > 0.01 && resume < 0.99) play.textContent = `▶ Resume from ${percent(resume)}`;
 
   const added = fmtDate(title.addedAt);
   const runtime = fmtRuntime(title.runtime);
@@ -195,7 +195,7 @@ export async function playerView({ view, args: [id], isCurrent, onLeave }) {
     sent = position;
     localStorage.setItem(progressKey(profile.id, title.id), String(position));
     track('PROGRESS', title.id, { value: Number(position.toFixed(4)) })
-      .then(() => { status.textContent = `Progress saved at ${Math.round(sent * 100)}%`; })
+      .then(() => { status.textContent = `Progress saved at ${percent(sent)}`; })
       .catch((err) => { status.textContent = `Could not save progress: ${err.message}`; });
   };
   const complete = () => {

@@ -10,13 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::als::Factors;
 use super::ann::{AnnIndex, AnnParams};
 use super::params::TrainParams;
-use crate::domain::{Millis, TitleId};
+use crate::domain::{Country, Millis, TitleId};
 
 /// Bumped when the artifact layout changes; older artifacts are refused with a clear error.
-pub const ARTIFACT_FORMAT: u32 = 4;
-
-/// The key under which trending over all countries is stored.
-pub const ALL_COUNTRIES: &str = "*";
+/// (5: trending keyed by `Option<Country>`.)
+pub const ARTIFACT_FORMAT: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredTitle(pub TitleId, pub f32);
@@ -53,8 +51,9 @@ pub struct ModelArtifact {
     pub interactions: usize,
     /// Most popular first.
     pub popularity: Vec<ScoredTitle>,
-    /// Country code (or `*`) → trending titles, hottest first.
-    pub trending: BTreeMap<String, Vec<ScoredTitle>>,
+    /// Trending titles, hottest first: per country with enough recent activity of its own,
+    /// and over all countries together under `None`.
+    pub trending: BTreeMap<Option<Country>, Vec<ScoredTitle>>,
     /// Title → most similar titles, most similar first.
     pub neighbors: BTreeMap<TitleId, Vec<ScoredTitle>>,
     /// Title → EASE weights towards other titles, largest magnitude first; may be negative.
@@ -73,9 +72,7 @@ const MAGIC: &[u8; 8] = b"MRQMODEL";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error(
-        "not a Marquee model artifact (models trained before format 4 were JSON); retrain with `marquee train`"
-    )]
+    #[error("not a Marquee model artifact; retrain with `marquee train`")]
     NotAnArtifact,
     #[error(
         "artifact format {found} is not supported (expected {ARTIFACT_FORMAT}); retrain with `marquee train`"

@@ -12,7 +12,7 @@
 //!
 //! The inverse is a dense Gauss-Jordan on f64: O(n³) in the number of titles with interactions
 //! (≈ 1–2 s for MovieLens' 1,682 in a release build). It is the one place training is cubic, so
-//! `TrainParams::ease_max_titles` bounds it. Above that, `local_columns` solves each column of
+//! `TrainParams::ease_max_titles` bounds it. Above that, `local_column` solves each column of
 //! B on its own, restricted to the title's nearest co-occurrence neighbours: the same closed
 //! form, column j being `B[·][j] = (G_{−j,−j} + λI)⁻¹ G_{−j,j}`, with `−j` narrowed from "every
 //! other title" to "the K titles most co-watched with j" — linear in the catalogue.

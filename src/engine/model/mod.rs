@@ -33,9 +33,7 @@ use als::ItemFactors;
 use ann::AnnIndex;
 
 pub use crate::engine::training_set::{Interaction, TrainingSet};
-pub use artifact::{
-    ALL_COUNTRIES, ARTIFACT_FORMAT, ArtifactError, EmbeddingArtifact, ModelArtifact, ScoredTitle,
-};
+pub use artifact::{ARTIFACT_FORMAT, ArtifactError, EmbeddingArtifact, ModelArtifact, ScoredTitle};
 pub use params::TrainParams;
 pub use train::{StageTimes, train, train_timed};
 
@@ -46,7 +44,9 @@ pub struct Model {
     pub trained_at: Millis,
     popularity: Vec<f32>,
     popular_order: Vec<TitleIdx>,
-    trending: HashMap<String, Vec<(TitleIdx, f32)>>,
+    /// Over all countries; then per country with enough activity of its own.
+    trending_everywhere: Vec<(TitleIdx, f32)>,
+    trending_by_country: HashMap<Country, Vec<(TitleIdx, f32)>>,
     neighbors: Vec<Vec<(TitleIdx, f32)>>,
     item_weights: Vec<Vec<(TitleIdx, f32)>>,
     has_item_weights: bool,
@@ -115,10 +115,14 @@ impl Model {
             trained_at: artifact.trained_at,
             popularity,
             popular_order: popular.into_iter().map(|(t, _)| t).collect(),
-            trending: artifact
+            trending_everywhere: artifact
+                .trending
+                .get(&None)
+                .map_or_else(Vec::new, |l| bind(l)),
+            trending_by_country: artifact
                 .trending
                 .iter()
-                .map(|(k, list)| (k.clone(), bind(list)))
+                .filter_map(|(c, list)| Some((c.clone()?, bind(list))))
                 .collect(),
             neighbors,
             has_item_weights: item_weights.iter().any(|l| !l.is_empty()),
@@ -162,6 +166,19 @@ impl Model {
         self.popularity.get(t as usize).copied().unwrap_or(0.0)
     }
 
+    /// The popularity order: most popular first, ties in catalogue order (so lists are
+    /// stable).
+    pub fn popularity_order(&self, a: TitleIdx, b: TitleIdx) -> std::cmp::Ordering {
+        self.popularity(b)
+            .total_cmp(&self.popularity(a))
+            .then(a.cmp(&b))
+    }
+
+    /// Sorts `titles` in the popularity order.
+    pub fn sort_by_popularity(&self, titles: &mut [TitleIdx]) {
+        titles.sort_by(|a, b| self.popularity_order(*a, *b));
+    }
+
     /// Titles that have any interaction, most popular first.
     pub fn popular(&self) -> &[TitleIdx] {
         &self.popular_order
@@ -171,9 +188,8 @@ impl Model {
     /// little recent activity of its own.
     pub fn trending(&self, country: Option<&Country>) -> &[(TitleIdx, f32)] {
         country
-            .and_then(|c| self.trending.get(c.as_str()))
-            .or_else(|| self.trending.get(ALL_COUNTRIES))
-            .map_or(&[], Vec::as_slice)
+            .and_then(|c| self.trending_by_country.get(c))
+            .unwrap_or(&self.trending_everywhere)
     }
 
     pub fn neighbors(&self, t: TitleIdx) -> &[(TitleIdx, f32)] {

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::artifact::{ALL_COUNTRIES, ScoredTitle};
+use super::artifact::ScoredTitle;
 use super::params::TrainParams;
-use crate::domain::{DAY_MS, Millis};
+use crate::domain::{Country, DAY_MS, Millis};
 use crate::engine::catalog::{Catalog, TitleIdx};
+use crate::engine::history::RecencyDecay;
 use crate::engine::training_set::TrainingSet;
 
 /// How much one interaction counts for popularity and embeddings: watching at all says
@@ -24,42 +25,44 @@ pub(super) fn popularity(catalog: &Catalog, data: &TrainingSet) -> Vec<ScoredTit
     ranked(catalog, popularity.into_iter().enumerate())
 }
 
-/// Trending per country, plus all countries together (`ALL_COUNTRIES`); a country with fewer
+/// Trending per country, plus all countries together (under `None`); a country with fewer
 /// than `trending_min_interactions` in the window has no list of its own.
 pub(super) fn trending(
     catalog: &Catalog,
     data: &TrainingSet,
     now: Millis,
     params: &TrainParams,
-) -> BTreeMap<String, Vec<ScoredTitle>> {
+) -> BTreeMap<Option<Country>, Vec<ScoredTitle>> {
     let window = (params.trending_window_days * DAY_MS as f64) as Millis;
-    let half_life = params.trending_half_life_days.max(1e-3) * DAY_MS as f64;
-    let mut by_country: BTreeMap<String, (usize, HashMap<TitleIdx, f32>)> = BTreeMap::new();
+    // Counted back from training's "now"; trending always decays.
+    let decay =
+        RecencyDecay::halving_every(params.trending_half_life_days.max(1e-3) * DAY_MS as f64);
+    // Keyed by the training set's interned country (None: all countries together), so that
+    // counting allocates nothing per interaction.
+    let mut by_country: HashMap<Option<u16>, (usize, HashMap<TitleIdx, f32>)> = HashMap::new();
     for r in data.rows() {
         let age = now - r.at;
         if age < 0 || age > window {
             continue;
         }
-        let weight = interaction_weight(r.affinity) * (-(age as f64) / half_life).exp2() as f32;
-        let mut add = |key: &str| {
-            let (count, scores) = by_country.entry(key.to_owned()).or_default();
+        let weight = interaction_weight(r.affinity) * decay.factor(age) as f32;
+        let mut add = |key: Option<u16>| {
+            let (count, scores) = by_country.entry(key).or_default();
             *count += 1;
             *scores.entry(r.title).or_default() += weight;
         };
-        add(ALL_COUNTRIES);
-        if let Some(c) = data.country(r) {
-            add(c.as_str());
+        add(None);
+        if data.country(r).is_some() {
+            add(Some(r.country));
         }
     }
     by_country
         .into_iter()
-        .filter(|(key, (count, _))| {
-            key == ALL_COUNTRIES || *count >= params.trending_min_interactions
-        })
+        .filter(|(key, (count, _))| key.is_none() || *count >= params.trending_min_interactions)
         .map(|(key, (_, scores))| {
             let mut list = ranked(catalog, scores.into_iter().map(|(t, s)| (t as usize, s)));
             list.truncate(500);
-            (key, list)
+            (key.and_then(|k| data.country_at(k).cloned()), list)
         })
         .collect()
 }

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::personalized::{Personalized, PersonalizedParams};
 use super::{CandidateSource, SourceContext, SourcedRow};
 use crate::domain::Millis;
 use crate::engine::catalog::TitleIdx;
@@ -17,9 +16,10 @@ pub struct BecauseYouWatchedParams {
     pub max_rows: usize,
     /// A rating at least this high makes a title an anchor (thumbs up and completion do too).
     pub min_stars: f64,
-    /// Weight of the profile's Top Picks score (default `personalized` params) next to the
-    /// similarity to the anchor, when ordering the anchor's neighbours. 0: similarity only.
-    /// Tuned on VALID (README, "Recommendation quality").
+    /// Weight of the profile's Top Picks score (with the page's Top Picks params,
+    /// `PageDefinition::top_picks`) next to the similarity to the anchor, when ordering the
+    /// anchor's neighbours. 0: similarity only. Tuned on VALID (README, "Recommendation
+    /// quality").
     pub personal_weight: f32,
 }
 
@@ -59,7 +59,7 @@ impl CandidateSource for BecauseYouWatched {
         anchors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         // The anchor decides which titles are in a row; the whole history may help order them.
         let personal: HashMap<TitleIdx, f32> = if self.0.personal_weight > 0.0 {
-            Personalized(PersonalizedParams::default())
+            ctx.top_picks
                 .scores(ctx)
                 .map(|s| s.into_iter().collect())
                 .unwrap_or_default()
@@ -154,6 +154,7 @@ mod tests {
             now: 0,
             eligible: &eligible,
             pool: 10,
+            top_picks: &Default::default(),
         };
         let rows = BecauseYouWatched(BecauseYouWatchedParams::default()).rows(&ctx);
         assert_eq!(rows.len(), 1);

@@ -14,14 +14,14 @@ use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
 
-use crate::domain::{DAY_MS, Millis, Profile};
+use crate::domain::{Millis, Profile};
 use crate::engine::catalog::{Catalog, TitleIdx};
-use crate::engine::history::History;
+use crate::engine::history::{AgeFrom, History, RecencyDecay, WatchState};
 use crate::engine::model::Model;
 use because_you_watched::BecauseYouWatched;
 use continue_watching::ContinueWatching;
 use new_releases::NewReleases;
-use personalized::Personalized;
+use personalized::{Personalized, PersonalizedParams};
 use popular::{Popular, Trending};
 use top_genre::TopGenre;
 
@@ -70,34 +70,41 @@ pub struct SourceContext<'a> {
     pub eligible: &'a dyn Fn(TitleIdx) -> bool,
     /// How many candidates the row would like to choose from.
     pub pool: usize,
+    /// The page's Top Picks params (`PageDefinition::top_picks`), for sources that order by
+    /// the profile's personal score.
+    pub top_picks: &'a PersonalizedParams,
 }
 
 impl SourceContext<'_> {
-    /// History entries that are positive, with their weight decayed by age.
-    fn weighted_history(&self, half_life_days: f64) -> Vec<(TitleIdx, f32)> {
-        self.history
+    /// The profile's history as (title, weight): each entry's `weight` (entries weighing
+    /// nothing are left out), faded by `decay` over its age counted back from `from`.
+    fn decayed_history(
+        &self,
+        weight: impl Fn(&WatchState) -> f64,
+        decay: RecencyDecay,
+        from: AgeFrom,
+    ) -> Vec<(TitleIdx, f32)> {
+        let entries: Vec<(TitleIdx, f64, Millis)> = self
+            .history
             .states()
-            .filter_map(|s| {
-                let t = self.catalog.idx(&s.title_id)?;
-                let affinity = s.affinity();
-                if affinity <= 0.0 {
-                    return None;
-                }
-                let age_days = (self.now - s.last_activity()).max(0) as f64 / DAY_MS as f64;
-                let decay = if half_life_days > 0.0 {
-                    (-age_days / half_life_days).exp2()
-                } else {
-                    1.0
-                };
-                Some((t, (affinity * decay) as f32))
-            })
+            .filter_map(|s| Some((self.catalog.idx(&s.title_id)?, weight(s), s.last_activity())))
+            .filter(|(_, w, _)| *w > 0.0)
+            .collect();
+        let anchor = match from {
+            AgeFrom::Now => self.now,
+            AgeFrom::LatestActivity => entries.iter().map(|e| e.2).max().unwrap_or(0),
+        };
+        entries
+            .into_iter()
+            .map(|(t, w, at)| (t, (w * decay.factor((anchor - at).max(0))) as f32))
             .collect()
     }
 
     /// Item-item scores from the (decayed) history: Σ weight(anchor) · sim(anchor, title).
-    fn personal_scores(&self, half_life_days: f64) -> HashMap<TitleIdx, f32> {
+    fn personal_scores(&self, decay: RecencyDecay) -> HashMap<TitleIdx, f32> {
         let mut scores: HashMap<TitleIdx, f32> = HashMap::new();
-        for (anchor, w) in self.weighted_history(half_life_days) {
+        let history = self.decayed_history(WatchState::affinity, decay, AgeFrom::Now);
+        for (anchor, w) in history {
             for &(t, s) in self.model.neighbors(anchor) {
                 *scores.entry(t).or_default() += w * s;
             }
@@ -139,7 +146,19 @@ pub trait CandidateSource: Send + Sync + Debug {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow>;
 }
 
-pub type SourceFactory = fn(toml::Table) -> Result<Box<dyn CandidateSource>, String>;
+/// Why a row definition's source could not be built: both are mistakes in the page file (or
+/// in an experiment's row settings), never internal failures.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    #[error("unknown source {name:?} (known: {known})")]
+    Unknown { name: String, known: String },
+    /// The `params` table does not fit the source's params type (the TOML message: an unknown
+    /// key, a wrong type).
+    #[error("{0}")]
+    Params(String),
+}
+
+pub type SourceFactory = fn(toml::Table) -> Result<Box<dyn CandidateSource>, SourceError>;
 
 /// Candidate sources by name, as `rows/*.toml` refers to them.
 #[derive(Clone, Debug)]
@@ -147,15 +166,22 @@ pub struct SourceRegistry {
     factories: BTreeMap<&'static str, SourceFactory>,
 }
 
-fn build<P, S>(params: toml::Table, make: fn(P) -> S) -> Result<Box<dyn CandidateSource>, String>
+/// A source's typed params from a row definition's `params` table.
+fn params_from<P: DeserializeOwned>(params: toml::Table) -> Result<P, SourceError> {
+    toml::Value::Table(params)
+        .try_into()
+        .map_err(|e: toml::de::Error| SourceError::Params(e.message().to_owned()))
+}
+
+fn build<P, S>(
+    params: toml::Table,
+    make: fn(P) -> S,
+) -> Result<Box<dyn CandidateSource>, SourceError>
 where
     P: DeserializeOwned,
     S: CandidateSource + 'static,
 {
-    let params: P = toml::Value::Table(params)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_owned())?;
-    Ok(Box::new(make(params)))
+    Ok(Box::new(make(params_from(params)?)))
 }
 
 impl SourceRegistry {
@@ -164,7 +190,7 @@ impl SourceRegistry {
             factories: BTreeMap::new(),
         };
         r.register("continue-watching", |p| build(p, ContinueWatching));
-        r.register("personalized", |p| build(p, Personalized));
+        r.register(personalized::SOURCE, |p| build(p, Personalized));
         r.register("because-you-watched", |p| build(p, BecauseYouWatched));
         r.register("trending", |p| build(p, Trending));
         r.register("new-releases", |p| build(p, NewReleases));
@@ -181,17 +207,19 @@ impl SourceRegistry {
         &self,
         name: &str,
         params: toml::Table,
-    ) -> Result<Box<dyn CandidateSource>, String> {
-        let factory = self.factories.get(name).ok_or_else(|| {
-            format!(
-                "unknown source {name:?} (known: {})",
-                self.factories
+    ) -> Result<Box<dyn CandidateSource>, SourceError> {
+        let factory = self
+            .factories
+            .get(name)
+            .ok_or_else(|| SourceError::Unknown {
+                name: name.to_owned(),
+                known: self
+                    .factories
                     .keys()
                     .copied()
                     .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
+                    .join(", "),
+            })?;
         factory(params)
     }
 }

@@ -4,35 +4,45 @@
 use serde::Deserialize;
 
 use super::{CandidateSource, SourceContext, SourcedRow};
-use crate::domain::Millis;
 use crate::engine::catalog::TitleIdx;
-use crate::engine::history::Thumbs;
+use crate::engine::history::{AgeFrom, RecencyDecay, Thumbs, WatchState};
 
-#[derive(Debug, Clone, Deserialize)]
+/// The source's name in page definitions.
+pub const SOURCE: &str = "personalized";
+
+/// Top Picks' params. The defaults are the tuned values, chosen on the VALID split of
+/// `ml100k-temporal-80-20-v1` (the figures: README, "Recommendation quality"); `rows/*.toml`
+/// sets a key only to depart from them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PersonalizedParams {
     /// Half-life of a history entry's weight, in minutes. Age counts back from the profile's
     /// own latest activity, not from "now": what predicts the next title is the latest
-    /// session, however long ago it was. 0 turns decay off.
+    /// session, however long ago it was. 0 turns decay off. Minutes suit MovieLens, whose
+    /// users rated in bursts; real viewing logs need it retuned.
     pub recency_half_life_minutes: f64,
     /// Share of each entry's weight that never decays, so the whole history still counts.
     pub recency_floor: f64,
     /// A title the profile finished or rated weighs at least this much, however it was rated:
-    /// having chosen it says what the profile watches (tuned: 1.0, ratings add nothing here).
+    /// having chosen it says what the profile watches (weighting by the rating did worse).
     /// Thumbs-down titles never count.
     pub seen_weight: f64,
-    /// Weight of co-occurrence similarity next to the EASE score (each scaled to its best).
+    /// Weight of co-occurrence similarity next to the EASE score (each scaled to its best);
+    /// 0 by default, since blending it in changed nothing beyond noise.
     pub similarity_weight: f32,
     /// Weight of the embedding score (the folded-in profile vector · title vector, via the
-    /// ANN index) next to the EASE score, each scaled to its best eligible title.
+    /// ANN index) next to the EASE score, each scaled to its best eligible title. Neutral for
+    /// NDCG on MovieLens, where EASE already finds what ALS finds, with a little more recall
+    /// and coverage; kept because it is the part of the row that scales past EASE's
+    /// catalogue limit.
     pub embedding_weight: f32,
     /// Titles the ANN index is asked for, beyond the profile's own.
     pub embedding_candidates: usize,
-    /// Weight of global popularity next to the personal score.
+    /// Weight of global popularity next to the personal score (0: it added nothing).
     pub popularity_weight: f32,
     /// Titles scoring below this share of the best title's score are left out. EASE gives
     /// almost every title some weight; the faint tail is noise, better left to rows below
-    /// (0.2 costs nothing on VALID; 0.4 starts to cut Recall@20).
+    /// (too high a share starts to cut recall).
     pub min_relative_score: f32,
     /// Row title for a profile with no history, whose row falls back to popularity.
     pub cold_start_title: String,
@@ -61,46 +71,38 @@ impl Default for PersonalizedParams {
 #[derive(Debug)]
 pub struct Personalized(pub PersonalizedParams);
 
-impl Personalized {
+impl PersonalizedParams {
+    /// From a row definition's `params` table (unknown keys are errors).
+    pub fn from_table(params: toml::Table) -> Result<Self, super::SourceError> {
+        super::params_from(params)
+    }
+
+    fn recency(&self) -> RecencyDecay {
+        RecencyDecay::new(
+            self.recency_half_life_minutes * 60_000.0,
+            self.recency_floor,
+        )
+    }
+
+    /// What a history entry says about the profile's taste before it fades with age.
+    fn weight(&self, s: &WatchState) -> f64 {
+        match s.thumbs {
+            Thumbs::Down => 0.0,
+            _ if s.is_watched() => s.affinity().max(self.seen_weight),
+            _ => s.affinity(),
+        }
+    }
+
     /// (title, weight) for each history entry that says something positive.
     fn history_weights(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
-        let p = &self.0;
-        let entries: Vec<(TitleIdx, f64, Millis)> = ctx
-            .history
-            .states()
-            .filter(|s| s.thumbs != Thumbs::Down)
-            .filter_map(|s| {
-                let mut w = s.affinity();
-                if s.is_watched() {
-                    w = w.max(p.seen_weight);
-                }
-                Some((ctx.catalog.idx(&s.title_id)?, w, s.last_activity()))
-            })
-            .filter(|(_, w, _)| *w > 0.0)
-            .collect();
-        let latest = entries.iter().map(|e| e.2).max().unwrap_or(0);
-        let half_life_ms = p.recency_half_life_minutes * 60_000.0;
-        let floor = p.recency_floor.clamp(0.0, 1.0);
-        entries
-            .into_iter()
-            .map(|(t, w, at)| {
-                let decay = if half_life_ms > 0.0 {
-                    (-((latest - at) as f64) / half_life_ms).exp2()
-                } else {
-                    1.0
-                };
-                (t, (w * (floor + (1.0 - floor) * decay)) as f32)
-            })
-            .collect()
+        ctx.decayed_history(|s| self.weight(s), self.recency(), AgeFrom::LatestActivity)
     }
-}
 
-impl Personalized {
     /// The personal score of every title the history reaches that may still be placed, in
     /// 0–1-ish (each part scaled by its best eligible title), best first is up to the caller.
-    /// `None` when the history reaches nothing (a cold start).
+    /// `None` when the history reaches nothing (a cold start). Top Picks ranks by it; Because
+    /// You Watched orders an anchor's neighbours by it, with the page's Top Picks params.
     pub fn scores(&self, ctx: &SourceContext<'_>) -> Option<Vec<(TitleIdx, f32)>> {
-        let p = &self.0;
         let history = self.history_weights(ctx);
         // Dense accumulators: a long history touches most of the catalogue through EASE's
         // lists, and indexing beats hashing there.
@@ -126,11 +128,11 @@ impl Personalized {
             add(ctx.model.neighbors(anchor), w, &mut similar);
         }
         let mut embedded = vec![0f32; n];
-        let use_embeddings = p.embedding_weight > 0.0 && ctx.model.has_embeddings();
+        let use_embeddings = self.embedding_weight > 0.0 && ctx.model.has_embeddings();
         if use_embeddings && let Some(profile) = ctx.model.fold_in(&history) {
             // The profile's own titles come back from the index too (they match it best) and
             // are dropped later; ask for that many more so the fresh candidates stay whole.
-            let wanted = p.embedding_candidates + history.len();
+            let wanted = self.embedding_candidates + history.len();
             let nearest = ctx.model.nearest_titles(&profile, wanted);
             add(&nearest, 1.0, &mut embedded);
         }
@@ -147,7 +149,11 @@ impl Personalized {
         };
         let (ease_max, similar_max, embedded_max) = (best(&ease), best(&similar), best(&embedded));
         // Without EASE the similarity score is the personal score, as before EASE existed.
-        let similarity_weight = if use_ease { p.similarity_weight } else { 1.0 };
+        let similarity_weight = if use_ease {
+            self.similarity_weight
+        } else {
+            1.0
+        };
         Some(
             touched
                 .into_iter()
@@ -158,14 +164,17 @@ impl Personalized {
                         0.0
                     };
                     let from_embeddings = if use_embeddings {
-                        p.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
+                        self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
                     } else {
                         0.0
                     };
                     let personal = from_ease
                         + similarity_weight * similar[t as usize] / similar_max
                         + from_embeddings;
-                    (t, personal + p.popularity_weight * ctx.model.popularity(t))
+                    (
+                        t,
+                        personal + self.popularity_weight * ctx.model.popularity(t),
+                    )
                 })
                 .collect(),
         )
@@ -174,7 +183,7 @@ impl Personalized {
 
 impl CandidateSource for Personalized {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
-        match self.scores(ctx) {
+        match self.0.scores(ctx) {
             Some(scores) => {
                 let best = scores.iter().map(|s| s.1).fold(0f32, f32::max);
                 let floor = best * self.0.min_relative_score;

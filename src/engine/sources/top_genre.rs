@@ -5,12 +5,22 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{CandidateSource, SourceContext, SourcedRow};
+use crate::domain::DAY_MS;
+use crate::engine::history::{AgeFrom, RecencyDecay, WatchState};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopGenreParams {
     pub max_rows: usize,
+    /// Taste fades in calendar time: an entry's weight halves every this many days before
+    /// "now" (0: no decay).
     pub recency_half_life_days: f64,
+}
+
+impl TopGenreParams {
+    fn recency(&self) -> RecencyDecay {
+        RecencyDecay::halving_every(self.recency_half_life_days * DAY_MS as f64)
+    }
 }
 
 impl Default for TopGenreParams {
@@ -29,7 +39,7 @@ pub struct TopGenre(pub TopGenreParams);
 
 impl TopGenre {
     fn favourite_genres(&self, ctx: &SourceContext<'_>) -> Vec<String> {
-        let history = ctx.weighted_history(self.0.recency_half_life_days);
+        let history = ctx.decayed_history(WatchState::affinity, self.0.recency(), AgeFrom::Now);
         if history.is_empty() {
             return ctx
                 .profile
@@ -63,7 +73,7 @@ impl TopGenre {
 
 impl CandidateSource for TopGenre {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
-        let personal = ctx.personal_scores(self.0.recency_half_life_days);
+        let personal = ctx.personal_scores(self.0.recency());
         let max = personal.values().copied().fold(f32::MIN_POSITIVE, f32::max);
         self.favourite_genres(ctx)
             .into_iter()

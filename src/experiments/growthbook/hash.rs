@@ -7,12 +7,10 @@ use super::types::{Namespace, VariationRange};
 /// The reference SDK feeds `String.prototype.charCodeAt` into the hash, so a non-ASCII
 /// character contributes its UTF-16 code unit(s), not its UTF-8 bytes. Hashing bytes would
 /// bucket non-ASCII ids differently from every other GrowthBook SDK.
+/// (JS writes the multiply by the FNV prime as a sum of shifts; modulo 2^32 it is the same as
+/// the wrapping multiplication of `rng::fnv1a32`.)
 fn fnv1a32(s: &str) -> u32 {
-    s.encode_utf16().fold(0x811c_9dc5_u32, |hval, unit| {
-        // JS writes the multiply by the FNV prime as a sum of shifts; modulo 2^32 it is
-        // the same as a wrapping multiplication.
-        (hval ^ u32::from(unit)).wrapping_mul(0x0100_0193)
-    })
+    crate::rng::fnv1a32(s.encode_utf16())
 }
 
 /// Hash `value` with `seed` into `[0, 1)`, or `None` for an unknown hash version.

@@ -9,6 +9,7 @@
 //! flight. A 429 pauses every worker, not just the one that got it: the limit is per key, so
 //! the other workers would only collect 429s of their own.
 
+use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,8 @@ use tokio::time::Instant;
 
 use super::TmdbId;
 use super::response::{Configuration, ErrorBody, MovieDetails, SearchPage};
+use crate::clock::Clock;
+use crate::domain::Millis;
 use crate::rng::SplitMix64;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.themoviedb.org/3";
@@ -139,6 +142,8 @@ pub struct ClientOptions {
     /// First backoff step; each retry doubles it, up to `backoff_cap`.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// What "now" is when a `Retry-After` names a date.
+    pub clock: Clock,
 }
 
 impl ClientOptions {
@@ -153,6 +158,7 @@ impl ClientOptions {
             max_attempts: 5,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            clock: Clock::System,
         }
     }
 }
@@ -234,9 +240,9 @@ impl TmdbClient {
             .map_err(|e| {
                 TmdbError::Config(format!("cannot build the HTTP client: {}", e.without_url()))
             })?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        // Jitter only has to differ between clients, not be unpredictable: the standard
+        // library's hasher keys are random per process, and no clock is read.
+        let seed = RandomState::new().hash_one(std::process::id());
         Ok(Self {
             http,
             base,
@@ -399,7 +405,7 @@ impl TmdbClient {
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+                .and_then(|v| parse_retry_after(v, self.options.clock.now()));
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await? {
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -527,14 +533,14 @@ fn parse_base_url(raw: &str) -> Result<Url, TmdbError> {
     Ok(url)
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
+/// `Retry-After`: seconds, or an HTTP date (a wait from `now`).
+fn parse_retry_after(value: &str, now: Millis) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    let wait = at.timestamp_millis() - now;
     Some(Duration::from_millis(wait.max(0) as u64))
 }
 
@@ -595,12 +601,17 @@ mod tests {
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let now = crate::clock::parse_rfc3339("2015-10-21T07:28:00Z").unwrap();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
         assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
             Some(Duration::ZERO)
         );
-        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[tokio::test]

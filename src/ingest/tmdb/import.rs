@@ -18,6 +18,7 @@ use super::client::{ClientStats, TmdbClient, TmdbError};
 use super::matching::{Candidate, Decision, TitleQuery};
 use super::response::{self, ImageUrls};
 use super::{Match, MatchMethod, TitleMetadata, TmdbId};
+use crate::clock::Clock;
 use crate::domain::{MaturityRating, TitleId};
 use crate::engine::catalog::natural_cmp;
 use crate::ingest::movielens::ImportError;
@@ -365,11 +366,13 @@ pub fn read_links(path: &Path) -> Result<HashMap<TitleId, TmdbId>, ImportError> 
     Ok(links)
 }
 
-/// Runs the import. `progress(done, total)` is called as titles finish.
+/// Runs the import; each batch is stored as fetched at `clock`'s time when it is written.
+/// `progress(done, total)` is called as titles finish.
 pub async fn import_metadata(
     store: &Store,
     client: &TmdbClient,
     opts: &ImportOptions,
+    clock: &Clock,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ImportReport, RunError> {
     let started = Instant::now();
@@ -377,9 +380,9 @@ pub async fn import_metadata(
     // key shows here, before any title is touched.
     let config = client.configuration().await?;
     let images = ImageUrls::from_configuration(&config.images, opts.image_base.as_deref())
-        .map_err(|m| TmdbError::Malformed {
+        .map_err(|e| TmdbError::Malformed {
             endpoint: "configuration".into(),
-            message: m,
+            message: e.0,
         })?;
     let all = store.tmdb_work().await.map_err(RunError::Store)?;
     let mut report = ImportReport {
@@ -410,7 +413,7 @@ pub async fn import_metadata(
             Outcome::Failed(e) if e.is_fatal() => {
                 // Keep what is finished, then stop: every other request would fail the same.
                 store
-                    .upsert_title_metadata(&batch)
+                    .upsert_title_metadata(&batch, clock.now())
                     .await
                     .map_err(RunError::Store)?;
                 return Err(RunError::Tmdb(e));
@@ -424,7 +427,7 @@ pub async fn import_metadata(
         done += 1;
         if batch.len() >= opts.batch_size.max(1) {
             store
-                .upsert_title_metadata(&batch)
+                .upsert_title_metadata(&batch, clock.now())
                 .await
                 .map_err(RunError::Store)?;
             batch.clear();
@@ -432,7 +435,7 @@ pub async fn import_metadata(
         progress(done, total);
     }
     store
-        .upsert_title_metadata(&batch)
+        .upsert_title_metadata(&batch, clock.now())
         .await
         .map_err(RunError::Store)?;
     for list in [

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 
 use super::{Person, TitleMetadata, TmdbId};
-use crate::domain::MaturityRating;
+use crate::domain::{MaturityRating, ParseError};
 
 /// Longest overview kept, in characters (TMDb's are a few hundred; longer is cut with "…").
 pub const MAX_OVERVIEW_CHARS: usize = 2_000;
@@ -177,10 +177,14 @@ impl ImageUrls {
     pub fn from_configuration(
         config: &ImagesConfiguration,
         base_override: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ParseError> {
         let base = match base_override.or(config.secure_base_url.as_deref()) {
             Some(b) => b,
-            None => return Err("the configuration has no images.secure_base_url".into()),
+            None => {
+                return Err(ParseError(
+                    "the configuration has no images.secure_base_url".into(),
+                ));
+            }
         };
         let base = normalise_base(base)?;
         Ok(Self {
@@ -204,14 +208,16 @@ impl ImageUrls {
     }
 }
 
-fn normalise_base(raw: &str) -> Result<String, String> {
+fn normalise_base(raw: &str) -> Result<String, ParseError> {
     let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
         && raw.len() <= 500
         && !raw
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '"');
     if !ok {
-        return Err(format!("image base {raw:?} is not an absolute http(s) URL"));
+        return Err(ParseError(format!(
+            "image base {raw:?} is not an absolute http(s) URL"
+        )));
     }
     Ok(if raw.ends_with('/') {
         raw.to_owned()
