@@ -288,6 +288,15 @@ impl TestDb {
         }
     }
 
+    /// A direct connection, for a test that must set up what the API would not let it (a
+    /// database written by an older version).
+    pub async fn connect(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        <sqlx::AnyConnection as sqlx::Connection>::connect(self.url())
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self) -> &str {
         match self {
             TestDb::Sqlite { url } | TestDb::Postgres { url, .. } => url,

@@ -1,6 +1,6 @@
 //! The GraphQL schema. Resolvers (`query`, `mutation`) parse input into domain types, call the
 //! app layer or the engine, and map the result (`types`); errors carry `extensions.code`
-//! (`NOT_FOUND`, `BAD_USER_INPUT`; `UNAVAILABLE` when storage is briefly out of reach and
+//! (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`; `UNAVAILABLE` when storage is briefly out of reach and
 //! the client should retry; `INTERNAL`).
 
 mod mutation;
@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, ID, Schema};
 
-use crate::app::AppState;
-use crate::domain::{self, ProfileId, TitleId};
+use crate::app::policy::Policy;
+use crate::app::{AppError, AppState};
+use crate::domain::{ProfileId, TitleId};
 use crate::store::StoreError;
 use mutation::MutationRoot;
 use query::QueryRoot;
@@ -73,22 +74,23 @@ fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
-/// The profile a catalogue query is made for, if any (`NOT_FOUND` when unknown).
-async fn viewer(
-    ctx: &Context<'_>,
-    profile_id: Option<&ID>,
-) -> Result<Option<domain::Profile>, Error> {
-    let Some(id) = profile_id else {
-        return Ok(None);
-    };
-    let id = parse_profile_id(id)?;
-    state(ctx)
-        .store
-        .profile(&id)
-        .await
-        .map_err(failure)?
-        .map(Some)
-        .ok_or_else(|| not_found(format!("no profile {id}")))
+/// The policy of this request (`app::policy`): the rules of the request's profile. The
+/// request's profile is, for now, the `profileId` argument; identity supplies the session's
+/// selected profile here, and nowhere else changes.
+async fn request_policy(ctx: &Context<'_>, profile_id: Option<&ID>) -> Result<Policy, Error> {
+    let id = profile_id.map(parse_profile_id).transpose()?;
+    state(ctx).policy(id.as_ref()).await.map_err(app_error)
+}
+
+/// An app-layer failure as a GraphQL error: the client's mistakes with their code and
+/// message, everything else through `failure`.
+fn app_error(e: AppError) -> Error {
+    match e {
+        AppError::ProfileNotFound(_) | AppError::TitleNotFound(_) => not_found(e.to_string()),
+        AppError::ForbiddenTitle(_) => coded("FORBIDDEN_TITLE", e.to_string()),
+        AppError::Store(e) => failure(e),
+        AppError::Internal(e) => failure(e),
+    }
 }
 
 fn parse_first(first: i32) -> Result<usize, Error> {

@@ -1,9 +1,9 @@
 //! Mutations: validate every input before anything is stored.
 
-use async_graphql::{Context, Error, ID, Object};
+use async_graphql::{Context, Error, ErrorExtensions, ID, Object};
 
 use super::types::{CreateProfileInput, EventInput, Profile, RecordEventsResult};
-use super::{MAX_EVENTS, bad_input, failure, not_found, parse_profile_id, state};
+use super::{MAX_EVENTS, app_error, bad_input, failure, parse_profile_id, state};
 use crate::clock::parse_rfc3339;
 use crate::domain::{self, EventAction, TitleId};
 use crate::store::records::NewEvent;
@@ -39,12 +39,7 @@ impl MutationRoot {
                 .map_err(|e| field("accountId", e))?,
             name: input.name.trim().to_owned(),
             is_kids: input.is_kids,
-            maturity_limit: input
-                .maturity_limit
-                .as_deref()
-                .map(str::parse::<domain::MaturityRating>)
-                .transpose()
-                .map_err(|e| field("maturityLimit", e))?,
+            maturity_limit: input.maturity_limit.map(domain::MaturityRating::from),
             country: input
                 .country
                 .as_deref()
@@ -80,12 +75,9 @@ impl MutationRoot {
                 events.len()
             )));
         }
-        state
-            .store
-            .profile(&pid)
-            .await
-            .map_err(failure)?
-            .ok_or_else(|| not_found(format!("no profile {pid}")))?;
+        // Events are about titles the profile may see: anything else is refused
+        // (`FORBIDDEN_TITLE`), so that no history can name a title its policy hides.
+        let policy = state.policy(Some(&pid)).await.map_err(app_error)?;
         let now = state.clock.now();
         let engine = state.engine.load_full();
         let parsed = events
@@ -102,8 +94,13 @@ impl MutationRoot {
                     return Err(at("clientEventId must be 1–128 characters".into()));
                 }
                 let title_id = TitleId::parse(&e.title_id).map_err(|err| at(err.0))?;
-                if engine.catalog.idx(&title_id).is_none() {
+                let Some(title) = engine.catalog.by_id(&title_id) else {
                     return Err(at(format!("unknown title {title_id}")));
+                };
+                if let Err(forbidden) = policy.check(title) {
+                    return Err(app_error(forbidden).extend_with(|_, x| {
+                        x.set("index", i as i32);
+                    }));
                 }
                 let action =
                     EventAction::from_parts(e.kind.into(), e.value).map_err(|err| at(err.0))?;

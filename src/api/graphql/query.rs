@@ -9,7 +9,8 @@ use super::types::{
     TitleConnection, TitleEdge,
 };
 use super::{
-    bad_input, failure, not_found, parse_first, parse_profile_id, parse_title_id, state, viewer,
+    app_error, bad_input, failure, not_found, parse_first, parse_profile_id, parse_title_id,
+    request_policy, state,
 };
 use crate::app::home::HomeRequest;
 use crate::experiments::RequestInfo;
@@ -83,19 +84,22 @@ impl QueryRoot {
             .collect()
     }
 
-    async fn title(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Title>, Error> {
+    /// A title. With `profileId`, `FORBIDDEN_TITLE` when that profile may not see it.
+    async fn title(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        profile_id: Option<ID>,
+    ) -> Result<Option<Title>, Error> {
         let id = parse_title_id("id", &id)?;
-        Ok(state(ctx)
-            .engine
-            .load()
-            .catalog
-            .by_id(&id)
-            .cloned()
-            .map(Title))
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let title = state(ctx).title(&policy, &id).await.map_err(app_error)?;
+        Ok(title.map(Title))
     }
 
     /// Titles whose name contains every word of the query, most popular first; then, for
-    /// queries of 3 letters or more, titles whose overview does.
+    /// queries of 3 letters or more, titles whose overview does. With `profileId`, only titles
+    /// that profile may see.
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -104,19 +108,16 @@ impl QueryRoot {
         profile_id: Option<ID>,
     ) -> Result<Vec<Title>, Error> {
         let first = parse_first(first)?;
-        if query.len() > 200 {
+        if query.chars().count() > 200 {
             return Err(bad_input("query is longer than 200 characters"));
         }
-        let viewer = viewer(ctx, profile_id.as_ref()).await?;
-        let engine = state(ctx).engine.load_full();
-        Ok(engine
-            .search(&query, first, viewer.as_ref())
-            .into_iter()
-            .map(|t| Title::at(&engine, t))
-            .collect())
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let (engine, list) = state(ctx).search(&policy, &query, first);
+        Ok(list.into_iter().map(|t| Title::at(&engine, t)).collect())
     }
 
-    /// The catalogue (or one genre of it), most popular first, Relay-style pagination.
+    /// The catalogue (or one genre of it), most popular first, Relay-style pagination. With
+    /// `profileId`, only titles that profile may see.
     async fn browse(
         &self,
         ctx: &Context<'_>,
@@ -126,12 +127,15 @@ impl QueryRoot {
         profile_id: Option<ID>,
     ) -> Result<TitleConnection, Error> {
         let first = parse_first(first)?;
-        let viewer = viewer(ctx, profile_id.as_ref()).await?;
-        let engine = state(ctx).engine.load_full();
-        if let Some(g) = genre.as_ref().filter(|g| !engine.catalog.has_genre(g)) {
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let state = state(ctx);
+        if let Some(g) = genre
+            .as_ref()
+            .filter(|g| !state.engine.load().catalog.has_genre(g))
+        {
             return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
         }
-        let list = engine.browse(genre.as_deref(), viewer.as_ref());
+        let (engine, list) = state.browse(&policy, genre.as_deref());
         let start = match after {
             None => 0,
             Some(c) => c
@@ -172,7 +176,8 @@ impl QueryRoot {
             .collect()
     }
 
-    /// More Like This. With `profileId`, titles that profile must not see are left out.
+    /// More Like This. With `profileId`, titles that profile must not see are left out, and
+    /// `FORBIDDEN_TITLE` when it may not see `titleId` itself.
     async fn similar(
         &self,
         ctx: &Context<'_>,
@@ -180,28 +185,14 @@ impl QueryRoot {
         #[graphql(default = 20)] first: i32,
         profile_id: Option<ID>,
     ) -> Result<Vec<Title>, Error> {
-        let state = state(ctx);
         let first = parse_first(first)?;
         let id = parse_title_id("titleId", &title_id)?;
-        let viewer = match profile_id {
-            None => None,
-            Some(p) => {
-                let pid = parse_profile_id(&p)?;
-                let profile = state
-                    .store
-                    .profile(&pid)
-                    .await
-                    .map_err(failure)?
-                    .ok_or_else(|| not_found(format!("no profile {pid}")))?;
-                let history = state.store.history(&pid).await.map_err(failure)?;
-                Some((profile, history))
-            }
-        };
-        let engine = state.engine.load_full();
-        let similar = engine
-            .similar(&id, first, viewer.as_ref().map(|(p, h)| (p, h)))
-            .ok_or_else(|| not_found(format!("no title {id}")))?;
-        Ok(similar.into_iter().map(|t| Title::at(&engine, t)).collect())
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let (engine, list) = state(ctx)
+            .similar(&policy, &id, first)
+            .await
+            .map_err(app_error)?;
+        Ok(list.into_iter().map(|t| Title::at(&engine, t)).collect())
     }
 
     /// Profiles to choose from (account order; a kids profile follows its account's main one).
