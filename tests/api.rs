@@ -684,6 +684,78 @@ async fn kids_never_see_a_title_above_their_limit(env: Env) {
     env.db.drop_db().await;
 }
 
+/// Issue 9, item 2: a client cannot move the server's clock. An event from the far future
+/// (or before 1900) is refused; a database that already holds one (stored before the window
+/// was enforced) does not drive the replay clock there on restart.
+async fn clients_cannot_move_the_clock(env: Env) {
+    let s = &env.server;
+    for (at, expect) in [
+        ("9999-12-31T23:59:59.999Z", "after the server's clock"),
+        ("1998-04-23T00:06:00Z", "after the server's clock"),
+        ("1899-12-31T23:59:59Z", "before 1900"),
+    ] {
+        let r = s
+            .gql(
+                RECORD,
+                json!({"p": "1", "e": [event("future", "1", "PLAY", None, Some(at))]}),
+            )
+            .await;
+        assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{at}: {r}");
+        let msg = r["errors"][0]["message"].as_str().unwrap();
+        assert!(msg.contains(expect), "{at}: {msg}");
+    }
+    // A few minutes of client clock drift is fine.
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": [event("drift", "1", "PLAY", None, Some("1998-04-23T00:04:00Z"))]}))
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+    let user = "1";
+    assert!(
+        row(&home(s, user).await, "new-releases").is_some(),
+        "the page shows New Releases"
+    );
+
+    // What an older version let through.
+    let mut conn = env.db.connect().await;
+    let far_future = 253_402_300_799_999i64; // 9999-12-31T23:59:59.999Z
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO events (profile_id, title_id, kind, value, occurred_at, received_at, client_event_id) \
+         VALUES ('2', '1', 'PLAY', NULL, {far_future}, 0, 'old-future')"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let data = env._dir.path();
+    let rows = env._rows.as_ref().unwrap().to_str().unwrap();
+    let restarted = Server::start(
+        data,
+        env.db.url(),
+        &["--clock", "last-event", "--rows", rows],
+    );
+    let h = home(&restarted, user).await;
+    let generated = h["generatedAt"].as_str().unwrap();
+    assert!(generated.starts_with("1998-04-2"), "now = {generated}");
+    assert!(
+        row(&h, "new-releases").is_some(),
+        "New Releases survives a restart: {h}"
+    );
+    drop(restarted);
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn event_times_on_sqlite() {
+    clients_cannot_move_the_clock(start_with_rows(TestDb::sqlite, NEW_RELEASES_FIRST).await).await;
+}
+
+#[tokio::test]
+async fn event_times_on_postgres() {
+    let db = TestDb::postgres().await;
+    clients_cannot_move_the_clock(start_with_rows(move |_| db, NEW_RELEASES_FIRST).await).await;
+}
+
 /// Because You Watched first, so that a kid's few allowed titles are not all taken by the
 /// rows above it.
 const ANCHORS_FIRST: &str = r#"
@@ -699,9 +771,23 @@ title = "Top Picks for You"
 source = "personalized"
 "#;
 
-async fn start_anchors_first(db: impl FnOnce(&std::path::Path) -> TestDb) -> Env {
+/// New Releases first, so that what is new at "now" always makes a row.
+const NEW_RELEASES_FIRST: &str = r#"
+[[row]]
+id = "new-releases"
+title = "New Releases"
+source = "new-releases"
+min_items = 1
+
+[[row]]
+id = "top-picks"
+title = "Top Picks for You"
+source = "personalized"
+"#;
+
+async fn start_with_rows(db: impl FnOnce(&std::path::Path) -> TestDb, page: &str) -> Env {
     let rows = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(rows.path(), ANCHORS_FIRST).unwrap();
+    std::fs::write(rows.path(), page).unwrap();
     let rows = rows.into_temp_path();
     let mut env = start_with(db, &["--rows", rows.to_str().unwrap()]).await;
     env._rows = Some(rows);
@@ -710,13 +796,15 @@ async fn start_anchors_first(db: impl FnOnce(&std::path::Path) -> TestDb) -> Env
 
 #[tokio::test]
 async fn kids_safety_on_sqlite() {
-    kids_never_see_a_title_above_their_limit(start_anchors_first(TestDb::sqlite).await).await;
+    kids_never_see_a_title_above_their_limit(start_with_rows(TestDb::sqlite, ANCHORS_FIRST).await)
+        .await;
 }
 
 #[tokio::test]
 async fn kids_safety_on_postgres() {
     let db = TestDb::postgres().await;
-    kids_never_see_a_title_above_their_limit(start_anchors_first(move |_| db).await).await;
+    kids_never_see_a_title_above_their_limit(start_with_rows(move |_| db, ANCHORS_FIRST).await)
+        .await;
 }
 
 #[tokio::test]

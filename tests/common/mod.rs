@@ -324,11 +324,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// Serves with the clock fixed at `NOW` unless `extra` chooses a `--clock`.
     pub fn start(data_dir: &Path, db: &str, extra: &[&str]) -> Server {
+        let clock: &[&str] = if extra.contains(&"--clock") {
+            &[]
+        } else {
+            &["--clock", NOW]
+        };
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--clock", NOW])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(clock)
             .args(extra)
             .env("DATABASE_URL", db)
             .env_remove("MARQUEE_CONFIG")

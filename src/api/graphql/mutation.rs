@@ -106,7 +106,9 @@ impl MutationRoot {
                     EventAction::from_parts(e.kind.into(), e.value).map_err(|err| at(err.0))?;
                 let occurred_at = match &e.occurred_at {
                     None => now,
-                    Some(s) => parse_rfc3339(s).map_err(|err| at(err.0))?,
+                    Some(s) => parse_rfc3339(s)
+                        .and_then(|t| state.event_window.check(t, now))
+                        .map_err(|err| at(err.0))?,
                 };
                 Ok(NewEvent {
                     title_id,
