@@ -106,7 +106,12 @@ pub fn format_rfc3339(t: Millis) -> String {
 pub fn parse_rfc3339(s: &str) -> Result<Millis, ParseError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp_millis())
-        .map_err(|e| ParseError(format!("{s:?} is not an RFC 3339 timestamp ({e})")))
+        .map_err(|e| {
+            ParseError(format!(
+                "{} is not an RFC 3339 timestamp ({e})",
+                crate::domain::excerpt(s)
+            ))
+        })
 }
 
 #[cfg(test)]

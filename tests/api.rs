@@ -756,6 +756,219 @@ async fn event_times_on_postgres() {
     clients_cannot_move_the_clock(start_with_rows(move |_| db, NEW_RELEASES_FIRST).await).await;
 }
 
+/// Asserts a `BAD_USER_INPUT` whose message says `expect` and quotes little of the input.
+fn assert_refused(r: &Value, expect: &str, context: &str) {
+    assert_eq!(error_code(r), Some("BAD_USER_INPUT"), "{context}: {r:.300}");
+    let msg = r["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains(expect), "{context}: {msg:.300}");
+    assert!(
+        msg.chars().count() < 300,
+        "{context}: the error echoes the input ({} characters)",
+        msg.chars().count()
+    );
+}
+
+/// Issue 9, item 4: every client string and list is bounded, checked before anything is
+/// stored, and errors quote only a short prefix of what came.
+#[tokio::test]
+async fn client_input_is_bounded() {
+    let env = start(TestDb::sqlite).await;
+    let s = &env.server;
+    let big = "x".repeat(100_000);
+    let create =
+        "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id name maturityLimit } }";
+    let profile = |id: &str, name: &str| json!({"id": id, "accountId": "acct-b", "name": name});
+
+    // Ids: at most 128 bytes.
+    let e = |rid: &str| json!([{"clientEventId": "b-1", "titleId": "1", "kind": "PLAY", "requestId": rid}]);
+    let r = s.gql(RECORD, json!({"p": "1", "e": e(&big)})).await;
+    assert_refused(&r, "requestId", "a 100 KB requestId");
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": e(&"r".repeat(129))}))
+        .await;
+    assert_refused(&r, "longer than 128 bytes", "a 129-byte requestId");
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": e(&"r".repeat(128))}))
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": "1", "e": [{"clientEventId": big, "titleId": "1", "kind": "PLAY"}]}),
+        )
+        .await;
+    assert_refused(&r, "clientEventId", "a 100 KB clientEventId");
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": [{"clientEventId": "b-2", "titleId": "1", "kind": "PLAY", "occurredAt": big}]}))
+        .await;
+    assert_refused(&r, "occurredAt", "a 100 KB occurredAt");
+    let many: Vec<Value> = (0..501)
+        .map(|i| json!({"clientEventId": format!("m-{i}"), "titleId": "1", "kind": "PLAY"}))
+        .collect();
+    let r = s.gql(RECORD, json!({"p": "1", "e": many})).await;
+    assert_refused(&r, "at most 500", "501 events");
+
+    // Names: 1–50 characters (not bytes), no control characters.
+    let r = s
+        .gql(create, json!({"i": profile("b-nul", "Ann\u{0}ie")}))
+        .await;
+    assert_refused(&r, "control characters", "a NUL in a name");
+    let emoji = "😀".repeat(50);
+    let r = s
+        .gql(create, json!({"i": profile("b-emoji", &emoji)}))
+        .await;
+    assert_eq!(r["data"]["createProfile"]["name"], emoji.as_str(), "{r}");
+    let r = s
+        .gql(create, json!({"i": profile("b-long", &"😀".repeat(51))}))
+        .await;
+    assert_refused(&r, "at most 50", "a 51-character name");
+    let r = s.gql(create, json!({"i": profile("b-big", &big)})).await;
+    assert_refused(&r, "at most 50", "a 100 KB name");
+
+    // Lists: at most 20 onboarding genres.
+    let genres: Vec<&str> = std::iter::repeat_n("Comedy", 10_000).collect();
+    let mut input = profile("b-genres", "G");
+    input["onboardingGenres"] = json!(genres);
+    let r = s.gql(create, json!({"i": input})).await;
+    assert_refused(&r, "at most 20", "10,000 genres");
+    input["onboardingGenres"] = json!([big]);
+    let r = s.gql(create, json!({"i": input})).await;
+    assert_refused(&r, "unknown genre", "a 100 KB genre");
+
+    // A kids profile's limit stays within the kids ratings.
+    for (limit, ok) in [
+        ("NC_17", false),
+        ("PG_13", false),
+        ("PG", true),
+        ("G", true),
+    ] {
+        let mut kid = profile(&format!("b-kid-{limit}"), "Kid");
+        kid["isKids"] = json!(true);
+        kid["maturityLimit"] = json!(limit);
+        let r = s.gql(create, json!({"i": kid})).await;
+        if ok {
+            assert_eq!(r["data"]["createProfile"]["maturityLimit"], limit, "{r}");
+        } else {
+            assert_refused(&r, "kids profile", limit);
+        }
+    }
+
+    // Search counts characters: 60 emoji are a short query; 201 characters are not.
+    let q = "query($q: String!) { search(query: $q) { id } }";
+    let r = s.gql(q, json!({"q": "😀".repeat(60)})).await;
+    assert!(r["errors"].is_null(), "{r:.300}");
+    let r = s.gql(q, json!({"q": "a".repeat(201)})).await;
+    assert_refused(&r, "at most 200", "a 201-character query");
+
+    // Everything else a client sends.
+    let r = s
+        .gql(
+            "query($a: String) { browse(after: $a) { totalCount } }",
+            json!({"a": big}),
+        )
+        .await;
+    assert_refused(&r, "after", "a 100 KB cursor");
+    let r = s
+        .gql(
+            "query($g: String) { browse(genre: $g) { totalCount } }",
+            json!({"g": big}),
+        )
+        .await;
+    assert_refused(&r, "genre", "a 100 KB genre");
+    let r = s
+        .gql(
+            "query($k: String!) { experimentReport(key: $k) { key } }",
+            json!({"k": big}),
+        )
+        .await;
+    assert_refused(&r, "key", "a 100 KB experiment key");
+    let h = "query($p: ID!, $pl: String, $a: JSON, $f: [ForcedVariationInput!]) { home(profileId: $p, platform: $pl, attributes: $a, forcedVariations: $f) { requestId } }";
+    let r = s.gql(h, json!({"p": "1", "pl": big})).await;
+    assert_refused(&r, "platform", "a 100 KB platform");
+    let attrs: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("k{i}"), json!(i))).collect();
+    let r = s.gql(h, json!({"p": "1", "a": attrs})).await;
+    assert_refused(&r, "attributes", "33 attributes");
+    let forced: Vec<Value> = (0..17)
+        .map(|i| json!({"experimentKey": format!("e{i}"), "variation": 0}))
+        .collect();
+    let r = s.gql(h, json!({"p": "1", "f": forced})).await;
+    assert_refused(&r, "at most 16", "17 forced variations");
+    let r = s
+        .gql(h, json!({"p": "1", "pl": "tv", "a": {"plan": "basic"}}))
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+/// Issue 9, item 5: errors that stop a request before any resolver runs carry a code too,
+/// and a body that is not a GraphQL request gets a JSON answer.
+#[tokio::test]
+async fn every_error_has_a_code() {
+    let env = start(TestDb::sqlite).await;
+    let s = &env.server;
+    let code = |v: &Value| {
+        v["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({"query": "{ genres { name } }"}))
+        .collect();
+    let search = "query($f: Int!) { search(query: \"a\", first: $f) { id } }";
+    for (body, status, expect) in [
+        ("{not json".to_owned(), 400, "BAD_REQUEST"),
+        ("42".to_owned(), 400, "BAD_REQUEST"),
+        (
+            "{\"variables\": {}}".to_owned(),
+            200,
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        ("x".repeat(600 * 1024), 413, "PAYLOAD_TOO_LARGE"),
+        (json!(batch).to_string(), 400, "BAD_REQUEST"),
+        (json!({"query": "{ genres { name }"}).to_string(), 200, "GRAPHQL_PARSE_FAILED"),
+        (json!({"query": "{ nope }"}).to_string(), 200, "GRAPHQL_VALIDATION_FAILED"),
+        (json!({"query": "{ home { rows { id } } }"}).to_string(), 200, "GRAPHQL_VALIDATION_FAILED"),
+        (json!({"query": search, "variables": {"f": "many"}}).to_string(), 200, "BAD_USER_INPUT"),
+        (json!({"query": search}).to_string(), 200, "BAD_USER_INPUT"),
+        (
+            json!({"query": RECORD, "variables": {"p": "1", "e": [{"clientEventId": "c", "titleId": "1", "kind": "NOPE"}]}}).to_string(),
+            200,
+            "BAD_USER_INPUT",
+        ),
+        (
+            json!({"query": "query A { genres { name } }", "operationName": "Missing"}).to_string(),
+            200,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ] {
+        let (got, v) = s.post_raw_json(body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body:.100}: {v}");
+        assert_eq!(code(&v).as_deref(), Some(expect), "{body:.100}: {v}");
+    }
+    // Deeper than the depth limit (12).
+    let mut deep = String::from("id");
+    for _ in 0..14 {
+        deep = format!("accountProfiles {{ {deep} }}");
+    }
+    let query = format!("{{ profile(id: \"1\") {{ {deep} }} }}");
+    let (_, v) = s.post_raw_json(json!({ "query": query }).to_string()).await;
+    assert_eq!(
+        code(&v).as_deref(),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{v}"
+    );
+    // A small batch is still served.
+    let two = json!([{"query": "{ genres { name } }"}, {"query": "{ title(id: \"1\") { id } }"}]);
+    let (status, v) = s.post_raw_json(two.to_string()).await;
+    assert!(status.is_success(), "{v}");
+    assert_eq!(v[1]["data"]["title"]["id"], "1", "{v}");
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
 /// Because You Watched first, so that a kid's few allowed titles are not all taken by the
 /// rows above it.
 const ANCHORS_FIRST: &str = r#"

@@ -384,6 +384,26 @@ impl Server {
             .unwrap()
     }
 
+    /// POSTs `body` as it is; the status and the body, which must be JSON whatever happened.
+    pub async fn post_raw_json(
+        &self,
+        body: impl Into<reqwest::Body>,
+    ) -> (reqwest::StatusCode, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("HTTP {status}: not a JSON body ({e}): {text:.200}"));
+        (status, json)
+    }
+
     pub async fn post_raw(&self, body: &str) -> reqwest::StatusCode {
         self.client
             .post(format!("{}/graphql", self.url))

@@ -3,6 +3,7 @@
 //! (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`; `UNAVAILABLE` when storage is briefly out of reach and
 //! the client should retry; `INTERNAL`).
 
+pub mod http;
 mod mutation;
 mod query;
 mod types;
@@ -13,23 +14,53 @@ use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, ID, Sche
 
 use crate::app::policy::Policy;
 use crate::app::{AppError, AppState};
-use crate::domain::{ProfileId, TitleId};
+use crate::domain::{self, ProfileId, TitleId};
 use crate::store::StoreError;
 use mutation::MutationRoot;
 use query::QueryRoot;
 
 pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Largest `first` accepted by list fields.
-const MAX_PAGE: i32 = 100;
-/// Largest batch `recordEvents` accepts.
-const MAX_EVENTS: usize = 500;
+/// Bounds on every client string and list, checked here before anything is looked up or
+/// stored (the README's "Input bounds" table lists them). Ids (`profileId`, `titleId`,
+/// `accountId`, `clientEventId`, `requestId`) are at most 128 bytes without whitespace or
+/// control characters (`domain::string_id!`); names are `domain::ProfileName`. Errors quote at
+/// most `domain::EXCERPT_CHARS` characters of the input.
+pub mod bounds {
+    /// Largest `first` accepted by list fields.
+    pub const MAX_PAGE: i32 = 100;
+    /// Largest batch `recordEvents` accepts.
+    pub const MAX_EVENTS: usize = 500;
+    /// `createProfile.onboardingGenres`: entries (each a genre of the catalogue).
+    pub const MAX_ONBOARDING_GENRES: usize = 20;
+    /// `search.query`, in characters.
+    pub const MAX_SEARCH_CHARS: usize = 200;
+    /// Short labels: `platform`, `appVersion`, `genre`, in characters.
+    pub const MAX_LABEL_CHARS: usize = 64;
+    /// `home.attributes`: keys, and its size as JSON text.
+    pub const MAX_ATTRIBUTES: usize = 32;
+    pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
+    /// `home.forcedVariations`: entries.
+    pub const MAX_FORCED_VARIATIONS: usize = 16;
+    /// Experiment keys, in characters.
+    pub const MAX_KEY_CHARS: usize = 128;
+    /// `occurredAt`, in characters, before it is parsed.
+    pub const MAX_TIMESTAMP_CHARS: usize = 64;
+    /// `browse.after`, in characters.
+    pub const MAX_CURSOR_CHARS: usize = 32;
+    /// A request body, in bytes (a full `recordEvents` batch is about 100 KB).
+    pub const MAX_BODY_BYTES: usize = 512 * 1024;
+    /// Operations in one batched request.
+    pub const MAX_BATCH: usize = 10;
+}
+use bounds::MAX_PAGE;
 
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(state)
         .limit_depth(12)
         .limit_complexity(10_000)
+        .extension(http::ErrorCodes)
         .finish()
 }
 
@@ -100,6 +131,23 @@ fn parse_first(first: i32) -> Result<usize, Error> {
         Err(bad_input(format!(
             "first must be between 1 and {MAX_PAGE}, got {first}"
         )))
+    }
+}
+
+/// `raw` as bounded text (`domain::bounded_text`), or `BAD_USER_INPUT` naming `field`.
+fn text(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
+    domain::bounded_text(field, raw, max_chars).map_err(|e| bad_input(e.0))
+}
+
+/// `BAD_USER_INPUT` unless `list` has at most `max` entries.
+fn at_most<T>(field: &str, list: &[T], max: usize) -> Result<(), Error> {
+    if list.len() > max {
+        Err(bad_input(format!(
+            "{field}: at most {max} entries, got {}",
+            list.len()
+        )))
+    } else {
+        Ok(())
     }
 }
 

@@ -9,10 +9,11 @@ use super::types::{
     TitleConnection, TitleEdge,
 };
 use super::{
-    app_error, bad_input, failure, not_found, parse_first, parse_profile_id, parse_title_id,
-    request_policy, state,
+    app_error, at_most, bad_input, bounds, failure, not_found, parse_first, parse_profile_id,
+    parse_title_id, request_policy, state, text,
 };
 use crate::app::home::HomeRequest;
+use crate::domain;
 use crate::experiments::RequestInfo;
 
 pub struct QueryRoot;
@@ -31,22 +32,49 @@ impl QueryRoot {
         forced_variations: Option<Vec<ForcedVariationInput>>,
     ) -> Result<HomePage, Error> {
         let id = parse_profile_id(&profile_id)?;
+        let forced_variations = forced_variations.unwrap_or_default();
+        at_most(
+            "forcedVariations",
+            &forced_variations,
+            bounds::MAX_FORCED_VARIATIONS,
+        )?;
         let mut forced = HashMap::new();
-        for f in forced_variations.unwrap_or_default() {
+        for f in forced_variations {
+            let key = text(
+                "forcedVariations: experimentKey",
+                &f.experiment_key,
+                bounds::MAX_KEY_CHARS,
+            )?;
             if f.variation < 0 {
                 return Err(bad_input(format!(
-                    "forcedVariations: variation of {:?} must be ≥ 0",
-                    f.experiment_key
+                    "forcedVariations: variation of {} must be ≥ 0",
+                    domain::excerpt(&key)
                 )));
             }
-            forced.insert(f.experiment_key, i64::from(f.variation));
+            forced.insert(key, i64::from(f.variation));
+        }
+        let label = |field: &str, value: Option<String>| {
+            value
+                .map(|v| text(field, &v, bounds::MAX_LABEL_CHARS))
+                .transpose()
+        };
+        let attributes = attributes.map(|a| a.0).unwrap_or_default();
+        if attributes.len() > bounds::MAX_ATTRIBUTES
+            || serde_json::to_string(&attributes).map_or(usize::MAX, |s| s.len())
+                > bounds::MAX_ATTRIBUTES_BYTES
+        {
+            return Err(bad_input(format!(
+                "attributes: at most {} keys and {} bytes of JSON",
+                bounds::MAX_ATTRIBUTES,
+                bounds::MAX_ATTRIBUTES_BYTES
+            )));
         }
         let request = HomeRequest {
             profile_id: id.clone(),
             request: RequestInfo {
-                platform,
-                app_version,
-                extra: attributes.map(|a| a.0).unwrap_or_default(),
+                platform: label("platform", platform)?,
+                app_version: label("appVersion", app_version)?,
+                extra: attributes,
             },
             forced_variations: forced,
         };
@@ -64,12 +92,13 @@ impl QueryRoot {
         ctx: &Context<'_>,
         key: String,
     ) -> Result<ExperimentReport, Error> {
+        let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
         let state = state(ctx);
         let features = state.features.load_full();
         let report = crate::app::reports::experiment_report(&state.store, &features, &key, false)
             .await
             .map_err(failure)?
-            .ok_or_else(|| not_found(format!("no experiment {key:?}")))?;
+            .ok_or_else(|| not_found(format!("no experiment {}", domain::excerpt(&key))))?;
         Ok(ExperimentReport::from(report))
     }
 
@@ -108,9 +137,7 @@ impl QueryRoot {
         profile_id: Option<ID>,
     ) -> Result<Vec<Title>, Error> {
         let first = parse_first(first)?;
-        if query.chars().count() > 200 {
-            return Err(bad_input("query is longer than 200 characters"));
-        }
+        let query = text("query", &query, bounds::MAX_SEARCH_CHARS)?;
         let policy = request_policy(ctx, profile_id.as_ref()).await?;
         let (engine, list) = state(ctx).search(&policy, &query, first);
         Ok(list.into_iter().map(|t| Title::at(&engine, t)).collect())
@@ -127,13 +154,22 @@ impl QueryRoot {
         profile_id: Option<ID>,
     ) -> Result<TitleConnection, Error> {
         let first = parse_first(first)?;
+        let genre = genre
+            .map(|g| text("genre", &g, bounds::MAX_LABEL_CHARS))
+            .transpose()?;
+        let after = after
+            .map(|c| text("after", &c, bounds::MAX_CURSOR_CHARS))
+            .transpose()?;
         let policy = request_policy(ctx, profile_id.as_ref()).await?;
         let state = state(ctx);
         if let Some(g) = genre
             .as_ref()
             .filter(|g| !state.engine.load().catalog.has_genre(g))
         {
-            return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
+            return Err(bad_input(format!(
+                "unknown genre {} (see `genres`)",
+                domain::excerpt(g)
+            )));
         }
         let (engine, list) = state.browse(&policy, genre.as_deref());
         let start = match after {
@@ -143,7 +179,12 @@ impl QueryRoot {
                 .and_then(|n| n.parse::<usize>().ok())
                 .filter(|n| *n < list.len())
                 .map(|n| n + 1)
-                .ok_or_else(|| bad_input(format!("after: {c:?} is not a cursor of this list")))?,
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "after: {} is not a cursor of this list",
+                        domain::excerpt(&c)
+                    ))
+                })?,
         };
         let end = (start + first).min(list.len());
         let edges: Vec<TitleEdge> = (start..end)

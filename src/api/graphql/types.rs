@@ -408,28 +408,31 @@ pub struct CreateProfileInput {
     pub(super) id: ID,
     /// Created when it does not exist yet.
     pub(super) account_id: ID,
+    /// 1–50 characters, no control characters.
     pub(super) name: String,
     #[graphql(default = false)]
     pub(super) is_kids: bool,
-    /// Highest rating the profile is shown; kids profiles default to PG and allow at most
-    /// PG-13.
+    /// Highest rating the profile is shown; kids profiles default to PG and may be given at
+    /// most PG.
     pub(super) maturity_limit: Option<MaturityRating>,
     /// ISO 3166-1 alpha-2.
     pub(super) country: Option<String>,
-    /// Genres to start from while the profile has no history.
+    /// Genres to start from while the profile has no history (at most 20, from `genres`).
     #[graphql(default)]
     pub(super) onboarding_genres: Vec<String>,
 }
 
 #[derive(InputObject)]
 pub struct EventInput {
-    /// Chosen by the client; resending the same id for the same profile is harmless.
+    /// Chosen by the client (at most 128 bytes, no whitespace); resending the same id for the
+    /// same profile is harmless.
     pub(super) client_event_id: ID,
     pub(super) title_id: ID,
     pub(super) kind: EventKind,
     /// PROGRESS: fraction watched, 0–1. RATING: stars, 0.5–5. Otherwise omitted.
     pub(super) value: Option<f64>,
-    /// RFC 3339; defaults to the time the server receives the event.
+    /// RFC 3339; defaults to the time the server receives the event. Not before 1900 nor more
+    /// than a few minutes (`--event-max-ahead`, default 300 s) after the server's clock.
     pub(super) occurred_at: Option<String>,
     /// The `HomePage.requestId` this event resulted from, if any.
     pub(super) request_id: Option<ID>,
