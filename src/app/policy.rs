@@ -174,3 +174,79 @@ fn names_only_allowed(policy: &Policy, engine: &Engine, mut list: Vec<TitleIdx>)
     }
     list
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, MaturityRating};
+    use crate::engine::page::{PageItem, PageRow};
+
+    fn title(id: &str, rating: MaturityRating) -> Title {
+        Title {
+            maturity: Some(rating),
+            ..Title::new(TitleId::parse(id).unwrap(), id)
+        }
+    }
+
+    fn kid() -> Profile {
+        Profile {
+            id: ProfileId::parse("k").unwrap(),
+            account_id: AccountId::parse("a").unwrap(),
+            name: "k".into(),
+            is_kids: true,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        }
+    }
+
+    fn item(title: TitleIdx, evidence: Vec<TitleIdx>) -> PageItem {
+        PageItem {
+            title,
+            score: 1.0,
+            reason: None,
+            evidence,
+            progress: None,
+        }
+    }
+
+    fn row(id: &str, anchor: Option<TitleIdx>, items: Vec<PageItem>) -> PageRow {
+        PageRow {
+            id: id.into(),
+            definition: id.into(),
+            anchor,
+            title: id.into(),
+            model_version: "m".into(),
+            items,
+        }
+    }
+
+    #[test]
+    fn screen_removes_everything_that_names_a_title_the_profile_may_not_see() {
+        // 0 and 1 are G, 2 is R.
+        let catalog = Catalog::new(vec![
+            title("0", MaturityRating::G),
+            title("1", MaturityRating::G),
+            title("2", MaturityRating::R),
+        ]);
+        let mut page = Page {
+            rows: vec![
+                row("anchored-on-r", Some(2), vec![item(0, vec![2])]),
+                row(
+                    "mixed",
+                    None,
+                    vec![item(0, vec![]), item(2, vec![]), item(1, vec![2])],
+                ),
+                row("only-r", None, vec![item(2, vec![])]),
+            ],
+        };
+        let policy = Policy::of(kid());
+        assert_eq!(policy.screen(&catalog, &mut page), 5);
+        assert_eq!(page.rows.len(), 1);
+        assert_eq!(page.rows[0].id, "mixed");
+        assert_eq!(page.rows[0].items, vec![item(0, vec![])]);
+        assert!(policy.check(catalog.title(2)).is_err());
+        // A request made for no profile has no profile rules.
+        assert!(Policy::no_profile().may_see(catalog.title(2)));
+    }
+}
