@@ -47,6 +47,55 @@ impl Clock {
     }
 }
 
+/// 1900-01-01T00:00:00Z: no event Marquee accepts happened earlier.
+pub const EARLIEST_EVENT: Millis = -2_208_988_800_000;
+
+/// When a client-reported event may have happened: not before 1900, and at most `max_ahead`
+/// after the server's clock (clients' clocks drift; a few minutes is normal, a year is not).
+/// Outside it, `recordEvents` refuses the event, so that no client can move "now": the
+/// replay clock (`--clock last-event`) starts at the newest stored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWindow {
+    pub max_ahead: Millis,
+}
+
+impl Default for EventWindow {
+    fn default() -> Self {
+        EventWindow {
+            max_ahead: Self::DEFAULT_MAX_AHEAD,
+        }
+    }
+}
+
+impl EventWindow {
+    /// Five minutes.
+    pub const DEFAULT_MAX_AHEAD: Millis = 5 * 60_000;
+
+    /// `at`, if it is within the window around `now`.
+    pub fn check(&self, at: Millis, now: Millis) -> Result<Millis, ParseError> {
+        if at < EARLIEST_EVENT {
+            return Err(ParseError(format!(
+                "occurredAt {} is before 1900-01-01",
+                format_rfc3339(at)
+            )));
+        }
+        if at > self.latest(now) {
+            return Err(ParseError(format!(
+                "occurredAt {} is more than {} s after the server's clock ({})",
+                format_rfc3339(at),
+                self.max_ahead / 1000,
+                format_rfc3339(now)
+            )));
+        }
+        Ok(at)
+    }
+
+    /// The latest time an event may carry when it is `now`.
+    pub fn latest(&self, now: Millis) -> Millis {
+        now.saturating_add(self.max_ahead)
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds, the form every timestamp leaves Marquee in.
 pub fn format_rfc3339(t: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(t)
@@ -57,7 +106,12 @@ pub fn format_rfc3339(t: Millis) -> String {
 pub fn parse_rfc3339(s: &str) -> Result<Millis, ParseError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp_millis())
-        .map_err(|e| ParseError(format!("{s:?} is not an RFC 3339 timestamp ({e})")))
+        .map_err(|e| {
+            ParseError(format!(
+                "{} is not an RFC 3339 timestamp ({e})",
+                crate::domain::excerpt(s)
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -69,6 +123,26 @@ mod tests {
         let t = parse_rfc3339("1998-04-22T23:10:38.000Z").unwrap();
         assert_eq!(format_rfc3339(t), "1998-04-22T23:10:38.000Z");
         assert!(parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn event_window_refuses_the_far_future_and_the_distant_past() {
+        let w = EventWindow::default();
+        let now = parse_rfc3339("1998-04-23T00:00:00Z").unwrap();
+        assert_eq!(w.check(now + 60_000, now), Ok(now + 60_000));
+        assert!(w.check(now + 6 * 60_000, now).is_err());
+        let far = parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap();
+        assert!(
+            w.check(far, now)
+                .unwrap_err()
+                .0
+                .contains("after the server's clock")
+        );
+        assert!(
+            w.check(parse_rfc3339("1899-12-31T23:59:59Z").unwrap(), now)
+                .is_err()
+        );
+        assert_eq!(w.check(EARLIEST_EVENT, now), Ok(EARLIEST_EVENT));
     }
 
     #[test]

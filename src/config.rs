@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::clock::{Clock, parse_rfc3339};
+use crate::clock::{Clock, EARLIEST_EVENT, EventWindow, parse_rfc3339};
 use crate::domain::ParseError;
 
 /// `marquee.toml`. Every key is optional.
@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub rows: Option<PathBuf>,
     pub clock: Option<String>,
     pub experiments: Option<PathBuf>,
+    /// How far after the server's clock a client-reported `occurredAt` may be, in seconds
+    /// (default 300; `clock::EventWindow`).
+    pub event_max_ahead_secs: Option<u32>,
 }
 
 impl FileConfig {
@@ -67,12 +70,17 @@ impl std::str::FromStr for ClockSetting {
 
 impl ClockSetting {
     /// `last-event` starts at the newest event and keeps ticking, so that events recorded
-    /// while serving sort after the replayed ones.
-    pub async fn resolve(&self, store: &crate::store::Store) -> Result<Clock> {
+    /// while serving sort after the replayed ones. Only events within `window` of real time
+    /// count: a database that holds an event from the far future (stored before the window
+    /// was enforced) does not move the clock there.
+    pub async fn resolve(&self, store: &crate::store::Store, window: EventWindow) -> Result<Clock> {
         Ok(match self {
             Self::System => Clock::System,
             Self::Fixed(t) => Clock::Fixed(*t),
-            Self::LastEvent => match store.last_event_at().await? {
+            Self::LastEvent => match store
+                .last_event_at(EARLIEST_EVENT, window.latest(Clock::System.now()))
+                .await?
+            {
                 Some(t) => Clock::starting_at(t),
                 None => bail!("--clock last-event needs events in the database; import some first"),
             },

@@ -34,6 +34,61 @@ pub fn in_range(
     }
 }
 
+/// How much of a client's input an error message may quote.
+pub const EXCERPT_CHARS: usize = 40;
+
+/// `raw` quoted for an error message: at most `EXCERPT_CHARS` characters of it (then "…"),
+/// so that an error never echoes a megabyte back, nor a control character into a log.
+pub fn excerpt(raw: &str) -> String {
+    let mut quoted: String = raw
+        .chars()
+        .take(EXCERPT_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if raw.chars().nth(EXCERPT_CHARS).is_some() {
+        quoted.push('…');
+    }
+    format!("\"{quoted}\"")
+}
+
+/// Client text of at most `max_chars` characters (characters, not bytes: 60 emoji are 60),
+/// without control characters (NUL, escapes, line breaks). `what` names it in the error.
+pub fn bounded_text(what: &str, raw: &str, max_chars: usize) -> Result<String, ParseError> {
+    let n = raw.chars().count();
+    if n > max_chars {
+        return Err(ParseError(format!(
+            "{what} is {n} characters long; at most {max_chars} are allowed"
+        )));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(ParseError(format!(
+            "{what} {} contains control characters",
+            excerpt(raw)
+        )));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A profile's display name: 1–50 characters once trimmed, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileName(String);
+
+impl ProfileName {
+    pub const MAX_CHARS: usize = 50;
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let name = bounded_text("name", raw.trim(), Self::MAX_CHARS)?;
+        if name.is_empty() {
+            return Err(ParseError("name must not be empty".into()));
+        }
+        Ok(Self(name))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -49,12 +104,17 @@ macro_rules! string_id {
                     return Err(ParseError(format!("{} must not be empty", stringify!($name))));
                 }
                 if raw.len() > 128 {
-                    return Err(ParseError(format!("{} is longer than 128 bytes", stringify!($name))));
+                    return Err(ParseError(format!(
+                        "{} {} is longer than 128 bytes",
+                        stringify!($name),
+                        excerpt(raw)
+                    )));
                 }
                 if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return Err(ParseError(format!(
-                        "{} {raw:?} contains whitespace or control characters",
-                        stringify!($name)
+                        "{} {} contains whitespace or control characters",
+                        stringify!($name),
+                        excerpt(raw)
                     )));
                 }
                 Ok(Self(raw.to_owned()))
@@ -93,6 +153,14 @@ macro_rules! string_id {
     };
 }
 
+string_id!(
+    /// A client's id for one event, unique per profile: resending it is harmless.
+    ClientEventId
+);
+string_id!(
+    /// A served page's id (`HomePage.requestId`), which events name to be attributed.
+    RequestId
+);
 string_id!(
     /// A title (movie or show). MovieLens item ids are kept as they are.
     TitleId
@@ -166,7 +234,8 @@ impl Country {
             Ok(Self(code))
         } else {
             Err(ParseError(format!(
-                "{raw:?} is not a two-letter country code"
+                "{} is not a two-letter country code",
+                excerpt(raw)
             )))
         }
     }

@@ -9,7 +9,7 @@ use common::{Fixture, NOW, Server, TestDb, error_code, marquee_ok, write_fixture
 use serde_json::{Value, json};
 
 const HOME: &str = r#"query($p: ID!) { home(profileId: $p) { requestId generatedAt modelVersion
-  rows { id title kind items { position score reason
+  rows { id title definition items { position score reason
     title { id name year genres maturityRating } evidence { id name } } } } }"#;
 
 const RECORD: &str = r#"mutation($p: ID!, $e: [EventInput!]!) {
@@ -20,6 +20,8 @@ struct Env {
     db: TestDb,
     fixture: Fixture,
     server: Server,
+    /// A page definition the server reads (and rereads when a model is activated).
+    _rows: Option<tempfile::TempPath>,
 }
 
 async fn start(db: impl FnOnce(&std::path::Path) -> TestDb) -> Env {
@@ -45,6 +47,7 @@ async fn start_with(db: impl FnOnce(&std::path::Path) -> TestDb, serve_args: &[&
         db,
         fixture,
         server,
+        _rows: None,
     }
 }
 
@@ -113,10 +116,13 @@ async fn check_page_shape(env: &Env) {
     for r in rows {
         let id = r["id"].as_str().unwrap();
         assert!(
-            known.contains(&r["kind"].as_str().unwrap()),
-            "unknown row kind in {r}"
+            known.contains(&r["definition"].as_str().unwrap()),
+            "unknown row definition in {r}"
         );
-        assert!(id == r["kind"] || id.starts_with(&format!("{}:", r["kind"].as_str().unwrap())));
+        assert!(
+            id == r["definition"]
+                || id.starts_with(&format!("{}:", r["definition"].as_str().unwrap()))
+        );
         let items = r["items"].as_array().unwrap();
         assert!(!items.is_empty() && items.len() <= 20);
         for (i, item) in items.iter().enumerate() {
@@ -129,7 +135,7 @@ async fn check_page_shape(env: &Env) {
     );
     let byw: Vec<&Value> = rows
         .iter()
-        .filter(|r| r["kind"] == "because-you-watched")
+        .filter(|r| r["definition"] == "because-you-watched")
         .collect();
     assert!(byw.len() <= 2);
     for r in byw {
@@ -355,6 +361,11 @@ async fn check_events_change_the_next_page(env: &Env) {
                 json!({"t": anchor.to_string(), "p": user}),
             )
             .await;
+        if anchor == 7 {
+            // Licensed only in Germany: a US profile may not see it, nor ask what is like it.
+            assert_eq!(error_code(&sim), Some("FORBIDDEN_TITLE"), "{sim}");
+            continue;
+        }
         let ids: Vec<&str> = sim["data"]["similar"]
             .as_array()
             .unwrap()
@@ -527,6 +538,486 @@ async fn contract(env: Env) {
     check_events_change_the_next_page(&env).await;
     drop(env.server);
     env.db.drop_db().await;
+}
+
+/// Every title field a kids response may carry, in every place a title appears.
+const TITLE: &str = "id name genres maturityRating";
+
+fn kids_page_query() -> String {
+    format!(
+        r#"query($p: ID!) {{ home(profileId: $p) {{ rows {{ id title definition
+          anchor {{ {TITLE} }}
+          items {{ reason title {{ {TITLE} }} evidence {{ {TITLE} }} }} }} }}
+        search(query: "a", first: 100, profileId: $p) {{ {TITLE} }}
+        browse(first: 100, profileId: $p) {{ edges {{ node {{ {TITLE} }} }} }}
+        similar(titleId: "1", first: 100, profileId: $p) {{ {TITLE} }}
+        title(id: "1", profileId: $p) {{ {TITLE} }} }}"#
+    )
+}
+
+/// Walks all of `value`: every object with a `maturityRating` is a title, and must be one a
+/// kids profile may see; no text may name a title it may not.
+fn assert_fit_for_kids(value: &Value, forbidden_names: &[&str], context: &str) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(rating) = fields.get("maturityRating") {
+                assert!(
+                    matches!(rating.as_str(), None | Some("G") | Some("PG")),
+                    "{context}: a kids answer names {value}"
+                );
+                if rating.is_null() {
+                    let genres = fields["genres"].to_string();
+                    assert!(
+                        genres.contains("Children's") || genres.contains("Animation"),
+                        "{context}: a kids answer names the unrated {value}"
+                    );
+                }
+            }
+            fields
+                .values()
+                .for_each(|v| assert_fit_for_kids(v, forbidden_names, context));
+        }
+        Value::Array(values) => values
+            .iter()
+            .for_each(|v| assert_fit_for_kids(v, forbidden_names, context)),
+        Value::String(text) => {
+            for name in forbidden_names {
+                assert!(!text.contains(name), "{context}: {text:?} names {name}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Issue 9, item 1: a kids profile that has R titles in its history (rated before the policy
+/// refused it, or rated under an older catalogue) is never shown them — not as an item, not
+/// as the anchor, reason or evidence of "Because You Watched", not by search, browse, More
+/// Like This or the title page. And it can no longer record events on them.
+async fn kids_never_see_a_title_above_their_limit(env: Env) {
+    let s = &env.server;
+    let kids = profile_ids(s, Some(true)).await;
+    let kid = kids[0].as_str();
+    // Pulp Fiction (2) and Heat (4) are R, Showgirls (3) NC-17, Apt Pupil (11) R.
+    let forbidden_names = ["Pulp Fiction", "Heat", "Showgirls", "Apt Pupil"];
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": kid, "e": [event("kid-ok", "1", "PLAY", None, None),
+                                   event("kid-r", "2", "RATING", Some(5.0), None)]}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN_TITLE"), "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["index"], 1, "{r}");
+    // The batch is refused whole: the good event is still new.
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": kid, "e": [event("kid-ok", "1", "PLAY", None, None),
+                                   event("kid-ok-2", "1", "RATING", Some(5.0), Some("1998-04-01T00:00:00Z"))]}),
+        )
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 2, "{r}");
+
+    // A database that already holds such a history (written before this check existed).
+    let mut conn = env.db.connect().await;
+    for (n, title) in ["2", "4", "11", "3"].into_iter().enumerate() {
+        let at = 893_200_000_000i64 + n as i64 * 1_000;
+        for sql in [
+            format!(
+                "INSERT INTO events (profile_id, title_id, kind, value, occurred_at, received_at, client_event_id) \
+                 VALUES ('{kid}', '{title}', 'RATING', 5.0, {at}, {at}, 'old-{title}')"
+            ),
+            format!(
+                "INSERT INTO watch_state (profile_id, title_id, progress, completed, last_watched_at, rating, rated_at, thumbs) \
+                 VALUES ('{kid}', '{title}', 1.0, 1, {at}, 5.0, {at}, 1)"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    let r = s.gql(&kids_page_query(), json!({"p": kid})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let byw = r["data"]["home"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["definition"] == "because-you-watched")
+        .count();
+    assert!(
+        byw > 0,
+        "the kid's allowed anchor (1) still makes a row: {r}"
+    );
+    assert_fit_for_kids(&r["data"], &forbidden_names, kid);
+    assert!(
+        !r["data"]["home"]["rows"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+    // What a kids profile may not see stays visible to a grown-up one.
+    for (field, query) in [
+        (
+            "title",
+            r#"query($p: ID) { title(id: "2", profileId: $p) { id } }"#,
+        ),
+        (
+            "similar",
+            r#"query($p: ID) { similar(titleId: "2", profileId: $p) { id } }"#,
+        ),
+    ] {
+        let r = s.gql(query, json!({"p": kid})).await;
+        assert_eq!(error_code(&r), Some("FORBIDDEN_TITLE"), "{field}: {r}");
+        assert!(!r.to_string().contains("Pulp Fiction"), "{r}");
+        let r = s.gql(query, json!({"p": "1"})).await;
+        assert!(r["errors"].is_null(), "{field} for an adult: {r}");
+    }
+    let r = s
+        .gql(
+            r#"query($p: ID) { search(query: "pulp", profileId: $p) { id } }"#,
+            json!({"p": kid}),
+        )
+        .await;
+    assert_eq!(r["data"]["search"], json!([]), "{r}");
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+/// Issue 9, item 2: a client cannot move the server's clock. An event from the far future
+/// (or before 1900) is refused; a database that already holds one (stored before the window
+/// was enforced) does not drive the replay clock there on restart.
+async fn clients_cannot_move_the_clock(env: Env) {
+    let s = &env.server;
+    for (at, expect) in [
+        ("9999-12-31T23:59:59.999Z", "after the server's clock"),
+        ("1998-04-23T00:06:00Z", "after the server's clock"),
+        ("1899-12-31T23:59:59Z", "before 1900"),
+    ] {
+        let r = s
+            .gql(
+                RECORD,
+                json!({"p": "1", "e": [event("future", "1", "PLAY", None, Some(at))]}),
+            )
+            .await;
+        assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{at}: {r}");
+        let msg = r["errors"][0]["message"].as_str().unwrap();
+        assert!(msg.contains(expect), "{at}: {msg}");
+    }
+    // A few minutes of client clock drift is fine.
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": [event("drift", "1", "PLAY", None, Some("1998-04-23T00:04:00Z"))]}))
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+    let user = "1";
+    assert!(
+        row(&home(s, user).await, "new-releases").is_some(),
+        "the page shows New Releases"
+    );
+
+    // What an older version let through.
+    let mut conn = env.db.connect().await;
+    let far_future = 253_402_300_799_999i64; // 9999-12-31T23:59:59.999Z
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO events (profile_id, title_id, kind, value, occurred_at, received_at, client_event_id) \
+         VALUES ('2', '1', 'PLAY', NULL, {far_future}, 0, 'old-future')"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let data = env._dir.path();
+    let rows = env._rows.as_ref().unwrap().to_str().unwrap();
+    let restarted = Server::start(
+        data,
+        env.db.url(),
+        &["--clock", "last-event", "--rows", rows],
+    );
+    let h = home(&restarted, user).await;
+    let generated = h["generatedAt"].as_str().unwrap();
+    assert!(generated.starts_with("1998-04-2"), "now = {generated}");
+    assert!(
+        row(&h, "new-releases").is_some(),
+        "New Releases survives a restart: {h}"
+    );
+    drop(restarted);
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+#[tokio::test]
+async fn event_times_on_sqlite() {
+    clients_cannot_move_the_clock(start_with_rows(TestDb::sqlite, NEW_RELEASES_FIRST).await).await;
+}
+
+#[tokio::test]
+async fn event_times_on_postgres() {
+    let db = TestDb::postgres().await;
+    clients_cannot_move_the_clock(start_with_rows(move |_| db, NEW_RELEASES_FIRST).await).await;
+}
+
+/// Asserts a `BAD_USER_INPUT` whose message says `expect` and quotes little of the input.
+fn assert_refused(r: &Value, expect: &str, context: &str) {
+    assert_eq!(error_code(r), Some("BAD_USER_INPUT"), "{context}: {r:.300}");
+    let msg = r["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains(expect), "{context}: {msg:.300}");
+    assert!(
+        msg.chars().count() < 300,
+        "{context}: the error echoes the input ({} characters)",
+        msg.chars().count()
+    );
+}
+
+/// Issue 9, item 4: every client string and list is bounded, checked before anything is
+/// stored, and errors quote only a short prefix of what came.
+#[tokio::test]
+async fn client_input_is_bounded() {
+    let env = start(TestDb::sqlite).await;
+    let s = &env.server;
+    let big = "x".repeat(100_000);
+    let create =
+        "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id name maturityLimit } }";
+    let profile = |id: &str, name: &str| json!({"id": id, "accountId": "acct-b", "name": name});
+
+    // Ids: at most 128 bytes.
+    let e = |rid: &str| json!([{"clientEventId": "b-1", "titleId": "1", "kind": "PLAY", "requestId": rid}]);
+    let r = s.gql(RECORD, json!({"p": "1", "e": e(&big)})).await;
+    assert_refused(&r, "requestId", "a 100 KB requestId");
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": e(&"r".repeat(129))}))
+        .await;
+    assert_refused(&r, "longer than 128 bytes", "a 129-byte requestId");
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": e(&"r".repeat(128))}))
+        .await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], 1, "{r}");
+    let r = s
+        .gql(
+            RECORD,
+            json!({"p": "1", "e": [{"clientEventId": big, "titleId": "1", "kind": "PLAY"}]}),
+        )
+        .await;
+    assert_refused(&r, "clientEventId", "a 100 KB clientEventId");
+    let r = s
+        .gql(RECORD, json!({"p": "1", "e": [{"clientEventId": "b-2", "titleId": "1", "kind": "PLAY", "occurredAt": big}]}))
+        .await;
+    assert_refused(&r, "occurredAt", "a 100 KB occurredAt");
+    let many: Vec<Value> = (0..501)
+        .map(|i| json!({"clientEventId": format!("m-{i}"), "titleId": "1", "kind": "PLAY"}))
+        .collect();
+    let r = s.gql(RECORD, json!({"p": "1", "e": many})).await;
+    assert_refused(&r, "at most 500", "501 events");
+
+    // Names: 1–50 characters (not bytes), no control characters.
+    let r = s
+        .gql(create, json!({"i": profile("b-nul", "Ann\u{0}ie")}))
+        .await;
+    assert_refused(&r, "control characters", "a NUL in a name");
+    let emoji = "😀".repeat(50);
+    let r = s
+        .gql(create, json!({"i": profile("b-emoji", &emoji)}))
+        .await;
+    assert_eq!(r["data"]["createProfile"]["name"], emoji.as_str(), "{r}");
+    let r = s
+        .gql(create, json!({"i": profile("b-long", &"😀".repeat(51))}))
+        .await;
+    assert_refused(&r, "at most 50", "a 51-character name");
+    let r = s.gql(create, json!({"i": profile("b-big", &big)})).await;
+    assert_refused(&r, "at most 50", "a 100 KB name");
+
+    // Lists: at most 20 onboarding genres.
+    let genres: Vec<&str> = std::iter::repeat_n("Comedy", 10_000).collect();
+    let mut input = profile("b-genres", "G");
+    input["onboardingGenres"] = json!(genres);
+    let r = s.gql(create, json!({"i": input})).await;
+    assert_refused(&r, "at most 20", "10,000 genres");
+    input["onboardingGenres"] = json!([big]);
+    let r = s.gql(create, json!({"i": input})).await;
+    assert_refused(&r, "unknown genre", "a 100 KB genre");
+
+    // A kids profile's limit stays within the kids ratings.
+    for (limit, ok) in [
+        ("NC_17", false),
+        ("PG_13", false),
+        ("PG", true),
+        ("G", true),
+    ] {
+        let mut kid = profile(&format!("b-kid-{limit}"), "Kid");
+        kid["isKids"] = json!(true);
+        kid["maturityLimit"] = json!(limit);
+        let r = s.gql(create, json!({"i": kid})).await;
+        if ok {
+            assert_eq!(r["data"]["createProfile"]["maturityLimit"], limit, "{r}");
+        } else {
+            assert_refused(&r, "kids profile", limit);
+        }
+    }
+
+    // Search counts characters: 60 emoji are a short query; 201 characters are not.
+    let q = "query($q: String!) { search(query: $q) { id } }";
+    let r = s.gql(q, json!({"q": "😀".repeat(60)})).await;
+    assert!(r["errors"].is_null(), "{r:.300}");
+    let r = s.gql(q, json!({"q": "a".repeat(201)})).await;
+    assert_refused(&r, "at most 200", "a 201-character query");
+
+    // Everything else a client sends.
+    let r = s
+        .gql(
+            "query($a: String) { browse(after: $a) { totalCount } }",
+            json!({"a": big}),
+        )
+        .await;
+    assert_refused(&r, "after", "a 100 KB cursor");
+    let r = s
+        .gql(
+            "query($g: String) { browse(genre: $g) { totalCount } }",
+            json!({"g": big}),
+        )
+        .await;
+    assert_refused(&r, "genre", "a 100 KB genre");
+    let r = s
+        .gql(
+            "query($k: String!) { experimentReport(key: $k) { key } }",
+            json!({"k": big}),
+        )
+        .await;
+    assert_refused(&r, "key", "a 100 KB experiment key");
+    let h = "query($p: ID!, $pl: String, $a: JSON, $f: [ForcedVariationInput!]) { home(profileId: $p, platform: $pl, attributes: $a, forcedVariations: $f) { requestId } }";
+    let r = s.gql(h, json!({"p": "1", "pl": big})).await;
+    assert_refused(&r, "platform", "a 100 KB platform");
+    let attrs: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("k{i}"), json!(i))).collect();
+    let r = s.gql(h, json!({"p": "1", "a": attrs})).await;
+    assert_refused(&r, "attributes", "33 attributes");
+    let forced: Vec<Value> = (0..17)
+        .map(|i| json!({"experimentKey": format!("e{i}"), "variation": 0}))
+        .collect();
+    let r = s.gql(h, json!({"p": "1", "f": forced})).await;
+    assert_refused(&r, "at most 16", "17 forced variations");
+    let r = s
+        .gql(h, json!({"p": "1", "pl": "tv", "a": {"plan": "basic"}}))
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+/// Issue 9, item 5: errors that stop a request before any resolver runs carry a code too,
+/// and a body that is not a GraphQL request gets a JSON answer.
+#[tokio::test]
+async fn every_error_has_a_code() {
+    let env = start(TestDb::sqlite).await;
+    let s = &env.server;
+    let code = |v: &Value| {
+        v["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({"query": "{ genres { name } }"}))
+        .collect();
+    let search = "query($f: Int!) { search(query: \"a\", first: $f) { id } }";
+    for (body, status, expect) in [
+        ("{not json".to_owned(), 400, "BAD_REQUEST"),
+        ("42".to_owned(), 400, "BAD_REQUEST"),
+        (
+            "{\"variables\": {}}".to_owned(),
+            200,
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        ("x".repeat(600 * 1024), 413, "PAYLOAD_TOO_LARGE"),
+        (json!(batch).to_string(), 400, "BAD_REQUEST"),
+        (json!({"query": "{ genres { name }"}).to_string(), 200, "GRAPHQL_PARSE_FAILED"),
+        (json!({"query": "{ nope }"}).to_string(), 200, "GRAPHQL_VALIDATION_FAILED"),
+        (json!({"query": "{ home { rows { id } } }"}).to_string(), 200, "GRAPHQL_VALIDATION_FAILED"),
+        (json!({"query": search, "variables": {"f": "many"}}).to_string(), 200, "BAD_USER_INPUT"),
+        (json!({"query": search}).to_string(), 200, "BAD_USER_INPUT"),
+        (
+            json!({"query": RECORD, "variables": {"p": "1", "e": [{"clientEventId": "c", "titleId": "1", "kind": "NOPE"}]}}).to_string(),
+            200,
+            "BAD_USER_INPUT",
+        ),
+        (
+            json!({"query": "query A { genres { name } }", "operationName": "Missing"}).to_string(),
+            200,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ] {
+        let (got, v) = s.post_raw_json(body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body:.100}: {v}");
+        assert_eq!(code(&v).as_deref(), Some(expect), "{body:.100}: {v}");
+    }
+    // Deeper than the depth limit (12).
+    let mut deep = String::from("id");
+    for _ in 0..14 {
+        deep = format!("accountProfiles {{ {deep} }}");
+    }
+    let query = format!("{{ profile(id: \"1\") {{ {deep} }} }}");
+    let (_, v) = s.post_raw_json(json!({ "query": query }).to_string()).await;
+    assert_eq!(
+        code(&v).as_deref(),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{v}"
+    );
+    // A small batch is still served.
+    let two = json!([{"query": "{ genres { name } }"}, {"query": "{ title(id: \"1\") { id } }"}]);
+    let (status, v) = s.post_raw_json(two.to_string()).await;
+    assert!(status.is_success(), "{v}");
+    assert_eq!(v[1]["data"]["title"]["id"], "1", "{v}");
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
+/// Because You Watched first, so that a kid's few allowed titles are not all taken by the
+/// rows above it.
+const ANCHORS_FIRST: &str = r#"
+[[row]]
+id = "because-you-watched"
+title = "Because You Watched"
+source = "because-you-watched"
+min_items = 1
+
+[[row]]
+id = "top-picks"
+title = "Top Picks for You"
+source = "personalized"
+"#;
+
+/// New Releases first, so that what is new at "now" always makes a row.
+const NEW_RELEASES_FIRST: &str = r#"
+[[row]]
+id = "new-releases"
+title = "New Releases"
+source = "new-releases"
+min_items = 1
+
+[[row]]
+id = "top-picks"
+title = "Top Picks for You"
+source = "personalized"
+"#;
+
+async fn start_with_rows(db: impl FnOnce(&std::path::Path) -> TestDb, page: &str) -> Env {
+    let rows = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rows.path(), page).unwrap();
+    let rows = rows.into_temp_path();
+    let mut env = start_with(db, &["--rows", rows.to_str().unwrap()]).await;
+    env._rows = Some(rows);
+    env
+}
+
+#[tokio::test]
+async fn kids_safety_on_sqlite() {
+    kids_never_see_a_title_above_their_limit(start_with_rows(TestDb::sqlite, ANCHORS_FIRST).await)
+        .await;
+}
+
+#[tokio::test]
+async fn kids_safety_on_postgres() {
+    let db = TestDb::postgres().await;
+    kids_never_see_a_title_above_their_limit(start_with_rows(move |_| db, ANCHORS_FIRST).await)
+        .await;
 }
 
 #[tokio::test]

@@ -53,7 +53,9 @@ fn arb_title(i: usize) -> impl Strategy<Value = (Title, Sources)> {
     )
         .prop_map(move |(genres, sources, year, countries)| (Title {
             id: tid(i),
-            name: format!("Title {i}"),
+            // A marker a text can be searched for: every row title and reason that names a
+            // title names it as «i».
+            name: format!("Title «{i}»"),
             year: Some(year),
             genres: genres.into_iter().map(str::to_owned).collect(),
             maturity: effective_maturity(sources.0, sources.1),
@@ -244,8 +246,101 @@ fn arb_overrides() -> impl Strategy<Value = PageOverrides> {
         })
 }
 
+/// Every title `value` names, walking all of it: in a page's JSON form every integer is a
+/// title index (scores and progress are floats), and every text names titles by their «i»
+/// marker. A field added later that names a title is walked too.
+fn named_titles(value: &serde_json::Value, out: &mut Vec<usize>) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_u64() {
+                out.push(i as usize);
+            }
+        }
+        serde_json::Value::String(text) => {
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find('«') {
+                rest = &rest[start + '«'.len_utf8()..];
+                let end = rest.find('»').expect("an unclosed marker");
+                out.push(rest[..end].parse().expect("a marker names a title index"));
+                rest = &rest[end..];
+            }
+        }
+        serde_json::Value::Array(values) => values.iter().for_each(|v| named_titles(v, out)),
+        serde_json::Value::Object(fields) => fields.values().for_each(|v| named_titles(v, out)),
+        _ => {}
+    }
+}
+
+/// The kids rule restated without the filter code: the dataset's rating decides whatever TMDb
+/// says; TMDb's certification decides where the dataset has none; unrated by both, only
+/// titles made for children. And the region rule.
+fn may_see(profile: &Profile, title: &Title, sources: Sources) -> bool {
+    let maturity_ok = match (profile.is_kids, profile.maturity_limit) {
+        (false, None) => true,
+        (kids, limit) => {
+            let limit = limit.unwrap_or(MaturityRating::Pg);
+            match sources {
+                (Some(dataset), _) => dataset <= limit,
+                (None, Some(tmdb)) => tmdb <= limit,
+                (None, None) => {
+                    !kids
+                        || title
+                            .genres
+                            .iter()
+                            .any(|g| g == "Children's" || g == "Animation")
+                }
+            }
+        }
+    };
+    let region_ok = match (&title.countries, &profile.country) {
+        (None, _) => true,
+        (Some(cs), Some(c)) => cs.contains(c),
+        // A profile of unknown country sees only titles licensed everywhere.
+        (Some(_), None) => false,
+    };
+    maturity_ok && region_ok && filters::suitable(profile, title).is_ok()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Kids safety is a property of the whole answer: every title a page, a search, the
+    /// browse list or More Like This names — as an item, an anchor, evidence, or in a row
+    /// title or reason — is one the profile may see, including titles from its own history
+    /// that it should never have had (a kids profile that rated an R title).
+    #[test]
+    fn every_title_an_answer_names_passes_the_policy(
+        (catalog, artifact, profile, states) in arb_world(),
+        overrides in arb_overrides(),
+        anchor in 0usize..60,
+    ) {
+        let (titles, sources): (Vec<Title>, Vec<Sources>) = catalog.into_iter().unzip();
+        let n = titles.len();
+        let engine = engine(titles, &artifact);
+        let history = History::new(states);
+        let mut answers = vec![
+            serde_json::to_value(engine.home_page(&profile, &history, NOW)).unwrap(),
+            serde_json::to_value(engine.home_page_with(&overrides, &profile, &history, NOW).unwrap()).unwrap(),
+            serde_json::to_value(engine.search("title", 100, Some(&profile))).unwrap(),
+            serde_json::to_value(engine.browse(None, Some(&profile))).unwrap(),
+        ];
+        let anchor = tid(anchor % n);
+        answers.push(serde_json::to_value(engine.similar(&anchor, 100, Some((&profile, &history)))).unwrap());
+        for answer in &answers {
+            let mut named = Vec::new();
+            named_titles(answer, &mut named);
+            for i in named {
+                prop_assert!(i < n, "{i} is not a title index");
+                let title = engine.catalog.title(i as u32);
+                prop_assert_eq!(title.id.as_str(), i.to_string(), "catalogue order is id order");
+                prop_assert!(
+                    may_see(&profile, title, sources[i]),
+                    "the answer names title {} ({:?}, {:?}) for profile {:?}",
+                    i, title.maturity, title.countries, profile
+                );
+            }
+        }
+    }
 
     #[test]
     fn pages_never_repeat_a_title_and_never_leak_a_filtered_one(
@@ -298,7 +393,7 @@ proptest! {
         let allowed_kinds = overrides.rows.clone().unwrap();
         let mut seen = HashSet::new();
         for row in &page.rows {
-            prop_assert!(allowed_kinds.contains(&row.kind));
+            prop_assert!(allowed_kinds.contains(&row.definition));
             for item in &row.items {
                 prop_assert!(seen.insert(item.title));
                 let title = engine.catalog.title(item.title);

@@ -40,6 +40,7 @@ export async function gql(query, variables = {}) {
     const code = first.extensions?.code;
     // Errors that stop a query before it runs (unknown fields, bad arguments) carry no path.
     const kind = code === 'NOT_FOUND' ? 'not-found'
+      : code === 'FORBIDDEN_TITLE' ? 'forbidden-title'
       : code === 'BAD_USER_INPUT' ? 'bad-input'
       : !body.data && errors.every((e) => !e.path) ? 'validation'
       : 'server';
@@ -61,10 +62,10 @@ export const queries = {
   }`,
   home: `query Home($profileId: ID!) {
     home(profileId: $profileId) { requestId generatedAt modelVersion
-      rows { id title kind items { position reason title { ${TITLE_FIELDS} } evidence { id name } } } }
+      rows { id title definition items { position reason progress { fraction } title { ${TITLE_FIELDS} } evidence { id name } } } }
   }`,
   title: `query Title($id: ID!, $profileId: ID) {
-    title(id: $id) { ${TITLE_FIELDS} overview addedAt countries tagline runtime originalLanguage
+    title(id: $id, profileId: $profileId) { ${TITLE_FIELDS} overview addedAt countries tagline runtime originalLanguage
       director cast { name character } backdropUrl }
     similar(titleId: $id, first: 20, profileId: $profileId) { ${TITLE_FIELDS} }
   }`,
@@ -93,6 +94,6 @@ export const queries = {
   previewHome: `query Preview($profileId: ID!, $forced: [ForcedVariationInput!]) {
     home(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
       assignments { featureKey experimentKey variationIndex variationKey inExperiment }
-      rows { id title kind items { position reason title { ${TITLE_FIELDS} } evidence { id name } } } }
+      rows { id title definition items { position reason progress { fraction } title { ${TITLE_FIELDS} } evidence { id name } } } }
   }`,
 };

@@ -40,8 +40,14 @@ export function percent(fraction, { digits = 0, sign = false } = {}) {
   return `${fraction > 0 ? '+' : fraction < 0 ? '−' : '±'}${Math.abs(p).toFixed(d)}%`;
 }
 
+/** The API's `MaturityRating` enum value as it is written: PG_13 → "PG-13". */
+export function ratingLabel(rating) {
+  return rating ? rating.replace('_', '-') : null;
+}
+
 export function ratingBadge(rating) {
-  return h('span.rating', { title: rating ? `Rated ${rating}` : 'Not rated' }, rating ?? 'NR');
+  const label = ratingLabel(rating);
+  return h('span.rating', { title: label ? `Rated ${label}` : 'Not rated' }, label ?? 'NR');
 }
 
 /** A focusable title card linking to the title page. */
@@ -67,8 +73,8 @@ export function titleCard(title, { reason, evidence, position, progress, onOpen 
 }
 
 /** A horizontally scrollable row of cards. */
-export function row({ id, title, kind }, cards, { subtitle } = {}) {
-  return h('section.row', { dataset: { rowId: id, rowKind: kind ?? '' }, 'aria-label': title },
+export function row({ id, title, definition }, cards, { subtitle } = {}) {
+  return h('section.row', { dataset: { rowId: id, rowDefinition: definition ?? '' }, 'aria-label': title },
     h('h2.row-title', title, subtitle ? h('span.row-subtitle', subtitle) : null),
     h('div.row-scroller', { role: 'list' }, cards));
 }

@@ -23,7 +23,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphiql).post_service(async_graphql_axum::GraphQL::new(schema)),
+            get(graphiql).post(move |body: axum::body::Body| graphql::http::post(schema, body)),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::policy::Policy;
 use super::{AppError, AppState};
 use crate::domain::{Millis, ProfileId};
 use crate::engine::Engine;
@@ -50,6 +51,7 @@ impl AppState {
             // `AppError`), so the API still finds it and answers `UNAVAILABLE` when transient.
             Err(AppError::Store(e)) => return Err(e.into()),
             Err(AppError::Internal(e)) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         // Previews (forced variations) are not real views: nothing is logged for them.
         let preview = !request.forced_variations.is_empty();
@@ -63,12 +65,13 @@ impl AppState {
         }
         let engine = self.engine.load_full();
         let now = self.clock.now();
-        let page = engine
+        let mut page = engine
             .home_page_with(&variant.overrides, &profile, &history, now)
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "experiment variant failed; serving the default page");
                 engine.home_page(&profile, &history, now)
             });
+        Policy::of(profile).screen(&engine.catalog, &mut page);
         let request_id = self.next_request_id();
         if !preview {
             // The exposures travel with the page through the impression log and are written

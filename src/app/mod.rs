@@ -6,6 +6,7 @@
 pub mod home;
 pub mod impressions;
 pub mod models;
+pub mod policy;
 pub mod reports;
 mod state;
 mod viewer;

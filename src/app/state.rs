@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 
 use super::impressions::ImpressionLog;
-use crate::clock::Clock;
+use crate::clock::{Clock, EventWindow};
 use crate::engine::Engine;
 use crate::experiments::{FeatureError, FeatureSet};
 use crate::store::Store;
@@ -21,6 +21,8 @@ pub struct AppState {
     /// The features of `experiments/`; replaced when the files change and still load.
     pub features: ArcSwap<FeatureSet>,
     pub clock: Clock,
+    /// When a client-reported event may have happened, around `clock`.
+    pub event_window: EventWindow,
     pub impressions: ImpressionLog,
     request_counter: AtomicU64,
     instance: u64,
@@ -32,6 +34,7 @@ impl AppState {
         engine: Engine,
         features: FeatureSet,
         clock: Clock,
+        event_window: EventWindow,
         impressions: ImpressionLog,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -39,6 +42,7 @@ impl AppState {
             engine: ArcSwap::from_pointee(engine),
             features: ArcSwap::from_pointee(features),
             clock,
+            event_window,
             impressions,
             request_counter: AtomicU64::new(0),
             // Distinguishes request ids of different server runs: random per process (the

@@ -3,7 +3,7 @@
 //! decision with one error, which the API reports as `NOT_FOUND`.
 
 use super::AppState;
-use crate::domain::{Profile, ProfileId};
+use crate::domain::{Profile, ProfileId, TitleId};
 use crate::engine::history::History;
 use crate::store::StoreError;
 
@@ -15,6 +15,11 @@ use crate::store::StoreError;
 pub enum AppError {
     #[error("no profile {0}")]
     ProfileNotFound(ProfileId),
+    #[error("no title {0}")]
+    TitleNotFound(TitleId),
+    /// The request's profile may not see this title (`policy`): the API's `FORBIDDEN_TITLE`.
+    #[error("title {0} is not available to this profile")]
+    ForbiddenTitle(TitleId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -175,6 +175,8 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
     let store = open_store(cfg).await?;
     let rows = args.rows.or_else(|| cfg.file.rows.clone());
     let engine = load_engine(&store, cfg, rows.as_deref()).await?;
-    let clock = ClockSetting::LastEvent.resolve(&store).await?;
+    let clock = ClockSetting::LastEvent
+        .resolve(&store, crate::clock::EventWindow::default())
+        .await?;
     bench::run(&store, &engine, &clock, args.requests, args.seed).await
 }

@@ -30,7 +30,10 @@ pub(super) enum ModelsCommand {
 
 pub(super) async fn train(cfg: &Resolved, args: TrainArgs) -> Result<()> {
     let store = open_store(cfg).await?;
-    let clock = args.clock.resolve(&store).await?;
+    let clock = args
+        .clock
+        .resolve(&store, crate::clock::EventWindow::default())
+        .await?;
     train_and_register(&store, &cfg.data_dir, &clock).await
 }
 

@@ -30,6 +30,10 @@ pub(super) struct ServeArgs {
     /// Directory of GrowthBook feature files (default: ./experiments if present).
     #[arg(long, env = "MARQUEE_EXPERIMENTS")]
     pub(super) experiments: Option<PathBuf>,
+    /// How far after the server's clock an event's `occurredAt` may be, in seconds
+    /// (default 300). Events further ahead, or before 1900, are refused.
+    #[arg(long, env = "MARQUEE_EVENT_MAX_AHEAD", value_name = "SECS")]
+    pub(super) event_max_ahead: Option<u32>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
@@ -79,7 +83,9 @@ pub(super) async fn demo(cfg: &Resolved, args: ServeArgs) -> Result<()> {
     if fresh {
         say("active model is up to date; skipping training");
     } else {
-        let clock = ClockSetting::LastEvent.resolve(&store).await?;
+        let clock = ClockSetting::LastEvent
+            .resolve(&store, clock::EventWindow::default())
+            .await?;
         train_and_register(&store, &cfg.data_dir, &clock).await?;
     }
     run_server(store, cfg, args, ClockSetting::LastEvent).await
@@ -105,7 +111,15 @@ async fn run_server(
             None => default_clock,
         },
     };
-    let clock = clock_setting.resolve(&store).await?;
+    let event_window = clock::EventWindow {
+        max_ahead: args
+            .event_max_ahead
+            .or(cfg.file.event_max_ahead_secs)
+            .map_or(clock::EventWindow::DEFAULT_MAX_AHEAD, |s| {
+                i64::from(s) * 1000
+            }),
+    };
+    let clock = clock_setting.resolve(&store, event_window).await?;
     let rows = args.rows.or_else(|| cfg.file.rows.clone());
     // Model versions that experiments name are loaded by the model watcher, right after start.
     let engine = load_engine(&store, cfg, rows.as_deref()).await?;
@@ -118,7 +132,14 @@ async fn run_server(
         .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
     let (impressions, impression_writer) =
         crate::app::impressions::ImpressionLog::start(store.clone());
-    let state = AppState::new(store, engine, FeatureSet::default(), clock, impressions);
+    let state = AppState::new(
+        store,
+        engine,
+        FeatureSet::default(),
+        clock,
+        event_window,
+        impressions,
+    );
     if let Some(dir) = &experiments_dir {
         // At start a broken file is an error: nothing good is loaded yet to fall back to.
         let features = state.load_features(dir).map_err(anyhow::Error::from)?;

@@ -18,6 +18,22 @@ pub enum Hidden {
     UnratedForKids,
 }
 
+/// The highest limit a kids profile may be given: above it, it would not be a kids profile.
+pub const KIDS_MAX_LIMIT: MaturityRating = MaturityRating::Pg;
+
+/// Whether a profile may be created with `limit`: a kids profile at most `KIDS_MAX_LIMIT`.
+pub fn check_maturity_limit(
+    is_kids: bool,
+    limit: Option<MaturityRating>,
+) -> Result<(), crate::domain::ParseError> {
+    match limit {
+        Some(l) if is_kids && l > KIDS_MAX_LIMIT => Err(crate::domain::ParseError(format!(
+            "a kids profile's limit is at most {KIDS_MAX_LIMIT}, got {l}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The effective maturity limit of a profile.
 pub fn maturity_limit(profile: &Profile) -> Option<MaturityRating> {
     match (profile.maturity_limit, profile.is_kids) {

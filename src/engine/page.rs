@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::domain::{Millis, Profile};
+use serde::Serialize;
+
+use crate::domain::{Millis, Profile, Progress};
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::filters;
 use crate::engine::history::History;
@@ -12,27 +14,35 @@ use crate::engine::rerank::mmr;
 use crate::engine::rows::PageDefinition;
 use crate::engine::sources::SourceContext;
 
-#[derive(Debug, Clone, PartialEq)]
+// `Serialize` so that tests can walk everything a page names, whatever field names it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PageItem {
     pub title: TitleIdx,
     pub score: f32,
     pub reason: Option<String>,
+    /// Titles that led to this item; each passes the profile's `filters::suitable`, like the
+    /// item itself (the reason text may name them).
     pub evidence: Vec<TitleIdx>,
+    /// How far the profile has watched the title, where the row shows it.
+    pub progress: Option<Progress>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PageRow {
     /// `top-picks`, or `because-you-watched:242` for rows a source produced several of.
     pub id: String,
-    /// The row definition's id: what kind of row this is.
-    pub kind: String,
+    /// The id of the row definition (`rows/home.toml`) this row comes from.
+    pub definition: String,
+    /// The title the row is about and names in its title ("Because You Watched X"); it passes
+    /// the profile's `filters::suitable`.
+    pub anchor: Option<TitleIdx>,
     pub title: String,
     /// The model version that filled this row.
     pub model_version: String,
     pub items: Vec<PageItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Page {
     pub rows: Vec<PageRow>,
 }
@@ -64,6 +74,9 @@ pub fn assemble(
         let allowed = |t: TitleIdx| {
             filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
         };
+        // What an item or row merely names (evidence, anchor) must be fit for the profile too,
+        // though it may be watched: that is why it is named.
+        let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
         let sourced = {
             let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
             let ctx = SourceContext {
@@ -79,6 +92,9 @@ pub fn assemble(
             def.source.rows(&ctx)
         };
         for row in sourced {
+            if !row.anchor.iter().all(suitable) {
+                continue;
+            }
             // Sources are trusted to try, not to be right: filter and dedupe here regardless
             // (this also dedupes between several rows of one source).
             let mut in_row = HashSet::new();
@@ -86,7 +102,10 @@ pub fn assemble(
                 .candidates
                 .into_iter()
                 .filter(|c| {
-                    !placed.contains(&c.title) && allowed(c.title) && in_row.insert(c.title)
+                    !placed.contains(&c.title)
+                        && allowed(c.title)
+                        && c.evidence.iter().all(suitable)
+                        && in_row.insert(c.title)
                 })
                 .collect();
             let chosen = mmr(candidates, def.diversity, def.size, |a, b| {
@@ -101,7 +120,8 @@ pub fn assemble(
                     Some(key) => format!("{}:{key}", def.id),
                     None => def.id.clone(),
                 },
-                kind: def.id.clone(),
+                definition: def.id.clone(),
+                anchor: row.anchor,
                 model_version: model.version.clone(),
                 title: row.title.unwrap_or_else(|| def.title.clone()),
                 items: chosen
@@ -111,6 +131,7 @@ pub fn assemble(
                         score: c.score,
                         reason: c.reason,
                         evidence: c.evidence,
+                        progress: c.progress,
                     })
                     .collect(),
             });

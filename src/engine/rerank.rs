@@ -88,6 +88,7 @@ mod tests {
             score,
             reason: None,
             evidence: vec![],
+            progress: None,
         }
     }
 

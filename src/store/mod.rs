@@ -489,10 +489,19 @@ impl Store {
         ))
     }
 
-    /// Time of the newest event, the natural "now" for replayed data.
-    pub async fn last_event_at(&self) -> StoreResult<Option<Millis>> {
-        let row = sqlx::query("SELECT MAX(occurred_at) AS t FROM events")
-            .fetch_one(&self.pool)
+    /// Time of the newest event between `earliest` and `latest`, the natural "now" for
+    /// replayed data.
+    pub async fn last_event_at(
+        &self,
+        earliest: Millis,
+        latest: Millis,
+    ) -> StoreResult<Option<Millis>> {
+        let row = sqlx::query(
+            "SELECT MAX(occurred_at) AS t FROM events WHERE occurred_at >= $1 AND occurred_at <= $2",
+        )
+        .bind(earliest)
+        .bind(latest)
+        .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<Option<i64>, _>("t")?)
     }

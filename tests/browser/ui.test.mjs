@@ -297,6 +297,14 @@ test('playing to 40% puts the title first in Continue Watching after going back'
   const rows = await rowsOnPage();
   assert.equal(rows[0].id, 'continue-watching', 'Continue Watching is the first row');
   assert.equal(rows[0].items[0], id, 'with the title just played first');
+  // The card's progress bar is the API's structured progress, not text parsed from the reason.
+  const cw = (await data(`query($p: ID!) { home(profileId: $p) { rows { id items { progress { fraction percent } } } } }`, { p: ADULT }))
+    .home.rows.find((r) => r.id === 'continue-watching');
+  const { fraction, percent } = cw.items[0].progress;
+  assert.ok(Math.abs(fraction - progress) < 0.02, `API progress ${fraction} ≈ ${progress}`);
+  assert.equal(percent, Math.round(fraction * 100));
+  const bar = await page.getAttribute('#view [data-row-id="continue-watching"] [data-title-id] .progress > div', 'style');
+  assert.match(bar, new RegExp(`width:\\s*${Math.round(fraction * 100)}%`), `the card's bar shows ${percent}%`);
   const events = sentEvents.flatMap((e) => e.events).filter((e) => e.titleId === id);
   const last = events.filter((e) => e.kind === 'PROGRESS').at(-1);
   assert.ok(last && Math.abs(last.value - progress) < 0.02, 'PROGRESS sent with the fraction watched');
@@ -388,7 +396,7 @@ test('the kids profile never shows an R or NC-17 title', async () => {
   await page.goto(`${base}/#/browse/all`);
   await page.waitForSelector('#view[data-state="ready"] .grid [data-title-id]');
   const { browse } = await data(`query($p: ID) { browse(first: 24, profileId: $p) { totalCount edges { node { id maturityRating } } } }`, { p: KIDS });
-  assert.ok(browse.edges.every((e) => e.node.maturityRating !== 'R' && e.node.maturityRating !== 'NC-17'), 'the API enforces the limit');
+  assert.ok(browse.edges.every((e) => e.node.maturityRating !== 'R' && e.node.maturityRating !== 'NC_17'), 'the API enforces the limit');
   assert.deepEqual(await page.$$eval('#view .grid [data-title-id]', (els) => els.map((e) => e.dataset.titleId)),
     browse.edges.map((e) => e.node.id), 'a full first page, as the API returns it');
   assert.match(await page.locator('#view .page-title .page-sub').textContent(), new RegExp(`^${browse.totalCount} titles?$`));

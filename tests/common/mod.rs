@@ -288,6 +288,15 @@ impl TestDb {
         }
     }
 
+    /// A direct connection, for a test that must set up what the API would not let it (a
+    /// database written by an older version).
+    pub async fn connect(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        <sqlx::AnyConnection as sqlx::Connection>::connect(self.url())
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self) -> &str {
         match self {
             TestDb::Sqlite { url } | TestDb::Postgres { url, .. } => url,
@@ -315,11 +324,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// Serves with the clock fixed at `NOW` unless `extra` chooses a `--clock`.
     pub fn start(data_dir: &Path, db: &str, extra: &[&str]) -> Server {
+        let clock: &[&str] = if extra.contains(&"--clock") {
+            &[]
+        } else {
+            &["--clock", NOW]
+        };
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--clock", NOW])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(clock)
             .args(extra)
             .env("DATABASE_URL", db)
             .env_remove("MARQUEE_CONFIG")
@@ -366,6 +382,26 @@ impl Server {
             .send()
             .await
             .unwrap()
+    }
+
+    /// POSTs `body` as it is; the status and the body, which must be JSON whatever happened.
+    pub async fn post_raw_json(
+        &self,
+        body: impl Into<reqwest::Body>,
+    ) -> (reqwest::StatusCode, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("HTTP {status}: not a JSON body ({e}): {text:.200}"));
+        (status, json)
     }
 
     pub async fn post_raw(&self, body: &str) -> reqwest::StatusCode {

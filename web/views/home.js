@@ -10,12 +10,11 @@ const FOCUS_KEY = 'marquee.homeFocus';
 /** Renders API rows as card rows; shared with the experiments preview. */
 export function renderRows(rows, { requestId, onOpen } = {}) {
   return rows.map((r) => row(r, r.items.map((item) => {
-    const pct = r.kind === 'continue-watching' ? /(\d+(?:\.\d+)?)%/.exec(item.reason ?? '') : null;
     return titleCard(item.title, {
       reason: item.reason,
       evidence: item.evidence,
       position: item.position,
-      progress: pct ? Number(pct[1]) / 100 : undefined,
+      progress: item.progress?.fraction,
       onOpen: onOpen ? (t) => onOpen(t, r, item, requestId) : undefined,
     });
   }), { subtitle: r.items.length ? undefined : 'Nothing here yet' }));

@@ -1,7 +1,7 @@
 // "Who's watching?" — pick one of the demo's profiles (kids profiles are marked).
 import { gql, queries } from '../api.js';
 import { currentProfile, chooseProfile } from '../session.js';
-import { h, setView, loading, errorState, describeError, initials, avatarHue } from '../ui.js';
+import { h, setView, loading, errorState, describeError, initials, avatarHue, ratingLabel } from '../ui.js';
 import { focusEl } from '../nav.js';
 
 function tile(p, { current } = {}) {
@@ -12,7 +12,7 @@ function tile(p, { current } = {}) {
   h('span.avatar.big', { style: `--hue:${avatarHue(p.accountId ?? p.id)}` }, p.isKids ? 'K' : initials(p.name)),
   h('span.profile-name', p.name),
   p.isKids ? h('span.kids-badge', 'KIDS') : h('span.profile-sub', `Account ${p.accountId ?? p.id}`),
-  p.isKids ? h('span.profile-sub', `Up to ${p.maturityLimit ?? 'PG'} · account ${p.accountId}`) : null);
+  p.isKids ? h('span.profile-sub', `Up to ${ratingLabel(p.maturityLimit) ?? 'PG'} · account ${p.accountId}`) : null);
 }
 
 export async function profilesView({ view, params, isCurrent }) {

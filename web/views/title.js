@@ -3,10 +3,11 @@ import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { track, flushEvents } from '../events.js';
 import { posterSvg, fillPoster, displayName } from '../poster.js';
-import { h, row, titleCard, setView, loading, errorState, ratingBadge, thumbIcon, percent } from '../ui.js';
+import { h, row, titleCard, setView, loading, errorState, ratingBadge, ratingLabel, thumbIcon, percent } from '../ui.js';
 import { back, focusEl } from '../nav.js';
 
-const RATINGS = ['G', 'PG', 'PG-13', 'R', 'NC-17'];
+// The API's `MaturityRating` values, least to most restrictive.
+const RATINGS = ['G', 'PG', 'PG_13', 'R', 'NC_17'];
 
 /** Whether a profile with `limit` may see a title rated `rating` (unrated titles are allowed). */
 export function allowedFor(limit, rating) {
@@ -53,14 +54,23 @@ async function loadTitle(view, id, profile, isCurrent, retry) {
     }
     if (!allowedFor(profile.maturityLimit, data.title.maturityRating)) {
       setView(view, 'error', h('div.message', { role: 'alert' }, h('h1', 'Not available on this profile'),
-        h('p', `${displayName(data.title.name)} is rated ${data.title.maturityRating}; this profile shows up to ${profile.maturityLimit}.`),
+        h('p', `${displayName(data.title.name)} is rated ${ratingLabel(data.title.maturityRating)}; this profile shows up to ${ratingLabel(profile.maturityLimit)}.`),
         h('a.btn.primary', { href: '#/' }, 'Home')));
       view.querySelector('a').focus();
       return null;
     }
     return data;
   } catch (err) {
-    if (isCurrent()) errorState(view, err, { retry });
+    if (!isCurrent()) return null;
+    if (err.kind === 'forbidden-title') {
+      // The API refuses titles this profile may not see (`FORBIDDEN_TITLE`).
+      setView(view, 'error', h('div.message', { role: 'alert' }, h('h1', 'Not available on this profile'),
+        h('p', `This title is not available on ${profile.name}'s profile.`),
+        h('a.btn.primary', { href: '#/' }, 'Home')));
+      view.querySelector('a').focus();
+    } else {
+      errorState(view, err, { retry });
+    }
     return null;
   }
 }
@@ -131,7 +141,7 @@ export async function titleView({ view, args: [id], isCurrent }) {
     fillPoster(h('div.hero-poster'), title),
     info);
   const more = similar.length
-    ? row({ id: 'more-like-this', title: 'More Like This', kind: 'similar' }, similar.map((t) => titleCard(t)))
+    ? row({ id: 'more-like-this', title: 'More Like This', definition: 'similar' }, similar.map((t) => titleCard(t)))
     : h('section.row', { dataset: { rowId: 'more-like-this' } }, h('h2.row-title', 'More Like This'),
       h('p.muted', 'No similar titles for this profile.'));
   setView(view, 'ready', hero, more);

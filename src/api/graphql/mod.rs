@@ -1,8 +1,9 @@
 //! The GraphQL schema. Resolvers (`query`, `mutation`) parse input into domain types, call the
 //! app layer or the engine, and map the result (`types`); errors carry `extensions.code`
-//! (`NOT_FOUND`, `BAD_USER_INPUT`; `UNAVAILABLE` when storage is briefly out of reach and
+//! (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`; `UNAVAILABLE` when storage is briefly out of reach and
 //! the client should retry; `INTERNAL`).
 
+pub mod http;
 mod mutation;
 mod query;
 mod types;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, ID, Schema};
 
-use crate::app::AppState;
+use crate::app::policy::Policy;
+use crate::app::{AppError, AppState};
 use crate::domain::{self, ProfileId, TitleId};
 use crate::store::StoreError;
 use mutation::MutationRoot;
@@ -19,16 +21,46 @@ use query::QueryRoot;
 
 pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Largest `first` accepted by list fields.
-const MAX_PAGE: i32 = 100;
-/// Largest batch `recordEvents` accepts.
-const MAX_EVENTS: usize = 500;
+/// Bounds on every client string and list, checked here before anything is looked up or
+/// stored (the README's "Input bounds" table lists them). Ids (`profileId`, `titleId`,
+/// `accountId`, `clientEventId`, `requestId`) are at most 128 bytes without whitespace or
+/// control characters (`domain::string_id!`); names are `domain::ProfileName`. Errors quote at
+/// most `domain::EXCERPT_CHARS` characters of the input.
+pub mod bounds {
+    /// Largest `first` accepted by list fields.
+    pub const MAX_PAGE: i32 = 100;
+    /// Largest batch `recordEvents` accepts.
+    pub const MAX_EVENTS: usize = 500;
+    /// `createProfile.onboardingGenres`: entries (each a genre of the catalogue).
+    pub const MAX_ONBOARDING_GENRES: usize = 20;
+    /// `search.query`, in characters.
+    pub const MAX_SEARCH_CHARS: usize = 200;
+    /// Short labels: `platform`, `appVersion`, `genre`, in characters.
+    pub const MAX_LABEL_CHARS: usize = 64;
+    /// `home.attributes`: keys, and its size as JSON text.
+    pub const MAX_ATTRIBUTES: usize = 32;
+    pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
+    /// `home.forcedVariations`: entries.
+    pub const MAX_FORCED_VARIATIONS: usize = 16;
+    /// Experiment keys, in characters.
+    pub const MAX_KEY_CHARS: usize = 128;
+    /// `occurredAt`, in characters, before it is parsed.
+    pub const MAX_TIMESTAMP_CHARS: usize = 64;
+    /// `browse.after`, in characters.
+    pub const MAX_CURSOR_CHARS: usize = 32;
+    /// A request body, in bytes (a full `recordEvents` batch is about 100 KB).
+    pub const MAX_BODY_BYTES: usize = 512 * 1024;
+    /// Operations in one batched request.
+    pub const MAX_BATCH: usize = 10;
+}
+use bounds::MAX_PAGE;
 
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(state)
         .limit_depth(12)
         .limit_complexity(10_000)
+        .extension(http::ErrorCodes)
         .finish()
 }
 
@@ -73,22 +105,23 @@ fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
-/// The profile a catalogue query is made for, if any (`NOT_FOUND` when unknown).
-async fn viewer(
-    ctx: &Context<'_>,
-    profile_id: Option<&ID>,
-) -> Result<Option<domain::Profile>, Error> {
-    let Some(id) = profile_id else {
-        return Ok(None);
-    };
-    let id = parse_profile_id(id)?;
-    state(ctx)
-        .store
-        .profile(&id)
-        .await
-        .map_err(failure)?
-        .map(Some)
-        .ok_or_else(|| not_found(format!("no profile {id}")))
+/// The policy of this request (`app::policy`): the rules of the request's profile. The
+/// request's profile is, for now, the `profileId` argument; identity supplies the session's
+/// selected profile here, and nowhere else changes.
+async fn request_policy(ctx: &Context<'_>, profile_id: Option<&ID>) -> Result<Policy, Error> {
+    let id = profile_id.map(parse_profile_id).transpose()?;
+    state(ctx).policy(id.as_ref()).await.map_err(app_error)
+}
+
+/// An app-layer failure as a GraphQL error: the client's mistakes with their code and
+/// message, everything else through `failure`.
+fn app_error(e: AppError) -> Error {
+    match e {
+        AppError::ProfileNotFound(_) | AppError::TitleNotFound(_) => not_found(e.to_string()),
+        AppError::ForbiddenTitle(_) => coded("FORBIDDEN_TITLE", e.to_string()),
+        AppError::Store(e) => failure(e),
+        AppError::Internal(e) => failure(e),
+    }
 }
 
 fn parse_first(first: i32) -> Result<usize, Error> {
@@ -98,6 +131,23 @@ fn parse_first(first: i32) -> Result<usize, Error> {
         Err(bad_input(format!(
             "first must be between 1 and {MAX_PAGE}, got {first}"
         )))
+    }
+}
+
+/// `raw` as bounded text (`domain::bounded_text`), or `BAD_USER_INPUT` naming `field`.
+fn text(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
+    domain::bounded_text(field, raw, max_chars).map_err(|e| bad_input(e.0))
+}
+
+/// `BAD_USER_INPUT` unless `list` has at most `max` entries.
+fn at_most<T>(field: &str, list: &[T], max: usize) -> Result<(), Error> {
+    if list.len() > max {
+        Err(bad_input(format!(
+            "{field}: at most {max} entries, got {}",
+            list.len()
+        )))
+    } else {
+        Ok(())
     }
 }
 

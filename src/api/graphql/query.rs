@@ -9,9 +9,11 @@ use super::types::{
     TitleConnection, TitleEdge,
 };
 use super::{
-    bad_input, failure, not_found, parse_first, parse_profile_id, parse_title_id, state, viewer,
+    app_error, at_most, bad_input, bounds, failure, not_found, parse_first, parse_profile_id,
+    parse_title_id, request_policy, state, text,
 };
 use crate::app::home::HomeRequest;
+use crate::domain;
 use crate::experiments::RequestInfo;
 
 pub struct QueryRoot;
@@ -30,22 +32,49 @@ impl QueryRoot {
         forced_variations: Option<Vec<ForcedVariationInput>>,
     ) -> Result<HomePage, Error> {
         let id = parse_profile_id(&profile_id)?;
+        let forced_variations = forced_variations.unwrap_or_default();
+        at_most(
+            "forcedVariations",
+            &forced_variations,
+            bounds::MAX_FORCED_VARIATIONS,
+        )?;
         let mut forced = HashMap::new();
-        for f in forced_variations.unwrap_or_default() {
+        for f in forced_variations {
+            let key = text(
+                "forcedVariations: experimentKey",
+                &f.experiment_key,
+                bounds::MAX_KEY_CHARS,
+            )?;
             if f.variation < 0 {
                 return Err(bad_input(format!(
-                    "forcedVariations: variation of {:?} must be ≥ 0",
-                    f.experiment_key
+                    "forcedVariations: variation of {} must be ≥ 0",
+                    domain::excerpt(&key)
                 )));
             }
-            forced.insert(f.experiment_key, i64::from(f.variation));
+            forced.insert(key, i64::from(f.variation));
+        }
+        let label = |field: &str, value: Option<String>| {
+            value
+                .map(|v| text(field, &v, bounds::MAX_LABEL_CHARS))
+                .transpose()
+        };
+        let attributes = attributes.map(|a| a.0).unwrap_or_default();
+        if attributes.len() > bounds::MAX_ATTRIBUTES
+            || serde_json::to_string(&attributes).map_or(usize::MAX, |s| s.len())
+                > bounds::MAX_ATTRIBUTES_BYTES
+        {
+            return Err(bad_input(format!(
+                "attributes: at most {} keys and {} bytes of JSON",
+                bounds::MAX_ATTRIBUTES,
+                bounds::MAX_ATTRIBUTES_BYTES
+            )));
         }
         let request = HomeRequest {
             profile_id: id.clone(),
             request: RequestInfo {
-                platform,
-                app_version,
-                extra: attributes.map(|a| a.0).unwrap_or_default(),
+                platform: label("platform", platform)?,
+                app_version: label("appVersion", app_version)?,
+                extra: attributes,
             },
             forced_variations: forced,
         };
@@ -63,12 +92,13 @@ impl QueryRoot {
         ctx: &Context<'_>,
         key: String,
     ) -> Result<ExperimentReport, Error> {
+        let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
         let state = state(ctx);
         let features = state.features.load_full();
         let report = crate::app::reports::experiment_report(&state.store, &features, &key, false)
             .await
             .map_err(failure)?
-            .ok_or_else(|| not_found(format!("no experiment {key:?}")))?;
+            .ok_or_else(|| not_found(format!("no experiment {}", domain::excerpt(&key))))?;
         Ok(ExperimentReport::from(report))
     }
 
@@ -83,19 +113,22 @@ impl QueryRoot {
             .collect()
     }
 
-    async fn title(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Title>, Error> {
+    /// A title. With `profileId`, `FORBIDDEN_TITLE` when that profile may not see it.
+    async fn title(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        profile_id: Option<ID>,
+    ) -> Result<Option<Title>, Error> {
         let id = parse_title_id("id", &id)?;
-        Ok(state(ctx)
-            .engine
-            .load()
-            .catalog
-            .by_id(&id)
-            .cloned()
-            .map(Title))
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let title = state(ctx).title(&policy, &id).await.map_err(app_error)?;
+        Ok(title.map(Title))
     }
 
     /// Titles whose name contains every word of the query, most popular first; then, for
-    /// queries of 3 letters or more, titles whose overview does.
+    /// queries of 3 letters or more, titles whose overview does. With `profileId`, only titles
+    /// that profile may see.
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -104,19 +137,14 @@ impl QueryRoot {
         profile_id: Option<ID>,
     ) -> Result<Vec<Title>, Error> {
         let first = parse_first(first)?;
-        if query.len() > 200 {
-            return Err(bad_input("query is longer than 200 characters"));
-        }
-        let viewer = viewer(ctx, profile_id.as_ref()).await?;
-        let engine = state(ctx).engine.load_full();
-        Ok(engine
-            .search(&query, first, viewer.as_ref())
-            .into_iter()
-            .map(|t| Title::at(&engine, t))
-            .collect())
+        let query = text("query", &query, bounds::MAX_SEARCH_CHARS)?;
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let (engine, list) = state(ctx).search(&policy, &query, first);
+        Ok(list.into_iter().map(|t| Title::at(&engine, t)).collect())
     }
 
-    /// The catalogue (or one genre of it), most popular first, Relay-style pagination.
+    /// The catalogue (or one genre of it), most popular first, Relay-style pagination. With
+    /// `profileId`, only titles that profile may see.
     async fn browse(
         &self,
         ctx: &Context<'_>,
@@ -126,12 +154,24 @@ impl QueryRoot {
         profile_id: Option<ID>,
     ) -> Result<TitleConnection, Error> {
         let first = parse_first(first)?;
-        let viewer = viewer(ctx, profile_id.as_ref()).await?;
-        let engine = state(ctx).engine.load_full();
-        if let Some(g) = genre.as_ref().filter(|g| !engine.catalog.has_genre(g)) {
-            return Err(bad_input(format!("unknown genre {g:?} (see `genres`)")));
+        let genre = genre
+            .map(|g| text("genre", &g, bounds::MAX_LABEL_CHARS))
+            .transpose()?;
+        let after = after
+            .map(|c| text("after", &c, bounds::MAX_CURSOR_CHARS))
+            .transpose()?;
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let state = state(ctx);
+        if let Some(g) = genre
+            .as_ref()
+            .filter(|g| !state.engine.load().catalog.has_genre(g))
+        {
+            return Err(bad_input(format!(
+                "unknown genre {} (see `genres`)",
+                domain::excerpt(g)
+            )));
         }
-        let list = engine.browse(genre.as_deref(), viewer.as_ref());
+        let (engine, list) = state.browse(&policy, genre.as_deref());
         let start = match after {
             None => 0,
             Some(c) => c
@@ -139,7 +179,12 @@ impl QueryRoot {
                 .and_then(|n| n.parse::<usize>().ok())
                 .filter(|n| *n < list.len())
                 .map(|n| n + 1)
-                .ok_or_else(|| bad_input(format!("after: {c:?} is not a cursor of this list")))?,
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "after: {} is not a cursor of this list",
+                        domain::excerpt(&c)
+                    ))
+                })?,
         };
         let end = (start + first).min(list.len());
         let edges: Vec<TitleEdge> = (start..end)
@@ -172,7 +217,8 @@ impl QueryRoot {
             .collect()
     }
 
-    /// More Like This. With `profileId`, titles that profile must not see are left out.
+    /// More Like This. With `profileId`, titles that profile must not see are left out, and
+    /// `FORBIDDEN_TITLE` when it may not see `titleId` itself.
     async fn similar(
         &self,
         ctx: &Context<'_>,
@@ -180,28 +226,14 @@ impl QueryRoot {
         #[graphql(default = 20)] first: i32,
         profile_id: Option<ID>,
     ) -> Result<Vec<Title>, Error> {
-        let state = state(ctx);
         let first = parse_first(first)?;
         let id = parse_title_id("titleId", &title_id)?;
-        let viewer = match profile_id {
-            None => None,
-            Some(p) => {
-                let pid = parse_profile_id(&p)?;
-                let profile = state
-                    .store
-                    .profile(&pid)
-                    .await
-                    .map_err(failure)?
-                    .ok_or_else(|| not_found(format!("no profile {pid}")))?;
-                let history = state.store.history(&pid).await.map_err(failure)?;
-                Some((profile, history))
-            }
-        };
-        let engine = state.engine.load_full();
-        let similar = engine
-            .similar(&id, first, viewer.as_ref().map(|(p, h)| (p, h)))
-            .ok_or_else(|| not_found(format!("no title {id}")))?;
-        Ok(similar.into_iter().map(|t| Title::at(&engine, t)).collect())
+        let policy = request_policy(ctx, profile_id.as_ref()).await?;
+        let (engine, list) = state(ctx)
+            .similar(&policy, &id, first)
+            .await
+            .map_err(app_error)?;
+        Ok(list.into_iter().map(|t| Title::at(&engine, t)).collect())
     }
 
     /// Profiles to choose from (account order; a kids profile follows its account's main one).

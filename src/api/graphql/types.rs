@@ -33,9 +33,9 @@ impl Title {
     async fn genres(&self) -> &[String] {
         &self.0.genres
     }
-    /// MPAA rating (G, PG, PG-13, R, NC-17); null when unrated.
-    async fn maturity_rating(&self) -> Option<&'static str> {
-        self.0.maturity.map(|m| m.as_str())
+    /// MPAA rating; null when unrated.
+    async fn maturity_rating(&self) -> Option<MaturityRating> {
+        self.0.maturity.map(MaturityRating::from)
     }
     async fn overview(&self) -> Option<&str> {
         self.0.overview.as_deref()
@@ -125,9 +125,9 @@ impl Profile {
     async fn is_kids(&self) -> bool {
         self.0.is_kids
     }
-    /// Highest maturity rating this profile is shown.
-    async fn maturity_limit(&self) -> Option<&'static str> {
-        crate::engine::filters::maturity_limit(&self.0).map(|m| m.as_str())
+    /// Highest maturity rating this profile is shown (null: no limit).
+    async fn maturity_limit(&self) -> Option<MaturityRating> {
+        crate::engine::filters::maturity_limit(&self.0).map(MaturityRating::from)
     }
     async fn country(&self) -> Option<&str> {
         self.0.country.as_ref().map(|c| c.as_str())
@@ -146,24 +146,89 @@ impl Profile {
     }
 }
 
+/// US MPAA ratings, least to most restrictive. (GraphQL names cannot hold a hyphen: PG-13 is
+/// `PG_13`, NC-17 is `NC_17`.)
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum MaturityRating {
+    G,
+    #[graphql(name = "PG")]
+    Pg,
+    #[graphql(name = "PG_13")]
+    Pg13,
+    R,
+    #[graphql(name = "NC_17")]
+    Nc17,
+}
+
+impl From<domain::MaturityRating> for MaturityRating {
+    fn from(m: domain::MaturityRating) -> Self {
+        match m {
+            domain::MaturityRating::G => Self::G,
+            domain::MaturityRating::Pg => Self::Pg,
+            domain::MaturityRating::Pg13 => Self::Pg13,
+            domain::MaturityRating::R => Self::R,
+            domain::MaturityRating::Nc17 => Self::Nc17,
+        }
+    }
+}
+
+impl From<MaturityRating> for domain::MaturityRating {
+    fn from(m: MaturityRating) -> Self {
+        match m {
+            MaturityRating::G => Self::G,
+            MaturityRating::Pg => Self::Pg,
+            MaturityRating::Pg13 => Self::Pg13,
+            MaturityRating::R => Self::R,
+            MaturityRating::Nc17 => Self::Nc17,
+        }
+    }
+}
+
+/// How far the profile has watched a title.
+#[derive(SimpleObject)]
+pub struct WatchProgress {
+    /// 0–1.
+    fraction: f64,
+    /// 0–100, rounded to a whole percent (what "40% watched" shows).
+    percent: i32,
+}
+
+impl From<domain::Progress> for WatchProgress {
+    fn from(p: domain::Progress) -> Self {
+        WatchProgress {
+            fraction: p.get(),
+            percent: (p.get() * 100.0).round() as i32,
+        }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct RowItem {
     /// 0-based position in the row.
     position: i32,
     score: f64,
-    /// Why this title is here, e.g. "Because you watched Toy Story".
+    /// Why this title is here, e.g. "Because you watched Toy Story". Display text: read
+    /// `progress` and `evidence` for the facts.
     reason: Option<String>,
     title: Title,
     /// Titles from the profile's history that led to this item.
     evidence: Vec<Title>,
+    /// How far the profile has watched the title, on rows that show it (Continue Watching).
+    progress: Option<WatchProgress>,
 }
 
 #[derive(SimpleObject)]
 pub struct Row {
     id: ID,
     title: String,
-    /// The row definition this row comes from (`top-picks`, `because-you-watched`, …).
+    /// The id of the row definition (`rows/home.toml`) this row comes from: `top-picks`,
+    /// `because-you-watched`, …
+    definition: ID,
+    /// Same as `definition`.
+    #[graphql(deprecation = "use `definition`")]
     kind: String,
+    /// The title this row is about, for rows named after one ("Because You Watched X").
+    anchor: Option<Title>,
     /// The model version that filled this row (experiments may compare versions per row).
     model_version: String,
     items: Vec<RowItem>,
@@ -343,27 +408,31 @@ pub struct CreateProfileInput {
     pub(super) id: ID,
     /// Created when it does not exist yet.
     pub(super) account_id: ID,
+    /// 1–50 characters, no control characters.
     pub(super) name: String,
     #[graphql(default = false)]
     pub(super) is_kids: bool,
-    /// G, PG, PG-13, R or NC-17; kids profiles default to PG.
-    pub(super) maturity_limit: Option<String>,
+    /// Highest rating the profile is shown; kids profiles default to PG and may be given at
+    /// most PG.
+    pub(super) maturity_limit: Option<MaturityRating>,
     /// ISO 3166-1 alpha-2.
     pub(super) country: Option<String>,
-    /// Genres to start from while the profile has no history.
+    /// Genres to start from while the profile has no history (at most 20, from `genres`).
     #[graphql(default)]
     pub(super) onboarding_genres: Vec<String>,
 }
 
 #[derive(InputObject)]
 pub struct EventInput {
-    /// Chosen by the client; resending the same id for the same profile is harmless.
+    /// Chosen by the client (at most 128 bytes, no whitespace); resending the same id for the
+    /// same profile is harmless.
     pub(super) client_event_id: ID,
     pub(super) title_id: ID,
     pub(super) kind: EventKind,
     /// PROGRESS: fraction watched, 0–1. RATING: stars, 0.5–5. Otherwise omitted.
     pub(super) value: Option<f64>,
-    /// RFC 3339; defaults to the time the server receives the event.
+    /// RFC 3339; defaults to the time the server receives the event. Not before 1900 nor more
+    /// than a few minutes (`--event-max-ahead`, default 300 s) after the server's clock.
     pub(super) occurred_at: Option<String>,
     /// The `HomePage.requestId` this event resulted from, if any.
     pub(super) request_id: Option<ID>,
@@ -387,7 +456,9 @@ impl From<app::home::HomePage> for HomePage {
                 .map(|row| Row {
                     id: ID(row.id),
                     title: row.title,
-                    kind: row.kind,
+                    definition: ID(row.definition.clone()),
+                    kind: row.definition,
+                    anchor: row.anchor.map(|t| Title::at(engine, t)),
                     model_version: row.model_version,
                     items: row
                         .items
@@ -403,6 +474,7 @@ impl From<app::home::HomePage> for HomePage {
                                 .iter()
                                 .map(|t| Title::at(engine, *t))
                                 .collect(),
+                            progress: item.progress.map(WatchProgress::from),
                         })
                         .collect(),
                 })

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{CandidateSource, SourceContext, SourcedRow};
 use crate::domain::Millis;
 use crate::engine::catalog::TitleIdx;
+use crate::engine::filters;
 use crate::engine::model::Model;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +55,9 @@ impl CandidateSource for BecauseYouWatched {
             .states()
             .filter(|s| s.is_strongly_positive(self.0.min_stars))
             .filter_map(|s| Some((ctx.catalog.idx(&s.title_id)?, s.last_activity())))
+            // The row names its anchor: one the profile may not see (a kids profile that
+            // rated an R title) makes no row, and the next anchor takes its place.
+            .filter(|(t, _)| filters::suitable(ctx.profile, ctx.catalog.title(*t)).is_ok())
             .filter(|(t, _)| !anchor_neighbors(ctx.model, *t).is_empty())
             .collect();
         anchors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -86,6 +90,7 @@ impl CandidateSource for BecauseYouWatched {
                 SourcedRow {
                     key: Some(ctx.catalog.title(anchor).id.to_string()),
                     title: Some(format!("Because You Watched {name}")),
+                    anchor: Some(anchor),
                     candidates,
                 }
             })

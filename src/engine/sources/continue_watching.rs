@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::{Candidate, CandidateSource, SourceContext, SourcedRow};
-use crate::domain::Millis;
+use crate::domain::{Millis, Progress};
 use crate::engine::catalog::TitleIdx;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,14 +31,14 @@ pub struct ContinueWatching(pub ContinueWatchingParams);
 impl CandidateSource for ContinueWatching {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         let p = &self.0;
-        let mut watching: Vec<(TitleIdx, Millis, f64)> = ctx
+        let mut watching: Vec<(TitleIdx, Millis, Progress)> = ctx
             .history
             .states()
             .filter(|s| !s.is_watched())
             .filter(|s| (p.min_progress..=p.max_progress).contains(&s.progress.get()))
             .filter_map(|s| {
                 let t = ctx.catalog.idx(&s.title_id)?;
-                Some((t, s.last_watched_at?, s.progress.get()))
+                Some((t, s.last_watched_at?, s.progress))
             })
             .filter(|(t, _, _)| (ctx.eligible)(*t))
             .collect();
@@ -52,8 +52,9 @@ impl CandidateSource for ContinueWatching {
                     title,
                     // Recency rank is the order; keep scores strictly decreasing.
                     score: (n - rank) as f32,
-                    reason: Some(format!("{:.0}% watched", progress * 100.0)),
+                    reason: Some(format!("{:.0}% watched", progress.get() * 100.0)),
                     evidence: vec![],
+                    progress: Some(progress),
                 })
                 .collect(),
         )

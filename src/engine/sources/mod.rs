@@ -14,7 +14,7 @@ use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
 
-use crate::domain::{Millis, Profile};
+use crate::domain::{Millis, Profile, Progress};
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::history::{AgeFrom, History, RecencyDecay, WatchState};
 use crate::engine::model::Model;
@@ -34,6 +34,8 @@ pub struct Candidate {
     pub reason: Option<String>,
     /// Titles from the profile's history that led to this candidate.
     pub evidence: Vec<TitleIdx>,
+    /// How far the profile has watched the title, for rows that show it (Continue Watching).
+    pub progress: Option<Progress>,
 }
 
 /// One row a source wants on the page. Most sources produce one; "Because You Watched"
@@ -44,6 +46,9 @@ pub struct SourcedRow {
     pub key: Option<String>,
     /// Replaces the definition's title (e.g. "Because You Watched Toy Story").
     pub title: Option<String>,
+    /// The title the row is about, named in its title ("Because You Watched X"). A row whose
+    /// anchor the profile may not see is never placed.
+    pub anchor: Option<TitleIdx>,
     /// Best first.
     pub candidates: Vec<Candidate>,
 }
@@ -53,6 +58,7 @@ impl SourcedRow {
         vec![SourcedRow {
             key: None,
             title: None,
+            anchor: None,
             candidates,
         }]
     }
@@ -126,6 +132,7 @@ impl SourceContext<'_> {
                 score,
                 reason: None,
                 evidence: vec![],
+                progress: None,
             })
             .collect()
     }

@@ -192,6 +192,7 @@ impl CandidateSource for Personalized {
             None => vec![SourcedRow {
                 key: None,
                 title: Some(self.0.cold_start_title.clone()),
+                anchor: None,
                 candidates: ctx.popular(),
             }],
         }

@@ -90,6 +90,7 @@ impl CandidateSource for TopGenre {
                 SourcedRow {
                     key: Some(genre.clone()),
                     title: Some(genre),
+                    anchor: None,
                     candidates,
                 }
             })

@@ -1,0 +1,179 @@
+//! GraphQL over HTTP, and the codes of errors that stop a request before any resolver runs.
+//!
+//! Every error a client sees carries `extensions.code` (the usual GraphQL server
+//! conventions):
+//! - a body that is not a GraphQL request (not JSON, wrong shape, too large, too many
+//!   operations in a batch): HTTP 400 or 413 with a JSON body, `BAD_REQUEST` or
+//!   `PAYLOAD_TOO_LARGE`;
+//! - a query that does not parse: `GRAPHQL_PARSE_FAILED`;
+//! - a query that does not validate against the schema, or exceeds the depth or complexity
+//!   limit: `GRAPHQL_VALIDATION_FAILED`;
+//! - variables or arguments of the wrong type: `BAD_USER_INPUT`;
+//! - resolvers' own codes (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`, `UNAVAILABLE`,
+//!   `INTERNAL`; `graphql/mod.rs`).
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    BatchRequest, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use serde_json::json;
+
+use super::MarqueeSchema;
+use super::bounds::{MAX_BATCH, MAX_BODY_BYTES};
+
+/// `POST /graphql`: a request or a batch of at most `MAX_BATCH`, as JSON.
+pub async fn post(schema: MarqueeSchema, body: Body) -> HttpResponse {
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            );
+        }
+    };
+    let request: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!(
+                    "the body is not a GraphQL request (JSON with `query` and optional \
+                     `variables` and `operationName`, or a list of them): {e}"
+                ),
+            );
+        }
+    };
+    if let BatchRequest::Batch(list) = &request
+        && list.len() > MAX_BATCH
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!(
+                "at most {MAX_BATCH} operations per batch, got {}",
+                list.len()
+            ),
+        );
+    }
+    let response = schema.execute_batch(request).await;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&response).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot serialize a GraphQL response");
+            json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
+                .to_string()
+        }),
+    )
+        .into_response()
+}
+
+/// A GraphQL-shaped error body for a request that never reached GraphQL.
+fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"errors": [{"message": message, "extensions": {"code": code}}]}).to_string(),
+    )
+        .into_response()
+}
+
+/// The schema extension that gives codes to the errors async-graphql reports itself.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn has_code(e: &ServerError) -> bool {
+    e.extensions
+        .as_ref()
+        .is_some_and(|x| x.get("code").is_some())
+}
+
+fn with_code(mut e: ServerError, code: &str) -> ServerError {
+    if !has_code(&e) {
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+    e
+}
+
+/// Validation errors about values (a variable or argument of the wrong type or missing) are
+/// the client's input; the rest are queries that do not fit the schema or its limits.
+fn validation_code(e: &ServerError) -> &'static str {
+    let m = e.message.as_str();
+    if m.starts_with("Invalid value for argument")
+        || (m.starts_with("Variable \"") && !m.contains("is not used"))
+    {
+        "BAD_USER_INPUT"
+    } else {
+        "GRAPHQL_VALIDATION_FAILED"
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        response.errors = std::mem::take(&mut response.errors)
+            .into_iter()
+            .map(|e| {
+                // Errors no hook below coded. With a path: a field's arguments that failed to
+                // convert (resolvers code their own errors), the client's input. Without: the
+                // operation to run could not be chosen (`operationName`).
+                let code = if !e.path.is_empty() {
+                    "BAD_USER_INPUT"
+                } else if e.message.to_ascii_lowercase().contains("operation") {
+                    "GRAPHQL_VALIDATION_FAILED"
+                } else {
+                    tracing::error!(message = %e.message, "GraphQL error without a code");
+                    "INTERNAL"
+                };
+                with_code(e, code)
+            })
+            .collect();
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| {
+                    let code = validation_code(&e);
+                    with_code(e, code)
+                })
+                .collect()
+        })
+    }
+}
