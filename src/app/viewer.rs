@@ -15,6 +15,12 @@ use crate::store::StoreError;
 pub enum AppError {
     #[error("no profile {0}")]
     ProfileNotFound(ProfileId),
+    /// The caller is signed in but its role or session does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request is invalid (a bad name, a maturity limit outside the allowed set).
+    #[error("{0}")]
+    BadInput(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

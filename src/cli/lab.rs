@@ -89,8 +89,9 @@ pub(super) struct GenerateArgs {
     pub(super) seed: u64,
 }
 
-pub(super) async fn simulate(a: SimulateArgs) -> Result<()> {
+pub(super) async fn simulate(cfg: &Resolved, a: SimulateArgs) -> Result<()> {
     simulation::run(simulation::SimulateArgs {
+        data_dir: cfg.data_dir.clone(),
         url: a.url,
         experiments_dir: a.experiments_dir,
         profiles: a.profiles,
@@ -148,7 +149,14 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
         .await?;
     }
     if let Some(url) = args.url {
-        return bench::run_http(&url, args.requests, args.concurrency, args.seed).await;
+        return bench::run_http(
+            &url,
+            &cfg.data_dir,
+            args.requests,
+            args.concurrency,
+            args.seed,
+        )
+        .await;
     }
     if args.report {
         let url = if cfg.database_url == crate::store::sqlite_url(&cfg.data_dir) {

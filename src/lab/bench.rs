@@ -94,17 +94,25 @@ pub async fn run(
 
 /// `marquee bench --url`: home pages over HTTP from `concurrency` clients, then the server's
 /// impression-log counters — the check that logging keeps up (no drops) under this load.
-pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64) -> Result<()> {
+pub async fn run_http(
+    url: &str,
+    data_dir: &Path,
+    requests: usize,
+    concurrency: usize,
+    seed: u64,
+) -> Result<()> {
+    use crate::auth::{DEFAULT_AUDIENCE, DEV_ISSUER_PATH, DevIssuer, Role};
     use serde_json::{Value, json};
     let url = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
     let gql = {
         let (http, url) = (http.clone(), url.clone());
-        move |query: &'static str, variables: Value| {
+        move |token: std::sync::Arc<str>, query: &'static str, variables: Value| {
             let (http, url) = (http.clone(), url.clone());
             async move {
                 let resp: Value = http
                     .post(format!("{url}/graphql"))
+                    .bearer_auth(&*token)
                     .json(&json!({"query": query, "variables": variables}))
                     .send()
                     .await?
@@ -114,15 +122,30 @@ pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64)
             }
         }
     };
-    let profiles: Vec<String> =
-        gql("{ profiles(first: 100) { id } }", json!({})).await?["data"]["profiles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["id"].as_str().map(str::to_owned))
-            .collect();
+    // Signed in as accounts 1–100 (MovieLens users) with the server's development issuer.
+    let issuer = DevIssuer::load(data_dir)?;
+    let mut profiles: Vec<(String, std::sync::Arc<str>)> = Vec::new();
+    for account in 1..=100 {
+        let token: std::sync::Arc<str> = issuer
+            .token(
+                &format!("{url}{DEV_ISSUER_PATH}"),
+                DEFAULT_AUDIENCE,
+                &crate::domain::AccountId::parse(&account.to_string())?,
+                Role::Viewer,
+            )?
+            .into();
+        let mine = gql(token.clone(), "{ profiles(first: 10) { id } }", json!({})).await?;
+        for p in mine["data"]["profiles"].as_array().into_iter().flatten() {
+            if let Some(id) = p["id"].as_str() {
+                profiles.push((id.to_owned(), token.clone()));
+            }
+        }
+    }
     if profiles.is_empty() {
-        bail!("{url} has no profiles");
+        bail!(
+            "{url} has no profiles for accounts 1–100 (or does not run the development issuer of {})",
+            data_dir.display()
+        );
     }
     let profiles = std::sync::Arc::new(profiles);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -135,9 +158,10 @@ pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64)
             let mut micros = Vec::new();
             let mut errors = 0usize;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let p = &profiles[(rng.next_u64() % profiles.len() as u64) as usize];
+                let (p, token) = &profiles[(rng.next_u64() % profiles.len() as u64) as usize];
                 let start = Instant::now();
                 match gql(
+                    token.clone(),
                     "query($p: ID!) { home(profileId: $p) { requestId rows { id items { title { id name } } } } }",
                     json!({"p": p}),
                 )

@@ -3,6 +3,7 @@
 //! (`NOT_FOUND`, `BAD_USER_INPUT`; `UNAVAILABLE` when storage is briefly out of reach and
 //! the client should retry; `INTERNAL`).
 
+pub mod access;
 mod mutation;
 mod query;
 mod types;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, ID, Schema};
 
-use crate::app::AppState;
+use crate::app::{AppError, AppState};
+use crate::auth::Caller;
 use crate::domain::{self, ProfileId, TitleId};
 use crate::store::StoreError;
 use mutation::MutationRoot;
@@ -27,6 +29,7 @@ const MAX_EVENTS: usize = 500;
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(state)
+        .extension(access::AccessRules)
         .limit_depth(12)
         .limit_complexity(10_000)
         .finish()
@@ -73,7 +76,27 @@ fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
-/// The profile a catalogue query is made for, if any (`NOT_FOUND` when unknown).
+/// The authenticated caller (`UNAUTHENTICATED` without one; the access rules already refuse
+/// anonymous calls to fields that need one).
+fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller, Error> {
+    ctx.data_opt::<Caller>()
+        .ok_or_else(|| coded("UNAUTHENTICATED", "sign in first"))
+}
+
+/// An app-layer failure as a GraphQL error: another account's profile is `NOT_FOUND`, exactly
+/// like a missing one.
+fn app_error(e: AppError) -> Error {
+    match e {
+        AppError::ProfileNotFound(id) => not_found(format!("no profile {id}")),
+        AppError::Forbidden(m) => coded("FORBIDDEN", m),
+        AppError::BadInput(m) => bad_input(m),
+        AppError::Store(e) => failure(e),
+        AppError::Internal(e) => failure(e),
+    }
+}
+
+/// The caller's profile a catalogue query is filtered for, if it names one (`NOT_FOUND`
+/// when unknown or another account's).
 async fn viewer(
     ctx: &Context<'_>,
     profile_id: Option<&ID>,
@@ -83,12 +106,10 @@ async fn viewer(
     };
     let id = parse_profile_id(id)?;
     state(ctx)
-        .store
-        .profile(&id)
+        .owned_profile(caller(ctx)?, &id)
         .await
-        .map_err(failure)?
         .map(Some)
-        .ok_or_else(|| not_found(format!("no profile {id}")))
+        .map_err(app_error)
 }
 
 fn parse_first(first: i32) -> Result<usize, Error> {

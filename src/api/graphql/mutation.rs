@@ -3,7 +3,10 @@
 use async_graphql::{Context, Error, ID, Object};
 
 use super::types::{CreateProfileInput, EventInput, Profile, RecordEventsResult};
-use super::{MAX_EVENTS, bad_input, failure, not_found, parse_profile_id, state};
+use super::{
+    MAX_EVENTS, app_error, bad_input, caller, failure, not_found, parse_profile_id, state,
+};
+use crate::app::access::NewProfile;
 use crate::clock::parse_rfc3339;
 use crate::domain::{self, EventAction, TitleId};
 use crate::store::records::NewEvent;
@@ -12,8 +15,8 @@ pub struct MutationRoot;
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
-    /// Creates a profile (sign-up or onboarding). `BAD_USER_INPUT` when the id is taken or a
-    /// field is invalid.
+    /// Creates a profile on the caller's account. `BAD_USER_INPUT` when the id is taken or a
+    /// field is invalid (kids profiles: maturity limit G, PG or PG-13; at most 10 profiles).
     async fn create_profile(
         &self,
         ctx: &Context<'_>,
@@ -22,10 +25,10 @@ impl MutationRoot {
         let state = state(ctx);
         let field = |name: &str, e: domain::ParseError| bad_input(format!("{name}: {e}"));
         let id = parse_profile_id(&input.id)?;
-        if input.name.trim().is_empty() || input.name.len() > 100 {
-            return Err(bad_input("name must be 1–100 characters"));
-        }
         let engine = state.engine.load();
+        if input.onboarding_genres.len() > 20 {
+            return Err(bad_input("onboardingGenres: at most 20 genres"));
+        }
         if let Some(g) = input
             .onboarding_genres
             .iter()
@@ -33,11 +36,9 @@ impl MutationRoot {
         {
             return Err(bad_input(format!("onboardingGenres: unknown genre {g:?}")));
         }
-        let profile = domain::Profile {
-            id: id.clone(),
-            account_id: domain::AccountId::parse(&input.account_id)
-                .map_err(|e| field("accountId", e))?,
-            name: input.name.trim().to_owned(),
+        let new = NewProfile {
+            id,
+            name: input.name,
             is_kids: input.is_kids,
             maturity_limit: input
                 .maturity_limit
@@ -53,15 +54,73 @@ impl MutationRoot {
                 .map_err(|e| field("country", e))?,
             onboarding_genres: input.onboarding_genres,
         };
-        let created = state
-            .store
-            .create_profile(&profile, state.clock.now())
+        let profile = state
+            .create_profile(caller(ctx)?, new)
             .await
-            .map_err(failure)?;
-        if !created {
-            return Err(bad_input(format!("profile {id} already exists")));
-        }
+            .map_err(app_error)?;
         Ok(Profile(profile))
+    }
+
+    /// Renames one of the caller's profiles.
+    async fn rename_profile(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        name: String,
+    ) -> Result<Profile, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        let p = state(ctx)
+            .rename_profile(caller(ctx)?, &id, &name)
+            .await
+            .map_err(app_error)?;
+        Ok(Profile(p))
+    }
+
+    /// Removes one of the caller's profiles (its history stays for reports); returns its id.
+    async fn remove_profile(&self, ctx: &Context<'_>, profile_id: ID) -> Result<ID, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        state(ctx)
+            .remove_profile(caller(ctx)?, &id)
+            .await
+            .map_err(app_error)?;
+        Ok(profile_id)
+    }
+
+    /// Selects the profile the browser session watches as. Choosing a kids profile locks the
+    /// session to it until the next sign-in.
+    async fn select_profile(&self, ctx: &Context<'_>, profile_id: ID) -> Result<Profile, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        let (p, _) = state(ctx)
+            .select_profile(caller(ctx)?, &id)
+            .await
+            .map_err(app_error)?;
+        Ok(Profile(p))
+    }
+
+    /// Activates a registered model version (admin); servers switch within seconds.
+    async fn activate_model(&self, ctx: &Context<'_>, version: String) -> Result<String, Error> {
+        if version.is_empty() || version.len() > 200 {
+            return Err(bad_input("version must be 1–200 characters"));
+        }
+        let store = &state(ctx).store;
+        let known = store
+            .models()
+            .await
+            .map_err(failure)?
+            .iter()
+            .any(|m| m.version == version);
+        if !known {
+            return Err(not_found(format!("no model {version:?}")));
+        }
+        store.activate_model(&version).await.map_err(failure)?;
+        Ok(version)
+    }
+
+    /// Re-activates the model registered before the active one (admin); returns its version.
+    async fn rollback_model(&self, ctx: &Context<'_>) -> Result<String, Error> {
+        crate::app::models::rollback(&state(ctx).store)
+            .await
+            .map_err(|e| bad_input(format!("{e:#}")))
     }
 
     /// Records viewing events. All events are validated first; if any is invalid, none is
@@ -81,11 +140,9 @@ impl MutationRoot {
             )));
         }
         state
-            .store
-            .profile(&pid)
+            .owned_profile(caller(ctx)?, &pid)
             .await
-            .map_err(failure)?
-            .ok_or_else(|| not_found(format!("no profile {pid}")))?;
+            .map_err(app_error)?;
         let now = state.clock.now();
         let engine = state.engine.load_full();
         let parsed = events
