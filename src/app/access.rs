@@ -105,7 +105,8 @@ impl AppState {
             .ok_or_else(|| AppError::ProfileNotFound(id.clone()))?;
         self.store
             .record_preview(&PreviewRecord {
-                previewed_at: self.clock.now(),
+                // When it really happened, not the serving clock (which may replay 1998).
+                previewed_at: crate::clock::Clock::System.now(),
                 viewer_account: caller.account.to_string(),
                 viewer_subject: caller.subject.clone(),
                 profile_id: id.to_string(),

@@ -180,7 +180,7 @@ impl Store {
     pub async fn previews(&self, limit: usize) -> StoreResult<Vec<PreviewRecord>> {
         let rows = sqlx::query(
             "SELECT previewed_at, viewer_account, viewer_subject, profile_id, request_id \
-             FROM preview_audit ORDER BY previewed_at DESC LIMIT $1",
+             FROM preview_audit ORDER BY previewed_at DESC, request_id DESC LIMIT $1",
         )
         .bind(limit as i64)
         .fetch_all(&self.pool)

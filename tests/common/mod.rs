@@ -388,23 +388,34 @@ impl Server {
     }
 
     /// POSTs a GraphQL request signed in as the owner of the profile it names (a `p`,
-    /// `profileId` or `id` variable, or an inline `profileId: "…"`), else as the admin
+    /// `profileId` or `id` variable, `i.id` of a created profile, or an inline
+    /// `profileId: "…"` / `profile(id: "…")`), else as the admin
     /// account `ops`; asserts the HTTP layer never fails with a 5xx.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
         let named = ["p", "profileId", "id", "profile"]
             .iter()
             .find_map(|k| variables.get(*k).and_then(Value::as_str))
+            // A created profile (`createProfile(input: $i)`) belongs to its owner too.
+            .or_else(|| variables["i"]["id"].as_str())
             .map(str::to_owned)
             .or_else(|| {
-                regex::Regex::new(r#"profileId:\s*"([^"]+)""#)
+                regex::Regex::new(r#"(?:profileId|profile\(id):\s*"([^"]+)""#)
                     .unwrap()
                     .captures(query)
                     .map(|c| c[1].to_owned())
             });
-        let token = match &named {
+        // Forcing variations is a PM's preview.
+        let role = if query.contains("forcedVariations") {
+            "pm"
+        } else {
+            "viewer"
+        };
+        let token = match named.as_deref().map(owner_of) {
             // `id` also names titles; an account that owns no profile is harmless there.
-            Some(p) => self.token(owner_of(p), "viewer"),
-            None => self.token(OPS_ACCOUNT, "admin"),
+            Some(owner) if marquee::domain::AccountId::parse(owner).is_ok() => {
+                self.token(owner, role)
+            }
+            _ => self.token(OPS_ACCOUNT, "admin"),
         };
         self.gql_with(Some(&token), query, variables).await
     }

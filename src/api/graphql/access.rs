@@ -48,6 +48,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("Query", "me", Access::Viewer),
     ("Query", "profiles", Access::Viewer),
     ("Query", "profile", Access::Viewer),
+    ("Query", "viewerState", Access::Viewer),
     ("Query", "title", Access::Public),
     ("Query", "search", Access::Public),
     ("Query", "browse", Access::Public),
@@ -104,7 +105,10 @@ impl Extension for AccessRulesExtension {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         let root = matches!(info.parent_type, "Query" | "Mutation" | "Subscription");
-        if root && !info.is_for_introspection {
+        // Introspection (`__schema`, `__type`, `__typename`) is not a resolver of ours; whether
+        // it is offered at all is a schema setting.
+        let introspection = info.is_for_introspection || info.name.starts_with("__");
+        if root && !introspection {
             let caller = ctx.data_opt::<Caller>();
             match rule(info.parent_type, info.name) {
                 None => {
