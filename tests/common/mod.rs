@@ -335,10 +335,16 @@ impl Server {
         } else {
             &["--mode", "development"]
         };
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--clock", NOW])
+            .args(["serve", "--clock", NOW])
+            .args(listen)
             .args(mode)
             .args(extra)
             .env("DATABASE_URL", db)
