@@ -88,9 +88,23 @@ struct KeyCache {
     fetched_at: Option<Instant>,
 }
 
+/// Tokens already verified, so that a client's next requests with the same token cost a
+/// lookup instead of an RSA verification. Bounded; entries live at most `VERIFIED_TTL` and
+/// never past the token's own `exp`.
+const VERIFIED_CAPACITY: usize = 10_000;
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+struct Verified {
+    caller: Caller,
+    /// Seconds since the epoch.
+    exp: i64,
+    at: Instant,
+}
+
 /// Validates access tokens of one issuer. Cheap to share (`Arc`); the keys are cached.
 pub struct TokenValidator {
     cfg: ValidatorConfig,
+    verified: std::sync::RwLock<HashMap<String, Verified>>,
     http: reqwest::Client,
     discovery: tokio::sync::OnceCell<Discovery>,
     cache: std::sync::RwLock<KeyCache>,
@@ -109,6 +123,7 @@ impl TokenValidator {
             .map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
         Ok(TokenValidator {
             cfg,
+            verified: std::sync::RwLock::new(HashMap::new()),
             http,
             discovery: tokio::sync::OnceCell::new(),
             cache: std::sync::RwLock::new(KeyCache::default()),
@@ -229,6 +244,16 @@ impl TokenValidator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("token too long".into()));
         }
+        let now = crate::clock::Clock::System.now() / 1000;
+        if let Some(v) = self
+            .verified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .filter(|v| v.at.elapsed() < VERIFIED_TTL && now <= v.exp)
+        {
+            return Ok(v.caller.clone());
+        }
         // `alg: none` (or any algorithm jsonwebtoken does not know) fails right here.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("header: {e}")))?;
@@ -246,10 +271,27 @@ impl TokenValidator {
                 header.alg, key.alg
             )));
         }
-        self.verify(token, &key)
+        let (caller, exp) = self.verify(token, &key)?;
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, v| v.at.elapsed() < VERIFIED_TTL && now <= v.exp);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+                at: Instant::now(),
+            },
+        );
+        Ok(caller)
     }
 
-    fn verify(&self, token: &str, key: &VerifyingKey) -> Result<Caller, AuthError> {
+    /// The caller and `exp` of a token whose signature and claims check out.
+    fn verify(&self, token: &str, key: &VerifyingKey) -> Result<(Caller, i64), AuthError> {
         let mut validation = Validation::new(key.alg);
         validation.algorithms = vec![key.alg];
         validation.set_issuer(&[&self.cfg.issuer]);
@@ -263,7 +305,8 @@ impl TokenValidator {
         let data =
             jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key.key, &validation)
                 .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        self.caller_from_claims(&data.claims)
+        let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        Ok((self.caller_from_claims(&data.claims)?, exp))
     }
 
     /// The account and roles the claims name.

@@ -73,6 +73,10 @@ pub(super) struct BenchArgs {
     /// With --report: row items to log.
     #[arg(long, default_value_t = 1_000_000)]
     pub(super) impressions: u64,
+    /// Measure authentication instead: the CPU per request of validating an access token
+    /// with a cached JWKS, and the first-use cost (discovery + JWKS over HTTP).
+    #[arg(long)]
+    pub(super) auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +136,10 @@ pub(super) fn generate(a: GenerateArgs) -> Result<()> {
 /// In process on the loaded data; with `--url` against a running server; with `--training`
 /// training and retrieval on atomic files.
 pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
+    if args.auth {
+        let requests = args.requests;
+        return tokio::task::spawn_blocking(move || bench::run_auth(requests)).await?;
+    }
     if let Some(dir) = args.training {
         let params: TrainParams = match &args.train_params {
             Some(json) => serde_json::from_str(json).context("--train-params")?,

@@ -118,8 +118,9 @@ let signedInAs = null;
  * an account (as a PM, so the PM page works too) → back on the profiles page.
  */
 async function signIn(account) {
-  await page.evaluate(() => fetch('/auth/logout', { method: 'POST', redirect: 'manual' }));
   await page.goto(`${base}/#/profiles`);
+  await page.evaluate(() => fetch('/auth/logout', { method: 'POST', redirect: 'manual' }));
+  await page.reload();
   await page.waitForSelector('#view[data-state="signed-out"]');
   await page.click('#view [data-action="sign-in"]');
   await page.waitForURL(/\/dev-issuer\/authorize/);
