@@ -787,6 +787,35 @@ async fn dev_token_signs_in_scripts() {
     assert_eq!(r["data"]["me"]["accountId"], "5", "{r}");
     assert_eq!(r["data"]["me"]["roles"], json!(["viewer", "pm"]));
     assert!(r["data"]["home"]["requestId"].is_string());
+    // The development issuer runs in production mode only when configured to, with a warning.
+    let config = dir.path().join("dev-in-production.toml");
+    std::fs::write(&config, "[auth]\ndev_issuer = true\n").unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--config", config.to_str().unwrap()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--mode", "production"])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+        if line.starts_with("sign-in:") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        said.contains("WARNING: production mode with dev_issuer = true"),
+        "{said}"
+    );
+    assert!(said.contains("development issuer at"), "{said}");
     // The production default refuses to start without an issuer, and says why.
     let out = common::marquee(dir.path(), &url, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());

@@ -97,7 +97,7 @@ export const queries = {
   }
   fragment Lift on LiftEstimate { relative ciLow ciHigh pValue significant }`,
   previewHome: `query Preview($profileId: ID!, $forced: [ForcedVariationInput!]) {
-    home(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
+    home: previewHome(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
       assignments { featureKey experimentKey variationIndex variationKey inExperiment }
       rows { id title kind items { position reason title { ${TITLE_FIELDS} } evidence { id name } } } }
   }`,

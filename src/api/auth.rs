@@ -456,7 +456,14 @@ async fn callback(State(api): State<ApiState>, Query(p): Query<CallbackParams>) 
     {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(error = %e, "code exchange refused");
+            // The provider's error code only: a body that failed to parse might hold tokens.
+            let why = match &e {
+                oauth2::RequestTokenError::ServerResponse(r) => r.error().to_string(),
+                oauth2::RequestTokenError::Request(_) => "the request failed".to_owned(),
+                oauth2::RequestTokenError::Parse(..) => "unparsable response".to_owned(),
+                oauth2::RequestTokenError::Other(_) => "other".to_owned(),
+            };
+            tracing::info!(%why, "code exchange refused");
             return refused("The identity provider refused the code exchange.");
         }
     };
@@ -530,24 +537,22 @@ async fn logout(State(api): State<ApiState>, headers: HeaderMap) -> Response {
     resp
 }
 
-fn dev(api: &ApiState) -> Result<&DevService, Response> {
-    api.auth
-        .dev
-        .as_ref()
-        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())
+/// The development issuer, when it runs (its endpoints are 404 otherwise).
+fn dev(api: &ApiState) -> Option<&DevService> {
+    api.auth.dev.as_ref()
 }
 
 async fn dev_discovery(State(api): State<ApiState>) -> Response {
     match dev(&api) {
-        Ok(d) => Json(dev_issuer::discovery_document(&d.url)).into_response(),
-        Err(r) => r,
+        Some(d) => Json(dev_issuer::discovery_document(&d.url)).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 async fn dev_jwks(State(api): State<ApiState>) -> Response {
     match dev(&api) {
-        Ok(d) => Json(d.issuer.jwks()).into_response(),
-        Err(r) => r,
+        Some(d) => Json(d.issuer.jwks()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -594,9 +599,8 @@ async fn dev_authorize_page(
     State(api): State<ApiState>,
     Query(p): Query<AuthorizeParams>,
 ) -> Response {
-    let d = match dev(&api) {
-        Ok(d) => d,
-        Err(r) => return r,
+    let Some(d) = dev(&api) else {
+        return StatusCode::NOT_FOUND.into_response();
     };
     if let Err(why) = p.check(d) {
         return page(StatusCode::BAD_REQUEST, "Bad sign-in request", &escape(why));
@@ -645,9 +649,8 @@ struct AuthorizeForm {
 
 /// The sign-in page's answer: a one-time code, sent back to Marquee's callback.
 async fn dev_authorize(State(api): State<ApiState>, Form(f): Form<AuthorizeForm>) -> Response {
-    let d = match dev(&api) {
-        Ok(d) => d,
-        Err(r) => return r,
+    let Some(d) = dev(&api) else {
+        return StatusCode::NOT_FOUND.into_response();
     };
     if let Err(why) = f.params.check(d) {
         return page(StatusCode::BAD_REQUEST, "Bad sign-in request", &escape(why));
@@ -693,9 +696,8 @@ struct TokenForm {
 
 /// The token endpoint: a code and its PKCE verifier for an access token.
 async fn dev_token(State(api): State<ApiState>, Form(f): Form<TokenForm>) -> Response {
-    let d = match dev(&api) {
-        Ok(d) => d,
-        Err(r) => return r,
+    let Some(d) = dev(&api) else {
+        return StatusCode::NOT_FOUND.into_response();
     };
     let error = |e: &str| {
         (
