@@ -23,6 +23,47 @@ pub struct FileConfig {
     /// How far after the server's clock a client-reported `occurredAt` may be, in seconds
     /// (default 300; `clock::EventWindow`).
     pub event_max_ahead_secs: Option<u32>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]` in `marquee.toml`: who signs viewers in. Every key is optional; without `issuer`
+/// the built-in development issuer is the issuer (development mode, or `dev_issuer = true`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `production` (default of `serve`) or `development` (default of `demo`).
+    pub mode: Option<crate::auth::Mode>,
+    /// The OpenID Connect issuer (its discovery document is under
+    /// `<issuer>/.well-known/openid-configuration`).
+    pub issuer: Option<String>,
+    /// The `aud` access tokens must carry (default `marquee`).
+    pub audience: Option<String>,
+    /// The web UI's client at the issuer (authorization code + PKCE).
+    pub client_id: Option<String>,
+    /// The environment variable holding the client secret, if the client has one (secrets
+    /// never live in the file).
+    pub client_secret_env: Option<String>,
+    /// Scopes asked for at sign-in (default `openid`).
+    pub scopes: Option<Vec<String>>,
+    /// Extra authorization parameters, e.g. `resource` for providers that need a resource
+    /// indicator to issue JWT access tokens.
+    pub authorize_params: Option<std::collections::BTreeMap<String, String>>,
+    /// The claim naming the account (default `sub`).
+    pub account_claim: Option<String>,
+    /// The claim holding roles (default `roles`; a dotted path reaches into objects).
+    pub roles_claim: Option<String>,
+    /// Allows the development issuer in production mode.
+    pub dev_issuer: Option<bool>,
+    /// The URL browsers reach Marquee at (default `http://<listen address>`); an https URL
+    /// makes session cookies `Secure`.
+    pub public_url: Option<String>,
+    /// How long a browser session lasts (default 12).
+    pub session_hours: Option<u64>,
+    /// Least seconds between JWKS refetches for unknown key ids (default 10).
+    pub jwks_refetch_seconds: Option<u64>,
+    /// Clock skew tolerated on `exp`/`nbf` (default 30).
+    pub leeway_seconds: Option<u64>,
 }
 
 impl FileConfig {

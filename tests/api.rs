@@ -80,18 +80,7 @@ fn event(id: &str, title: &str, kind: &str, value: Option<f64>, at: Option<&str>
 }
 
 async fn profile_ids(s: &Server, kids: Option<bool>) -> Vec<String> {
-    let resp = s
-        .gql(
-            "query($k: Boolean) { profiles(first: 100, kids: $k) { id isKids } }",
-            json!({"k": kids}),
-        )
-        .await;
-    resp["data"]["profiles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect()
+    s.fixture_profiles(kids).await
 }
 
 async fn check_page_shape(env: &Env) {
@@ -167,18 +156,18 @@ async fn check_page_shape(env: &Env) {
 
     // A new profile with onboarding genres gets a row of its first genre straight away.
     let create = "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id isKids maturityLimit country } }";
-    let input = json!({"id": "newbie", "accountId": "acct-new", "name": "New", "country": "US", "onboardingGenres": ["Comedy"]});
+    let input =
+        json!({"id": "newbie", "name": "New", "country": "US", "onboardingGenres": ["Comedy"]});
     let r = env.server.gql(create, json!({"i": input})).await;
     assert_eq!(r["data"]["createProfile"]["id"], "newbie", "{r}");
     let fresh = home(&env.server, "newbie").await;
     assert!(row(&fresh, "genre:Comedy").is_some(), "{fresh}");
     let r = env.server.gql(create, json!({"i": input})).await;
     assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "duplicate id: {r}");
-    let bad =
-        json!({"id": "other", "accountId": "acct-new", "name": "X", "onboardingGenres": ["Nope"]});
+    let bad = json!({"id": "other", "name": "X", "onboardingGenres": ["Nope"]});
     let r = env.server.gql(create, json!({"i": bad})).await;
     assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
-    let kid = json!({"id": "newbie-kids", "accountId": "acct-new", "name": "Kid", "isKids": true});
+    let kid = json!({"id": "newbie-kids", "name": "Kid", "isKids": true});
     let r = env.server.gql(create, json!({"i": kid})).await;
     assert_eq!(r["data"]["createProfile"]["maturityLimit"], "PG", "{r}");
 }

@@ -243,6 +243,7 @@ async fn check(mut env: Env) {
 /// Eight reports at once, again and again, while pages are requested: every page is served.
 async fn reports_do_not_starve_pages(s: &Server) {
     let url = s.url.clone();
+    let pm = s.token("pm", "pm");
     let reports = async move {
         let client = reqwest::Client::new();
         for _ in 0..5 {
@@ -250,6 +251,7 @@ async fn reports_do_not_starve_pages(s: &Server) {
             for i in 0..8 {
                 let request = client
                     .post(format!("{url}/graphql"))
+                    .bearer_auth(&pm)
                     .json(&json!({"query": REPORT, "variables": {"k": EXPERIMENTS[i % EXPERIMENTS.len()]}}));
                 calls.spawn(async move { request.send().await?.json::<Value>().await });
             }

@@ -109,7 +109,7 @@ async fn server_swaps_models_under_load_without_failing_requests() {
         .to_string(),
     )
     .unwrap();
-    let preview = "{ home(profileId: \"1\", forcedVariations: [{experimentKey: \"top-picks-model\", variation: 1}]) { rows { id modelVersion } } }";
+    let preview = "{ home: previewHome(profileId: \"1\", forcedVariations: [{experimentKey: \"top-picks-model\", variation: 1}]) { rows { id modelVersion } } }";
     let mut mixed = false;
     for _ in 0..100 {
         let r = server.gql(preview, json!({})).await;

@@ -40,7 +40,10 @@ async fn simulation_detects_a_degraded_page_and_not_a_placebo() {
     let exp = dir.path().join("exp");
     std::fs::create_dir_all(&exp).unwrap();
     let server = Server::start(dir.path(), &url, &["--experiments", exp.to_str().unwrap()]);
+    // The server's data directory: simulate signs its viewers in with its development issuer.
     let out = std::process::Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
         .args([
             "simulate",
             "--url",

@@ -60,9 +60,16 @@ struct Run {
     stop: AtomicBool,
 }
 
-async fn post(client: &reqwest::Client, url: &str, query: &str, vars: Value) -> (Outcome, Value) {
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    vars: Value,
+) -> (Outcome, Value) {
     let resp = client
         .post(format!("{url}/graphql"))
+        .bearer_auth(token)
         .json(&json!({"query": query, "variables": vars}))
         .send()
         .await;
@@ -90,7 +97,10 @@ async fn post(client: &reqwest::Client, url: &str, query: &str, vars: Value) -> 
 /// plays its first title with the page's request id (the attributed play the experiment
 /// report counts). When no page came back (PostgreSQL down), it plays Toy Story anyway, so
 /// writes are tried throughout.
-async fn worker(run: Arc<Run>, url: String, worker: usize) {
+/// Tokens of the accounts that own profiles 1–40 (from the server's development issuer).
+type Tokens = Arc<std::collections::HashMap<String, String>>;
+
+async fn worker(run: Arc<Run>, url: String, tokens: Tokens, worker: usize) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -99,7 +109,8 @@ async fn worker(run: Arc<Run>, url: String, worker: usize) {
     while !run.stop.load(Ordering::Relaxed) {
         let profile = ((worker * 7 + i) % 40 + 1).to_string();
         let sent = run.start.elapsed();
-        let (outcome, body) = post(&client, &url, HOME, json!({"p": profile})).await;
+        let token = &tokens[&profile];
+        let (outcome, body) = post(&client, &url, token, HOME, json!({"p": profile})).await;
         run.samples.lock().unwrap().push(Sample {
             sent,
             answered: run.start.elapsed(),
@@ -117,8 +128,14 @@ async fn worker(run: Arc<Run>, url: String, worker: usize) {
             event["requestId"] = json!(r);
         }
         let sent = run.start.elapsed();
-        let (outcome, body) =
-            post(&client, &url, RECORD, json!({"p": profile, "e": [event]})).await;
+        let (outcome, body) = post(
+            &client,
+            &url,
+            token,
+            RECORD,
+            json!({"p": profile, "e": [event]}),
+        )
+        .await;
         if outcome == Outcome::Ok {
             assert_eq!(
                 body["data"]["recordEvents"]["accepted"], 1,
@@ -316,6 +333,11 @@ async fn db_query_i64(url: &str, sql: &'static str) -> i64 {
 
 async fn fault_under_load(env: &Env, mut fault: impl Fault) {
     let url = env.server.url.clone();
+    let tokens: Tokens = Arc::new(
+        (1..=40)
+            .map(|p| (p.to_string(), env.server.token(&p.to_string(), "viewer")))
+            .collect(),
+    );
     let run = Arc::new(Run {
         start: Instant::now(),
         samples: Mutex::new(vec![]),
@@ -325,7 +347,12 @@ async fn fault_under_load(env: &Env, mut fault: impl Fault) {
     });
     let mut tasks = vec![];
     for w in 0..WORKERS {
-        tasks.push(tokio::spawn(worker(run.clone(), url.clone(), w)));
+        tasks.push(tokio::spawn(worker(
+            run.clone(),
+            url.clone(),
+            tokens.clone(),
+            w,
+        )));
     }
     tasks.push(tokio::spawn(readiness_poller(run.clone(), url.clone())));
 

@@ -439,13 +439,12 @@ async fn import_on_sqlite_reports_retries_stays_within_limits_and_feeds_the_prod
     assert_eq!(none["data"]["title"]["cast"], json!([]));
 
     // Kids profiles: "Unrated Drama" (5) is R now, so it is gone from their pages and search.
-    let kids = server
-        .gql("{ profiles(first: 100, kids: true) { id } }", json!({}))
-        .await;
-    let kid = kids["data"]["profiles"][0]["id"]
-        .as_str()
-        .expect("a kids profile")
-        .to_owned();
+    let kid = server
+        .fixture_profiles(Some(true))
+        .await
+        .into_iter()
+        .next()
+        .expect("a kids profile");
     let home = server
         .gql("query($p: ID!) { home(profileId: $p) { rows { items { title { id maturityRating } } } } }", json!({"p": kid}))
         .await;

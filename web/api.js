@@ -4,7 +4,7 @@
 export class ApiError extends Error {
   /**
    * @param {string} message
-   * @param {'network'|'http'|'validation'|'not-found'|'bad-input'|'server'} kind
+   * @param {'network'|'http'|'validation'|'not-found'|'bad-input'|'unauthenticated'|'forbidden'|'server'} kind
    * @param {object[]} [errors] the GraphQL errors, if any
    */
   constructor(message, kind, errors = []) {
@@ -22,6 +22,7 @@ export async function gql(query, variables = {}) {
   try {
     res = await fetch(ENDPOINT, {
       method: 'POST',
+      credentials: 'same-origin',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify({ query, variables }),
     });
@@ -42,6 +43,8 @@ export async function gql(query, variables = {}) {
     const kind = code === 'NOT_FOUND' ? 'not-found'
       : code === 'FORBIDDEN_TITLE' ? 'forbidden-title'
       : code === 'BAD_USER_INPUT' ? 'bad-input'
+      : code === 'UNAUTHENTICATED' ? 'unauthenticated'
+      : code === 'FORBIDDEN' ? 'forbidden'
       : !body.data && errors.every((e) => !e.path) ? 'validation'
       : 'server';
     throw new ApiError(errors.map((e) => e.message).join('; '), kind, errors);
@@ -55,6 +58,9 @@ const TITLE_FIELDS = 'id name year genres maturityRating posterUrl';
 export const queries = {
   profiles: `query Profiles($first: Int!, $kids: Boolean) {
     profiles(first: $first, kids: $kids) { id accountId name isKids maturityLimit }
+  }`,
+  viewerState: `query ViewerState($p: ID!, $t: ID!) {
+    viewerState(profileId: $p, titleId: $t) { progress completed rating thumbs }
   }`,
   profile: `query Profile($id: ID!) {
     profile(id: $id) { id accountId name isKids maturityLimit
@@ -92,7 +98,7 @@ export const queries = {
   }
   fragment Lift on LiftEstimate { relative ciLow ciHigh pValue significant }`,
   previewHome: `query Preview($profileId: ID!, $forced: [ForcedVariationInput!]) {
-    home(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
+    home: previewHome(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
       assignments { featureKey experimentKey variationIndex variationKey inExperiment }
       rows { id title definition items { position reason progress { fraction } title { ${TITLE_FIELDS} } evidence { id name } } } }
   }`,

@@ -1,7 +1,7 @@
 // Entry point: hash routing, the top bar and the keyboard. Views live in views/.
-import { currentProfile, onProfileChange } from './session.js';
+import { currentProfile, onProfileChange, loadSession, signInUrl } from './session.js';
 import { installKeyboard } from './nav.js';
-import { h, initials, avatarHue } from './ui.js';
+import { h, initials, avatarHue, errorState } from './ui.js';
 import { homeView } from './views/home.js';
 import { titleView, playerView } from './views/title.js';
 import { browseView } from './views/browse.js';
@@ -97,9 +97,27 @@ function back() {
 
 window.addEventListener('hashchange', () => {
   navigatedInApp = true;
-  render();
+  if (document.body.dataset.signedIn === 'yes') render();
 });
 onProfileChange((p) => renderWho(p));
 installKeyboard({ back });
-renderWho();
-render();
+
+/** Nobody is signed in: the one thing to do is sign in (at the identity provider). */
+function signInScreen() {
+  view.dataset.state = 'signed-out';
+  view.replaceChildren(h('div.message',
+    h('h1', 'Welcome to Marquee'),
+    h('p', 'Sign in to see your profiles and your home page.'),
+    h('a.btn.primary', { href: signInUrl(), 'data-action': 'sign-in' }, 'Sign in')));
+}
+
+loadSession().then((signed) => {
+  renderWho();
+  if (!signed) {
+    signInScreen();
+    window.addEventListener('hashchange', signInScreen);
+    return;
+  }
+  document.body.dataset.signedIn = 'yes';
+  render();
+}).catch((err) => errorState(view, err, { retry: () => location.reload() }));

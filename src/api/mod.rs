@@ -2,6 +2,7 @@
 //! The GraphQL layer parses input and maps the results of `app` and `engine` to the schema;
 //! decisions are made there, not here.
 
+pub mod auth;
 mod graphql;
 mod web;
 
@@ -10,26 +11,56 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::extract::{FromRef, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::app::AppState;
+use auth::{AuthOptions, AuthService};
 
+pub use graphql::access::{Access, RULES as ACCESS_RULES};
 pub use graphql::{MarqueeSchema, build_schema, sdl};
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let schema = build_schema(state.clone());
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub app: Arc<AppState>,
+    pub auth: Arc<AuthService>,
+    schema: MarqueeSchema,
+}
+
+impl FromRef<ApiState> for Arc<AppState> {
+    fn from_ref(s: &ApiState) -> Self {
+        s.app.clone()
+    }
+}
+
+pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
+    let schema = build_schema(app.clone());
     Router::new()
-        .route(
-            "/graphql",
-            get(graphiql).post(move |body: axum::body::Body| graphql::http::post(schema, body)),
-        )
+        .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(web::routes())
-        .with_state(state)
+        .merge(auth::routes())
+        .with_state(ApiState { app, auth, schema })
+}
+
+/// GraphQL over POST: the caller (bearer token or session cookie) goes into the request's
+/// data, where the access rules and the resolvers find it. A bearer token that is not valid
+/// is refused with 401 before anything runs.
+async fn graphql(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let caller = match api.auth.caller(&headers).await {
+        Ok(c) => c,
+        Err(refused) => return refused.into_response(),
+    };
+    graphql::http::post(&api.schema, caller, body).await
 }
 
 async fn graphiql() -> impl IntoResponse {
@@ -105,14 +136,20 @@ async fn metrics(
 pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
-    on_ready: impl FnOnce(SocketAddr),
+    auth: AuthOptions,
+    on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    on_ready(addr);
-    axum::serve(listener, router(state))
+    let auth = Arc::new(AuthService::new(
+        &auth,
+        state.store.clone(),
+        &format!("http://{addr}"),
+    )?);
+    on_ready(addr, &auth);
+    axum::serve(listener, router(state, auth))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

@@ -25,6 +25,8 @@ pub struct HomeRequest {
     /// Experiment key → variation index to force. Any forced variation makes the request a
     /// preview.
     pub forced_variations: HashMap<String, i64>,
+    /// A PM's preview of the page (`AppState::preview_home`): served, never logged.
+    pub preview: bool,
 }
 
 /// A served home page.
@@ -54,7 +56,7 @@ impl AppState {
             Err(e) => return Err(e.into()),
         };
         // Previews (forced variations) are not real views: nothing is logged for them.
-        let preview = !request.forced_variations.is_empty();
+        let preview = request.preview || !request.forced_variations.is_empty();
         let variant = experiments::page_variant(
             &self.features.load(),
             experiments::attributes(&profile, &request.request),

@@ -3,6 +3,7 @@
 //! are exposures, what the impression log records). Knows nothing of HTTP or GraphQL: the API
 //! maps its plain results to the schema, the command line prints them.
 
+pub mod access;
 pub mod home;
 pub mod impressions;
 pub mod models;

@@ -5,13 +5,14 @@
 //! (maturity limit, kids and unrated titles, region) are `engine::filters::suitable`; this
 //! module decides only whose profile they are applied for.
 //!
-//! "The request's profile" is what the API hands to `AppState::policy`. Today that is the
-//! `profileId` argument of the request; with sign-in it is the session's selected profile,
-//! which a kids-locked session cannot drop or swap — the policy entry point does not change.
+//! "The request's profile" is what the API hands to `AppState::policy` with the caller: the
+//! `profileId` argument, which must be one of the caller's profiles, or — when the request
+//! names none — the kids profile a locked session selected, which it cannot drop or swap.
 
 use std::sync::Arc;
 
 use super::{AppError, AppState};
+use crate::auth::Caller;
 use crate::domain::{Profile, ProfileId, Title, TitleId};
 use crate::engine::Engine;
 use crate::engine::catalog::{Catalog, TitleIdx};
@@ -93,12 +94,19 @@ impl Policy {
 }
 
 impl AppState {
-    /// The policy that applies to a request made for `request_profile` (see the module
-    /// comment); `AppError::ProfileNotFound` when it names no profile.
-    pub async fn policy(&self, request_profile: Option<&ProfileId>) -> Result<Policy, AppError> {
-        match request_profile {
+    /// The policy that applies to `caller`'s request made for `request_profile` (see the
+    /// module comment): that profile's, when the caller may use it (`owned_profile`:
+    /// `ProfileNotFound` for a missing profile and for another account's); without one, the
+    /// kids profile a locked session selected — a kids session cannot drop the argument to
+    /// escape its rules — or no profile rules.
+    pub async fn policy(
+        &self,
+        caller: &Caller,
+        request_profile: Option<&ProfileId>,
+    ) -> Result<Policy, AppError> {
+        match request_profile.or(caller.policy_profile()) {
             None => Ok(Policy::no_profile()),
-            Some(id) => Ok(Policy::of(self.profile(id).await?)),
+            Some(id) => Ok(Policy::of(self.owned_profile(caller, id).await?)),
         }
     }
 

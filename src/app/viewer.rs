@@ -20,6 +20,12 @@ pub enum AppError {
     /// The request's profile may not see this title (`policy`): the API's `FORBIDDEN_TITLE`.
     #[error("title {0} is not available to this profile")]
     ForbiddenTitle(TitleId),
+    /// The caller is signed in but its role or session does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request is invalid (a bad name, a maturity limit outside the allowed set).
+    #[error("{0}")]
+    BadInput(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

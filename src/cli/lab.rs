@@ -73,6 +73,10 @@ pub(super) struct BenchArgs {
     /// With --report: row items to log.
     #[arg(long, default_value_t = 1_000_000)]
     pub(super) impressions: u64,
+    /// Measure authentication instead: the CPU per request of validating an access token
+    /// with a cached JWKS, and the first-use cost (discovery + JWKS over HTTP).
+    #[arg(long)]
+    pub(super) auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -89,8 +93,9 @@ pub(super) struct GenerateArgs {
     pub(super) seed: u64,
 }
 
-pub(super) async fn simulate(a: SimulateArgs) -> Result<()> {
+pub(super) async fn simulate(cfg: &Resolved, a: SimulateArgs) -> Result<()> {
     simulation::run(simulation::SimulateArgs {
+        data_dir: cfg.data_dir.clone(),
         url: a.url,
         experiments_dir: a.experiments_dir,
         profiles: a.profiles,
@@ -131,6 +136,10 @@ pub(super) fn generate(a: GenerateArgs) -> Result<()> {
 /// In process on the loaded data; with `--url` against a running server; with `--training`
 /// training and retrieval on atomic files.
 pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
+    if args.auth {
+        let requests = args.requests;
+        return tokio::task::spawn_blocking(move || bench::run_auth(requests)).await?;
+    }
     if let Some(dir) = args.training {
         let params: TrainParams = match &args.train_params {
             Some(json) => serde_json::from_str(json).context("--train-params")?,
@@ -148,7 +157,14 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
         .await?;
     }
     if let Some(url) = args.url {
-        return bench::run_http(&url, args.requests, args.concurrency, args.seed).await;
+        return bench::run_http(
+            &url,
+            &cfg.data_dir,
+            args.requests,
+            args.concurrency,
+            args.seed,
+        )
+        .await;
     }
     if args.report {
         let url = if cfg.database_url == crate::store::sqlite_url(&cfg.data_dir) {

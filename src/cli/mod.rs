@@ -77,6 +77,22 @@ enum Command {
     Split(crate::lab::quality::SplitCommand),
     /// Measure the served Top Picks ranking offline on a split, next to MostPop.
     Eval(crate::lab::quality::EvalArgs),
+    /// Print a bearer token from the development issuer (the key in the data directory):
+    /// for scripts, load tests and operators. MovieLens user N is account N.
+    DevToken(DevTokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct DevTokenArgs {
+    /// The account the token speaks for.
+    #[arg(long)]
+    account: String,
+    /// viewer, pm or admin.
+    #[arg(long, default_value = "viewer")]
+    role: crate::auth::Role,
+    /// The server's base URL (default: [auth] public_url, else http://<listen address>).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -88,7 +104,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::serve(&cfg, args).await,
         Command::Models(cmd) => models::run(&cfg, cmd).await,
         Command::Experiments(cmd) => experiments::run(&cfg, cmd).await,
-        Command::Simulate(args) => lab::simulate(args).await,
+        Command::Simulate(args) => lab::simulate(&cfg, args).await,
         Command::Generate(args) => lab::generate(args),
         Command::Schema => {
             print!("{}", api::sdl());
@@ -96,10 +112,32 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(args) => lab::bench(&cfg, args).await,
         Command::Split(cmd) => crate::lab::quality::split(cmd),
+        Command::DevToken(args) => dev_token(&cfg, args),
         Command::Eval(args) => {
             crate::lab::quality::eval(args, &cfg.data_dir, cfg.file.rows.as_deref())
         }
     }
+}
+
+fn dev_token(cfg: &Resolved, args: DevTokenArgs) -> Result<()> {
+    let account = crate::domain::AccountId::parse(&args.account)
+        .map_err(|e| anyhow::anyhow!("--account: {e}"))?;
+    let listen = cfg
+        .file
+        .listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let public = args.url.as_deref().or(cfg.file.auth.public_url.as_deref());
+    let issuer = api::auth::dev_issuer_url(public, listen);
+    let audience = cfg
+        .file
+        .auth
+        .audience
+        .as_deref()
+        .unwrap_or(crate::auth::DEFAULT_AUDIENCE);
+    let token = crate::auth::DevIssuer::load(&cfg.data_dir)?
+        .token(&issuer, audience, &account, args.role)?;
+    println!("{token}");
+    Ok(())
 }
 
 /// Settings after flags, environment and file are merged.

@@ -10,6 +10,7 @@ use super::import::{import_movielens, import_tmdb, tmdb_from_env};
 use super::models::train_and_register;
 use super::{Resolved, load_engine, open_store, say};
 use crate::app::{self, AppState};
+use crate::auth::Mode;
 use crate::config::ClockSetting;
 use crate::experiments::FeatureSet;
 use crate::ingest::fetch;
@@ -34,11 +35,16 @@ pub(super) struct ServeArgs {
     /// (default 300). Events further ahead, or before 1900, are refused.
     #[arg(long, env = "MARQUEE_EVENT_MAX_AHEAD", value_name = "SECS")]
     pub(super) event_max_ahead: Option<u32>,
+    /// production: viewers sign in at the configured OpenID Connect issuer ([auth] in
+    /// marquee.toml). development: the built-in development issuer signs in demo accounts.
+    /// Default: production for `serve`, development for `demo`.
+    #[arg(long, env = "MARQUEE_MODE", value_enum)]
+    pub(super) mode: Option<crate::auth::Mode>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
     let store = open_store(cfg).await?;
-    run_server(store, cfg, args, ClockSetting::System).await
+    run_server(store, cfg, args, ClockSetting::System, Mode::Production).await
 }
 
 /// Fetches MovieLens-100K, imports it, trains, and serves; each step is skipped when its
@@ -88,7 +94,7 @@ pub(super) async fn demo(cfg: &Resolved, args: ServeArgs) -> Result<()> {
             .await?;
         train_and_register(&store, &cfg.data_dir, &clock).await?;
     }
-    run_server(store, cfg, args, ClockSetting::LastEvent).await
+    run_server(store, cfg, args, ClockSetting::LastEvent, Mode::Development).await
 }
 
 async fn run_server(
@@ -96,7 +102,15 @@ async fn run_server(
     cfg: &Resolved,
     args: ServeArgs,
     default_clock: ClockSetting,
+    default_mode: Mode,
 ) -> Result<()> {
+    let mode = args.mode.or(cfg.file.auth.mode).unwrap_or(default_mode);
+    if mode == Mode::Production && cfg.file.auth.dev_issuer == Some(true) {
+        say(
+            "WARNING: production mode with dev_issuer = true: anyone can sign in as any account \
+             through the development issuer. Never do this in front of real viewers.",
+        );
+    }
     let listen = args
         .listen
         .or(cfg.file.listen)
@@ -152,10 +166,24 @@ async fn run_server(
         app::watchers::watch_experiments(&state, dir.clone());
     }
     app::watchers::watch_models(&state, cfg.data_dir.clone(), rows);
-    let served = api::serve(state.clone(), listen, |addr| {
+    let auth = api::auth::AuthOptions {
+        mode,
+        config: cfg.file.auth.clone(),
+        data_dir: cfg.data_dir.clone(),
+    };
+    let served = api::serve(state.clone(), listen, auth, |addr, auth| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");
         say(&format!("GraphiQL:  http://{addr}/graphql"));
+        match auth.dev_issuer_url() {
+            Some(url) => say(&format!(
+                "sign-in:   {mode:?} mode, development issuer at {url} (demo accounts; tokens: marquee dev-token --account N)"
+            )),
+            None => say(&format!(
+                "sign-in:   {mode:?} mode, issuer {} (development issuer off)",
+                auth.validator.config().issuer
+            )),
+        }
         say(&format!("catalogue: {titles} titles, model {model}, now = {}", clock::format_rfc3339(clock.now())));
         if !examples.is_empty() {
             say(&format!("try profiles: {}", examples.join(", ")));

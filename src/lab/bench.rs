@@ -94,17 +94,25 @@ pub async fn run(
 
 /// `marquee bench --url`: home pages over HTTP from `concurrency` clients, then the server's
 /// impression-log counters — the check that logging keeps up (no drops) under this load.
-pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64) -> Result<()> {
+pub async fn run_http(
+    url: &str,
+    data_dir: &Path,
+    requests: usize,
+    concurrency: usize,
+    seed: u64,
+) -> Result<()> {
+    use crate::auth::{DEFAULT_AUDIENCE, DEV_ISSUER_PATH, DevIssuer, Role};
     use serde_json::{Value, json};
     let url = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
     let gql = {
         let (http, url) = (http.clone(), url.clone());
-        move |query: &'static str, variables: Value| {
+        move |token: std::sync::Arc<str>, query: &'static str, variables: Value| {
             let (http, url) = (http.clone(), url.clone());
             async move {
                 let resp: Value = http
                     .post(format!("{url}/graphql"))
+                    .bearer_auth(&*token)
                     .json(&json!({"query": query, "variables": variables}))
                     .send()
                     .await?
@@ -114,15 +122,30 @@ pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64)
             }
         }
     };
-    let profiles: Vec<String> =
-        gql("{ profiles(first: 100) { id } }", json!({})).await?["data"]["profiles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["id"].as_str().map(str::to_owned))
-            .collect();
+    // Signed in as accounts 1–100 (MovieLens users) with the server's development issuer.
+    let issuer = DevIssuer::load(data_dir)?;
+    let mut profiles: Vec<(String, std::sync::Arc<str>)> = Vec::new();
+    for account in 1..=100 {
+        let token: std::sync::Arc<str> = issuer
+            .token(
+                &format!("{url}{DEV_ISSUER_PATH}"),
+                DEFAULT_AUDIENCE,
+                &crate::domain::AccountId::parse(&account.to_string())?,
+                Role::Viewer,
+            )?
+            .into();
+        let mine = gql(token.clone(), "{ profiles(first: 10) { id } }", json!({})).await?;
+        for p in mine["data"]["profiles"].as_array().into_iter().flatten() {
+            if let Some(id) = p["id"].as_str() {
+                profiles.push((id.to_owned(), token.clone()));
+            }
+        }
+    }
     if profiles.is_empty() {
-        bail!("{url} has no profiles");
+        bail!(
+            "{url} has no profiles for accounts 1–100 (or does not run the development issuer of {})",
+            data_dir.display()
+        );
     }
     let profiles = std::sync::Arc::new(profiles);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -135,9 +158,10 @@ pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64)
             let mut micros = Vec::new();
             let mut errors = 0usize;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let p = &profiles[(rng.next_u64() % profiles.len() as u64) as usize];
+                let (p, token) = &profiles[(rng.next_u64() % profiles.len() as u64) as usize];
                 let start = Instant::now();
                 match gql(
+                    token.clone(),
                     "query($p: ID!) { home(profileId: $p) { requestId rows { id items { title { id name } } } } }",
                     json!({"p": p}),
                 )
@@ -622,4 +646,91 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// CPU time this thread has run, from Linux's scheduler statistics (nanoseconds on CPU);
+/// `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `marquee bench --auth`: the cost of authenticating a request. An issuer (a fresh RSA key,
+/// discovery + JWKS) is served over loopback HTTP; the first validation pays for discovery,
+/// the JWKS fetch and key parsing; every later one is a signature check and the claims against
+/// the cached key — measured as CPU time per request on one thread, so that other load on the
+/// machine does not count.
+pub fn run_auth(requests: usize) -> Result<()> {
+    use crate::auth::dev_issuer::discovery_document;
+    use crate::auth::{DevIssuer, Role, TokenValidator, ValidatorConfig};
+    use crate::domain::AccountId;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let keys = DevIssuer::generate()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let issuer = format!("http://{}", listener.local_addr()?);
+        let discovery = discovery_document(&issuer);
+        let jwks = keys.jwks();
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { axum::Json(discovery) }),
+            )
+            .route(
+                "/jwks",
+                axum::routing::get(move || async move { axum::Json(jwks) }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let validator = TokenValidator::new(ValidatorConfig::new(&issuer, "marquee"))?;
+        // Distinct tokens (a signature check each) and one client's token again and again.
+        let fresh = requests.clamp(1, 500);
+        let tokens: Vec<String> = (0..=fresh)
+            .map(|a| {
+                keys.token(
+                    &issuer,
+                    "marquee",
+                    &AccountId::parse(&a.to_string())?,
+                    Role::Viewer,
+                )
+            })
+            .collect::<Result<_>>()?;
+
+        let start = Instant::now();
+        validator.validate(&tokens[0]).await?;
+        let first = start.elapsed();
+
+        let timed = async |label: &str, tokens: &[String], n: usize| -> Result<String> {
+            let mut micros = Vec::with_capacity(n);
+            let cpu_start = thread_cpu_ns();
+            for i in 0..n {
+                let t = Instant::now();
+                let caller = validator.validate(&tokens[i % tokens.len()]).await?;
+                micros.push(t.elapsed().as_secs_f64() * 1e6);
+                std::hint::black_box(caller);
+            }
+            let cpu = match (cpu_start, thread_cpu_ns()) {
+                (Some(a), Some(b)) => format!("{:.1}µs", (b - a) as f64 / 1e3 / n.max(1) as f64),
+                _ => "n/a (no /proc/thread-self/schedstat)".to_owned(),
+            };
+            report(label, micros);
+            Ok(cpu)
+        };
+        let verify_cpu = timed("new token (RS256 verify)", &tokens[1..], fresh).await?;
+        let repeat_cpu = timed("same token again", &tokens[1..2], requests).await?;
+        println!(
+            "marquee bench --auth: RS256 access tokens, JWKS over loopback HTTP\n\
+             first use (discovery + JWKS fetch + first validation): {:.1} ms\n\
+             cached JWKS, CPU per request: a token's first request {verify_cpu} (signature + claims), \
+             its later requests {repeat_cpu} (verified-token cache) — target < 20µs",
+            first.as_secs_f64() * 1e3,
+        );
+        anyhow::Ok(())
+    })
 }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::auth::{DEFAULT_AUDIENCE, DEV_ISSUER_PATH, DevIssuer, Role};
+use crate::domain::AccountId;
 use crate::rng::SplitMix64;
 
 pub struct SimulateArgs {
@@ -26,11 +28,15 @@ pub struct SimulateArgs {
     pub sessions: usize,
     pub aa_experiments: usize,
     pub seed: u64,
+    /// The server's data directory: its development issuer's key signs the viewers' tokens.
+    pub data_dir: PathBuf,
 }
 
 /// A viewer's hidden taste: how much it likes each genre, 0–1.
 struct Viewer {
     id: String,
+    /// A development-issuer token for the viewer's account (one account per viewer).
+    token: String,
     likes: Vec<(String, f64)>,
 }
 
@@ -46,13 +52,31 @@ impl Viewer {
 struct Client {
     http: reqwest::Client,
     url: String,
+    issuer: DevIssuer,
+    /// A PM's token: experiments and their reports.
+    pm: String,
 }
 
 impl Client {
+    /// A development-issuer token for `account` on this server.
+    fn token(&self, account: &str, role: Role) -> Result<String> {
+        self.issuer.token(
+            &format!("{}{DEV_ISSUER_PATH}", self.url),
+            DEFAULT_AUDIENCE,
+            &AccountId::parse(account)?,
+            role,
+        )
+    }
+
     async fn gql(&self, query: &str, variables: Value) -> Result<Value> {
+        self.gql_as(&self.pm, query, variables).await
+    }
+
+    async fn gql_as(&self, token: &str, query: &str, variables: Value) -> Result<Value> {
         let resp: Value = self
             .http
             .post(format!("{}/graphql", self.url))
+            .bearer_auth(token)
             .json(&json!({"query": query, "variables": variables}))
             .send()
             .await
@@ -126,7 +150,8 @@ async fn session(
     visit: usize,
 ) -> Result<(usize, usize)> {
     let data = client
-        .gql(
+        .gql_as(
+            &viewer.token,
             "query($p: ID!) { home(profileId: $p, platform: \"simulation\") { requestId rows { items { title { id genres } } } } }",
             json!({"p": viewer.id}),
         )
@@ -171,7 +196,8 @@ async fn session(
     let plays = events.iter().filter(|e| e["kind"] == "PLAY").count();
     if !events.is_empty() {
         client
-            .gql(
+            .gql_as(
+                &viewer.token,
                 "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted } }",
                 json!({"p": viewer.id, "e": events}),
             )
@@ -181,11 +207,21 @@ async fn session(
 }
 
 pub async fn run(args: SimulateArgs) -> Result<()> {
+    let url = args.url.trim_end_matches('/').to_owned();
+    let issuer = DevIssuer::load(&args.data_dir)?;
+    let pm = issuer.token(
+        &format!("{url}{DEV_ISSUER_PATH}"),
+        DEFAULT_AUDIENCE,
+        &AccountId::parse("simulation-pm")?,
+        Role::Pm,
+    )?;
     let client = Client {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?,
-        url: args.url.trim_end_matches('/').to_owned(),
+        url,
+        issuer,
+        pm,
     };
     let file = args.experiments_dir.join("simulation.json");
     write_experiments(&file, &experiment_file(&args))?;
@@ -211,15 +247,18 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         let first = genres[rng.below(genres.len() as u64) as usize].clone();
         let second = genres[rng.below(genres.len() as u64) as usize].clone();
         let id = format!("sim{}-{n}", args.seed);
+        let token = client.token(&id, Role::Viewer)?;
         client
-            .gql(
+            .gql_as(
+                &token,
                 "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id } }",
-                json!({"i": {"id": id, "accountId": id, "name": format!("Simulated {n}"), "country": "US", "onboardingGenres": [first]}}),
+                json!({"i": {"id": id, "name": format!("Simulated {n}"), "country": "US", "onboardingGenres": [first]}}),
             )
             .await
             .with_context(|| format!("creating profile {id} (ids are per seed: use another --seed)"))?;
         viewers.push(Viewer {
             id,
+            token,
             likes: vec![(first, 1.0), (second, 0.6)],
         });
     }

@@ -14,6 +14,7 @@ mod metadata;
 mod models;
 mod pool;
 pub mod records;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -100,9 +101,19 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_store_robustness.sql"),
     ),
     (
+        5,
+        "identity",
+        include_str!("../../migrations/sqlite/0005_identity.sql"),
+    ),
+    (
         8,
         "title metadata",
         include_str!("../../migrations/sqlite/0008_title_metadata.sql"),
+    ),
+    (
+        10,
+        "preview audit",
+        include_str!("../../migrations/sqlite/0010_preview_audit.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -127,9 +138,19 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0004_store_robustness.sql"),
     ),
     (
+        5,
+        "identity",
+        include_str!("../../migrations/postgres/0005_identity.sql"),
+    ),
+    (
         8,
         "title metadata",
         include_str!("../../migrations/postgres/0008_title_metadata.sql"),
+    ),
+    (
+        10,
+        "preview audit",
+        include_str!("../../migrations/postgres/0010_preview_audit.sql"),
     ),
 ];
 
@@ -367,7 +388,7 @@ impl Store {
     pub async fn profile(&self, id: &ProfileId) -> StoreResult<Option<Profile>> {
         let row = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
-             FROM profiles WHERE id = $1",
+             FROM profiles WHERE id = $1 AND removed_at IS NULL",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -379,7 +400,7 @@ impl Store {
     pub async fn profiles_of(&self, account: &AccountId) -> StoreResult<Vec<Profile>> {
         let rows = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
-             FROM profiles WHERE account_id = $1 ORDER BY is_kids, id",
+             FROM profiles WHERE account_id = $1 AND removed_at IS NULL ORDER BY is_kids, id",
         )
         .bind(account.as_str())
         .fetch_all(&self.pool)
@@ -450,7 +471,7 @@ impl Store {
     ) -> StoreResult<Vec<Profile>> {
         let rows = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
-             FROM profiles WHERE ($1 < 0 OR is_kids = $1) ORDER BY LENGTH(account_id), account_id, is_kids, id LIMIT $2",
+             FROM profiles WHERE ($1 < 0 OR is_kids = $1) AND removed_at IS NULL ORDER BY LENGTH(account_id), account_id, is_kids, id LIMIT $2",
         )
         .bind(kids.map_or(-1i64, i64::from))
         .bind(limit as i64)
@@ -461,9 +482,10 @@ impl Store {
 
     /// Every profile id, in a stable order (for benchmarks and examples).
     pub async fn profile_ids(&self) -> StoreResult<Vec<(ProfileId, bool)>> {
-        let rows = sqlx::query("SELECT id, is_kids FROM profiles ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, is_kids FROM profiles WHERE removed_at IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -3,7 +3,7 @@
 // which sets MARQUEE_BIN and MARQUEE_ARTIFACTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,11 +57,29 @@ function startServer() {
   });
 }
 
-/** A direct GraphQL call, bypassing the UI. Returns the whole response ({ data, errors }). */
+const tokens = new Map();
+/** A bearer token from the demo's development issuer (`marquee dev-token`), cached. */
+function tokenFor(account, role) {
+  const key = `${account}/${role}`;
+  if (!tokens.has(key)) {
+    const out = execFileSync(BIN, ['--data-dir', dataDir, 'dev-token', '--account', account, '--role', role, '--url', base], { cwd: ROOT });
+    tokens.set(key, out.toString().trim());
+  }
+  return tokens.get(key);
+}
+
+/** MovieLens user N is account N, owning profiles N and N-kids. */
+const ownerOf = (profileId) => profileId.replace(/-kids$/, '');
+
+/**
+ * A direct GraphQL call, bypassing the UI, signed in as the owner of the profile the variables
+ * name (`p`), else as an admin. Returns the whole response ({ data, errors }).
+ */
 async function graphql(query, variables = {}) {
+  const token = typeof variables.p === 'string' ? tokenFor(ownerOf(variables.p), 'pm') : tokenFor('ops', 'admin');
   const res = await fetch(`${base}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ query, variables }),
   });
   return res.json();
@@ -93,17 +111,37 @@ async function waitHome() {
   await page.waitForSelector('#view[data-state="ready"] .rows [data-row-id]', { timeout: STEP_MS });
 }
 
-/** Picks a profile the way a viewer does: on the profiles page, by id. */
-async function chooseProfile(id) {
+let signedInAs = null;
+
+/**
+ * Signs in as `account` the way a viewer does: Sign in → the development issuer's page →
+ * an account (as a PM, so the PM page works too) → back on the profiles page.
+ */
+async function signIn(account) {
   await page.goto(`${base}/#/profiles`);
+  await page.evaluate(() => fetch('/auth/logout', { method: 'POST', redirect: 'manual' }));
+  await page.reload();
+  await page.waitForSelector('#view[data-state="signed-out"]');
+  await page.click('#view [data-action="sign-in"]');
+  await page.waitForURL(/\/dev-issuer\/authorize/);
+  await page.fill('input[name="account"]:not([type="hidden"])', account);
+  await page.selectOption('select[name="role"]', 'pm');
+  await page.click('form:has(input[name="account"]:not([type="hidden"])) button[type="submit"]');
+  await page.waitForURL(/#\/profiles/);
   await waitState('ready');
-  const tile = page.locator(`#view [data-profile-id="${id}"]`).first();
-  if (await tile.count()) {
-    await tile.click();
-  } else {
-    await page.fill('#view input[name="profile-id"]', id);
-    await page.press('#view input[name="profile-id"]', 'Enter');
+  signedInAs = account;
+}
+
+/** Picks a profile the way a viewer does: signed in as its account, on the profiles page. */
+async function chooseProfile(id) {
+  // A kids session is locked: switching means signing in again, as for a real viewer.
+  const locked = await page.evaluate(async () => (await import('/session.js')).account()?.kidsLocked).catch(() => false);
+  if (signedInAs !== ownerOf(id) || locked) await signIn(ownerOf(id));
+  else {
+    await page.goto(`${base}/#/profiles`);
+    await waitState('ready');
   }
+  await page.locator(`#view [data-profile-id="${id}"]`).first().click();
   await waitHome();
 }
 
@@ -415,8 +453,7 @@ test('the PM page shows experiment results matching experimentReport', async (t)
     return;
   }
   // A few profiles open their home page in the browser: each view exposes them to the experiment.
-  const { profiles } = await data(`{ profiles(first: 8, kids: false) { id } }`);
-  for (const { id } of profiles.slice(0, 6)) await chooseProfile(id);
+  for (const id of ['2', '3', '4', '5', '6', '7']) await chooseProfile(id);
   await chooseProfile(ADULT);
   // Impressions are written in the background: wait until the report has them and is stable.
   let report = null;

@@ -316,11 +316,25 @@ impl TestDb {
     }
 }
 
-/// A running `marquee serve`, killed on drop.
+/// A running `marquee serve`, killed on drop. Unless `extra` names another `--mode`, it runs
+/// in development mode, so its development issuer (key in `data_dir`) signs the tests in.
 pub struct Server {
     child: Child,
     pub url: String,
     client: reqwest::Client,
+    data_dir: PathBuf,
+    issuer: std::sync::OnceLock<Option<marquee::auth::DevIssuer>>,
+}
+
+/// The admin account `gql` signs in as when a request names no profile.
+pub const OPS_ACCOUNT: &str = "ops";
+/// Accounts of the fixture (MovieLens user N is account N, owning N and N-kids).
+pub const FIXTURE_ACCOUNTS: std::ops::RangeInclusive<u32> = 1..=41;
+
+/// The account that owns a profile under the MovieLens convention: `N` and `N-kids` are
+/// account `N`'s (profiles tests create follow it: `newbie`, `newbie-kids`).
+pub fn owner_of(profile: &str) -> &str {
+    profile.strip_suffix("-kids").unwrap_or(profile)
 }
 
 impl Server {
@@ -331,11 +345,23 @@ impl Server {
         } else {
             &["--clock", NOW]
         };
+        let mode: &[&str] = if extra.contains(&"--mode") {
+            &[]
+        } else {
+            &["--mode", "development"]
+        };
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve"])
             .args(clock)
+            .args(listen)
+            .args(mode)
             .args(extra)
             .env("DATABASE_URL", db)
             .env_remove("MARQUEE_CONFIG")
@@ -360,20 +386,93 @@ impl Server {
             child,
             url,
             client: reqwest::Client::new(),
+            data_dir: data_dir.to_owned(),
+            issuer: std::sync::OnceLock::new(),
         }
     }
 
-    /// POSTs a GraphQL request; asserts the HTTP layer never fails with a 5xx.
+    /// A bearer token from this server's development issuer (the same path `marquee
+    /// dev-token` takes: signed with the key the server created in its data directory).
+    pub fn token(&self, account: &str, role: &str) -> String {
+        let issuer = self
+            .issuer
+            .get_or_init(|| marquee::auth::DevIssuer::load(&self.data_dir).ok())
+            .as_ref()
+            .expect("the server runs a development issuer");
+        issuer
+            .token(
+                &format!("{}/dev-issuer", self.url),
+                "marquee",
+                &marquee::domain::AccountId::parse(account).unwrap(),
+                role.parse().unwrap(),
+            )
+            .unwrap()
+    }
+
+    /// POSTs a GraphQL request signed in as the owner of the profile it names (a `p`,
+    /// `profileId` or `id` variable, `i.id` of a created profile, or an inline
+    /// `profileId: "…"` / `profile(id: "…")`), else as the admin
+    /// account `ops`; asserts the HTTP layer never fails with a 5xx.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        let resp = self
+        let named = ["p", "profileId", "id", "profile"]
+            .iter()
+            .find_map(|k| variables.get(*k).and_then(Value::as_str))
+            // A created profile (`createProfile(input: $i)`) belongs to its owner too.
+            .or_else(|| variables["i"]["id"].as_str())
+            .map(str::to_owned)
+            .or_else(|| {
+                regex::Regex::new(r#"(?:profileId|profile\(id):\s*"([^"]+)""#)
+                    .unwrap()
+                    .captures(query)
+                    .map(|c| c[1].to_owned())
+            });
+        // Forcing variations is a PM's preview.
+        let role = if query.contains("forcedVariations") {
+            "pm"
+        } else {
+            "viewer"
+        };
+        let token = match named.as_deref().map(owner_of) {
+            // `id` also names titles; an account that owns no profile is harmless there.
+            Some(owner) if marquee::domain::AccountId::parse(owner).is_ok() => {
+                self.token(owner, role)
+            }
+            _ => self.token(OPS_ACCOUNT, "admin"),
+        };
+        self.gql_with(Some(&token), query, variables).await
+    }
+
+    /// POSTs a GraphQL request with `token` (none: anonymous).
+    pub async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
             .client
             .post(format!("{}/graphql", self.url))
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap();
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
         assert!(!resp.status().is_server_error(), "HTTP {}", resp.status());
         resp.json().await.unwrap()
+    }
+
+    /// Every profile of the fixture's accounts (each account sees only its own).
+    pub async fn fixture_profiles(&self, kids: Option<bool>) -> Vec<String> {
+        let mut ids = vec![];
+        for account in FIXTURE_ACCOUNTS {
+            let token = self.token(&account.to_string(), "viewer");
+            let r = self
+                .gql_with(
+                    Some(&token),
+                    "query($k: Boolean) { profiles(first: 100, kids: $k) { id } }",
+                    json!({"k": kids}),
+                )
+                .await;
+            for p in r["data"]["profiles"].as_array().unwrap() {
+                ids.push(p["id"].as_str().unwrap().to_owned());
+            }
+        }
+        ids
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -1,5 +1,5 @@
 // PM page: the experiments loaded from experiments/ with their results (`experimentReport`), and
-// a home preview under chosen variations.
+// a home preview of any profile under chosen variations (`previewHome`: pm role, audited).
 import { gql, queries } from '../api.js';
 import { currentProfile } from '../session.js';
 import { h, setView, loading, errorState, emptyState, describeError, percent, NONE } from '../ui.js';

@@ -1,6 +1,8 @@
-// "Who's watching?" — pick one of the demo's profiles (kids profiles are marked).
+// "Who's watching?" — the signed-in account's profiles (kids profiles are marked); add,
+// rename and remove them. Choosing a kids profile locks the session to it until the next
+// sign-in (the server enforces it).
 import { gql, queries } from '../api.js';
-import { currentProfile, chooseProfile } from '../session.js';
+import { currentProfile, chooseProfile, account, signOut } from '../session.js';
 import { h, setView, loading, errorState, describeError, initials, avatarHue, ratingLabel } from '../ui.js';
 import { focusEl } from '../nav.js';
 
@@ -11,74 +13,83 @@ function tile(p, { current } = {}) {
   },
   h('span.avatar.big', { style: `--hue:${avatarHue(p.accountId ?? p.id)}` }, p.isKids ? 'K' : initials(p.name)),
   h('span.profile-name', p.name),
-  p.isKids ? h('span.kids-badge', 'KIDS') : h('span.profile-sub', `Account ${p.accountId ?? p.id}`),
-  p.isKids ? h('span.profile-sub', `Up to ${ratingLabel(p.maturityLimit) ?? 'PG'} · account ${p.accountId}`) : null);
+  p.isKids ? h('span.kids-badge', 'KIDS') : h('span.profile-sub', `Profile ${p.id}`),
+  p.isKids ? h('span.profile-sub', `Up to ${ratingLabel(p.maturityLimit) ?? 'PG'}`) : null);
 }
 
 export async function profilesView({ view, params, isCurrent }) {
   loading(view, 'Loading profiles…');
   const cur = currentProfile();
-  let all;
-  let kids;
-  let mine = null;
+  const me = account();
+  let mine;
   try {
-    [all, kids, mine] = await Promise.all([
-      gql(queries.profiles, { first: 24 }).then((d) => d.profiles),
-      gql(queries.profiles, { first: 8, kids: true }).then((d) => d.profiles),
-      cur ? gql(queries.profile, { id: cur.id }).then((d) => d.profile).catch(() => null) : null,
-    ]);
+    mine = (await gql(queries.profiles, { first: 20 })).profiles;
   } catch (err) {
     if (isCurrent()) errorState(view, err, { retry: () => profilesView({ view, params, isCurrent }) });
     return;
   }
   if (!isCurrent()) return;
   const next = params.get('next');
-  const pick = (p) => {
-    chooseProfile(p);
-    location.hash = next && next.startsWith('#/') && !next.startsWith('#/profiles') ? next : '#/';
+  const status = h('p.muted', { role: 'status' });
+  const pick = async (p) => {
+    try {
+      await chooseProfile(p);
+      location.hash = next && next.startsWith('#/') && !next.startsWith('#/profiles') ? next : '#/';
+    } catch (err) {
+      status.textContent = describeError(err).join(': ');
+    }
   };
-  const onClick = (list) => (e) => {
+  const onClick = (e) => {
     const b = e.target.closest('[data-profile-id]');
-    const p = b && list.find((x) => x.id === b.dataset.profileId);
+    const p = b && mine.find((x) => x.id === b.dataset.profileId);
     if (p) pick(p);
   };
 
-  const idInput = h('input.id-input', { type: 'text', placeholder: 'e.g. 102-kids', 'aria-label': 'Profile id', name: 'profile-id' });
-  const idStatus = h('p.muted', { role: 'status' });
-  const form = h('form.id-form', {
-    onsubmit: async (e) => {
-      e.preventDefault();
-      const id = idInput.value.trim();
-      if (!id) return;
-      idStatus.textContent = 'Looking up…';
-      try {
-        const { profile } = await gql(queries.profile, { id });
-        if (!profile) idStatus.textContent = `There is no profile ${id}.`;
-        else pick(profile);
-      } catch (err) {
-        idStatus.textContent = describeError(err).join(': ');
-      }
-    },
-  }, h('label', 'Any profile by id ', idInput), h('button.btn', { type: 'submit' }, 'Open'));
-
   const sections = [h('h1.page-title.center', 'Who’s watching?')];
-  if (mine && mine.accountProfiles.length) {
-    const list = mine.accountProfiles.map((p) => ({ ...p, accountId: mine.accountId }));
-    sections.push(h('section.profile-section', { onclick: onClick(list) },
-      h('h2', `On this account (${mine.accountId})`),
-      h('div.profile-grid', list.map((p) => tile(p, { current: p.id === cur.id })))));
+  sections.push(h('section.profile-section', { onclick: onClick },
+    h('h2', `Account ${me?.accountId ?? ''}`),
+    mine.length
+      ? h('div.profile-grid', mine.map((p) => tile(p, { current: p.id === cur?.id })))
+      : h('p.muted', 'No profiles on this account yet: add one below.')));
+
+  if (!me?.kidsLocked) {
+    const name = h('input', { name: 'new-profile-name', placeholder: 'Name', required: true, maxlength: '100', 'aria-label': 'Profile name' });
+    const kids = h('input', { type: 'checkbox', name: 'new-profile-kids' });
+    const add = h('form.id-form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const id = `${me.accountId}-${Date.now().toString(36)}`;
+        status.textContent = 'Adding…';
+        try {
+          await gql(`mutation($i: CreateProfileInput!) { createProfile(input: $i) { id } }`,
+            { i: { id, name: name.value.trim(), isKids: kids.checked } });
+          profilesView({ view, params, isCurrent });
+        } catch (err) {
+          status.textContent = describeError(err).join(': ');
+        }
+      },
+    }, name, h('label', kids, ' Kids'), h('button.btn', { type: 'submit' }, 'Add profile'));
+    const removable = mine.filter((p) => p.id !== cur?.id);
+    const remove = removable.length ? h('form.id-form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const id = e.target.elements['remove-profile'].value;
+        status.textContent = 'Removing…';
+        try {
+          await gql(`mutation($p: ID!) { removeProfile(profileId: $p) }`, { p: id });
+          profilesView({ view, params, isCurrent });
+        } catch (err) {
+          status.textContent = describeError(err).join(': ');
+        }
+      },
+    }, h('select', { name: 'remove-profile', 'aria-label': 'Profile to remove' },
+      removable.map((p) => h('option', { value: p.id }, p.name))),
+    h('button.btn', { type: 'submit' }, 'Remove')) : null;
+    sections.push(h('section.profile-section', h('h2', 'Manage profiles'), add, remove));
+  } else {
+    sections.push(h('p.muted.center', 'This is a kids session: sign out to switch to another profile.'));
   }
-  if (!all.length) {
-    sections.push(h('div.message', h('h2', 'No profiles yet'), h('p', 'Import a dataset (marquee demo does it for you).')));
-    setView(view, 'empty', sections);
-    return;
-  }
-  sections.push(
-    h('section.profile-section', { onclick: onClick(all) },
-      h('h2', 'Members'), h('div.profile-grid', all.map((p) => tile(p, { current: p.id === cur?.id })))),
-    kids.length ? h('section.profile-section', { onclick: onClick(kids) },
-      h('h2', 'Kids profiles'), h('div.profile-grid', kids.map((p) => tile(p, { current: p.id === cur?.id })))) : null,
-    h('section.profile-section', h('h2', 'Someone else?'), form, idStatus));
+  sections.push(status, h('p.center', h('button.btn', { 'data-action': 'sign-out', onclick: () => signOut() }, 'Sign out')));
   setView(view, 'ready', sections.filter(Boolean));
   focusEl(view.querySelector('.profile-tile.current') ?? view.querySelector('.profile-tile'));
 }

@@ -17,8 +17,14 @@ export function allowedFor(limit, rating) {
   return l < 0 || r < 0 || r <= l;
 }
 
-const thumbsKey = (profileId, titleId) => `marquee.thumbs.${profileId}.${titleId}`;
-const progressKey = (profileId, titleId) => `marquee.progress.${profileId}.${titleId}`;
+/** The profile's progress, rating and thumbs for a title (null when untouched or unavailable). */
+async function viewerState(profileId, titleId) {
+  try {
+    return (await gql(queries.viewerState, { p: profileId, t: titleId })).viewerState;
+  } catch {
+    return null;
+  }
+}
 
 /** 142 → "2 h 22 min". */
 function fmtRuntime(minutes) {
@@ -82,7 +88,10 @@ export async function titleView({ view, args: [id], isCurrent }) {
   if (!data) return;
   const { title, similar } = data;
   const name = displayName(title.name);
-  let thumbs = localStorage.getItem(thumbsKey(profile.id, title.id));
+  // The profile's own state comes from the server: the same on every device.
+  const state = await viewerState(profile.id, title.id);
+  if (!isCurrent()) return;
+  let thumbs = state?.thumbs === 'UP' ? 'up' : state?.thumbs === 'DOWN' ? 'down' : null;
   const note = h('p.note', { role: 'status', 'aria-live': 'polite' });
   const up = h('button.btn.thumb', { 'aria-pressed': 'false', 'data-action': 'thumbs-up', title: 'I like this' }, thumbIcon(), h('span', 'Like'));
   const down = h('button.btn.thumb', { 'aria-pressed': 'false', 'data-action': 'thumbs-down', title: 'Not for me' }, thumbIcon(true), h('span', 'Not for me'));
@@ -97,7 +106,6 @@ export async function titleView({ view, args: [id], isCurrent }) {
     note.textContent = 'Saving…';
     try {
       await track(kind === 'up' ? 'THUMBS_UP' : 'THUMBS_DOWN', title.id);
-      localStorage.setItem(thumbsKey(profile.id, title.id), kind);
       note.textContent = kind === 'up'
         ? 'Thanks! We will recommend more like this.'
         : 'Got it. We won’t recommend this title again.';
@@ -112,7 +120,7 @@ export async function titleView({ view, args: [id], isCurrent }) {
   paint();
 
   const play = h('a.btn.primary.play', { href: `#/title/${encodeURIComponent(title.id)}/play`, 'data-action': 'play' }, '▶ Play');
-  const resume = Number(localStorage.getItem(progressKey(profile.id, title.id)) ?? 0);
+  const resume = state && !state.completed ? state.progress : 0;
   if (resume > 0.01 && resume < 0.99) play.textContent = `▶ Resume from ${percent(resume)}`;
 
   const added = fmtDate(title.addedAt);
@@ -160,7 +168,8 @@ export async function playerView({ view, args: [id], isCurrent, onLeave }) {
   const RUNTIME_MIN = title.runtime || 100;
   const STEP = 0.1; // arrow keys skip 10%
   const RATE = 1 / 60; // simulated playback: the whole title in a minute
-  let position = Math.min(Number(localStorage.getItem(progressKey(profile.id, title.id)) ?? 0), 0.99);
+  const state = await viewerState(profile.id, title.id);
+  let position = Math.min(state && !state.completed ? state.progress : 0, 0.99);
   if (!(position >= 0)) position = 0;
   let playing = true;
   let sent = position;
@@ -203,7 +212,6 @@ export async function playerView({ view, args: [id], isCurrent, onLeave }) {
   const sendProgress = () => {
     if (completed || Math.abs(position - sent) < 0.001 || position < 0.01) return;
     sent = position;
-    localStorage.setItem(progressKey(profile.id, title.id), String(position));
     track('PROGRESS', title.id, { value: Number(position.toFixed(4)) })
       .then(() => { status.textContent = `Progress saved at ${percent(sent)}`; })
       .catch((err) => { status.textContent = `Could not save progress: ${err.message}`; });
@@ -212,7 +220,6 @@ export async function playerView({ view, args: [id], isCurrent, onLeave }) {
     completed = true;
     playing = false;
     position = 1;
-    localStorage.removeItem(progressKey(profile.id, title.id));
     track('COMPLETE', title.id)
       .then(() => { status.textContent = 'Finished. Marked as watched.'; })
       .catch((err) => { status.textContent = `Could not save: ${err.message}`; });

@@ -28,9 +28,11 @@ use serde_json::json;
 
 use super::MarqueeSchema;
 use super::bounds::{MAX_BATCH, MAX_BODY_BYTES};
+use crate::auth::Caller;
 
-/// `POST /graphql`: a request or a batch of at most `MAX_BATCH`, as JSON.
-pub async fn post(schema: MarqueeSchema, body: Body) -> HttpResponse {
+/// `POST /graphql`: a request or a batch of at most `MAX_BATCH`, as JSON, run for `caller`
+/// (put into the request's data, where the access rules and the resolvers find it).
+pub async fn post(schema: &MarqueeSchema, caller: Option<Caller>, body: Body) -> HttpResponse {
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -66,6 +68,10 @@ pub async fn post(schema: MarqueeSchema, body: Body) -> HttpResponse {
             ),
         );
     }
+    let request = match caller {
+        Some(caller) => request.data(caller),
+        None => request,
+    };
     let response = schema.execute_batch(request).await;
     (
         [(header::CONTENT_TYPE, "application/json")],

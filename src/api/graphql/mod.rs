@@ -3,6 +3,7 @@
 //! (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`; `UNAVAILABLE` when storage is briefly out of reach and
 //! the client should retry; `INTERNAL`).
 
+pub mod access;
 pub mod http;
 mod mutation;
 mod query;
@@ -14,6 +15,7 @@ use async_graphql::{Context, EmptySubscription, Error, ErrorExtensions, ID, Sche
 
 use crate::app::policy::Policy;
 use crate::app::{AppError, AppState};
+use crate::auth::Caller;
 use crate::domain::{self, ProfileId, TitleId};
 use crate::store::StoreError;
 use mutation::MutationRoot;
@@ -58,6 +60,7 @@ use bounds::MAX_PAGE;
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(state)
+        .extension(access::AccessRules)
         .limit_depth(12)
         .limit_complexity(10_000)
         .extension(http::ErrorCodes)
@@ -105,20 +108,38 @@ fn state<'a>(ctx: &Context<'a>) -> &'a Arc<AppState> {
     ctx.data_unchecked::<Arc<AppState>>()
 }
 
-/// The policy of this request (`app::policy`): the rules of the request's profile. The
-/// request's profile is, for now, the `profileId` argument; identity supplies the session's
-/// selected profile here, and nowhere else changes.
+/// The authenticated caller (`UNAUTHENTICATED` without one; the access rules already refuse
+/// anonymous calls to fields that need one).
+fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller, Error> {
+    ctx.data_opt::<Caller>()
+        .ok_or_else(|| coded("UNAUTHENTICATED", "sign in first"))
+}
+
+/// The policy of this request (`app::policy`): the rules of the request's profile — the
+/// caller's `profileId` (`NOT_FOUND` when unknown or another account's; `UNAUTHENTICATED`
+/// without a caller), or, without one, the kids profile a locked session selected, which a
+/// client cannot drop.
 async fn request_policy(ctx: &Context<'_>, profile_id: Option<&ID>) -> Result<Policy, Error> {
     let id = profile_id.map(parse_profile_id).transpose()?;
-    state(ctx).policy(id.as_ref()).await.map_err(app_error)
+    // Catalogue queries are public: an anonymous request for no profile has no profile rules.
+    if id.is_none() && ctx.data_opt::<Caller>().is_none() {
+        return Ok(Policy::no_profile());
+    }
+    state(ctx)
+        .policy(caller(ctx)?, id.as_ref())
+        .await
+        .map_err(app_error)
 }
 
 /// An app-layer failure as a GraphQL error: the client's mistakes with their code and
-/// message, everything else through `failure`.
+/// message (another account's profile is `NOT_FOUND`, exactly like a missing one), everything
+/// else through `failure`.
 fn app_error(e: AppError) -> Error {
     match e {
         AppError::ProfileNotFound(_) | AppError::TitleNotFound(_) => not_found(e.to_string()),
         AppError::ForbiddenTitle(_) => coded("FORBIDDEN_TITLE", e.to_string()),
+        AppError::Forbidden(m) => coded("FORBIDDEN", m),
+        AppError::BadInput(m) => bad_input(m),
         AppError::Store(e) => failure(e),
         AppError::Internal(e) => failure(e),
     }

@@ -3,18 +3,20 @@
 use async_graphql::{Context, Error, ErrorExtensions, ID, Object};
 
 use super::types::{CreateProfileInput, EventInput, Profile, RecordEventsResult};
-use super::{app_error, at_most, bad_input, bounds, failure, parse_profile_id, state};
+use super::{
+    app_error, at_most, bad_input, bounds, caller, failure, not_found, parse_profile_id, state,
+};
+use crate::app::access::NewProfile;
 use crate::clock::parse_rfc3339;
 use crate::domain::{self, EventAction, TitleId};
-use crate::engine::filters;
 use crate::store::records::NewEvent;
 
 pub struct MutationRoot;
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
-    /// Creates a profile (sign-up or onboarding). `BAD_USER_INPUT` when the id is taken or a
-    /// field is invalid.
+    /// Creates a profile on the caller's account. `BAD_USER_INPUT` when the id is taken or a
+    /// field is invalid (kids profiles: maturity limit G, PG or PG-13; at most 10 profiles).
     async fn create_profile(
         &self,
         ctx: &Context<'_>,
@@ -23,7 +25,6 @@ impl MutationRoot {
         let state = state(ctx);
         let field = |name: &str, e: domain::ParseError| bad_input(format!("{name}: {e}"));
         let id = parse_profile_id(&input.id)?;
-        let name = domain::ProfileName::parse(&input.name).map_err(|e| field("name", e))?;
         at_most(
             "onboardingGenres",
             &input.onboarding_genres,
@@ -43,13 +44,9 @@ impl MutationRoot {
             }
         }
         let maturity_limit = input.maturity_limit.map(domain::MaturityRating::from);
-        filters::check_maturity_limit(input.is_kids, maturity_limit)
-            .map_err(|e| field("maturityLimit", e))?;
-        let profile = domain::Profile {
-            id: id.clone(),
-            account_id: domain::AccountId::parse(&input.account_id)
-                .map_err(|e| field("accountId", e))?,
-            name: name.into_string(),
+        let new = NewProfile {
+            id,
+            name: input.name,
             is_kids: input.is_kids,
             maturity_limit,
             country: input
@@ -60,15 +57,73 @@ impl MutationRoot {
                 .map_err(|e| field("country", e))?,
             onboarding_genres: genres,
         };
-        let created = state
-            .store
-            .create_profile(&profile, state.clock.now())
+        let profile = state
+            .create_profile(caller(ctx)?, new)
             .await
-            .map_err(failure)?;
-        if !created {
-            return Err(bad_input(format!("profile {id} already exists")));
-        }
+            .map_err(app_error)?;
         Ok(Profile(profile))
+    }
+
+    /// Renames one of the caller's profiles.
+    async fn rename_profile(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        name: String,
+    ) -> Result<Profile, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        let p = state(ctx)
+            .rename_profile(caller(ctx)?, &id, &name)
+            .await
+            .map_err(app_error)?;
+        Ok(Profile(p))
+    }
+
+    /// Removes one of the caller's profiles (its history stays for reports); returns its id.
+    async fn remove_profile(&self, ctx: &Context<'_>, profile_id: ID) -> Result<ID, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        state(ctx)
+            .remove_profile(caller(ctx)?, &id)
+            .await
+            .map_err(app_error)?;
+        Ok(profile_id)
+    }
+
+    /// Selects the profile the browser session watches as. Choosing a kids profile locks the
+    /// session to it until the next sign-in.
+    async fn select_profile(&self, ctx: &Context<'_>, profile_id: ID) -> Result<Profile, Error> {
+        let id = parse_profile_id(&profile_id)?;
+        let (p, _) = state(ctx)
+            .select_profile(caller(ctx)?, &id)
+            .await
+            .map_err(app_error)?;
+        Ok(Profile(p))
+    }
+
+    /// Activates a registered model version (admin); servers switch within seconds.
+    async fn activate_model(&self, ctx: &Context<'_>, version: String) -> Result<String, Error> {
+        if version.is_empty() || version.len() > 200 {
+            return Err(bad_input("version must be 1–200 characters"));
+        }
+        let store = &state(ctx).store;
+        let known = store
+            .models()
+            .await
+            .map_err(failure)?
+            .iter()
+            .any(|m| m.version == version);
+        if !known {
+            return Err(not_found(format!("no model {version:?}")));
+        }
+        store.activate_model(&version).await.map_err(failure)?;
+        Ok(version)
+    }
+
+    /// Re-activates the model registered before the active one (admin); returns its version.
+    async fn rollback_model(&self, ctx: &Context<'_>) -> Result<String, Error> {
+        crate::app::models::rollback(&state(ctx).store)
+            .await
+            .map_err(|e| bad_input(format!("{e:#}")))
     }
 
     /// Records viewing events. All events are validated first; if any is invalid, none is
@@ -83,8 +138,12 @@ impl MutationRoot {
         let pid = parse_profile_id(&profile_id)?;
         at_most("events", &events, bounds::MAX_EVENTS)?;
         // Events are about titles the profile may see: anything else is refused
-        // (`FORBIDDEN_TITLE`), so that no history can name a title its policy hides.
-        let policy = state.policy(Some(&pid)).await.map_err(app_error)?;
+        // (`FORBIDDEN_TITLE`), so that no history can name a title its policy hides. The
+        // policy is the caller's own profile's (`NOT_FOUND` for another account's).
+        let policy = state
+            .policy(caller(ctx)?, Some(&pid))
+            .await
+            .map_err(app_error)?;
         let now = state.clock.now();
         let engine = state.engine.load_full();
         let parsed = events

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use async_graphql::{Context, Error, ID, Json, Object};
 
 use super::types::{
-    Experiment, ExperimentReport, ForcedVariationInput, Genre, HomePage, PageInfo, Profile, Title,
-    TitleConnection, TitleEdge,
+    Experiment, ExperimentReport, ForcedVariationInput, Genre, HomePage, Me, ModelInfo, PageInfo,
+    PreviewAuditEntry, Profile, Title, TitleConnection, TitleEdge, ViewerState,
 };
 use super::{
-    app_error, at_most, bad_input, bounds, failure, not_found, parse_first, parse_profile_id,
-    parse_title_id, request_policy, state, text,
+    app_error, at_most, bad_input, bounds, caller, failure, not_found, parse_first,
+    parse_profile_id, parse_title_id, request_policy, state, text,
 };
 use crate::app::home::HomeRequest;
 use crate::domain;
@@ -20,8 +20,9 @@ pub struct QueryRoot;
 
 #[Object(name = "Query")]
 impl QueryRoot {
-    /// The personalized home page of a profile. `platform`, `appVersion` and `attributes`
-    /// are available to experiment targeting; `forcedVariations` previews a variation.
+    /// The personalized home page of one of the caller's profiles. `platform`, `appVersion`
+    /// and `attributes` are available to experiment targeting; `forcedVariations` (pm role)
+    /// previews a variation.
     async fn home(
         &self,
         ctx: &Context<'_>,
@@ -31,59 +32,75 @@ impl QueryRoot {
         attributes: Option<Json<serde_json::Map<String, serde_json::Value>>>,
         forced_variations: Option<Vec<ForcedVariationInput>>,
     ) -> Result<HomePage, Error> {
-        let id = parse_profile_id(&profile_id)?;
-        let forced_variations = forced_variations.unwrap_or_default();
-        at_most(
-            "forcedVariations",
-            &forced_variations,
-            bounds::MAX_FORCED_VARIATIONS,
+        let request = home_request(
+            profile_id,
+            platform,
+            app_version,
+            attributes,
+            forced_variations,
         )?;
-        let mut forced = HashMap::new();
-        for f in forced_variations {
-            let key = text(
-                "forcedVariations: experimentKey",
-                &f.experiment_key,
-                bounds::MAX_KEY_CHARS,
-            )?;
-            if f.variation < 0 {
-                return Err(bad_input(format!(
-                    "forcedVariations: variation of {} must be ≥ 0",
-                    domain::excerpt(&key)
-                )));
-            }
-            forced.insert(key, i64::from(f.variation));
-        }
-        let label = |field: &str, value: Option<String>| {
-            value
-                .map(|v| text(field, &v, bounds::MAX_LABEL_CHARS))
-                .transpose()
-        };
-        let attributes = attributes.map(|a| a.0).unwrap_or_default();
-        if attributes.len() > bounds::MAX_ATTRIBUTES
-            || serde_json::to_string(&attributes).map_or(usize::MAX, |s| s.len())
-                > bounds::MAX_ATTRIBUTES_BYTES
-        {
-            return Err(bad_input(format!(
-                "attributes: at most {} keys and {} bytes of JSON",
-                bounds::MAX_ATTRIBUTES,
-                bounds::MAX_ATTRIBUTES_BYTES
-            )));
-        }
-        let request = HomeRequest {
-            profile_id: id.clone(),
-            request: RequestInfo {
-                platform: label("platform", platform)?,
-                app_version: label("appVersion", app_version)?,
-                extra: attributes,
-            },
-            forced_variations: forced,
-        };
         let home = state(ctx)
-            .home_page(request)
+            .caller_home(caller(ctx)?, request)
             .await
-            .map_err(failure)?
-            .ok_or_else(|| not_found(format!("no profile {id}")))?;
+            .map_err(app_error)?;
         Ok(HomePage::from(home))
+    }
+
+    /// Any profile's home page as it would be served, for product managers: nothing is
+    /// logged as a view, and the preview itself is audited (who, whom, when).
+    async fn preview_home(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        platform: Option<String>,
+        app_version: Option<String>,
+        forced_variations: Option<Vec<ForcedVariationInput>>,
+    ) -> Result<HomePage, Error> {
+        let request = home_request(profile_id, platform, app_version, None, forced_variations)?;
+        let home = state(ctx)
+            .preview_home(caller(ctx)?, request)
+            .await
+            .map_err(app_error)?;
+        Ok(HomePage::from(home))
+    }
+
+    /// Who is signed in: account, roles, and the profile a browser session selected.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me, Error> {
+        Ok(Me::from(caller(ctx)?))
+    }
+
+    /// The caller's state for one title on one of its profiles (progress, rating, thumbs):
+    /// the same on every device. `null` when the profile has never touched the title.
+    async fn viewer_state(
+        &self,
+        ctx: &Context<'_>,
+        profile_id: ID,
+        title_id: ID,
+    ) -> Result<Option<ViewerState>, Error> {
+        let pid = parse_profile_id(&profile_id)?;
+        let tid = parse_title_id("titleId", &title_id)?;
+        let (_, history) = state(ctx)
+            .owned_viewer(caller(ctx)?, &pid)
+            .await
+            .map_err(app_error)?;
+        Ok(history.get(&tid).map(ViewerState::from))
+    }
+
+    /// The latest previews of other profiles' pages (admin): who previewed whom, when.
+    async fn preview_audit(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<PreviewAuditEntry>, Error> {
+        let first = parse_first(first)?;
+        let rows = state(ctx).store.previews(first).await.map_err(failure)?;
+        Ok(rows.into_iter().map(PreviewAuditEntry::from).collect())
+    }
+
+    /// Registered models, newest first (admin).
+    async fn models(&self, ctx: &Context<'_>) -> Result<Vec<ModelInfo>, Error> {
+        let models = state(ctx).store.models().await.map_err(failure)?;
+        Ok(models.into_iter().map(ModelInfo::from).collect())
     }
 
     /// Results of an experiment, per variation, against variation 0 as control.
@@ -236,7 +253,7 @@ impl QueryRoot {
         Ok(list.into_iter().map(|t| Title::at(&engine, t)).collect())
     }
 
-    /// Profiles to choose from (account order; a kids profile follows its account's main one).
+    /// The caller's profiles (main profile first; a kids session sees only its own).
     async fn profiles(
         &self,
         ctx: &Context<'_>,
@@ -245,20 +262,81 @@ impl QueryRoot {
     ) -> Result<Vec<Profile>, Error> {
         let first = parse_first(first)?;
         let profiles = state(ctx)
-            .store
-            .list_profiles(kids, first)
+            .caller_profiles(caller(ctx)?)
             .await
-            .map_err(failure)?;
-        Ok(profiles.into_iter().map(Profile).collect())
+            .map_err(app_error)?;
+        Ok(profiles
+            .into_iter()
+            .filter(|p| kids.is_none_or(|k| p.is_kids == k))
+            .take(first)
+            .map(Profile)
+            .collect())
     }
 
+    /// One of the caller's profiles; `null` for any other id.
     async fn profile(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Profile>, Error> {
         let id = parse_profile_id(&id)?;
-        Ok(state(ctx)
-            .store
-            .profile(&id)
-            .await
-            .map_err(failure)?
-            .map(Profile))
+        match state(ctx).owned_profile(caller(ctx)?, &id).await {
+            Ok(p) => Ok(Some(Profile(p))),
+            Err(crate::app::AppError::ProfileNotFound(_)) => Ok(None),
+            Err(e) => Err(app_error(e)),
+        }
     }
+}
+
+fn home_request(
+    profile_id: ID,
+    platform: Option<String>,
+    app_version: Option<String>,
+    attributes: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    forced_variations: Option<Vec<ForcedVariationInput>>,
+) -> Result<HomeRequest, Error> {
+    let id = parse_profile_id(&profile_id)?;
+    let forced_variations = forced_variations.unwrap_or_default();
+    at_most(
+        "forcedVariations",
+        &forced_variations,
+        bounds::MAX_FORCED_VARIATIONS,
+    )?;
+    let mut forced = HashMap::new();
+    for f in forced_variations {
+        let key = text(
+            "forcedVariations: experimentKey",
+            &f.experiment_key,
+            bounds::MAX_KEY_CHARS,
+        )?;
+        if f.variation < 0 {
+            return Err(bad_input(format!(
+                "forcedVariations: variation of {} must be ≥ 0",
+                domain::excerpt(&key)
+            )));
+        }
+        forced.insert(key, i64::from(f.variation));
+    }
+    let label = |field: &str, value: Option<String>| {
+        value
+            .map(|v| text(field, &v, bounds::MAX_LABEL_CHARS))
+            .transpose()
+    };
+    let attributes = attributes.map(|a| a.0).unwrap_or_default();
+    if attributes.len() > bounds::MAX_ATTRIBUTES
+        || serde_json::to_string(&attributes).map_or(usize::MAX, |s| s.len())
+            > bounds::MAX_ATTRIBUTES_BYTES
+    {
+        return Err(bad_input(format!(
+            "attributes: at most {} keys and {} bytes of JSON",
+            bounds::MAX_ATTRIBUTES,
+            bounds::MAX_ATTRIBUTES_BYTES
+        )));
+    }
+    Ok(HomeRequest {
+        profile_id: id,
+        request: RequestInfo {
+            platform: label("platform", platform)?,
+            app_version: label("appVersion", app_version)?,
+            extra: attributes,
+        },
+        forced_variations: forced,
+        preview: false,
+    })
 }

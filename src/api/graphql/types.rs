@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, Error, ID, InputObject, Object, SimpleObject};
 
-use super::{failure, state};
+use super::state;
 use crate::app;
 use crate::clock::format_rfc3339;
 use crate::domain;
@@ -135,13 +135,13 @@ impl Profile {
     async fn onboarding_genres(&self) -> &[String] {
         &self.0.onboarding_genres
     }
-    /// All profiles of this profile's account, main profile first.
+    /// All profiles of the caller's account, main profile first (only the locked one in a
+    /// kids session).
     async fn account_profiles(&self, ctx: &Context<'_>) -> Result<Vec<Profile>, Error> {
         let profiles = state(ctx)
-            .store
-            .profiles_of(&self.0.account_id)
+            .caller_profiles(super::caller(ctx)?)
             .await
-            .map_err(failure)?;
+            .map_err(super::app_error)?;
         Ok(profiles.into_iter().map(Profile).collect())
     }
 }
@@ -406,8 +406,6 @@ impl From<EventKind> for domain::EventKind {
 #[derive(InputObject)]
 pub struct CreateProfileInput {
     pub(super) id: ID,
-    /// Created when it does not exist yet.
-    pub(super) account_id: ID,
     /// 1–50 characters, no control characters.
     pub(super) name: String,
     #[graphql(default = false)]
@@ -551,6 +549,102 @@ impl From<app::reports::ExperimentReport> for ExperimentReport {
             srm_p_value: report.analysis.srm_p_value,
             srm_flagged: report.analysis.srm_flagged,
             excluded_profiles: count(report.excluded_profiles as u64),
+        }
+    }
+}
+
+/// The signed-in caller.
+#[derive(SimpleObject)]
+pub struct Me {
+    account_id: ID,
+    /// viewer, pm, admin.
+    roles: Vec<String>,
+    /// The profile a browser session selected (`selectProfile`); null for token clients.
+    selected_profile_id: Option<ID>,
+    /// True when the session is locked to a kids profile.
+    kids_locked: bool,
+}
+
+impl From<&crate::auth::Caller> for Me {
+    fn from(c: &crate::auth::Caller) -> Self {
+        Me {
+            account_id: ID(c.account.to_string()),
+            roles: c.roles().map(|r| r.as_str().to_owned()).collect(),
+            selected_profile_id: c
+                .session_profile
+                .as_ref()
+                .map(|s| ID(s.profile.to_string())),
+            kids_locked: c.policy_profile().is_some(),
+        }
+    }
+}
+
+/// A profile's own state for one title.
+#[derive(SimpleObject)]
+pub struct ViewerState {
+    /// 0–1.
+    progress: f64,
+    completed: bool,
+    /// 0.5–5 stars.
+    rating: Option<f64>,
+    /// UP, DOWN or null.
+    thumbs: Option<String>,
+}
+
+impl From<&crate::engine::history::WatchState> for ViewerState {
+    fn from(w: &crate::engine::history::WatchState) -> Self {
+        use crate::engine::history::Thumbs;
+        ViewerState {
+            progress: w.progress.get(),
+            completed: w.completed,
+            rating: w.rating.map(|r| r.get()),
+            thumbs: match w.thumbs {
+                Thumbs::None => None,
+                Thumbs::Up => Some("UP".into()),
+                Thumbs::Down => Some("DOWN".into()),
+            },
+        }
+    }
+}
+
+/// One audited preview.
+#[derive(SimpleObject)]
+pub struct PreviewAuditEntry {
+    previewed_at: String,
+    viewer_account_id: ID,
+    viewer_subject: String,
+    profile_id: ID,
+    request_id: String,
+}
+
+impl From<crate::store::sessions::PreviewRecord> for PreviewAuditEntry {
+    fn from(p: crate::store::sessions::PreviewRecord) -> Self {
+        PreviewAuditEntry {
+            previewed_at: crate::clock::format_rfc3339(p.previewed_at),
+            viewer_account_id: ID(p.viewer_account),
+            viewer_subject: p.viewer_subject,
+            profile_id: ID(p.profile_id),
+            request_id: p.request_id,
+        }
+    }
+}
+
+/// A registered model version.
+#[derive(SimpleObject)]
+pub struct ModelInfo {
+    version: String,
+    active: bool,
+    created_at: String,
+    interactions: i64,
+}
+
+impl From<crate::store::ModelRecord> for ModelInfo {
+    fn from(m: crate::store::ModelRecord) -> Self {
+        ModelInfo {
+            version: m.version,
+            active: m.active,
+            created_at: crate::clock::format_rfc3339(m.created_at),
+            interactions: m.interactions,
         }
     }
 }
