@@ -766,7 +766,7 @@ async fn client_input_is_bounded() {
     let big = "x".repeat(100_000);
     let create =
         "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id name maturityLimit } }";
-    let profile = |id: &str, name: &str| json!({"id": id, "accountId": "acct-b", "name": name});
+    let profile = |id: &str, name: &str| json!({"id": id, "name": name});
 
     // Ids: at most 128 bytes.
     let e = |rid: &str| json!([{"clientEventId": "b-1", "titleId": "1", "kind": "PLAY", "requestId": rid}]);
