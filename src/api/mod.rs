@@ -3,6 +3,7 @@
 //! decisions are made there, not here.
 
 mod graphql;
+mod metrics;
 mod web;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use tracing::Instrument as _;
 
 use crate::app::AppState;
 
@@ -23,7 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphiql).post_service(async_graphql_axum::GraphQL::new(schema)),
+            get(graphiql).post(graphql).layer(axum::Extension(schema)),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -39,6 +41,31 @@ async fn graphiql() -> impl IntoResponse {
             .title("Marquee GraphQL")
             .finish(),
     )
+}
+
+/// A GraphQL request (or batch) in its own span with a request id, its JSON encoding timed
+/// (`serialization` stage); otherwise what `async_graphql_axum::GraphQL` does.
+async fn graphql(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    axum::Extension(schema): axum::Extension<MarqueeSchema>,
+    request: async_graphql_axum::GraphQLBatchRequest,
+) -> axum::response::Response {
+    let span = tracing::info_span!("graphql", request_id = %state.next_request_id());
+    let response = schema
+        .execute_batch(request.into_inner())
+        .instrument(span.clone())
+        .await;
+    let started = std::time::Instant::now();
+    let http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    let took = started.elapsed();
+    crate::telemetry::record_stage(crate::telemetry::Stage::Serialization, took);
+    span.in_scope(|| {
+        tracing::debug!(
+            serialization_us = took.as_micros() as u64,
+            "response encoded"
+        )
+    });
+    http
 }
 
 /// Ready when the server can do its job: a catalogue to serve, and a database that takes
@@ -63,39 +90,34 @@ async fn readyz(
     }
 }
 
-/// Prometheus text format, hand-written: a handful of counters do not justify an exporter
-/// crate.
+/// Prometheus text exposition format: everything `telemetry` holds (see there and the README's
+/// "/metrics" section for each family), with the impression log's counters and the serving
+/// model read now.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> impl IntoResponse {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &state.impressions.stats;
-    let body = format!(
-        "# HELP marquee_impressions_queued_total Row items handed to the impression log.\n\
-         # TYPE marquee_impressions_queued_total counter\n\
-         marquee_impressions_queued_total {}\n\
-         # HELP marquee_impressions_written_total Row items written to the database.\n\
-         # TYPE marquee_impressions_written_total counter\n\
-         marquee_impressions_written_total {}\n\
-         # HELP marquee_impressions_dropped_total Row items not logged (queue full, a batch failing with a defect, or the database down through shutdown).\n\
-         # TYPE marquee_impressions_dropped_total counter\n\
-         marquee_impressions_dropped_total {}\n\
-         # HELP marquee_impressions_write_failures_total Failed attempts to write a batch of impressions (retried).\n\
-         # TYPE marquee_impressions_write_failures_total counter\n\
-         marquee_impressions_write_failures_total {}\n\
-         # HELP marquee_impressions_backlog Row items queued and not yet written.\n\
-         # TYPE marquee_impressions_backlog gauge\n\
-         marquee_impressions_backlog {}\n",
-        s.queued.load(Relaxed),
-        s.written.load(Relaxed),
-        s.dropped.load(Relaxed),
-        s.write_failures.load(Relaxed),
-        state.impressions.backlog(),
-    );
+    let impressions = crate::telemetry::ImpressionCounters {
+        queued: s.queued.load(Relaxed),
+        written: s.written.load(Relaxed),
+        dropped: s.dropped.load(Relaxed),
+        write_failures: s.write_failures.load(Relaxed),
+        backlog: state.impressions.backlog(),
+    };
+    let serving = {
+        let engine = state.engine.load();
+        crate::telemetry::Serving {
+            model_version: engine.model.version.clone(),
+            model_trained_at: engine.model.trained_at,
+            catalog_titles: engine.catalog.len(),
+        }
+    };
+    let body = crate::telemetry::render(impressions, &serving);
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
     )
@@ -107,6 +129,15 @@ pub async fn serve(
     listen: SocketAddr,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    crate::telemetry::install()?;
+    tokio::spawn(async {
+        // Histograms keep their samples until rendered or upkept; bound that between scrapes.
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            crate::telemetry::upkeep();
+        }
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

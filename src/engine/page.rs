@@ -2,6 +2,7 @@
 //! against the rows above it and reranked for diversity.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::domain::{Millis, Profile};
 use crate::engine::catalog::{Catalog, TitleIdx};
@@ -37,6 +38,22 @@ pub struct Page {
     pub rows: Vec<PageRow>,
 }
 
+/// Where a page's assembly time went (measured with one `Instant` per step, so cheap enough
+/// to take on every page). The caller decides what to do with it (the app exports it as
+/// metrics); the engine only measures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageTimings {
+    /// Per row definition, in page order: its id and the time its source took (including
+    /// the policy checks the source makes through `eligible`).
+    pub sources: Vec<(String, Duration)>,
+    /// Policy filters over what the sources returned.
+    pub filters: Duration,
+    /// Dedupe against the rows above and within each row.
+    pub dedupe: Duration,
+    /// Diversity rerank.
+    pub rerank: Duration,
+}
+
 /// How many candidates a row asks its source for, per slot, so that dedupe and rerank have
 /// something to choose from.
 const POOL_FACTOR: usize = 4;
@@ -53,6 +70,31 @@ pub fn assemble(
     history: &History,
     now: Millis,
 ) -> Page {
+    let mut timings = PageTimings::default();
+    assemble_timed(
+        definition,
+        catalog,
+        model,
+        alternates,
+        profile,
+        history,
+        now,
+        &mut timings,
+    )
+}
+
+/// `assemble`, adding where the time went to `timings`.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble_timed(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+    timings: &mut PageTimings,
+) -> Page {
     let mut placed: HashSet<TitleIdx> = HashSet::new();
     let mut rows = Vec::new();
     for def in &definition.rows {
@@ -64,6 +106,7 @@ pub fn assemble(
         let allowed = |t: TitleIdx| {
             filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
         };
+        let started = Instant::now();
         let sourced = {
             let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
             let ctx = SourceContext {
@@ -78,20 +121,30 @@ pub fn assemble(
             };
             def.source.rows(&ctx)
         };
+        let mut mark = Instant::now();
+        timings.sources.push((def.id.clone(), mark - started));
+        let mut lap = |into: &mut Duration| {
+            let now = Instant::now();
+            *into += now - mark;
+            mark = now;
+        };
         for row in sourced {
             // Sources are trusted to try, not to be right: filter and dedupe here regardless
-            // (this also dedupes between several rows of one source).
+            // (this also dedupes between several rows of one source). Dedupe first, as it is
+            // cheaper; both are pure per-title predicates, so the order changes nothing.
             let mut in_row = HashSet::new();
-            let candidates: Vec<_> = row
+            let deduped: Vec<_> = row
                 .candidates
                 .into_iter()
-                .filter(|c| {
-                    !placed.contains(&c.title) && allowed(c.title) && in_row.insert(c.title)
-                })
+                .filter(|c| !placed.contains(&c.title) && in_row.insert(c.title))
                 .collect();
+            lap(&mut timings.dedupe);
+            let candidates: Vec<_> = deduped.into_iter().filter(|c| allowed(c.title)).collect();
+            lap(&mut timings.filters);
             let chosen = mmr(candidates, def.diversity, def.size, |a, b| {
                 catalog.genre_similarity(a, b)
             });
+            lap(&mut timings.rerank);
             if chosen.len() < def.min_items {
                 continue;
             }
