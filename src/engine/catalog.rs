@@ -1,6 +1,8 @@
 //! The catalogue held in memory: every title, addressed by a dense index for the hot paths.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::domain::{Title, TitleId};
 
@@ -10,7 +12,8 @@ pub type TitleIdx = u32;
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     titles: Vec<Title>,
-    by_id: HashMap<TitleId, TitleIdx>,
+    /// Fx-hashed: looked up for every history entry by several sources on every page.
+    by_id: FxHashMap<TitleId, TitleIdx>,
     /// Genre → number of titles, sorted by name.
     genres: BTreeMap<String, usize>,
     /// Lower-cased, punctuation-free names for search.

@@ -1,8 +1,10 @@
 //! Page assembly: rows in definition order, each filled by its source, filtered, deduplicated
 //! against the rows above it and reranked for diversity.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashSet;
 
 use crate::domain::{Millis, Profile};
 use crate::engine::catalog::{Catalog, TitleIdx};
@@ -12,6 +14,7 @@ use crate::engine::model::Model;
 use crate::engine::rerank::mmr;
 use crate::engine::rows::PageDefinition;
 use crate::engine::sources::SourceContext;
+use crate::engine::sources::personalized::PersonalScoreCache;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageItem {
@@ -95,7 +98,9 @@ pub fn assemble_timed(
     now: Millis,
     timings: &mut PageTimings,
 ) -> Page {
-    let mut placed: HashSet<TitleIdx> = HashSet::new();
+    let personal = PersonalScoreCache::default();
+    // Dense ids hash in one multiply with Fx; SipHash's DoS resistance buys nothing here.
+    let mut placed: FxHashSet<TitleIdx> = FxHashSet::default();
     let mut rows = Vec::new();
     for def in &definition.rows {
         let model = def
@@ -118,6 +123,7 @@ pub fn assemble_timed(
                 eligible: &eligible,
                 pool: def.size * POOL_FACTOR,
                 top_picks: &definition.top_picks,
+                personal: &personal,
             };
             def.source.rows(&ctx)
         };
@@ -132,7 +138,7 @@ pub fn assemble_timed(
             // Sources are trusted to try, not to be right: filter and dedupe here regardless
             // (this also dedupes between several rows of one source). Dedupe first, as it is
             // cheaper; both are pure per-title predicates, so the order changes nothing.
-            let mut in_row = HashSet::new();
+            let mut in_row = FxHashSet::default();
             let deduped: Vec<_> = row
                 .candidates
                 .into_iter()

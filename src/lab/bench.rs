@@ -181,6 +181,177 @@ pub async fn run_http(url: &str, requests: usize, concurrency: usize, seed: u64)
     Ok(())
 }
 
+/// The full home page a client renders: every row, every item with its title metadata and
+/// the evidence behind it, and the experiments that shaped the page.
+pub const HOME_QUERY: &str = "query Home($p: ID!) { home(profileId: $p) { requestId generatedAt modelVersion \
+  assignments { experimentKey variationKey } \
+  rows { id kind title modelVersion items { position score reason \
+    title { id name year genres maturityRating overview addedAt posterUrl backdropUrl runtime tagline director } \
+    evidence { id name } } } } }";
+
+/// `marquee bench --url … --rate R`: open-loop load at a fixed rate.
+#[derive(Debug, Clone)]
+pub struct OpenLoopArgs {
+    pub url: String,
+    /// Pages per second, scheduled whatever the server's pace.
+    pub rate: f64,
+    pub duration: std::time::Duration,
+    /// Bearer token for `Authorization` (servers that require sign-in).
+    pub token: Option<String>,
+    /// Profiles to choose from at random (all of them, from the database, when it can be read).
+    pub profiles: Vec<String>,
+    pub seed: u64,
+    /// A request that has not answered this long after its scheduled time is an error.
+    pub timeout: std::time::Duration,
+}
+
+/// What one scrape of the server's `/metrics` says about its CPU and pages.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerCounters {
+    cpu_seconds: f64,
+    pages: f64,
+}
+
+impl ServerCounters {
+    /// Reads `process_cpu_seconds_total` and `marquee_pages_total` from an exposition body.
+    fn parse(text: &str) -> Option<Self> {
+        let read = |name: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
+        Some(Self {
+            cpu_seconds: read("process_cpu_seconds_total")?,
+            pages: read("marquee_pages_total").unwrap_or(0.0),
+        })
+    }
+}
+
+/// Open-loop load (no coordinated omission): request `i` is due at `start + i / rate` and is
+/// sent then whether or not earlier ones have answered, and its latency counts from that
+/// due time — a server that stalls makes every request due during the stall late, as real
+/// clients would see it. Reports latency percentiles, errors, the achieved rate, and the
+/// server's CPU per page from its own `/metrics` (CPU seconds delta ÷ pages delta).
+pub async fn run_open_loop(args: OpenLoopArgs) -> Result<()> {
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use tokio::time::Instant as TokioInstant;
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        bail!("--rate must be a positive number of pages per second");
+    }
+    if args.profiles.is_empty() {
+        bail!("{} has no profiles", args.url);
+    }
+    let url = args.url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(args.timeout)
+        .build()?;
+    let scrape = |http: reqwest::Client, url: String| async move {
+        let text = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        ServerCounters::parse(&text)
+            .with_context(|| format!("{url}/metrics has no process_cpu_seconds_total"))
+    };
+    let before = scrape(http.clone(), url.clone()).await?;
+    let total = (args.rate * args.duration.as_secs_f64()).round() as u64;
+    let period = std::time::Duration::from_secs_f64(1.0 / args.rate);
+    let profiles = Arc::new(args.profiles);
+    let token = Arc::new(args.token);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<f64, String>>();
+    let mut rng = SplitMix64(args.seed);
+    let start = TokioInstant::now();
+    for i in 0..total {
+        let due = start + period.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let profile = profiles[(rng.next_u64() % profiles.len() as u64) as usize].clone();
+        let (http, url, token, tx) = (http.clone(), url.clone(), token.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut request = http
+                .post(format!("{url}/graphql"))
+                .json(&json!({"query": HOME_QUERY, "variables": {"p": profile}}));
+            if let Some(token) = token.as_deref() {
+                request = request.bearer_auth(token);
+            }
+            let outcome = async {
+                let resp = request.send().await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}"));
+                }
+                match body.get("errors") {
+                    Some(e) => Err(e[0]["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("GraphQL error")
+                        .to_owned()),
+                    None => Ok(()),
+                }
+            }
+            .await;
+            // From the due time, not from when the request left.
+            let micros = due.elapsed().as_secs_f64() * 1e6;
+            let _ = tx.send(outcome.map(|()| micros));
+        });
+    }
+    let sent_in = start.elapsed().as_secs_f64();
+    drop(tx);
+    let mut micros = Vec::with_capacity(total as usize);
+    let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+    while let Some(r) = rx.recv().await {
+        match r {
+            Ok(m) => micros.push(m),
+            Err(e) => *errors.entry(e).or_default() += 1,
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let after = scrape(http.clone(), url.clone()).await?;
+    let failed: usize = errors.values().sum();
+    println!(
+        "marquee bench --url {url} --rate {} --duration {:.0}s: {total} pages scheduled, sent over {sent_in:.1}s, all answered after {wall:.1}s",
+        args.rate,
+        args.duration.as_secs_f64()
+    );
+    println!(
+        "achieved {:.0} pages/s ({} ok, {failed} errors{})",
+        micros.len() as f64 / sent_in.max(f64::MIN_POSITIVE),
+        micros.len(),
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(": {errors:?}")
+        }
+    );
+    micros.sort_by(f64::total_cmp);
+    println!(
+        "latency from the scheduled send: p50={:.2}ms  p90={:.2}ms  p99={:.2}ms  p99.9={:.2}ms  max={:.2}ms",
+        percentile(&micros, 50.0) / 1e3,
+        percentile(&micros, 90.0) / 1e3,
+        percentile(&micros, 99.0) / 1e3,
+        percentile(&micros, 99.9) / 1e3,
+        micros.last().copied().unwrap_or(f64::NAN) / 1e3,
+    );
+    let pages = after.pages - before.pages;
+    let cpu = after.cpu_seconds - before.cpu_seconds;
+    if pages > 0.0 {
+        println!(
+            "server CPU: {cpu:.2}s for {pages:.0} pages = {:.0}µs per page (process_cpu_seconds_total ÷ marquee_pages_total, 10 ms resolution; includes GraphQL, HTTP and impression writes)",
+            cpu / pages * 1e6
+        );
+    } else {
+        println!("server CPU: {cpu:.2}s; the server counted no pages");
+    }
+    Ok(())
+}
+
 /// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -21,7 +21,7 @@ use crate::engine::model::Model;
 use because_you_watched::BecauseYouWatched;
 use continue_watching::ContinueWatching;
 use new_releases::NewReleases;
-use personalized::{Personalized, PersonalizedParams};
+use personalized::{PersonalScoreCache, Personalized, PersonalizedParams};
 use popular::{Popular, Trending};
 use top_genre::TopGenre;
 
@@ -73,6 +73,9 @@ pub struct SourceContext<'a> {
     /// The page's Top Picks params (`PageDefinition::top_picks`), for sources that order by
     /// the profile's personal score.
     pub top_picks: &'a PersonalizedParams,
+    /// The page's personal score accumulation, computed once and shared by every source that
+    /// ranks by it (`PersonalizedParams::scores`).
+    pub personal: &'a PersonalScoreCache,
 }
 
 impl SourceContext<'_> {
