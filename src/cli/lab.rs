@@ -9,6 +9,7 @@ use clap::Args;
 use super::{Resolved, load_engine, open_store, progress_bar, say};
 use crate::config::ClockSetting;
 use crate::engine::model::TrainParams;
+use crate::experiments::FeatureSet;
 use crate::lab::{bench, generate as synthetic, simulate as simulation};
 use crate::store::Store;
 
@@ -45,6 +46,10 @@ pub(super) struct BenchArgs {
     pub(super) seed: u64,
     #[arg(long, env = "MARQUEE_ROWS")]
     pub(super) rows: Option<PathBuf>,
+    /// Experiments to evaluate for every page, as `serve` does (default: ./experiments if
+    /// present).
+    #[arg(long, env = "MARQUEE_EXPERIMENTS")]
+    pub(super) experiments: Option<PathBuf>,
     /// Measure a running server over HTTP instead (with --concurrency clients), and report
     /// its impression-log counters afterwards.
     #[arg(long)]
@@ -208,7 +213,19 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
     let rows = args.rows.or_else(|| cfg.file.rows.clone());
     let engine = load_engine(&store, cfg, rows.as_deref()).await?;
     let clock = ClockSetting::LastEvent.resolve(&store).await?;
-    bench::run(&store, &engine, &clock, args.requests, args.seed).await
+    // The experiments `serve` would load (`--experiments`, the settings file, ./experiments).
+    let dir = args
+        .experiments
+        .or_else(|| cfg.file.experiments.clone())
+        .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
+    let features = match dir {
+        Some(dir) => FeatureSet::load_dir(&dir, &|o| {
+            engine.home.with_overrides(o, &engine.sources).map(|_| ())
+        })
+        .with_context(|| format!("experiments in {}", dir.display()))?,
+        None => FeatureSet::default(),
+    };
+    bench::run(&store, &engine, &features, &clock, args.requests, args.seed).await
 }
 
 /// The profiles an open-loop bench picks from: every profile in the database when it can be

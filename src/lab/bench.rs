@@ -13,7 +13,9 @@ use crate::engine::Engine;
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::model::ann;
 use crate::engine::model::{self, EmbeddingArtifact, Model, ModelArtifact, TrainParams};
+use crate::engine::page::PageTimings;
 use crate::engine::training_set::{ImportedSignals, TrainingSet, TrainingSetBuilder};
+use crate::experiments::{self, FeatureSet};
 use crate::ingest::movielens;
 use crate::rng::SplitMix64;
 use crate::store::Store;
@@ -43,6 +45,7 @@ fn report(label: &str, mut micros: Vec<f64>) {
 pub async fn run(
     store: &Store,
     engine: &Engine,
+    features: &FeatureSet,
     clock: &Clock,
     requests: usize,
     seed: u64,
@@ -55,6 +58,8 @@ pub async fn run(
     let now = clock.now();
     let mut assembly = Vec::with_capacity(requests);
     let mut with_reads = Vec::with_capacity(requests);
+    let mut experiments_us = Vec::with_capacity(requests);
+    let mut stages = PageTimings::default();
     let mut rows = 0usize;
     let mut items = 0usize;
     let wall = Instant::now();
@@ -65,9 +70,19 @@ pub async fn run(
             continue;
         };
         let history = store.history(id).await?;
+        let read = Instant::now();
+        // As serving does: every feature evaluated, the page variant assembled.
+        let variant = experiments::page_variant(
+            features,
+            experiments::attributes(&profile, &Default::default()),
+            HashMap::new(),
+        );
         let assembled = Instant::now();
-        let page = engine.home_page(&profile, &history, now);
+        let page = engine
+            .home_page_with_timed(&variant.overrides, &profile, &history, now, &mut stages)
+            .unwrap_or_else(|_| engine.home_page_timed(&profile, &history, now, &mut stages));
         let done = Instant::now();
+        experiments_us.push((assembled - read).as_secs_f64() * 1e6);
         assembly.push((done - assembled).as_secs_f64() * 1e6);
         with_reads.push((done - start).as_secs_f64() * 1e6);
         rows += page.rows.len();
@@ -75,11 +90,12 @@ pub async fn run(
     }
     let n = assembly.len().max(1);
     println!(
-        "marquee bench: {} titles, {} profiles, model {}, {:?} backend, {n} pages in {:.2}s (one thread)",
+        "marquee bench: {} titles, {} profiles, model {}, {:?} backend, {} features, {n} pages in {:.2}s (one thread)",
         engine.catalog.len(),
         ids.len(),
         engine.model.version,
         store.backend(),
+        features.features.len(),
         wall.elapsed().as_secs_f64()
     );
     println!(
@@ -87,8 +103,27 @@ pub async fn run(
         rows as f64 / n as f64,
         items as f64 / n as f64
     );
+    report("experiment evaluation", experiments_us);
     report("page assembly (engine)", assembly);
-    report("profile+history read+assembly", with_reads);
+    report("read+experiments+assembly", with_reads);
+    let mean = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let mut by_row: Vec<(String, std::time::Duration)> = Vec::new();
+    for (row, d) in &stages.sources {
+        match by_row.iter_mut().find(|(r, _)| r == row) {
+            Some((_, total)) => *total += *d,
+            None => by_row.push((row.clone(), *d)),
+        }
+    }
+    println!("assembly stages, mean per page:");
+    for (row, d) in &by_row {
+        println!("  source {row:<24} {:>8.1}µs", mean(*d));
+    }
+    println!(
+        "  filters {:>32.1}µs\n  dedupe {:>33.1}µs\n  rerank {:>33.1}µs",
+        mean(stages.filters),
+        mean(stages.dedupe),
+        mean(stages.rerank)
+    );
     Ok(())
 }
 
