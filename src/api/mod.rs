@@ -50,11 +50,38 @@ async fn graphql(
     axum::Extension(schema): axum::Extension<MarqueeSchema>,
     request: async_graphql_axum::GraphQLBatchRequest,
 ) -> axum::response::Response {
-    let span = tracing::info_span!("graphql", request_id = %state.next_request_id());
-    let response = schema
-        .execute_batch(request.into_inner())
-        .instrument(span.clone())
-        .await;
+    use async_graphql::{BatchRequest, BatchResponse};
+    // A number, not a formatted id: the span is created for every request at the default
+    // log level, and formatting an id string for it cost more than the page's dedupe.
+    let span = tracing::info_span!("graphql", request = state.next_request_number());
+    let started = std::time::Instant::now();
+    let (response, operations) = match request.into_inner() {
+        BatchRequest::Single(r) => {
+            let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
+            let response = schema.execute(r).instrument(span.clone()).await;
+            let ok = response.errors.is_empty();
+            (BatchResponse::Single(response), vec![(op, ok)])
+        }
+        BatchRequest::Batch(rs) => {
+            let ops: Vec<String> = rs
+                .iter()
+                .map(|r| metrics::operation_label(&r.query, r.operation_name.as_deref()))
+                .collect();
+            let response = schema
+                .execute_batch(BatchRequest::Batch(rs))
+                .instrument(span.clone())
+                .await;
+            let oks: Vec<bool> = match &response {
+                BatchResponse::Batch(rs) => rs.iter().map(|r| r.errors.is_empty()).collect(),
+                BatchResponse::Single(r) => vec![r.errors.is_empty()],
+            };
+            (response, ops.into_iter().zip(oks).collect())
+        }
+    };
+    let executed = started.elapsed();
+    for (op, ok) in &operations {
+        crate::telemetry::record_graphql(op, *ok, executed);
+    }
     let started = std::time::Instant::now();
     let http = async_graphql_axum::GraphQLResponse::from(response).into_response();
     let took = started.elapsed();

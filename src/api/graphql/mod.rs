@@ -29,7 +29,6 @@ pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
         .data(state)
         .limit_depth(12)
         .limit_complexity(10_000)
-        .extension(super::metrics::GraphqlMetrics)
         .finish()
 }
 

@@ -9,9 +9,10 @@ pub mod personalized;
 pub mod popular;
 pub mod top_genre;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{Millis, Profile};
@@ -104,8 +105,8 @@ impl SourceContext<'_> {
     }
 
     /// Item-item scores from the (decayed) history: Σ weight(anchor) · sim(anchor, title).
-    fn personal_scores(&self, decay: RecencyDecay) -> HashMap<TitleIdx, f32> {
-        let mut scores: HashMap<TitleIdx, f32> = HashMap::new();
+    fn personal_scores(&self, decay: RecencyDecay) -> FxHashMap<TitleIdx, f32> {
+        let mut scores: FxHashMap<TitleIdx, f32> = FxHashMap::default();
         let history = self.decayed_history(WatchState::affinity, decay, AgeFrom::Now);
         for (anchor, w) in history {
             for &(t, s) in self.model.neighbors(anchor) {
