@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use common::{NOW, Server, TestDb, marquee_ok, write_fixture};
+use common::{NOW, Server, TestDb, marquee, marquee_ok, write_fixture};
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -423,4 +423,33 @@ async fn metrics_parse_and_show_the_stages_of_a_home_page() {
         ),
         1.0
     );
+
+    // The open-loop bench drives this server at a fixed rate and reads its CPU per page
+    // from these metrics.
+    let out = marquee(
+        data,
+        db.url(),
+        &[
+            "bench",
+            "--url",
+            &server.url,
+            "--rate",
+            "40",
+            "--duration",
+            "1",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("40 pages scheduled"), "{stdout}");
+    assert!(stdout.contains("(40 ok, 0 errors)"), "{stdout}");
+    assert!(stdout.contains("p99.9="), "{stdout}");
+    assert!(stdout.contains("µs per page"), "{stdout}");
+    let text = server.get("/metrics").await.text().await.unwrap();
+    let families = parse_exposition(&text).unwrap();
+    assert!(value(&families, "marquee_pages_total", &[]) >= (pages + 40) as f64);
 }

@@ -130,11 +130,14 @@ pub fn assemble_timed(
         let mut mark = Instant::now();
         timings.sources.push((def.id.clone(), mark - started));
         let mut lap = |into: &mut Duration| {
-            let now = Instant::now();
-            *into += now - mark;
-            mark = now;
+            let t = Instant::now();
+            *into += t - mark;
+            mark = t;
         };
+        // Placing the previous row is nobody's stage.
+        let mut bookkeeping = Duration::ZERO;
         for row in sourced {
+            lap(&mut bookkeeping);
             // Sources are trusted to try, not to be right: filter and dedupe here regardless
             // (this also dedupes between several rows of one source). Dedupe first, as it is
             // cheaper; both are pure per-title predicates, so the order changes nothing.
