@@ -17,3 +17,4 @@ pub mod ingest;
 pub mod lab;
 pub mod rng;
 pub mod store;
+pub mod telemetry;

@@ -1,16 +1,25 @@
 use clap::Parser;
+use marquee::cli::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    let cli = marquee::cli::Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("MARQUEE_LOG")
                 .unwrap_or_else(|_| EnvFilter::new("warn,marquee=info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = marquee::cli::Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format() {
+        // One JSON object per line, with the fields of every enclosing span (request ids).
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        LogFormat::Text => logs.init(),
+    }
     match marquee::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

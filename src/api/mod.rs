@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod graphql;
+mod metrics;
 mod web;
 
 use std::net::SocketAddr;
@@ -60,7 +61,7 @@ async fn graphql(
         Ok(c) => c,
         Err(refused) => return refused.into_response(),
     };
-    graphql::http::post(&api.schema, caller, body).await
+    graphql::http::post(&api.app, &api.schema, caller, body).await
 }
 
 async fn graphiql() -> impl IntoResponse {
@@ -94,39 +95,34 @@ async fn readyz(
     }
 }
 
-/// Prometheus text format, hand-written: a handful of counters do not justify an exporter
-/// crate.
+/// Prometheus text exposition format: everything `telemetry` holds (see there and the README's
+/// "/metrics" section for each family), with the impression log's counters and the serving
+/// model read now.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> impl IntoResponse {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &state.impressions.stats;
-    let body = format!(
-        "# HELP marquee_impressions_queued_total Row items handed to the impression log.\n\
-         # TYPE marquee_impressions_queued_total counter\n\
-         marquee_impressions_queued_total {}\n\
-         # HELP marquee_impressions_written_total Row items written to the database.\n\
-         # TYPE marquee_impressions_written_total counter\n\
-         marquee_impressions_written_total {}\n\
-         # HELP marquee_impressions_dropped_total Row items not logged (queue full, a batch failing with a defect, or the database down through shutdown).\n\
-         # TYPE marquee_impressions_dropped_total counter\n\
-         marquee_impressions_dropped_total {}\n\
-         # HELP marquee_impressions_write_failures_total Failed attempts to write a batch of impressions (retried).\n\
-         # TYPE marquee_impressions_write_failures_total counter\n\
-         marquee_impressions_write_failures_total {}\n\
-         # HELP marquee_impressions_backlog Row items queued and not yet written.\n\
-         # TYPE marquee_impressions_backlog gauge\n\
-         marquee_impressions_backlog {}\n",
-        s.queued.load(Relaxed),
-        s.written.load(Relaxed),
-        s.dropped.load(Relaxed),
-        s.write_failures.load(Relaxed),
-        state.impressions.backlog(),
-    );
+    let impressions = crate::telemetry::ImpressionCounters {
+        queued: s.queued.load(Relaxed),
+        written: s.written.load(Relaxed),
+        dropped: s.dropped.load(Relaxed),
+        write_failures: s.write_failures.load(Relaxed),
+        backlog: state.impressions.backlog(),
+    };
+    let serving = {
+        let engine = state.engine.load();
+        crate::telemetry::Serving {
+            model_version: engine.model.version.clone(),
+            model_trained_at: engine.model.trained_at,
+            catalog_titles: engine.catalog.len(),
+        }
+    };
+    let body = crate::telemetry::render(impressions, &serving);
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
     )
@@ -139,6 +135,15 @@ pub async fn serve(
     auth: AuthOptions,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
+    crate::telemetry::install()?;
+    tokio::spawn(async {
+        // Histograms keep their samples until rendered or upkept; bound that between scrapes.
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            crate::telemetry::upkeep();
+        }
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -7,15 +7,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use anyhow::Result;
+use tracing::Instrument as _;
 
 use super::policy::Policy;
 use super::{AppError, AppState};
 use crate::domain::{Millis, ProfileId};
 use crate::engine::Engine;
-use crate::engine::page::Page;
+use crate::engine::page::{Page, PageTimings};
 use crate::experiments::{self, Assignment, RequestInfo};
 use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
+use crate::telemetry::{self, Stage};
 
 /// A parsed home page request.
 pub struct HomeRequest {
@@ -45,8 +49,23 @@ pub struct HomePage {
 impl AppState {
     /// The home page of `request.profile_id`, or `None` when there is no such profile.
     pub async fn home_page(&self, request: HomeRequest) -> Result<Option<HomePage>> {
+        let request_id = self.next_request_id();
+        let span = tracing::debug_span!("home_page", request_id = %request_id);
+        self.home_page_in(request, request_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn home_page_in(
+        &self,
+        request: HomeRequest,
+        request_id: String,
+    ) -> Result<Option<HomePage>> {
+        let started = Instant::now();
         let id = request.profile_id;
-        let (profile, history) = match self.viewer(&id).await {
+        let viewer = self.viewer(&id).await;
+        let read = Instant::now();
+        let (profile, history) = match viewer {
             Ok(viewer) => viewer,
             Err(AppError::ProfileNotFound(_)) => return Ok(None),
             // The store error itself goes into the `anyhow::Error` (not wrapped in an
@@ -62,19 +81,22 @@ impl AppState {
             experiments::attributes(&profile, &request.request),
             request.forced_variations,
         );
+        let evaluated = Instant::now();
         for problem in &variant.problems {
             tracing::warn!(%problem, "experiment value ignored");
         }
         let engine = self.engine.load_full();
         let now = self.clock.now();
+        let mut timings = PageTimings::default();
         let mut page = engine
-            .home_page_with(&variant.overrides, &profile, &history, now)
+            .home_page_with_timed(&variant.overrides, &profile, &history, now, &mut timings)
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "experiment variant failed; serving the default page");
-                engine.home_page(&profile, &history, now)
+                engine.home_page_timed(&profile, &history, now, &mut timings)
             });
+        // The last check before the page leaves the service (counted in assembly).
         Policy::of(profile).screen(&engine.catalog, &mut page);
-        let request_id = self.next_request_id();
+        let assembled = Instant::now();
         if !preview {
             // The exposures travel with the page through the impression log and are written
             // in its transaction, before its items, so the page counts towards the
@@ -88,6 +110,17 @@ impl AppState {
                 &page,
             ));
         }
+        let done = Instant::now();
+        record_stages(
+            &timings,
+            [
+                (Stage::ProfileRead, read - started),
+                (Stage::Experiments, evaluated - read),
+                (Stage::Assemble, assembled - evaluated),
+                (Stage::ImpressionEnqueue, done - assembled),
+                (Stage::Page, done - started),
+            ],
+        );
         Ok(Some(HomePage {
             request_id,
             generated_at: now,
@@ -95,6 +128,45 @@ impl AppState {
             assignments: variant.assignments,
             page,
         }))
+    }
+}
+
+/// Exports a page's stage times (`telemetry`) and logs them at debug level, in the page's
+/// span.
+fn record_stages(timings: &PageTimings, app: [(Stage, Duration); 5]) {
+    let sources: Duration = timings.sources.iter().map(|(_, d)| *d).sum();
+    let engine = [
+        (Stage::Sources, sources),
+        (Stage::Filters, timings.filters),
+        (Stage::Dedupe, timings.dedupe),
+        (Stage::Rerank, timings.rerank),
+    ];
+    for (stage, took) in app.iter().chain(&engine) {
+        telemetry::record_stage(*stage, *took);
+    }
+    for (row, took) in &timings.sources {
+        telemetry::record_source(row, *took);
+    }
+    telemetry::count_page();
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let us = |stage: Stage| {
+            app.iter()
+                .chain(&engine)
+                .find(|(s, _)| *s == stage)
+                .map_or(0, |(_, d)| d.as_micros() as u64)
+        };
+        tracing::debug!(
+            profile_read_us = us(Stage::ProfileRead),
+            experiments_us = us(Stage::Experiments),
+            sources_us = us(Stage::Sources),
+            filters_us = us(Stage::Filters),
+            dedupe_us = us(Stage::Dedupe),
+            rerank_us = us(Stage::Rerank),
+            assemble_us = us(Stage::Assemble),
+            impression_enqueue_us = us(Stage::ImpressionEnqueue),
+            page_us = us(Stage::Page),
+            "home page served"
+        );
     }
 }
 

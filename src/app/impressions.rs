@@ -177,7 +177,10 @@ impl Writer {
         let mut delay = RETRY_FIRST;
         let mut defects = 0u32;
         loop {
-            let error = match self.store.write_impressions(batch).await {
+            let started = Instant::now();
+            let written = self.store.write_impressions(batch).await;
+            crate::telemetry::record_impression_batch(started.elapsed());
+            let error = match written {
                 Ok(n) => {
                     self.stats.written.fetch_add(n, Ordering::Relaxed);
                     self.remember_exposures(batch);

@@ -61,7 +61,13 @@ impl AppState {
 
     /// Unique per served page: impressions and later clicks are joined on it.
     pub fn next_request_id(&self) -> String {
-        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        let n = self.next_request_number();
         format!("{:012x}-{n:08x}", self.instance & 0xffff_ffff_ffff)
+    }
+
+    /// The next number of this process's request counter (the tail of `next_request_id`):
+    /// what the API's request span carries.
+    pub fn next_request_number(&self) -> u64 {
+        self.request_counter.fetch_add(1, Ordering::Relaxed)
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use super::{Resolved, load_engine, open_store, progress_bar, say};
 use crate::config::ClockSetting;
 use crate::engine::model::TrainParams;
+use crate::experiments::FeatureSet;
 use crate::lab::{bench, generate as synthetic, simulate as simulation};
 use crate::store::Store;
 
@@ -45,12 +46,31 @@ pub(super) struct BenchArgs {
     pub(super) seed: u64,
     #[arg(long, env = "MARQUEE_ROWS")]
     pub(super) rows: Option<PathBuf>,
+    /// Experiments to evaluate for every page, as `serve` does (default: ./experiments if
+    /// present).
+    #[arg(long, env = "MARQUEE_EXPERIMENTS")]
+    pub(super) experiments: Option<PathBuf>,
     /// Measure a running server over HTTP instead (with --concurrency clients), and report
     /// its impression-log counters afterwards.
     #[arg(long)]
     pub(super) url: Option<String>,
     #[arg(long, default_value_t = 8)]
     pub(super) concurrency: usize,
+    /// With --url: open-loop load at this many pages per second (latency counted from each
+    /// request's scheduled time; no coordinated omission) instead of --concurrency clients.
+    #[arg(long, requires = "url")]
+    pub(super) rate: Option<f64>,
+    /// With --rate: how long to keep the rate, in seconds.
+    #[arg(long, default_value_t = 10.0, requires = "rate")]
+    pub(super) duration: f64,
+    /// With --url: bearer token sent as `Authorization: Bearer …` (never printed).
+    #[arg(
+        long,
+        env = "MARQUEE_BENCH_TOKEN",
+        hide_env_values = true,
+        requires = "url"
+    )]
+    pub(super) token: Option<String>,
     /// Measure training, artifact size, peak memory and ANN retrieval instead, on the atomic
     /// files in DIR (e.g. from `marquee generate`), read straight from disk.
     #[arg(long, value_name = "DIR")]
@@ -156,6 +176,23 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
         })
         .await?;
     }
+    if let (Some(url), Some(rate)) = (&args.url, args.rate) {
+        let duration = std::time::Duration::try_from_secs_f64(args.duration)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--duration must be a positive number of seconds")?;
+        let profiles = bench_profiles(cfg, url, args.token.as_deref()).await?;
+        return bench::run_open_loop(bench::OpenLoopArgs {
+            url: url.clone(),
+            rate,
+            duration,
+            token: args.token,
+            profiles,
+            seed: args.seed,
+            timeout: std::time::Duration::from_secs(10),
+        })
+        .await;
+    }
     if let Some(url) = args.url {
         return bench::run_http(
             &url,
@@ -194,5 +231,51 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
     let clock = ClockSetting::LastEvent
         .resolve(&store, crate::clock::EventWindow::default())
         .await?;
-    bench::run(&store, &engine, &clock, args.requests, args.seed).await
+    // The experiments `serve` would load (`--experiments`, the settings file, ./experiments).
+    let dir = args
+        .experiments
+        .or_else(|| cfg.file.experiments.clone())
+        .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
+    let features = match dir {
+        Some(dir) => FeatureSet::load_dir(&dir, &|o| {
+            engine.home.with_overrides(o, &engine.sources).map(|_| ())
+        })
+        .with_context(|| format!("experiments in {}", dir.display()))?,
+        None => FeatureSet::default(),
+    };
+    bench::run(&store, &engine, &features, &clock, args.requests, args.seed).await
+}
+
+/// The profiles an open-loop bench picks from: every profile in the database when it can be
+/// read (the server's own, with the same settings), else the first 100 the server lists.
+async fn bench_profiles(cfg: &Resolved, url: &str, token: Option<&str>) -> Result<Vec<String>> {
+    // Never create an SQLite file that is not there (opening one with mode=rwc would).
+    let sqlite_missing = cfg
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .is_some_and(|file| !std::path::Path::new(file).exists());
+    if !sqlite_missing
+        && let Ok(store) = Store::open(&cfg.database_url).await
+        && let Ok(ids) = store.profile_ids().await
+        && !ids.is_empty()
+    {
+        say(&format!("{} profiles from the database", ids.len()));
+        return Ok(ids.into_iter().map(|(id, _)| id.to_string()).collect());
+    }
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", url.trim_end_matches('/')))
+        .json(&serde_json::json!({"query": "{ profiles(first: 100) { id } }"}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: serde_json::Value = request.send().await?.json().await?;
+    let ids: Vec<String> = body["data"]["profiles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_str().map(str::to_owned))
+        .collect();
+    say(&format!("{} profiles listed by {url}", ids.len()));
+    Ok(ids)
 }

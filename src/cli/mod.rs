@@ -43,6 +43,23 @@ struct Global {
     /// Settings file (default: ./marquee.toml if present).
     #[arg(long, global = true, env = "MARQUEE_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines on stderr as text, or as one JSON object per line (with the request's span
+    /// fields, e.g. `request_id`). `MARQUEE_LOG` filters either.
+    #[arg(long, global = true, env = "MARQUEE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    pub fn log_format(&self) -> LogFormat {
+        self.global.log_format
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@
 //! on every write so that a page request reads one small row set instead of replaying events.
 //! The reduction lives here, in the engine, so that import, live events and tests share it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::domain::{EventAction, Millis, Progress, StarRating, TitleId};
 
@@ -197,7 +197,8 @@ impl RecencyDecay {
 /// Everything the engine knows about one profile's past, indexed by title.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    states: HashMap<TitleId, WatchState>,
+    /// Fx-hashed: the policy filters look a title up here for every candidate of every row.
+    states: FxHashMap<TitleId, WatchState>,
 }
 
 impl History {

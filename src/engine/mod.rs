@@ -18,7 +18,7 @@ use crate::domain::{Millis, Profile, TitleId};
 use catalog::{Catalog, TitleIdx};
 use history::History;
 use model::Model;
-use page::Page;
+use page::{Page, PageTimings};
 use rows::{PageDefinition, PageError, PageOverrides};
 use sources::SourceRegistry;
 
@@ -55,6 +55,34 @@ impl Engine {
         Ok(self.assemble(&variant, profile, history, now))
     }
 
+    /// `home_page_with`, adding where the time went to `timings` (the default page's too when
+    /// the caller falls back to it with `home_page_timed`).
+    pub fn home_page_with_timed(
+        &self,
+        overrides: &PageOverrides,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+        timings: &mut PageTimings,
+    ) -> Result<Page, PageError> {
+        if overrides.is_empty() {
+            return Ok(self.home_page_timed(profile, history, now, timings));
+        }
+        let variant = self.home.with_overrides(overrides, &self.sources)?;
+        Ok(self.assemble_timed(&variant, profile, history, now, timings))
+    }
+
+    /// `home_page`, adding where the time went to `timings`.
+    pub fn home_page_timed(
+        &self,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+        timings: &mut PageTimings,
+    ) -> Page {
+        self.assemble_timed(&self.home, profile, history, now, timings)
+    }
+
     fn assemble(
         &self,
         page: &PageDefinition,
@@ -62,7 +90,18 @@ impl Engine {
         history: &History,
         now: Millis,
     ) -> Page {
-        page::assemble(
+        self.assemble_timed(page, profile, history, now, &mut PageTimings::default())
+    }
+
+    fn assemble_timed(
+        &self,
+        page: &PageDefinition,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+        timings: &mut PageTimings,
+    ) -> Page {
+        page::assemble_timed(
             page,
             &self.catalog,
             &self.model,
@@ -70,6 +109,7 @@ impl Engine {
             profile,
             history,
             now,
+            timings,
         )
     }
 

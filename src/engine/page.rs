@@ -1,7 +1,10 @@
 //! Page assembly: rows in definition order, each filled by its source, filtered, deduplicated
 //! against the rows above it and reranked for diversity.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashSet;
 
 use serde::Serialize;
 
@@ -13,6 +16,7 @@ use crate::engine::model::Model;
 use crate::engine::rerank::mmr;
 use crate::engine::rows::PageDefinition;
 use crate::engine::sources::SourceContext;
+use crate::engine::sources::personalized::PersonalScoreCache;
 
 // `Serialize` so that tests can walk everything a page names, whatever field names it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,6 +51,22 @@ pub struct Page {
     pub rows: Vec<PageRow>,
 }
 
+/// Where a page's assembly time went (measured with one `Instant` per step, so cheap enough
+/// to take on every page). The caller decides what to do with it (the app exports it as
+/// metrics); the engine only measures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageTimings {
+    /// Per row definition, in page order: its id and the time its source took (including
+    /// the policy checks the source makes through `eligible`).
+    pub sources: Vec<(String, Duration)>,
+    /// Policy filters over what the sources returned.
+    pub filters: Duration,
+    /// Dedupe against the rows above and within each row.
+    pub dedupe: Duration,
+    /// Diversity rerank.
+    pub rerank: Duration,
+}
+
 /// How many candidates a row asks its source for, per slot, so that dedupe and rerank have
 /// something to choose from.
 const POOL_FACTOR: usize = 4;
@@ -63,7 +83,34 @@ pub fn assemble(
     history: &History,
     now: Millis,
 ) -> Page {
-    let mut placed: HashSet<TitleIdx> = HashSet::new();
+    let mut timings = PageTimings::default();
+    assemble_timed(
+        definition,
+        catalog,
+        model,
+        alternates,
+        profile,
+        history,
+        now,
+        &mut timings,
+    )
+}
+
+/// `assemble`, adding where the time went to `timings`.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble_timed(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+    timings: &mut PageTimings,
+) -> Page {
+    let personal = PersonalScoreCache::default();
+    // Dense ids hash in one multiply with Fx; SipHash's DoS resistance buys nothing here.
+    let mut placed: FxHashSet<TitleIdx> = FxHashSet::default();
     let mut rows = Vec::new();
     for def in &definition.rows {
         let model = def
@@ -77,6 +124,7 @@ pub fn assemble(
         // What an item or row merely names (evidence, anchor) must be fit for the profile too,
         // though it may be watched: that is why it is named.
         let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
+        let started = Instant::now();
         let sourced = {
             let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
             let ctx = SourceContext {
@@ -88,29 +136,43 @@ pub fn assemble(
                 eligible: &eligible,
                 pool: def.size * POOL_FACTOR,
                 top_picks: &definition.top_picks,
+                personal: &personal,
             };
             def.source.rows(&ctx)
         };
+        let mut mark = Instant::now();
+        timings.sources.push((def.id.clone(), mark - started));
+        let mut lap = |into: &mut Duration| {
+            let t = Instant::now();
+            *into += t - mark;
+            mark = t;
+        };
+        // Placing the previous row is nobody's stage.
+        let mut bookkeeping = Duration::ZERO;
         for row in sourced {
+            lap(&mut bookkeeping);
             if !row.anchor.iter().all(suitable) {
                 continue;
             }
             // Sources are trusted to try, not to be right: filter and dedupe here regardless
-            // (this also dedupes between several rows of one source).
-            let mut in_row = HashSet::new();
-            let candidates: Vec<_> = row
+            // (this also dedupes between several rows of one source). Dedupe first, as it is
+            // cheaper; both are pure per-title predicates, so the order changes nothing.
+            let mut in_row = FxHashSet::default();
+            let deduped: Vec<_> = row
                 .candidates
                 .into_iter()
-                .filter(|c| {
-                    !placed.contains(&c.title)
-                        && allowed(c.title)
-                        && c.evidence.iter().all(suitable)
-                        && in_row.insert(c.title)
-                })
+                .filter(|c| !placed.contains(&c.title) && in_row.insert(c.title))
                 .collect();
+            lap(&mut timings.dedupe);
+            let candidates: Vec<_> = deduped
+                .into_iter()
+                .filter(|c| allowed(c.title) && c.evidence.iter().all(suitable))
+                .collect();
+            lap(&mut timings.filters);
             let chosen = mmr(candidates, def.diversity, def.size, |a, b| {
                 catalog.genre_similarity(a, b)
             });
+            lap(&mut timings.rerank);
             if chosen.len() < def.min_items {
                 continue;
             }

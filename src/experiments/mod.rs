@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::Profile;
 use crate::engine::rows::{PageError, PageOverrides, RowOverride};
-use growthbook::{Context, FeatureDefinition, FeatureRule, SavedGroups};
+use growthbook::{BorrowedContext, FeatureDefinition, FeatureRule, SavedGroups};
 
 /// Row ids, in order: which rows the home page shows.
 pub const ROWS_FEATURE: &str = "home-rows";
@@ -356,11 +356,13 @@ pub fn page_variant(
     attributes: Value,
     forced_variations: HashMap<String, i64>,
 ) -> PageVariant {
-    let mut ctx = Context::default();
-    ctx.attributes = attributes;
-    ctx.features = set.features.clone();
-    ctx.saved_groups = set.saved_groups.clone();
-    ctx.forced_variations = forced_variations;
+    // Borrowed, not cloned: the features are the same for every request.
+    let mut ctx = BorrowedContext::new(
+        &attributes,
+        &set.features,
+        &set.saved_groups,
+        &forced_variations,
+    );
     let mut variant = PageVariant::default();
     // Every feature is evaluated, not only the page ones: an experiment on any feature
     // (a UI change, an A/A test) is assigned and exposed on the page request.

@@ -13,7 +13,9 @@ use crate::engine::Engine;
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::model::ann;
 use crate::engine::model::{self, EmbeddingArtifact, Model, ModelArtifact, TrainParams};
+use crate::engine::page::PageTimings;
 use crate::engine::training_set::{ImportedSignals, TrainingSet, TrainingSetBuilder};
+use crate::experiments::{self, FeatureSet};
 use crate::ingest::movielens;
 use crate::rng::SplitMix64;
 use crate::store::Store;
@@ -43,6 +45,7 @@ fn report(label: &str, mut micros: Vec<f64>) {
 pub async fn run(
     store: &Store,
     engine: &Engine,
+    features: &FeatureSet,
     clock: &Clock,
     requests: usize,
     seed: u64,
@@ -55,6 +58,8 @@ pub async fn run(
     let now = clock.now();
     let mut assembly = Vec::with_capacity(requests);
     let mut with_reads = Vec::with_capacity(requests);
+    let mut experiments_us = Vec::with_capacity(requests);
+    let mut stages = PageTimings::default();
     let mut rows = 0usize;
     let mut items = 0usize;
     let wall = Instant::now();
@@ -65,9 +70,19 @@ pub async fn run(
             continue;
         };
         let history = store.history(id).await?;
+        let read = Instant::now();
+        // As serving does: every feature evaluated, the page variant assembled.
+        let variant = experiments::page_variant(
+            features,
+            experiments::attributes(&profile, &Default::default()),
+            HashMap::new(),
+        );
         let assembled = Instant::now();
-        let page = engine.home_page(&profile, &history, now);
+        let page = engine
+            .home_page_with_timed(&variant.overrides, &profile, &history, now, &mut stages)
+            .unwrap_or_else(|_| engine.home_page_timed(&profile, &history, now, &mut stages));
         let done = Instant::now();
+        experiments_us.push((assembled - read).as_secs_f64() * 1e6);
         assembly.push((done - assembled).as_secs_f64() * 1e6);
         with_reads.push((done - start).as_secs_f64() * 1e6);
         rows += page.rows.len();
@@ -75,11 +90,12 @@ pub async fn run(
     }
     let n = assembly.len().max(1);
     println!(
-        "marquee bench: {} titles, {} profiles, model {}, {:?} backend, {n} pages in {:.2}s (one thread)",
+        "marquee bench: {} titles, {} profiles, model {}, {:?} backend, {} features, {n} pages in {:.2}s (one thread)",
         engine.catalog.len(),
         ids.len(),
         engine.model.version,
         store.backend(),
+        features.features.len(),
         wall.elapsed().as_secs_f64()
     );
     println!(
@@ -87,8 +103,27 @@ pub async fn run(
         rows as f64 / n as f64,
         items as f64 / n as f64
     );
+    report("experiment evaluation", experiments_us);
     report("page assembly (engine)", assembly);
-    report("profile+history read+assembly", with_reads);
+    report("read+experiments+assembly", with_reads);
+    let mean = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let mut by_row: Vec<(String, std::time::Duration)> = Vec::new();
+    for (row, d) in &stages.sources {
+        match by_row.iter_mut().find(|(r, _)| r == row) {
+            Some((_, total)) => *total += *d,
+            None => by_row.push((row.clone(), *d)),
+        }
+    }
+    println!("assembly stages, mean per page:");
+    for (row, d) in &by_row {
+        println!("  source {row:<24} {:>8.1}µs", mean(*d));
+    }
+    println!(
+        "  filters {:>32.1}µs\n  dedupe {:>33.1}µs\n  rerank {:>33.1}µs",
+        mean(stages.filters),
+        mean(stages.dedupe),
+        mean(stages.rerank)
+    );
     Ok(())
 }
 
@@ -201,6 +236,181 @@ pub async fn run_http(
         .filter(|l| l.starts_with("marquee_impressions"))
     {
         println!("{line}");
+    }
+    Ok(())
+}
+
+/// The full home page a client renders: every row, every item with its title metadata and
+/// the evidence behind it, and the experiments that shaped the page.
+pub const HOME_QUERY: &str = "query Home($p: ID!) { home(profileId: $p) { requestId generatedAt modelVersion \
+  assignments { experimentKey variationKey } \
+  rows { id kind title modelVersion items { position score reason \
+    title { id name year genres maturityRating overview addedAt posterUrl backdropUrl runtime tagline director } \
+    evidence { id name } } } } }";
+
+/// `marquee bench --url … --rate R`: open-loop load at a fixed rate.
+#[derive(Debug, Clone)]
+pub struct OpenLoopArgs {
+    pub url: String,
+    /// Pages per second, scheduled whatever the server's pace.
+    pub rate: f64,
+    pub duration: std::time::Duration,
+    /// Bearer token for `Authorization` (servers that require sign-in).
+    pub token: Option<String>,
+    /// Profiles to choose from at random (all of them, from the database, when it can be read).
+    pub profiles: Vec<String>,
+    pub seed: u64,
+    /// A request that has not answered this long after its scheduled time is an error.
+    pub timeout: std::time::Duration,
+}
+
+/// What one scrape of the server's `/metrics` says about its CPU and pages.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerCounters {
+    cpu_seconds: f64,
+    pages: f64,
+}
+
+impl ServerCounters {
+    /// Reads `process_cpu_seconds_total` and `marquee_pages_total` from an exposition body.
+    fn parse(text: &str) -> Option<Self> {
+        let read = |name: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
+        Some(Self {
+            cpu_seconds: read("process_cpu_seconds_total")?,
+            pages: read("marquee_pages_total").unwrap_or(0.0),
+        })
+    }
+}
+
+/// Open-loop load (no coordinated omission): request `i` is due at `start + i / rate` and is
+/// sent then whether or not earlier ones have answered, and its latency counts from that
+/// due time — a server that stalls makes every request due during the stall late, as real
+/// clients would see it. Reports latency percentiles, errors, the achieved rate, and the
+/// server's CPU per page from its own `/metrics` (CPU seconds delta ÷ pages delta).
+pub async fn run_open_loop(args: OpenLoopArgs) -> Result<()> {
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use tokio::time::Instant as TokioInstant;
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        bail!("--rate must be a positive number of pages per second");
+    }
+    if args.profiles.is_empty() {
+        bail!("{} has no profiles", args.url);
+    }
+    let url = args.url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(args.timeout)
+        .build()?;
+    let scrape = |http: reqwest::Client, url: String| async move {
+        let text = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        anyhow::Ok(ServerCounters::parse(&text))
+    };
+    // A server without the process collector (an older Marquee) is still measured.
+    let before = scrape(http.clone(), url.clone()).await.ok().flatten();
+    let total = (args.rate * args.duration.as_secs_f64()).round() as u64;
+    let period = std::time::Duration::from_secs_f64(1.0 / args.rate);
+    let profiles = Arc::new(args.profiles);
+    let token = Arc::new(args.token);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<f64, String>>();
+    let mut rng = SplitMix64(args.seed);
+    let start = TokioInstant::now();
+    for i in 0..total {
+        let due = start + period.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let profile = profiles[(rng.next_u64() % profiles.len() as u64) as usize].clone();
+        let (http, url, token, tx) = (http.clone(), url.clone(), token.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut request = http
+                .post(format!("{url}/graphql"))
+                .json(&json!({"query": HOME_QUERY, "variables": {"p": profile}}));
+            if let Some(token) = token.as_deref() {
+                request = request.bearer_auth(token);
+            }
+            let outcome = async {
+                let resp = request.send().await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}"));
+                }
+                match body.get("errors") {
+                    Some(e) => Err(e[0]["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("GraphQL error")
+                        .to_owned()),
+                    None => Ok(()),
+                }
+            }
+            .await;
+            // From the due time, not from when the request left.
+            let micros = due.elapsed().as_secs_f64() * 1e6;
+            let _ = tx.send(outcome.map(|()| micros));
+        });
+    }
+    let sent_in = start.elapsed().as_secs_f64();
+    drop(tx);
+    let mut micros = Vec::with_capacity(total as usize);
+    let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+    while let Some(r) = rx.recv().await {
+        match r {
+            Ok(m) => micros.push(m),
+            Err(e) => *errors.entry(e).or_default() += 1,
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let after = scrape(http.clone(), url.clone()).await.ok().flatten();
+    let failed: usize = errors.values().sum();
+    println!(
+        "marquee bench --url {url} --rate {} --duration {:.0}s: {total} pages scheduled, sent over {sent_in:.1}s, all answered after {wall:.1}s",
+        args.rate,
+        args.duration.as_secs_f64()
+    );
+    println!(
+        "achieved {:.0} pages/s ({} ok, {failed} errors{})",
+        micros.len() as f64 / sent_in.max(f64::MIN_POSITIVE),
+        micros.len(),
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(": {errors:?}")
+        }
+    );
+    micros.sort_by(f64::total_cmp);
+    println!(
+        "latency from the scheduled send: p50={:.2}ms  p90={:.2}ms  p99={:.2}ms  p99.9={:.2}ms  max={:.2}ms",
+        percentile(&micros, 50.0) / 1e3,
+        percentile(&micros, 90.0) / 1e3,
+        percentile(&micros, 99.0) / 1e3,
+        percentile(&micros, 99.9) / 1e3,
+        micros.last().copied().unwrap_or(f64::NAN) / 1e3,
+    );
+    let Some((before, after)) = before.zip(after) else {
+        println!("server CPU: {url}/metrics has no process_cpu_seconds_total");
+        return Ok(());
+    };
+    let pages = after.pages - before.pages;
+    let cpu = after.cpu_seconds - before.cpu_seconds;
+    if pages > 0.0 {
+        println!(
+            "server CPU: {cpu:.2}s for {pages:.0} pages = {:.0}µs per page (process_cpu_seconds_total ÷ marquee_pages_total, 10 ms resolution; includes GraphQL, HTTP and impression writes)",
+            cpu / pages * 1e6
+        );
+    } else {
+        println!("server CPU: {cpu:.2}s; the server counted no pages");
     }
     Ok(())
 }

@@ -13,26 +13,36 @@
 //!   `INTERNAL`; `graphql/mod.rs`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    BatchRequest, Response, ServerError, ServerResult, ValidationResult, Variables,
+    BatchRequest, BatchResponse, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::MarqueeSchema;
 use super::bounds::{MAX_BATCH, MAX_BODY_BYTES};
+use crate::api::metrics;
+use crate::app::AppState;
 use crate::auth::Caller;
+use crate::telemetry;
 
 /// `POST /graphql`: a request or a batch of at most `MAX_BATCH`, as JSON, run for `caller`
 /// (put into the request's data, where the access rules and the resolvers find it).
-pub async fn post(schema: &MarqueeSchema, caller: Option<Caller>, body: Body) -> HttpResponse {
+pub async fn post(
+    app: &AppState,
+    schema: &MarqueeSchema,
+    caller: Option<Caller>,
+    body: Body,
+) -> HttpResponse {
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -72,16 +82,58 @@ pub async fn post(schema: &MarqueeSchema, caller: Option<Caller>, body: Body) ->
         Some(caller) => request.data(caller),
         None => request,
     };
-    let response = schema.execute_batch(request).await;
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string(&response).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot serialize a GraphQL response");
-            json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
-                .to_string()
-        }),
-    )
-        .into_response()
+    execute(app, schema, request).await
+}
+
+/// Runs a request (or batch) in its own span with a request number, timed per operation, and
+/// its JSON encoding timed (the `serialization` stage).
+async fn execute(app: &AppState, schema: &MarqueeSchema, request: BatchRequest) -> HttpResponse {
+    // A number, not a formatted id: the span is created for every request at the default
+    // log level, and formatting an id string for it cost more than the page's dedupe.
+    let span = tracing::info_span!("graphql", request = app.next_request_number());
+    let started = Instant::now();
+    let (response, operations) = match request {
+        BatchRequest::Single(r) => {
+            let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
+            let response = schema.execute(r).instrument(span.clone()).await;
+            let ok = response.errors.is_empty();
+            (BatchResponse::Single(response), vec![(op, ok)])
+        }
+        BatchRequest::Batch(rs) => {
+            let ops: Vec<String> = rs
+                .iter()
+                .map(|r| metrics::operation_label(&r.query, r.operation_name.as_deref()))
+                .collect();
+            let response = schema
+                .execute_batch(BatchRequest::Batch(rs))
+                .instrument(span.clone())
+                .await;
+            let oks: Vec<bool> = match &response {
+                BatchResponse::Batch(rs) => rs.iter().map(|r| r.errors.is_empty()).collect(),
+                BatchResponse::Single(r) => vec![r.errors.is_empty()],
+            };
+            (response, ops.into_iter().zip(oks).collect())
+        }
+    };
+    let executed = started.elapsed();
+    for (op, ok) in &operations {
+        telemetry::record_graphql(op, *ok, executed);
+    }
+    let started = Instant::now();
+    let body = serde_json::to_string(&response).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a GraphQL response");
+        json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
+            .to_string()
+    });
+    let took = started.elapsed();
+    telemetry::record_stage(telemetry::Stage::Serialization, took);
+    span.in_scope(|| {
+        tracing::debug!(
+            serialization_us = took.as_micros() as u64,
+            "response encoded"
+        )
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// A GraphQL-shaped error body for a request that never reached GraphQL.

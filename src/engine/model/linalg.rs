@@ -1,6 +1,7 @@
 //! The small dense linear algebra training needs, in f64.
 
-/// Solves A x = b in place (x ends up in `b`) for symmetric positive-definite A.
+/// Solves A x = b in place (x ends up in `b`) for symmetric positive-definite A. Reads only
+/// the lower triangle of `a` (and the diagonal): callers may leave the upper one stale.
 pub fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> Option<()> {
     for j in 0..n {
         let mut diag = a[j * n + j];
@@ -52,5 +53,18 @@ mod tests {
             "{b:?}"
         );
         assert!(cholesky_solve(&mut [0.0], &mut [1.0], 1).is_none());
+    }
+
+    #[test]
+    fn the_upper_triangle_is_never_read() {
+        let a = [4.0, 2.0, 0.5, 2.0, 3.0, 0.25, 0.5, 0.25, 2.0];
+        let mut stale = a;
+        for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+            stale[i * 3 + j] = f64::NAN;
+        }
+        let (mut x, mut y) = ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]);
+        cholesky_solve(&mut a.clone(), &mut x, 3).unwrap();
+        cholesky_solve(&mut stale, &mut y, 3).unwrap();
+        assert_eq!(x, y);
     }
 }

@@ -1,6 +1,6 @@
 //! Because You Watched X: one row per recent strongly-positive title.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde::Deserialize;
 
@@ -62,13 +62,13 @@ impl CandidateSource for BecauseYouWatched {
             .collect();
         anchors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         // The anchor decides which titles are in a row; the whole history may help order them.
-        let personal: HashMap<TitleIdx, f32> = if self.0.personal_weight > 0.0 {
+        let personal: FxHashMap<TitleIdx, f32> = if self.0.personal_weight > 0.0 {
             ctx.top_picks
                 .scores(ctx)
                 .map(|s| s.into_iter().collect())
                 .unwrap_or_default()
         } else {
-            HashMap::new()
+            FxHashMap::default()
         };
         anchors
             .into_iter()
@@ -160,6 +160,7 @@ mod tests {
             eligible: &eligible,
             pool: 10,
             top_picks: &Default::default(),
+            personal: &Default::default(),
         };
         let rows = BecauseYouWatched(BecauseYouWatchedParams::default()).rows(&ctx);
         assert_eq!(rows.len(), 1);

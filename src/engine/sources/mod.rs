@@ -9,9 +9,10 @@ pub mod personalized;
 pub mod popular;
 pub mod top_genre;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{Millis, Profile, Progress};
@@ -21,7 +22,7 @@ use crate::engine::model::Model;
 use because_you_watched::BecauseYouWatched;
 use continue_watching::ContinueWatching;
 use new_releases::NewReleases;
-use personalized::{Personalized, PersonalizedParams};
+use personalized::{PersonalScoreCache, Personalized, PersonalizedParams};
 use popular::{Popular, Trending};
 use top_genre::TopGenre;
 
@@ -79,6 +80,9 @@ pub struct SourceContext<'a> {
     /// The page's Top Picks params (`PageDefinition::top_picks`), for sources that order by
     /// the profile's personal score.
     pub top_picks: &'a PersonalizedParams,
+    /// The page's personal score accumulation, computed once and shared by every source that
+    /// ranks by it (`PersonalizedParams::scores`).
+    pub personal: &'a PersonalScoreCache,
 }
 
 impl SourceContext<'_> {
@@ -107,8 +111,8 @@ impl SourceContext<'_> {
     }
 
     /// Item-item scores from the (decayed) history: Σ weight(anchor) · sim(anchor, title).
-    fn personal_scores(&self, decay: RecencyDecay) -> HashMap<TitleIdx, f32> {
-        let mut scores: HashMap<TitleIdx, f32> = HashMap::new();
+    fn personal_scores(&self, decay: RecencyDecay) -> FxHashMap<TitleIdx, f32> {
+        let mut scores: FxHashMap<TitleIdx, f32> = FxHashMap::default();
         let history = self.decayed_history(WatchState::affinity, decay, AgeFrom::Now);
         for (anchor, w) in history {
             for &(t, s) in self.model.neighbors(anchor) {

@@ -1,11 +1,15 @@
 //! Top Picks: the profile's whole history scored through EASE weights, co-occurrence and
 //! embeddings.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use serde::Deserialize;
 
 use super::{CandidateSource, SourceContext, SourcedRow};
 use crate::engine::catalog::TitleIdx;
 use crate::engine::history::{AgeFrom, RecencyDecay, Thumbs, WatchState};
+use crate::engine::model::Model;
 
 /// The source's name in page definitions.
 pub const SOURCE: &str = "personalized";
@@ -102,7 +106,62 @@ impl PersonalizedParams {
     /// 0–1-ish (each part scaled by its best eligible title), best first is up to the caller.
     /// `None` when the history reaches nothing (a cold start). Top Picks ranks by it; Because
     /// You Watched orders an anchor's neighbours by it, with the page's Top Picks params.
+    ///
+    /// The accumulation over the history (the costly part: EASE lists, neighbours, fold-in and
+    /// the ANN search) does not depend on what may still be placed, so it is done once per
+    /// page and shared through `ctx.personal`; only the scaling by the best eligible title is
+    /// redone for each caller.
     pub fn scores(&self, ctx: &SourceContext<'_>) -> Option<Vec<(TitleIdx, f32)>> {
+        let acc = ctx
+            .personal
+            .get_or_insert(self, ctx.model, || self.accumulate(ctx));
+        let acc = acc.as_ref().as_ref()?;
+        // Scale by the best title that can be shown: watched titles score high and are not.
+        let mut touched = acc.touched.clone();
+        touched.retain(|t| (ctx.eligible)(*t));
+        let best = |acc: &[f32]| {
+            touched
+                .iter()
+                .map(|t| acc[*t as usize])
+                .fold(f32::MIN_POSITIVE, f32::max)
+        };
+        let (ease, similar, embedded) = (&acc.ease, &acc.similar, &acc.embedded);
+        let (ease_max, similar_max, embedded_max) = (best(ease), best(similar), best(embedded));
+        let (use_ease, use_embeddings) = (acc.use_ease, acc.use_embeddings);
+        // Without EASE the similarity score is the personal score, as before EASE existed.
+        let similarity_weight = if use_ease {
+            self.similarity_weight
+        } else {
+            1.0
+        };
+        Some(
+            touched
+                .into_iter()
+                .map(|t| {
+                    let from_ease = if use_ease {
+                        ease[t as usize] / ease_max
+                    } else {
+                        0.0
+                    };
+                    let from_embeddings = if use_embeddings {
+                        self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
+                    } else {
+                        0.0
+                    };
+                    let personal = from_ease
+                        + similarity_weight * similar[t as usize] / similar_max
+                        + from_embeddings;
+                    (
+                        t,
+                        personal + self.popularity_weight * ctx.model.popularity(t),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The history's raw sums per title (`None` when the history reaches nothing).
+    fn accumulate(&self, ctx: &SourceContext<'_>) -> Option<Accumulated> {
         let history = self.history_weights(ctx);
         // Dense accumulators: a long history touches most of the catalogue through EASE's
         // lists, and indexing beats hashing there.
@@ -139,45 +198,65 @@ impl PersonalizedParams {
         if touched.is_empty() {
             return None;
         }
-        // Scale by the best title that can be shown: watched titles score high and are not.
-        touched.retain(|t| (ctx.eligible)(*t));
-        let best = |acc: &[f32]| {
-            touched
-                .iter()
-                .map(|t| acc[*t as usize])
-                .fold(f32::MIN_POSITIVE, f32::max)
-        };
-        let (ease_max, similar_max, embedded_max) = (best(&ease), best(&similar), best(&embedded));
-        // Without EASE the similarity score is the personal score, as before EASE existed.
-        let similarity_weight = if use_ease {
-            self.similarity_weight
-        } else {
-            1.0
-        };
-        Some(
-            touched
-                .into_iter()
-                .map(|t| {
-                    let from_ease = if use_ease {
-                        ease[t as usize] / ease_max
-                    } else {
-                        0.0
-                    };
-                    let from_embeddings = if use_embeddings {
-                        self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
-                    } else {
-                        0.0
-                    };
-                    let personal = from_ease
-                        + similarity_weight * similar[t as usize] / similar_max
-                        + from_embeddings;
-                    (
-                        t,
-                        personal + self.popularity_weight * ctx.model.popularity(t),
-                    )
-                })
-                .collect(),
-        )
+        Some(Accumulated {
+            ease,
+            similar,
+            embedded,
+            touched,
+            use_ease,
+            use_embeddings,
+        })
+    }
+}
+
+/// A history's raw Top Picks sums, dense by title, before scaling.
+#[derive(Debug)]
+pub struct Accumulated {
+    ease: Vec<f32>,
+    similar: Vec<f32>,
+    embedded: Vec<f32>,
+    /// Every title any list reached, in the order first reached.
+    touched: Vec<TitleIdx>,
+    use_ease: bool,
+    use_embeddings: bool,
+}
+
+/// One page's Top Picks accumulation, shared by the sources that rank by it (Top Picks, Because
+/// You Watched). Keyed by the params and the model it was computed with, so a row with other
+/// params or another model version computes its own.
+#[derive(Debug, Default)]
+pub struct PersonalScoreCache {
+    entry: RefCell<Option<CacheEntry>>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    params: PersonalizedParams,
+    /// The model's address: identity within one page assembly, where every model is borrowed.
+    model: *const Model,
+    accumulated: Rc<Option<Accumulated>>,
+}
+
+impl PersonalScoreCache {
+    fn get_or_insert(
+        &self,
+        params: &PersonalizedParams,
+        model: &Model,
+        compute: impl FnOnce() -> Option<Accumulated>,
+    ) -> Rc<Option<Accumulated>> {
+        if let Some(e) = self.entry.borrow().as_ref()
+            && std::ptr::eq(e.model, model)
+            && e.params == *params
+        {
+            return e.accumulated.clone();
+        }
+        let accumulated = Rc::new(compute());
+        *self.entry.borrow_mut() = Some(CacheEntry {
+            params: params.clone(),
+            model,
+            accumulated: accumulated.clone(),
+        });
+        accumulated
     }
 }
 

@@ -162,6 +162,60 @@ impl Context {
     }
 }
 
+/// Evaluates features for one user from a payload it borrows rather than copies into a
+/// [`Context`] (which owns its features): for a server that evaluates every feature on every
+/// request. Evaluates exactly as a `Context` with the same attributes, features, saved groups
+/// and forced variations and everything else at its default (no sticky bucketing, tracking
+/// callback, QA mode, URL, forced feature values or contextual bandits).
+pub struct BorrowedContext<'a> {
+    attributes: &'a Value,
+    features: &'a HashMap<String, FeatureDefinition>,
+    saved_groups: &'a SavedGroups,
+    forced_variations: &'a HashMap<String, i64>,
+    /// Empty: borrowed as a `Context`'s defaults would be.
+    no_values: HashMap<String, Value>,
+    no_bandits: HashMap<String, ContextualBanditDefinition>,
+    tracked_experiments: HashSet<String>,
+}
+
+impl<'a> BorrowedContext<'a> {
+    pub fn new(
+        attributes: &'a Value,
+        features: &'a HashMap<String, FeatureDefinition>,
+        saved_groups: &'a SavedGroups,
+        forced_variations: &'a HashMap<String, i64>,
+    ) -> Self {
+        Self {
+            attributes,
+            features,
+            saved_groups,
+            forced_variations,
+            no_values: HashMap::new(),
+            no_bandits: HashMap::new(),
+            tracked_experiments: HashSet::new(),
+        }
+    }
+
+    /// As [`Context::eval_feature`].
+    pub fn eval_feature(&mut self, key: &str) -> FeatureResult {
+        Evaluator {
+            attributes: self.attributes,
+            features: self.features,
+            saved_groups: self.saved_groups,
+            forced_variations: self.forced_variations,
+            forced_feature_values: &self.no_values,
+            qa_mode: false,
+            enabled: true,
+            url: "",
+            contextual_bandits: &self.no_bandits,
+            sticky: None,
+            tracking_callback: None,
+            tracked_experiments: &mut self.tracked_experiments,
+        }
+        .eval_feature(key, &HashSet::new())
+    }
+}
+
 /// Sticky bucketing is on exactly when a service is configured.
 pub(crate) struct Sticky<'a> {
     pub(crate) service: &'a dyn StickyBucketService,
