@@ -9,8 +9,8 @@ use crate::engine::filters;
 use crate::engine::history::History;
 use crate::engine::model::Model;
 use crate::engine::rerank::mmr;
-use crate::engine::rows::PageDefinition;
-use crate::engine::sources::SourceContext;
+use crate::engine::rows::{PageDefinition, RowDefinition, RowOrder};
+use crate::engine::sources::{SourceContext, SourcedRow};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageItem {
@@ -53,6 +53,11 @@ pub fn assemble(
     history: &History,
     now: Millis,
 ) -> Page {
+    if definition.order.rows == RowOrder::Engagement {
+        return by_engagement(
+            definition, catalog, model, alternates, profile, history, now,
+        );
+    }
     let mut placed: HashSet<TitleIdx> = HashSet::new();
     let mut rows = Vec::new();
     for def in &definition.rows {
@@ -115,6 +120,161 @@ pub fn assemble(
                     .collect(),
             });
         }
+    }
+    Page { rows }
+}
+
+/// A sourced row waiting for its place on an engagement-ordered page.
+struct Waiting<'a> {
+    def: &'a RowDefinition,
+    model: &'a Model,
+    row: SourcedRow,
+}
+
+/// The page in engagement order: every row is sourced once (against the policy filters
+/// only), then, pinned rows first in definition order, the page repeatedly takes the row
+/// whose first `SCREEN` titles — after dedupe against the rows already placed and the row's
+/// rerank — the profile is most likely to take, by the page's Top Picks score (one score for
+/// every row, so rows compare; popular-now included when Top Picks weighs it). A row of a
+/// kind already on the page weighs `same_kind_penalty` less per such row, and rows that end
+/// up too short are dropped, as in the fixed order.
+fn by_engagement(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+) -> Page {
+    /// Titles of a row a first screen shows; what the order is chosen on.
+    const SCREEN: usize = 4;
+    let allowed_by = |def: &RowDefinition, t: TitleIdx| {
+        filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
+    };
+    // The profile's engagement score of every title, scaled to its best.
+    let mut engagement = vec![0f32; catalog.len()];
+    if let Some(def) = definition.rows.first() {
+        let eligible = |t: TitleIdx| allowed_by(def, t);
+        let ctx = SourceContext {
+            catalog,
+            model,
+            profile,
+            history,
+            now,
+            eligible: &eligible,
+            pool: def.size * POOL_FACTOR,
+            top_picks: &definition.top_picks,
+        };
+        let top_picks = &definition.top_picks;
+        let scores = top_picks.scores(&ctx).unwrap_or_else(|| {
+            let now = top_picks.popular_now(&ctx);
+            if now.is_empty() {
+                model
+                    .popular()
+                    .iter()
+                    .map(|t| (*t, model.popularity(*t)))
+                    .collect()
+            } else {
+                now
+            }
+        });
+        let best = scores.iter().map(|s| s.1).fold(f32::MIN_POSITIVE, f32::max);
+        for (t, s) in scores {
+            engagement[t as usize] = (s / best).max(0.0);
+        }
+    }
+    let mut waiting: Vec<Waiting<'_>> = Vec::new();
+    for def in &definition.rows {
+        let model = def
+            .model
+            .as_ref()
+            .and_then(|v| alternates.get(v))
+            .unwrap_or(model);
+        let eligible = |t: TitleIdx| allowed_by(def, t);
+        let rows = def.source.rows(&SourceContext {
+            catalog,
+            model,
+            profile,
+            history,
+            now,
+            eligible: &eligible,
+            pool: def.size * POOL_FACTOR,
+            top_picks: &definition.top_picks,
+        });
+        waiting.extend(rows.into_iter().map(|row| Waiting { def, model, row }));
+    }
+    let mut placed: HashSet<TitleIdx> = HashSet::new();
+    let mut kinds: HashMap<&str, i32> = HashMap::new();
+    let mut rows = Vec::new();
+    while !waiting.is_empty() {
+        let mut best: Option<(usize, f32, Vec<crate::engine::sources::Candidate>)> = None;
+        let pinned_left = waiting.iter().any(|w| w.def.pinned);
+        for (i, w) in waiting.iter().enumerate() {
+            if pinned_left && !w.def.pinned {
+                continue;
+            }
+            let mut in_row = HashSet::new();
+            let candidates: Vec<_> = w
+                .row
+                .candidates
+                .iter()
+                .filter(|c| {
+                    !placed.contains(&c.title)
+                        && allowed_by(w.def, c.title)
+                        && in_row.insert(c.title)
+                })
+                .cloned()
+                .collect();
+            let chosen = mmr(candidates, w.def.diversity, w.def.size, |a, b| {
+                catalog.genre_similarity(a, b)
+            });
+            if chosen.len() < w.def.min_items {
+                continue;
+            }
+            let predicted: f32 = chosen
+                .iter()
+                .take(SCREEN)
+                .map(|c| engagement[c.title as usize])
+                .sum::<f32>()
+                * definition
+                    .order
+                    .same_kind_penalty
+                    .powi(kinds.get(w.def.id.as_str()).copied().unwrap_or(0));
+            // Pinned rows keep their definition order; ties keep it too.
+            let better = match &best {
+                None => true,
+                Some(_) if w.def.pinned => false,
+                Some((_, b, _)) => predicted > *b,
+            };
+            if better {
+                best = Some((i, predicted, chosen));
+            }
+        }
+        let Some((i, _, chosen)) = best else {
+            break;
+        };
+        let w = waiting.remove(i);
+        placed.extend(chosen.iter().map(|c| c.title));
+        *kinds.entry(w.def.id.as_str()).or_default() += 1;
+        rows.push(PageRow {
+            id: match &w.row.key {
+                Some(key) => format!("{}:{key}", w.def.id),
+                None => w.def.id.clone(),
+            },
+            kind: w.def.id.clone(),
+            model_version: w.model.version.clone(),
+            title: w.row.title.unwrap_or_else(|| w.def.title.clone()),
+            items: chosen
+                .into_iter()
+                .map(|c| PageItem {
+                    title: c.title,
+                    score: c.score,
+                    reason: c.reason,
+                    evidence: c.evidence,
+                })
+                .collect(),
+        });
     }
     Page { rows }
 }

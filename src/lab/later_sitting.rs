@@ -17,7 +17,7 @@
 //!   baselines on the same units: all-time popular, recent popularity over a window tuned on
 //!   TUNE, EASE (the model's weights summed over the whole history, no recency) and implicit
 //!   ALS (the model's embeddings, folded in with equal weights).
-//! - "Page (served)" ranks the titles a screen shows first: the first `SCREEN_PER_ROW` titles
+//! - "Page, … order (served)" ranks the titles a screen shows first: the first `SCREEN_PER_ROW` titles
 //!   of each row in page order; single rows are scored on their own first titles, so at the
 //!   same depth the page and each row are judged on the same number of titles.
 //! - Paired bootstrap intervals resample profiles (all units of a profile together, since a
@@ -34,7 +34,8 @@ use crate::engine::catalog::{TitleIdx, natural_cmp};
 use crate::engine::history::History;
 use crate::engine::model::{self, Model, TrainParams};
 use crate::engine::page;
-use crate::engine::rows::PageDefinition;
+use crate::engine::rows::{PageDefinition, PageOverrides, RowOrder};
+use crate::engine::sources::SourceRegistry;
 use crate::ingest::movielens::{self, Dataset, InteractionRecord};
 use crate::lab::eval::{DEPTH, EvalSet, Metrics};
 
@@ -487,23 +488,35 @@ pub fn score(setup: &Setup<'_>, part: Part, recent_window: Option<f64>) -> Resul
                 pooled.push(&row_name(row), set.served(&model, setup.home, row)?);
             }
         }
-        let pages: Vec<Vec<TitleIdx>> = set
-            .users
-            .iter()
-            .map(|u| {
-                let history = History::new(u.history.iter().cloned());
-                screen(&page::assemble(
-                    setup.home,
-                    &set.catalog,
-                    &model,
-                    &HashMap::new(),
-                    &u.profile,
-                    &history,
-                    cutoff,
-                ))
-            })
-            .collect();
-        pooled.push("Page (served), first screen", pages);
+        for (name, order) in [
+            ("Page, fixed order (served)", RowOrder::Fixed),
+            ("Page, engagement order (served)", RowOrder::Engagement),
+        ] {
+            let home = setup.home.with_overrides(
+                &PageOverrides {
+                    order: Some(order),
+                    ..PageOverrides::default()
+                },
+                &SourceRegistry::builtin(),
+            )?;
+            let pages: Vec<Vec<TitleIdx>> = set
+                .users
+                .iter()
+                .map(|u| {
+                    let history = History::new(u.history.iter().cloned());
+                    screen(&page::assemble(
+                        &home,
+                        &set.catalog,
+                        &model,
+                        &HashMap::new(),
+                        &u.profile,
+                        &history,
+                        cutoff,
+                    ))
+                })
+                .collect();
+            pooled.push(name, pages);
+        }
     }
     Ok(pooled)
 }
@@ -611,12 +624,15 @@ impl Report {
                 compare(&mut out, tp, b, 10);
             }
         }
-        if let Some(page) = p.index("Page (served)") {
+        for page in (0..p.names.len()).filter(|i| p.names[*i].starts_with("Page")) {
             out.push_str(&format!(
                 "the first screen (NDCG@{DEPTH}, {SCREEN_PER_ROW} titles per row in page order) vs each row's first {DEPTH}:\n"
             ));
             for r in 0..p.names.len() {
-                if p.names[r].starts_with("row ") || p.names[r].starts_with("Top Picks") {
+                if p.names[r].starts_with("row ")
+                    || p.names[r].starts_with("Top Picks")
+                    || (p.names[r].starts_with("Page") && r != page)
+                {
                     compare(&mut out, page, r, DEPTH);
                 }
             }

@@ -44,8 +44,28 @@ pub struct PersonalizedParams {
     /// almost every title some weight; the faint tail is noise, better left to rows below
     /// (too high a share starts to cut recall).
     pub min_relative_score: f32,
-    /// Row title for a profile with no history, whose row falls back to popularity.
+    /// Row title for a profile with no history, whose row falls back to popularity (what is
+    /// popular now when `trending_weight` is set).
     pub cold_start_title: String,
+    /// Weight of what is popular now (the model's trending list for the profile's country,
+    /// decayed recent interactions, 1.0 = the top title) next to the personal score. The
+    /// personal score says what a profile likes; what it watches next is also what everyone
+    /// is watching this week, which no item-to-item score knows (issue 16: a plain count of
+    /// the last days' plays beat the personal score on the later-sitting protocol).
+    pub trending_weight: f32,
+    /// How much the personal score also gates popular-now: its part is multiplied by
+    /// `1 + taste_weight × personal` (personal scaled to the best title), so what is popular
+    /// now *within the profile's inferred taste* comes first.
+    pub taste_weight: f32,
+    /// Extra weight of a title released recently inside popular-now (new-release momentum):
+    /// its part is multiplied by `1 + new_release_boost × newness`.
+    pub new_release_boost: f32,
+    /// Newness halves every this many years of a title's age (release year against "now");
+    /// titles without a year are not new.
+    pub new_release_half_life_years: f64,
+    /// A profile with n history entries trusts its personal score with weight n / (n + this):
+    /// little history leans on popular-now. 0: full trust from the first title.
+    pub history_half_saturation: f32,
 }
 
 impl Default for PersonalizedParams {
@@ -60,6 +80,11 @@ impl Default for PersonalizedParams {
             popularity_weight: 0.0,
             min_relative_score: 0.2,
             cold_start_title: "Popular on Marquee".into(),
+            trending_weight: 0.0,
+            taste_weight: 0.0,
+            new_release_boost: 0.0,
+            new_release_half_life_years: 1.0,
+            history_half_saturation: 0.0,
         }
     }
 }
@@ -141,6 +166,18 @@ impl PersonalizedParams {
         }
         // Scale by the best title that can be shown: watched titles score high and are not.
         touched.retain(|t| (ctx.eligible)(*t));
+        let personal_end = touched.len();
+        let now = self.popular_now(ctx);
+        for &(t, _) in &now {
+            if !seen[t as usize] && (ctx.eligible)(t) {
+                seen[t as usize] = true;
+                touched.push(t);
+            }
+        }
+        let mut now_score = vec![0f32; if now.is_empty() { 0 } else { n }];
+        for (t, s) in now {
+            now_score[t as usize] = s;
+        }
         let best = |acc: &[f32]| {
             touched
                 .iter()
@@ -154,31 +191,84 @@ impl PersonalizedParams {
         } else {
             1.0
         };
-        Some(
-            touched
-                .into_iter()
-                .map(|t| {
-                    let from_ease = if use_ease {
-                        ease[t as usize] / ease_max
-                    } else {
-                        0.0
-                    };
-                    let from_embeddings = if use_embeddings {
-                        self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
-                    } else {
-                        0.0
-                    };
-                    let personal = from_ease
-                        + similarity_weight * similar[t as usize] / similar_max
-                        + from_embeddings;
-                    (
-                        t,
-                        personal + self.popularity_weight * ctx.model.popularity(t),
-                    )
-                })
-                .collect(),
-        )
+        let entries = history.iter().filter(|h| h.1 > 0.0).count() as f32;
+        let trust = if self.history_half_saturation > 0.0 {
+            entries / (entries + self.history_half_saturation)
+        } else {
+            1.0
+        };
+        let mut personal: Vec<(TitleIdx, f32)> = touched
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if i >= personal_end {
+                    return (t, 0.0);
+                }
+                let from_ease = if use_ease {
+                    ease[t as usize] / ease_max
+                } else {
+                    0.0
+                };
+                let from_embeddings = if use_embeddings {
+                    self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
+                } else {
+                    0.0
+                };
+                let personal = from_ease
+                    + similarity_weight * similar[t as usize] / similar_max
+                    + from_embeddings;
+                (t, personal)
+            })
+            .collect();
+        if now_score.is_empty() {
+            for (t, s) in &mut personal {
+                *s += self.popularity_weight * ctx.model.popularity(*t);
+            }
+            return Some(personal);
+        }
+        let best_personal = personal
+            .iter()
+            .map(|p| p.1)
+            .fold(f32::MIN_POSITIVE, f32::max);
+        for (t, s) in &mut personal {
+            let taste = (*s / best_personal).max(0.0);
+            let now = now_score[*t as usize] * (1.0 + self.taste_weight * taste);
+            *s = trust * *s
+                + self.trending_weight * now
+                + self.popularity_weight * ctx.model.popularity(*t);
+        }
+        Some(personal)
     }
+
+    /// What is popular now for the profile: the trending list of its country, each title's
+    /// score raised by its newness (`new_release_boost`); empty when `trending_weight` is 0.
+    pub fn popular_now(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
+        if self.trending_weight <= 0.0 {
+            return Vec::new();
+        }
+        let year = now_year(ctx.now);
+        ctx.model
+            .trending(ctx.profile.country.as_ref())
+            .iter()
+            .map(|&(t, s)| {
+                let boost = if self.new_release_boost > 0.0 {
+                    let newness = ctx.catalog.title(t).year.map_or(0.0, |y| {
+                        let age = (year - y).max(0) as f64;
+                        0.5f64.powf(age / self.new_release_half_life_years.max(1e-3))
+                    });
+                    1.0 + self.new_release_boost * newness as f32
+                } else {
+                    1.0
+                };
+                (t, s * boost)
+            })
+            .collect()
+    }
+}
+
+/// The calendar year of `now` (UTC).
+pub fn now_year(now: crate::domain::Millis) -> i32 {
+    chrono::DateTime::from_timestamp_millis(now).map_or(1970, |d| chrono::Datelike::year(&d))
 }
 
 impl CandidateSource for Personalized {
@@ -189,11 +279,18 @@ impl CandidateSource for Personalized {
                 let floor = best * self.0.min_relative_score;
                 SourcedRow::single(ctx.top(scores.into_iter().filter(|s| s.1 >= floor)))
             }
-            None => vec![SourcedRow {
-                key: None,
-                title: Some(self.0.cold_start_title.clone()),
-                candidates: ctx.popular(),
-            }],
+            None => {
+                let now = self.0.popular_now(ctx);
+                vec![SourcedRow {
+                    key: None,
+                    title: Some(self.0.cold_start_title.clone()),
+                    candidates: if now.is_empty() {
+                        ctx.popular()
+                    } else {
+                        ctx.top(now)
+                    },
+                }]
+            }
         }
     }
 }
