@@ -278,3 +278,101 @@ fn by_engagement(
     }
     Page { rows }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::{AccountId, EventAction, ProfileId, StarRating, Title, TitleId};
+    use crate::engine::history::WatchState;
+    use crate::engine::model::{ARTIFACT_FORMAT, ModelArtifact, ScoredTitle, TrainParams};
+    use crate::engine::sources::SourceRegistry;
+
+    fn tid(i: usize) -> TitleId {
+        TitleId::parse(&i.to_string()).unwrap()
+    }
+
+    /// Titles 1–12; having watched 1 says 2–5 (EASE weights); 9–12 trend; popularity falls
+    /// with the id.
+    fn world() -> (Catalog, Model) {
+        let catalog = Catalog::new(
+            (1..=12)
+                .map(|i| Title::new(tid(i), format!("t{i}")))
+                .collect(),
+        );
+        let scored = |ids: &[usize]| -> Vec<ScoredTitle> {
+            ids.iter()
+                .enumerate()
+                .map(|(k, i)| ScoredTitle(tid(*i), 1.0 - k as f32 * 0.05))
+                .collect()
+        };
+        let artifact = ModelArtifact {
+            format: ARTIFACT_FORMAT,
+            trained_at: 0,
+            params: TrainParams::default(),
+            interactions: 0,
+            popularity: scored(&(1..=12).collect::<Vec<_>>()),
+            trending: BTreeMap::from([(None, scored(&[9, 10, 11, 12]))]),
+            item_weights: BTreeMap::from([(tid(1), scored(&[2, 3, 4, 5]))]),
+            neighbors: BTreeMap::new(),
+            content_neighbors: BTreeMap::new(),
+            embeddings: None,
+        };
+        let model = Model::load("t", &artifact, &catalog);
+        (catalog, model)
+    }
+
+    fn page_ids(rows: &str) -> Vec<String> {
+        let (catalog, model) = world();
+        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+        let profile = Profile {
+            id: ProfileId::parse("p").unwrap(),
+            account_id: AccountId::parse("a").unwrap(),
+            name: "p".into(),
+            is_kids: false,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        };
+        let mut watched = WatchState::new(tid(1));
+        watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
+        let history = History::new([watched]);
+        let page = assemble(
+            &definition,
+            &catalog,
+            &model,
+            &HashMap::new(),
+            &profile,
+            &history,
+            0,
+        );
+        page.rows.into_iter().map(|r| r.id).collect()
+    }
+
+    const ROWS: &str = "
+        [[row]]\nid = 'trending'\ntitle = 'T'\nsource = 'trending'\nsize = 4\nmin_items = 1
+        [[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 4\nmin_items = 1
+        [[row]]\nid = 'popular'\ntitle = 'O'\nsource = 'popular'\nsize = 4\nmin_items = 1
+    ";
+
+    #[test]
+    fn engagement_order_puts_the_profile_s_strongest_row_first() {
+        assert_eq!(page_ids(ROWS), ["trending", "top-picks", "popular"]);
+        let engaged = format!("[page]\nrows = 'engagement'\n{ROWS}");
+        // Top Picks holds what the profile's history points at; trending and popular tie at
+        // nothing and keep their definition order.
+        assert_eq!(page_ids(&engaged), ["top-picks", "trending", "popular"]);
+        // With popular-now in the score, trending titles count, and the popular row's first
+        // titles (1–4, of which 2–4 Top Picks took) count for less than trending's.
+        let with_trending = engaged.replace(
+            "source = 'personalized'",
+            "source = 'personalized'\nparams = { trending_weight = 2.0 }",
+        );
+        assert_eq!(page_ids(&with_trending)[2], "popular");
+        // A pinned row stays on top whatever the profile (here it takes 2–5, the popular
+        // titles left, so Top Picks has nothing left and is dropped).
+        let pinned = engaged.replace("source = 'popular'", "source = 'popular'\npinned = true");
+        assert_eq!(page_ids(&pinned), ["popular", "trending"]);
+    }
+}

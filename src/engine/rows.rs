@@ -204,7 +204,8 @@ pub struct PageOverrides {
     /// Per-row changes, by row id.
     #[serde(default)]
     pub settings: BTreeMap<String, RowOverride>,
-    /// The page's row order (`fixed` or `engagement`), in place of the page file's.
+    /// The page's row order (`fixed` or `engagement`), in place of the page file's; a variant
+    /// that lists `rows` is shown in that order unless this says `engagement`.
     #[serde(default)]
     pub order: Option<RowOrder>,
 }
@@ -368,7 +369,12 @@ impl PageDefinition {
             rows,
             top_picks,
             order: PageOrder {
-                rows: overrides.order.unwrap_or(self.order.rows),
+                // A variant that lists rows means that order, unless it says otherwise.
+                rows: overrides.order.unwrap_or(if overrides.rows.is_some() {
+                    RowOrder::Fixed
+                } else {
+                    self.order.rows
+                }),
                 ..self.order
             },
         })

@@ -412,6 +412,10 @@ pub struct Setup<'a> {
     pub params: &'a TrainParams,
     pub rule: SplitRule,
     pub schedule: Schedule,
+    /// Page variants (an experiment's overrides, by name) whose Top Picks and page are scored
+    /// next to the page's own on the same trained models: a sweep costs one training per
+    /// cutoff, not one per setting.
+    pub variants: Vec<(String, PageDefinition)>,
 }
 
 /// Row ids scored on their own, when the page has them.
@@ -432,7 +436,13 @@ fn row_name(id: &str) -> String {
 
 /// Scores every ranking on every unit of `part`; `recent_window` is recent popularity's
 /// window in days (all of `RECENT_WINDOWS` when `None`, as tuning does).
-pub fn score(setup: &Setup<'_>, part: Part, recent_window: Option<f64>) -> Result<Pooled> {
+/// With `popularity_only`, nothing is trained and only the popularity baselines are scored.
+pub fn score(
+    setup: &Setup<'_>,
+    part: Part,
+    recent_window: Option<f64>,
+    popularity_only: bool,
+) -> Result<Pooled> {
     let last = setup
         .data
         .interactions
@@ -459,16 +469,11 @@ pub fn score(setup: &Setup<'_>, part: Part, recent_window: Option<f64>) -> Resul
         if set.users.is_empty() {
             continue;
         }
-        let started = Instant::now();
-        let artifact = model::train(&set.catalog, &set.training_set(), &[], cutoff, setup.params);
-        pooled.train_seconds += started.elapsed().as_secs_f64();
-        let model = Model::load("eval", &artifact, &set.catalog);
         pooled.catalog = set.catalog.len();
         pooled.truth.extend(set.held_out());
         pooled
             .profile
             .extend(set.users.iter().map(|u| u.profile.id.to_string()));
-
         pooled.push("all-time popular", set.most_popular());
         match recent_window {
             Some(w) => pooled.push("recent popularity", recent_popular(&set, &split.train, w)),
@@ -481,12 +486,42 @@ pub fn score(setup: &Setup<'_>, part: Part, recent_window: Option<f64>) -> Resul
                 }
             }
         }
+        if popularity_only {
+            continue;
+        }
+        let started = Instant::now();
+        let artifact = model::train(&set.catalog, &set.training_set(), &[], cutoff, setup.params);
+        pooled.train_seconds += started.elapsed().as_secs_f64();
+        let model = Model::load("eval", &artifact, &set.catalog);
         pooled.push("EASE (whole history, no recency)", ease(&set, &model));
         pooled.push("implicit ALS (equal weights)", als(&set, &model));
         for row in ROWS {
             if setup.home.rows.iter().any(|r| r.id == row) {
                 pooled.push(&row_name(row), set.served(&model, setup.home, row)?);
             }
+        }
+        for (name, home) in &setup.variants {
+            pooled.push(
+                &format!("variant {name}: Top Picks"),
+                set.served(&model, home, "top-picks")?,
+            );
+            let pages: Vec<Vec<TitleIdx>> = set
+                .users
+                .iter()
+                .map(|u| {
+                    let history = History::new(u.history.iter().cloned());
+                    screen(&page::assemble(
+                        home,
+                        &set.catalog,
+                        &model,
+                        &HashMap::new(),
+                        &u.profile,
+                        &history,
+                        cutoff,
+                    ))
+                })
+                .collect();
+            pooled.push(&format!("variant {name}: page"), pages);
         }
         for (name, order) in [
             ("Page, fixed order (served)", RowOrder::Fixed),
@@ -644,12 +679,10 @@ impl Report {
 /// TUNE (recent popularity over every window), or TEST with the window TUNE chose.
 pub fn run(setup: &Setup<'_>, part: Part) -> Result<Report> {
     let (recent_window, pooled) = match part {
-        Part::Tune => (None, score(setup, Part::Tune, None)?),
+        Part::Tune => (None, score(setup, Part::Tune, None, false)?),
         Part::Test => {
-            // Only recent popularity is needed from TUNE here, but `score` trains too; the
-            // few seconds are not worth a second code path.
-            let window = tune_recent_window(&score(setup, Part::Tune, None)?);
-            (Some(window), score(setup, Part::Test, Some(window))?)
+            let window = tune_recent_window(&score(setup, Part::Tune, None, true)?);
+            (Some(window), score(setup, Part::Test, Some(window), false)?)
         }
     };
     Ok(Report {

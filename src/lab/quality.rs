@@ -8,6 +8,8 @@ use clap::{Args, Subcommand};
 
 use crate::app;
 use crate::engine::model::TrainParams;
+use crate::engine::rows::PageOverrides;
+use crate::engine::sources::SourceRegistry;
 use crate::ingest::fetch;
 use crate::lab::eval::{self, EvalSet};
 use crate::lab::later_sitting;
@@ -50,6 +52,11 @@ pub struct EvalArgs {
     pub tune: bool,
     #[arg(long, value_enum, default_value = "same-sitting")]
     pub protocol: Protocol,
+    /// later-sitting only: page variants scored next to the page on the same trained models,
+    /// as a JSON object of name → experiment overrides, e.g.
+    /// '{"tw1": {"settings": {"top-picks": {"params": {"trending_weight": 1.0}}}}}'.
+    #[arg(long, value_name = "JSON")]
+    pub variants: Option<String>,
     /// later-sitting only: scored profiles keep only their first K interactions.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
     pub cold_start: Option<u16>,
@@ -132,6 +139,20 @@ fn later_sitting(
         None => fetch::ensure_movielens(data_dir, &|m| eprintln!("{m}"))?.dir,
     };
     let data = later_sitting::load(&dir)?;
+    let overrides: std::collections::BTreeMap<String, PageOverrides> = match &args.variants {
+        Some(json) => serde_json::from_str(json).context("--variants")?,
+        None => Default::default(),
+    };
+    let registry = SourceRegistry::builtin();
+    let variants = overrides
+        .into_iter()
+        .map(|(name, o)| {
+            let page = home
+                .with_overrides(&o, &registry)
+                .with_context(|| format!("--variants: {name}"))?;
+            Ok((name, page))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let setup = later_sitting::Setup {
         data: &data,
         home,
@@ -141,6 +162,7 @@ fn later_sitting(
             ..later_sitting::SplitRule::default()
         },
         schedule: later_sitting::Schedule::default(),
+        variants,
     };
     let part = if args.tune {
         later_sitting::Part::Tune
