@@ -209,6 +209,7 @@ fn by_engagement(
     let mut rows = Vec::new();
     while !waiting.is_empty() {
         let mut best: Option<(usize, f32, Vec<crate::engine::sources::Candidate>)> = None;
+        let mut short: Vec<usize> = Vec::new();
         let pinned_left = waiting.iter().any(|w| w.def.pinned);
         for (i, w) in waiting.iter().enumerate() {
             if pinned_left && !w.def.pinned {
@@ -230,6 +231,8 @@ fn by_engagement(
                 catalog.genre_similarity(a, b)
             });
             if chosen.len() < w.def.min_items {
+                // Too short now, and only shorter once more rows are placed.
+                short.push(i);
                 continue;
             }
             let predicted: f32 = chosen
@@ -252,7 +255,15 @@ fn by_engagement(
             }
         }
         let Some((i, _, chosen)) = best else {
-            break;
+            // Nothing placeable this round: drop the rows too short (a pinned one among
+            // them lets the others compete) and go on, or stop when none was.
+            if short.is_empty() {
+                break;
+            }
+            for i in short.into_iter().rev() {
+                waiting.remove(i);
+            }
+            continue;
         };
         let w = waiting.remove(i);
         placed.extend(chosen.iter().map(|c| c.title));
@@ -374,5 +385,13 @@ mod tests {
         // titles left, so Top Picks has nothing left and is dropped).
         let pinned = engaged.replace("source = 'popular'", "source = 'popular'\npinned = true");
         assert_eq!(page_ids(&pinned), ["popular", "trending"]);
+        // A pinned row with nothing to show (no title in progress) does not hold the page up.
+        let empty_pinned = format!(
+            "{engaged}\n[[row]]\nid = 'cw'\ntitle = 'C'\nsource = 'continue-watching'\nmin_items = 1\npinned = true\n"
+        );
+        assert_eq!(
+            page_ids(&empty_pinned),
+            ["top-picks", "trending", "popular"]
+        );
     }
 }

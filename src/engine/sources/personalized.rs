@@ -60,6 +60,9 @@ pub struct PersonalizedParams {
     /// Extra weight of a title released recently inside popular-now (new-release momentum):
     /// its part is multiplied by `1 + new_release_boost × newness`.
     pub new_release_boost: f32,
+    /// Extra weight of a recent release inside the personal score: its part is multiplied by
+    /// `1 + personal_new_release_boost × newness` (new titles within the profile's taste).
+    pub personal_new_release_boost: f32,
     /// Newness halves every this many years of a title's age (release year against "now");
     /// titles without a year are not new.
     pub new_release_half_life_years: f64,
@@ -83,6 +86,7 @@ impl Default for PersonalizedParams {
             trending_weight: 0.0,
             taste_weight: 0.0,
             new_release_boost: 0.0,
+            personal_new_release_boost: 0.0,
             new_release_half_life_years: 1.0,
             history_half_saturation: 0.0,
         }
@@ -191,6 +195,7 @@ impl PersonalizedParams {
         } else {
             1.0
         };
+        let year = now_year(ctx.now);
         let entries = history.iter().filter(|h| h.1 > 0.0).count() as f32;
         let trust = if self.history_half_saturation > 0.0 {
             entries / (entries + self.history_half_saturation)
@@ -217,7 +222,12 @@ impl PersonalizedParams {
                 let personal = from_ease
                     + similarity_weight * similar[t as usize] / similar_max
                     + from_embeddings;
-                (t, personal)
+                let new = if self.personal_new_release_boost > 0.0 {
+                    1.0 + self.personal_new_release_boost * self.newness(ctx, t, year)
+                } else {
+                    1.0
+                };
+                (t, personal * new)
             })
             .collect();
         if now_score.is_empty() {
@@ -240,6 +250,15 @@ impl PersonalizedParams {
         Some(personal)
     }
 
+    /// 1 for a title released in `year` (or later), halving every
+    /// `new_release_half_life_years` before; 0 without a release year.
+    fn newness(&self, ctx: &SourceContext<'_>, t: TitleIdx, year: i32) -> f32 {
+        ctx.catalog.title(t).year.map_or(0.0, |y| {
+            let age = (year - y).max(0) as f64;
+            0.5f64.powf(age / self.new_release_half_life_years.max(1e-3)) as f32
+        })
+    }
+
     /// What is popular now for the profile: the trending list of its country, each title's
     /// score raised by its newness (`new_release_boost`); empty when `trending_weight` is 0.
     pub fn popular_now(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
@@ -252,11 +271,7 @@ impl PersonalizedParams {
             .iter()
             .map(|&(t, s)| {
                 let boost = if self.new_release_boost > 0.0 {
-                    let newness = ctx.catalog.title(t).year.map_or(0.0, |y| {
-                        let age = (year - y).max(0) as f64;
-                        0.5f64.powf(age / self.new_release_half_life_years.max(1e-3))
-                    });
-                    1.0 + self.new_release_boost * newness as f32
+                    1.0 + self.new_release_boost * self.newness(ctx, t, year)
                 } else {
                     1.0
                 };
