@@ -335,6 +335,10 @@ mod tests {
     }
 
     fn page_ids(rows: &str) -> Vec<String> {
+        page(rows).rows.into_iter().map(|r| r.id).collect()
+    }
+
+    fn page(rows: &str) -> Page {
         let (catalog, model) = world();
         let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
         let profile = Profile {
@@ -349,7 +353,7 @@ mod tests {
         let mut watched = WatchState::new(tid(1));
         watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
         let history = History::new([watched]);
-        let page = assemble(
+        assemble(
             &definition,
             &catalog,
             &model,
@@ -357,8 +361,43 @@ mod tests {
             &profile,
             &history,
             0,
+        )
+    }
+
+    /// Top Picks' titles (as ids) with the given params.
+    fn top_picks(params: &str) -> Vec<String> {
+        let (catalog, _) = world();
+        let rows = format!(
+            "[[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 8\nmin_items = 1\nparams = {{ {params} }}\n"
         );
-        page.rows.into_iter().map(|r| r.id).collect()
+        page(&rows).rows[0]
+            .items
+            .iter()
+            .map(|i| catalog.title(i.title).id.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn popular_now_enters_top_picks_by_its_weight() {
+        // Off: only what the history points at.
+        assert_eq!(top_picks(""), ["2", "3", "4", "5"]);
+        // A little: the personal titles first, then what trends.
+        assert_eq!(
+            top_picks("trending_weight = 0.5, min_relative_score = 0.0"),
+            ["2", "3", "4", "5", "9", "10", "11", "12"]
+        );
+        // A lot: what trends outranks what the history points at.
+        assert_eq!(
+            top_picks("trending_weight = 5.0, min_relative_score = 0.0")[..4],
+            ["9", "10", "11", "12"]
+        );
+        // Little trust in a one-title history leans on popular-now too.
+        assert_eq!(
+            top_picks(
+                "trending_weight = 0.5, history_half_saturation = 10.0, min_relative_score = 0.0"
+            )[0],
+            "9"
+        );
     }
 
     const ROWS: &str = "
