@@ -97,8 +97,8 @@ pub fn eval(args: EvalArgs, data_dir: &Path, rows: Option<&Path>) -> Result<()> 
     if args.protocol == Protocol::LaterSitting {
         return later_sitting(&args, data_dir, &home, &params);
     }
-    if args.cold_start.is_some() {
-        bail!("--cold-start needs --protocol later-sitting");
+    if args.cold_start.is_some() || args.variants.is_some() {
+        bail!("--cold-start and --variants need --protocol later-sitting");
     }
     let split = match args.split {
         Some(dir) => dir,
