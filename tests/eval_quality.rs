@@ -159,3 +159,111 @@ fn embeddings_alone_beat_most_popular() {
         pop.ndcg_10
     );
 }
+
+/// The later-sitting protocol end to end on a synthetic log spread over months: profiles come
+/// back every few days to titles of their cluster, so a personal ranking must beat all-time
+/// popularity at every cutoff, and the report must carry the paired intervals and the page.
+#[test]
+fn later_sitting_scores_served_rankings_against_baselines_on_rolling_cutoffs() {
+    use marquee::domain::{DAY_MS, ProfileId, Title, TitleId};
+    use marquee::ingest::movielens::{Dataset, InteractionRecord};
+    use marquee::lab::later_sitting::{self, Part, Schedule, Setup, SplitRule};
+
+    let titles: Vec<Title> = (0..CLUSTERS * PER_CLUSTER)
+        .map(|i| {
+            let mut t = Title::new(
+                TitleId::parse(&(i + 1).to_string()).unwrap(),
+                format!("T{i}"),
+            );
+            t.year = Some(1995);
+            t.genres = vec![GENRES[(i / PER_CLUSTER) % GENRES.len()].to_owned()];
+            t
+        })
+        .collect();
+    let mut rng = Lcg(11);
+    let mut interactions = Vec::new();
+    let start = 880_000_000_000i64;
+    for u in 0..USERS {
+        let c = u % CLUSTERS;
+        let mut seen = std::collections::HashSet::new();
+        // One title every 2–8 days from a random first day: sittings are days apart.
+        let mut at = start + rng.next(60) as i64 * DAY_MS;
+        while seen.len() < PER_USER {
+            let i = if rng.next(100) < 85 {
+                c * PER_CLUSTER + rng.next(PER_CLUSTER).min(rng.next(PER_CLUSTER))
+            } else {
+                rng.next(CLUSTERS * PER_CLUSTER)
+            };
+            if seen.insert(i) {
+                at += (2 + rng.next(7)) as i64 * DAY_MS;
+                interactions.push(InteractionRecord {
+                    user: ProfileId::parse(&u.to_string()).unwrap(),
+                    item: TitleId::parse(&(i + 1).to_string()).unwrap(),
+                    rating: None,
+                    at,
+                });
+            }
+        }
+    }
+    let data = Dataset {
+        titles,
+        interactions,
+        ..Dataset::default()
+    };
+    let home = page_definition(None).unwrap();
+    // Without embeddings (the slow part of a debug build's training; covered above), the ALS
+    // baseline is empty but still listed.
+    let params = TrainParams {
+        als: marquee::engine::model::als::AlsParams {
+            factors: 0,
+            ..Default::default()
+        },
+        ..TrainParams::default()
+    };
+    for cold_start in [None, Some(3)] {
+        let setup = Setup {
+            data: &data,
+            home: &home,
+            params: &params,
+            rule: SplitRule {
+                cold_start,
+                ..SplitRule::default()
+            },
+            schedule: Schedule {
+                test_cutoffs: 3,
+                tune_cutoffs: 2,
+                spacing: 14 * DAY_MS,
+            },
+            variants: vec![],
+        };
+        let report = later_sitting::run(&setup, Part::Test).unwrap();
+        let table = report.table();
+        println!("{table}");
+        let p = &report.pooled;
+        assert_eq!(p.cutoffs.len(), 3);
+        assert!(p.cutoffs.iter().all(|(_, units)| *units > 0), "{table}");
+        let ndcg = |name: &str| p.metrics(p.index(name).unwrap()).ndcg_10;
+        let (pop, picks) = (ndcg("all-time popular"), ndcg("Top Picks"));
+        let floor = if cold_start.is_some() { 1.2 } else { 2.0 };
+        assert!(
+            picks >= floor * pop,
+            "{cold_start:?}: Top Picks {picks:.3} vs all-time popular {pop:.3}"
+        );
+        for name in [
+            "recent popularity",
+            "EASE",
+            "implicit ALS",
+            "Page, fixed order",
+            "Page, engagement order",
+        ] {
+            assert!(p.index(name).is_some(), "{name} missing:\n{table}");
+        }
+        assert!(table.contains("paired differences"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("vs all-time popular") && l.ends_with("ahead")),
+            "{table}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use marquee::engine::model::ann::AnnParams;
 use marquee::engine::model::{
     ARTIFACT_FORMAT, EmbeddingArtifact, Model, ModelArtifact, ScoredTitle, TrainParams,
 };
-use marquee::engine::rows::{DEFAULT_HOME, PageDefinition, PageOverrides};
+use marquee::engine::rows::{DEFAULT_HOME, PageDefinition, PageOverrides, RowOrder};
 use marquee::engine::sources::SourceRegistry;
 use proptest::prelude::*;
 
@@ -235,13 +235,18 @@ fn arb_overrides() -> impl Strategy<Value = PageOverrides> {
         proptest::sample::subsequence(ids.clone(), 1..=6).prop_shuffle(),
         proptest::sample::select(ids),
         0.0f64..=1.0,
+        proptest::option::of(proptest::sample::select(vec![
+            RowOrder::Fixed,
+            RowOrder::Engagement,
+        ])),
     )
-        .prop_map(|(rows, tuned, diversity)| {
+        .prop_map(|(rows, tuned, diversity, order)| {
             let mut o: PageOverrides = serde_json::from_value(serde_json::json!({
                 "settings": {tuned: {"diversity": diversity, "size": 7}}
             }))
             .unwrap();
             o.rows = Some(rows.into_iter().map(str::to_owned).collect());
+            o.order = order;
             o
         })
 }

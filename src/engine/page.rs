@@ -14,9 +14,9 @@ use crate::engine::filters;
 use crate::engine::history::History;
 use crate::engine::model::Model;
 use crate::engine::rerank::mmr;
-use crate::engine::rows::PageDefinition;
-use crate::engine::sources::SourceContext;
+use crate::engine::rows::{PageDefinition, RowDefinition, RowOrder};
 use crate::engine::sources::personalized::PersonalScoreCache;
+use crate::engine::sources::{SourceContext, SourcedRow};
 
 // `Serialize` so that tests can walk everything a page names, whatever field names it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,7 +96,8 @@ pub fn assemble(
     )
 }
 
-/// `assemble`, adding where the time went to `timings`.
+/// `assemble`, adding where the time went to `timings` (by stage for pages in definition
+/// order; a page ordered by engagement counts as sourcing).
 #[allow(clippy::too_many_arguments)]
 pub fn assemble_timed(
     definition: &PageDefinition,
@@ -108,6 +109,16 @@ pub fn assemble_timed(
     now: Millis,
     timings: &mut PageTimings,
 ) -> Page {
+    if definition.order.rows == RowOrder::Engagement {
+        let started = Instant::now();
+        let page = by_engagement(
+            definition, catalog, model, alternates, profile, history, now,
+        );
+        timings
+            .sources
+            .push(("engagement-order".to_owned(), started.elapsed()));
+        return page;
+    }
     let personal = PersonalScoreCache::default();
     // Dense ids hash in one multiply with Fx; SipHash's DoS resistance buys nothing here.
     let mut placed: FxHashSet<TitleIdx> = FxHashSet::default();
@@ -200,4 +211,327 @@ pub fn assemble_timed(
         }
     }
     Page { rows }
+}
+
+/// A sourced row waiting for its place on an engagement-ordered page.
+struct Waiting<'a> {
+    def: &'a RowDefinition,
+    model: &'a Model,
+    row: SourcedRow,
+}
+
+/// The page in engagement order: every row is sourced once (against the policy filters
+/// only), then, pinned rows first in definition order, the page repeatedly takes the row
+/// whose first `SCREEN` titles — after dedupe against the rows already placed and the row's
+/// rerank — the profile is most likely to take, by the page's Top Picks score (one score for
+/// every row, so rows compare; popular-now included when Top Picks weighs it). A row of a
+/// kind already on the page weighs `same_kind_penalty` less per such row, and rows that end
+/// up too short are dropped, as in the fixed order.
+fn by_engagement(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+) -> Page {
+    /// Titles of a row a first screen shows; what the order is chosen on.
+    const SCREEN: usize = 4;
+    let allowed_by = |def: &RowDefinition, t: TitleIdx| {
+        filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
+    };
+    // What an item or row merely names (evidence, anchor) must be fit for the profile too.
+    let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
+    let personal = PersonalScoreCache::default();
+    // The profile's engagement score of every title, scaled to its best.
+    let mut engagement = vec![0f32; catalog.len()];
+    if let Some(def) = definition.rows.first() {
+        let eligible = |t: TitleIdx| allowed_by(def, t);
+        let ctx = SourceContext {
+            catalog,
+            model,
+            profile,
+            history,
+            now,
+            eligible: &eligible,
+            pool: def.size * POOL_FACTOR,
+            top_picks: &definition.top_picks,
+            personal: &personal,
+        };
+        let top_picks = &definition.top_picks;
+        let scores = top_picks.scores(&ctx).unwrap_or_else(|| {
+            let now = top_picks.popular_now(&ctx);
+            if now.is_empty() {
+                model
+                    .popular()
+                    .iter()
+                    .map(|t| (*t, model.popularity(*t)))
+                    .collect()
+            } else {
+                now
+            }
+        });
+        let best = scores.iter().map(|s| s.1).fold(f32::MIN_POSITIVE, f32::max);
+        for (t, s) in scores {
+            engagement[t as usize] = (s / best).max(0.0);
+        }
+    }
+    let mut waiting: Vec<Waiting<'_>> = Vec::new();
+    for def in &definition.rows {
+        let model = def
+            .model
+            .as_ref()
+            .and_then(|v| alternates.get(v))
+            .unwrap_or(model);
+        let eligible = |t: TitleIdx| allowed_by(def, t);
+        let rows = def.source.rows(&SourceContext {
+            catalog,
+            model,
+            profile,
+            history,
+            now,
+            eligible: &eligible,
+            pool: def.size * POOL_FACTOR,
+            top_picks: &definition.top_picks,
+            personal: &personal,
+        });
+        waiting.extend(
+            rows.into_iter()
+                .filter(|row| row.anchor.iter().all(suitable))
+                .map(|row| Waiting { def, model, row }),
+        );
+    }
+    let mut placed: FxHashSet<TitleIdx> = FxHashSet::default();
+    let mut kinds: HashMap<&str, i32> = HashMap::new();
+    let mut rows = Vec::new();
+    while !waiting.is_empty() {
+        let mut best: Option<(usize, f32, Vec<crate::engine::sources::Candidate>)> = None;
+        let mut short: Vec<usize> = Vec::new();
+        let pinned_left = waiting.iter().any(|w| w.def.pinned);
+        for (i, w) in waiting.iter().enumerate() {
+            if pinned_left && !w.def.pinned {
+                continue;
+            }
+            let mut in_row = FxHashSet::default();
+            let candidates: Vec<_> = w
+                .row
+                .candidates
+                .iter()
+                .filter(|c| {
+                    !placed.contains(&c.title)
+                        && allowed_by(w.def, c.title)
+                        && c.evidence.iter().all(suitable)
+                        && in_row.insert(c.title)
+                })
+                .cloned()
+                .collect();
+            let chosen = mmr(candidates, w.def.diversity, w.def.size, |a, b| {
+                catalog.genre_similarity(a, b)
+            });
+            if chosen.len() < w.def.min_items {
+                // Too short now, and only shorter once more rows are placed.
+                short.push(i);
+                continue;
+            }
+            let predicted: f32 = chosen
+                .iter()
+                .take(SCREEN)
+                .map(|c| engagement[c.title as usize])
+                .sum::<f32>()
+                * definition
+                    .order
+                    .same_kind_penalty
+                    .powi(kinds.get(w.def.id.as_str()).copied().unwrap_or(0));
+            // Pinned rows keep their definition order; ties keep it too.
+            let better = match &best {
+                None => true,
+                Some(_) if w.def.pinned => false,
+                Some((_, b, _)) => predicted > *b,
+            };
+            if better {
+                best = Some((i, predicted, chosen));
+            }
+        }
+        let Some((i, _, chosen)) = best else {
+            // Nothing placeable this round: drop the rows too short (a pinned one among
+            // them lets the others compete) and go on, or stop when none was.
+            if short.is_empty() {
+                break;
+            }
+            for i in short.into_iter().rev() {
+                waiting.remove(i);
+            }
+            continue;
+        };
+        let w = waiting.remove(i);
+        placed.extend(chosen.iter().map(|c| c.title));
+        *kinds.entry(w.def.id.as_str()).or_default() += 1;
+        rows.push(PageRow {
+            id: match &w.row.key {
+                Some(key) => format!("{}:{key}", w.def.id),
+                None => w.def.id.clone(),
+            },
+            definition: w.def.id.clone(),
+            anchor: w.row.anchor,
+            model_version: w.model.version.clone(),
+            title: w.row.title.unwrap_or_else(|| w.def.title.clone()),
+            items: chosen
+                .into_iter()
+                .map(|c| PageItem {
+                    title: c.title,
+                    score: c.score,
+                    reason: c.reason,
+                    evidence: c.evidence,
+                    progress: c.progress,
+                })
+                .collect(),
+        });
+    }
+    Page { rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::{AccountId, EventAction, ProfileId, StarRating, Title, TitleId};
+    use crate::engine::history::WatchState;
+    use crate::engine::model::{ARTIFACT_FORMAT, ModelArtifact, ScoredTitle, TrainParams};
+    use crate::engine::sources::SourceRegistry;
+
+    fn tid(i: usize) -> TitleId {
+        TitleId::parse(&i.to_string()).unwrap()
+    }
+
+    /// Titles 1–12; having watched 1 says 2–5 (EASE weights); 9–12 trend; popularity falls
+    /// with the id.
+    fn world() -> (Catalog, Model) {
+        let catalog = Catalog::new(
+            (1..=12)
+                .map(|i| Title::new(tid(i), format!("t{i}")))
+                .collect(),
+        );
+        let scored = |ids: &[usize]| -> Vec<ScoredTitle> {
+            ids.iter()
+                .enumerate()
+                .map(|(k, i)| ScoredTitle(tid(*i), 1.0 - k as f32 * 0.05))
+                .collect()
+        };
+        let artifact = ModelArtifact {
+            format: ARTIFACT_FORMAT,
+            trained_at: 0,
+            params: TrainParams::default(),
+            interactions: 0,
+            popularity: scored(&(1..=12).collect::<Vec<_>>()),
+            trending: BTreeMap::from([(None, scored(&[9, 10, 11, 12]))]),
+            item_weights: BTreeMap::from([(tid(1), scored(&[2, 3, 4, 5]))]),
+            neighbors: BTreeMap::new(),
+            content_neighbors: BTreeMap::new(),
+            embeddings: None,
+        };
+        let model = Model::load("t", &artifact, &catalog);
+        (catalog, model)
+    }
+
+    fn page_ids(rows: &str) -> Vec<String> {
+        page(rows).rows.into_iter().map(|r| r.id).collect()
+    }
+
+    fn page(rows: &str) -> Page {
+        let (catalog, model) = world();
+        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+        let profile = Profile {
+            id: ProfileId::parse("p").unwrap(),
+            account_id: AccountId::parse("a").unwrap(),
+            name: "p".into(),
+            is_kids: false,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        };
+        let mut watched = WatchState::new(tid(1));
+        watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
+        let history = History::new([watched]);
+        assemble(
+            &definition,
+            &catalog,
+            &model,
+            &HashMap::new(),
+            &profile,
+            &history,
+            0,
+        )
+    }
+
+    /// Top Picks' titles (as ids) with the given params.
+    fn top_picks(params: &str) -> Vec<String> {
+        let (catalog, _) = world();
+        let rows = format!(
+            "[[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 8\nmin_items = 1\nparams = {{ {params} }}\n"
+        );
+        page(&rows).rows[0]
+            .items
+            .iter()
+            .map(|i| catalog.title(i.title).id.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn popular_now_enters_top_picks_by_its_weight() {
+        // Off: only what the history points at.
+        assert_eq!(top_picks(""), ["2", "3", "4", "5"]);
+        // A little: the personal titles first, then what trends.
+        assert_eq!(
+            top_picks("trending_weight = 0.5, min_relative_score = 0.0"),
+            ["2", "3", "4", "5", "9", "10", "11", "12"]
+        );
+        // A lot: what trends outranks what the history points at.
+        assert_eq!(
+            top_picks("trending_weight = 5.0, min_relative_score = 0.0")[..4],
+            ["9", "10", "11", "12"]
+        );
+        // Little trust in a one-title history leans on popular-now too.
+        assert_eq!(
+            top_picks(
+                "trending_weight = 0.5, history_half_saturation = 10.0, min_relative_score = 0.0"
+            )[0],
+            "9"
+        );
+    }
+
+    const ROWS: &str = "
+        [[row]]\nid = 'trending'\ntitle = 'T'\nsource = 'trending'\nsize = 4\nmin_items = 1
+        [[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 4\nmin_items = 1
+        [[row]]\nid = 'popular'\ntitle = 'O'\nsource = 'popular'\nsize = 4\nmin_items = 1
+    ";
+
+    #[test]
+    fn engagement_order_puts_the_profile_s_strongest_row_first() {
+        assert_eq!(page_ids(ROWS), ["trending", "top-picks", "popular"]);
+        let engaged = format!("[page]\nrows = 'engagement'\n{ROWS}");
+        // Top Picks holds what the profile's history points at; trending and popular tie at
+        // nothing and keep their definition order.
+        assert_eq!(page_ids(&engaged), ["top-picks", "trending", "popular"]);
+        // With popular-now in the score, trending titles count, and the popular row's first
+        // titles (1–4, of which 2–4 Top Picks took) count for less than trending's.
+        let with_trending = engaged.replace(
+            "source = 'personalized'",
+            "source = 'personalized'\nparams = { trending_weight = 2.0 }",
+        );
+        assert_eq!(page_ids(&with_trending)[2], "popular");
+        // A pinned row stays on top whatever the profile (here it takes 2–5, the popular
+        // titles left, so Top Picks has nothing left and is dropped).
+        let pinned = engaged.replace("source = 'popular'", "source = 'popular'\npinned = true");
+        assert_eq!(page_ids(&pinned), ["popular", "trending"]);
+        // A pinned row with nothing to show (no title in progress) does not hold the page up.
+        let empty_pinned = format!(
+            "{engaged}\n[[row]]\nid = 'cw'\ntitle = 'C'\nsource = 'continue-watching'\nmin_items = 1\npinned = true\n"
+        );
+        assert_eq!(
+            page_ids(&empty_pinned),
+            ["top-picks", "trending", "popular"]
+        );
+    }
 }

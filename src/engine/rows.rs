@@ -74,6 +74,9 @@ pub struct RowDefinition {
     /// A model version to fill this row instead of the active one (an experiment comparing
     /// models); rows fall back to the active model when that version is not loaded.
     pub model: Option<String>,
+    /// Kept above the rows a personalized page order moves (Continue Watching: finishing
+    /// what one started is not a prediction).
+    pub pinned: bool,
     /// What the row was built from, so that experiments can derive variants of it.
     spec: RowSpec,
 }
@@ -86,6 +89,36 @@ pub struct PageDefinition {
     /// the defaults when it has none. Rows that order by the profile's personal score (Because
     /// You Watched) use them, so tuning Top Picks tunes that score everywhere on the page.
     pub top_picks: PersonalizedParams,
+    /// In which order the rows are shown (`[page]` in the page file).
+    pub order: PageOrder,
+}
+
+/// How the rows of a page are ordered for a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageOrder {
+    #[serde(default)]
+    pub rows: RowOrder,
+    /// Engagement order: a row's predicted engagement is multiplied by this for every row of
+    /// the same kind already above it (several "Because You Watched" rows), so the page keeps
+    /// variety across rows instead of stacking one kind. 1 = no penalty.
+    #[serde(default = "default_same_kind_penalty")]
+    pub same_kind_penalty: f32,
+}
+
+fn default_same_kind_penalty() -> f32 {
+    0.8
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowOrder {
+    /// The definition's order (what an experiment that reorders rows relies on).
+    #[default]
+    Fixed,
+    /// Pinned rows first, then, per profile, the row whose first titles the profile is most
+    /// likely to take (by the page's Top Picks score) first, and so on (see `page.rs`).
+    Engagement,
 }
 
 /// The Top Picks params of a page whose row specs are `specs`, in definition order.
@@ -103,6 +136,8 @@ fn top_picks_params<'a>(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageFile {
+    #[serde(default)]
+    page: Option<PageOrder>,
     row: Vec<RowSpec>,
 }
 
@@ -126,6 +161,9 @@ struct RowSpec {
     show_watched: bool,
     #[serde(default)]
     model: Option<String>,
+    /// Kept at the top when the page orders rows by engagement.
+    #[serde(default)]
+    pinned: bool,
     /// The source's params (its `…Params` type, which holds their defaults).
     #[serde(default)]
     params: toml::Table,
@@ -166,6 +204,10 @@ pub struct PageOverrides {
     /// Per-row changes, by row id.
     #[serde(default)]
     pub settings: BTreeMap<String, RowOverride>,
+    /// The page's row order (`fixed` or `engagement`), in place of the page file's; a variant
+    /// that lists `rows` is shown in that order unless this says `engagement`.
+    #[serde(default)]
+    pub order: Option<RowOrder>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -184,7 +226,7 @@ pub struct RowOverride {
 
 impl PageOverrides {
     pub fn is_empty(&self) -> bool {
-        self.rows.is_none() && self.settings.is_empty()
+        self.rows.is_none() && self.settings.is_empty() && self.order.is_none()
     }
 
     /// `row`'s spec with this variant's settings for it applied.
@@ -238,6 +280,7 @@ fn build_row(
         diversity: spec.diversity.unwrap_or(Diversity::NONE),
         show_watched: spec.show_watched,
         model: spec.model.clone(),
+        pinned: spec.pinned,
         spec,
     })
 }
@@ -269,7 +312,11 @@ impl PageDefinition {
                 build_row(spec, registry, origin)
             })
             .collect::<Result<Vec<_>, PageError>>()?;
-        Ok(Self { rows, top_picks })
+        Ok(Self {
+            rows,
+            top_picks,
+            order: file.page.unwrap_or_default(),
+        })
     }
 
     /// This page as an experiment variant would have it.
@@ -318,7 +365,19 @@ impl PageDefinition {
             .into_iter()
             .map(|row| build_row(overrides.apply(row), registry, "experiment"))
             .collect::<Result<Vec<_>, PageError>>()?;
-        Ok(PageDefinition { rows, top_picks })
+        Ok(PageDefinition {
+            rows,
+            top_picks,
+            order: PageOrder {
+                // A variant that lists rows means that order, unless it says otherwise.
+                rows: overrides.order.unwrap_or(if overrides.rows.is_some() {
+                    RowOrder::Fixed
+                } else {
+                    self.order.rows
+                }),
+                ..self.order
+            },
+        })
     }
 }
 

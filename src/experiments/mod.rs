@@ -23,6 +23,8 @@ use growthbook::{BorrowedContext, FeatureDefinition, FeatureRule, SavedGroups};
 pub const ROWS_FEATURE: &str = "home-rows";
 /// Row id → `{title, size, min_items, diversity, params}`: per-row settings.
 pub const ROW_SETTINGS_FEATURE: &str = "home-row-settings";
+/// `"fixed"` or `"engagement"`: the page's row order (`RowOrder`).
+pub const ROW_ORDER_FEATURE: &str = "home-row-order";
 
 /// One file of `experiments/`: GrowthBook's SDK payload format.
 #[derive(Debug, Deserialize)]
@@ -102,6 +104,10 @@ fn overrides_from(feature: &str, value: &Value) -> Result<PageOverrides, serde_j
         }),
         ROW_SETTINGS_FEATURE => Ok(PageOverrides {
             settings: serde_json::from_value::<BTreeMap<String, RowOverride>>(value.clone())?,
+            ..PageOverrides::default()
+        }),
+        ROW_ORDER_FEATURE => Ok(PageOverrides {
+            order: Some(serde_json::from_value(value.clone())?),
             ..PageOverrides::default()
         }),
         _ => Ok(PageOverrides::default()),
@@ -382,13 +388,16 @@ pub fn page_variant(
                 hash_used: res.hash_used,
             });
         }
-        if key != ROWS_FEATURE && key != ROW_SETTINGS_FEATURE {
+        if key != ROWS_FEATURE && key != ROW_SETTINGS_FEATURE && key != ROW_ORDER_FEATURE {
             continue;
         }
         match overrides_from(key, &result.value) {
             Ok(o) => {
                 if o.rows.is_some() {
                     variant.overrides.rows = o.rows;
+                }
+                if o.order.is_some() {
+                    variant.overrides.order = o.order;
                 }
                 variant.overrides.settings.extend(o.settings);
             }
@@ -402,6 +411,20 @@ pub fn page_variant(
 mod tests {
     use super::*;
     use crate::domain::{AccountId, Country, ProfileId};
+
+    #[test]
+    fn the_row_order_feature_sets_the_page_order() {
+        use crate::engine::rows::RowOrder;
+        let o = overrides_from(ROW_ORDER_FEATURE, &serde_json::json!("engagement")).unwrap();
+        assert_eq!(o.order, Some(RowOrder::Engagement));
+        assert!(o.rows.is_none() && o.settings.is_empty());
+        assert!(overrides_from(ROW_ORDER_FEATURE, &serde_json::json!("random")).is_err());
+        assert!(
+            overrides_from(ROW_ORDER_FEATURE, &Value::Null)
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     fn write(dir: &Path, name: &str, json: &str) {
         std::fs::write(dir.join(name), json).unwrap();

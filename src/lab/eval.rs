@@ -533,6 +533,7 @@ pub fn single_row_page(home: &PageDefinition, id: &str) -> Result<PageDefinition
                 ..RowOverride::default()
             },
         )]),
+        order: None,
     };
     home.with_overrides(&overrides, &SourceRegistry::builtin())
         .map_err(anyhow::Error::from)

@@ -5,5 +5,6 @@
 pub mod bench;
 pub mod eval;
 pub mod generate;
+pub mod later_sitting;
 pub mod quality;
 pub mod simulate;

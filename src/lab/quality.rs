@@ -3,13 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use crate::app;
 use crate::engine::model::TrainParams;
+use crate::engine::rows::PageOverrides;
+use crate::engine::sources::SourceRegistry;
 use crate::ingest::fetch;
 use crate::lab::eval::{self, EvalSet};
+use crate::lab::later_sitting;
 
 #[derive(Debug, Subcommand)]
 pub enum SplitCommand {
@@ -26,14 +29,37 @@ pub struct SplitArgs {
     pub out: PathBuf,
 }
 
+/// Which question `marquee eval` asks of the served rankings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// `ml100k-temporal-80-20-v1`: each profile's own last fifth (mostly the end of the
+    /// rating session the profile is in).
+    SameSitting,
+    /// `later-sitting-rolling-v1`: what profiles did after a cutoff, minus the sitting they
+    /// were in, over several cutoffs (see src/lab/later_sitting.rs).
+    LaterSitting,
+}
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A directory written by `marquee split` (default: DATA_DIR/split, made from the demo's
-    /// MovieLens-100K, fetched if missing).
+    /// same-sitting: a directory written by `marquee split` (default: DATA_DIR/split, made
+    /// from the demo's MovieLens-100K, fetched if missing). later-sitting: a directory with
+    /// the whole log (default: DATA_DIR/ml-100k).
     pub split: Option<PathBuf>,
-    /// Train on TRAIN minus VALID and score VALID: the only figures to tune on.
+    /// Train on TRAIN minus VALID and score VALID (later-sitting: the TUNE cutoffs): the only
+    /// figures to tune on.
     #[arg(long)]
     pub tune: bool,
+    #[arg(long, value_enum, default_value = "same-sitting")]
+    pub protocol: Protocol,
+    /// later-sitting only: page variants scored next to the page on the same trained models,
+    /// as a JSON object of name → experiment overrides, e.g.
+    /// '{"tw1": {"settings": {"top-picks": {"params": {"trending_weight": 1.0}}}}}'.
+    #[arg(long, value_name = "JSON")]
+    pub variants: Option<String>,
+    /// later-sitting only: scored profiles keep only their first K interactions.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+    pub cold_start: Option<u16>,
     /// Write the Top Picks rankings as `user_id<TAB>item_id<TAB>rank`.
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,
@@ -63,14 +89,20 @@ pub fn split(cmd: SplitCommand) -> Result<()> {
 }
 
 pub fn eval(args: EvalArgs, data_dir: &Path, rows: Option<&Path>) -> Result<()> {
-    let split = match args.split {
-        Some(dir) => dir,
-        None => default_split(data_dir)?,
-    };
     let home = app::models::page_definition(args.rows.as_deref().or(rows))?;
     let params: TrainParams = match &args.train_params {
         Some(json) => serde_json::from_str(json).context("--train-params")?,
         None => TrainParams::default(),
+    };
+    if args.protocol == Protocol::LaterSitting {
+        return later_sitting(&args, data_dir, &home, &params);
+    }
+    if args.cold_start.is_some() || args.variants.is_some() {
+        bail!("--cold-start and --variants need --protocol later-sitting");
+    }
+    let split = match args.split {
+        Some(dir) => dir,
+        None => default_split(data_dir)?,
     };
     let (set, target) = if args.tune {
         (
@@ -90,6 +122,54 @@ pub fn eval(args: EvalArgs, data_dir: &Path, rows: Option<&Path>) -> Result<()> 
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+fn later_sitting(
+    args: &EvalArgs,
+    data_dir: &Path,
+    home: &crate::engine::rows::PageDefinition,
+    params: &TrainParams,
+) -> Result<()> {
+    if args.export.is_some() {
+        bail!("--export is for the same-sitting protocol");
+    }
+    let dir = match &args.split {
+        Some(dir) => dir.clone(),
+        None => fetch::ensure_movielens(data_dir, &|m| eprintln!("{m}"))?.dir,
+    };
+    let data = later_sitting::load(&dir)?;
+    let overrides: std::collections::BTreeMap<String, PageOverrides> = match &args.variants {
+        Some(json) => serde_json::from_str(json).context("--variants")?,
+        None => Default::default(),
+    };
+    let registry = SourceRegistry::builtin();
+    let variants = overrides
+        .into_iter()
+        .map(|(name, o)| {
+            let page = home
+                .with_overrides(&o, &registry)
+                .with_context(|| format!("--variants: {name}"))?;
+            Ok((name, page))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let setup = later_sitting::Setup {
+        data: &data,
+        home,
+        params,
+        rule: later_sitting::SplitRule {
+            cold_start: args.cold_start.map(usize::from),
+            ..later_sitting::SplitRule::default()
+        },
+        schedule: later_sitting::Schedule::default(),
+        variants,
+    };
+    let part = if args.tune {
+        later_sitting::Part::Tune
+    } else {
+        later_sitting::Part::Test
+    };
+    print!("{}", later_sitting::run(&setup, part)?.table());
     Ok(())
 }
 

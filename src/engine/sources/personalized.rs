@@ -48,8 +48,31 @@ pub struct PersonalizedParams {
     /// almost every title some weight; the faint tail is noise, better left to rows below
     /// (too high a share starts to cut recall).
     pub min_relative_score: f32,
-    /// Row title for a profile with no history, whose row falls back to popularity.
+    /// Row title for a profile with no history, whose row falls back to popularity (what is
+    /// popular now when `trending_weight` is set).
     pub cold_start_title: String,
+    /// Weight of what is popular now (the model's trending list for the profile's country,
+    /// decayed recent interactions, 1.0 = the top title) next to the personal score. The
+    /// personal score says what a profile likes; what it watches next is also what everyone
+    /// is watching this week, which no item-to-item score knows (issue 16: a plain count of
+    /// the last days' plays beat the personal score on the later-sitting protocol).
+    pub trending_weight: f32,
+    /// How much the personal score also gates popular-now: its part is multiplied by
+    /// `1 + taste_weight × personal` (personal scaled to the best title), so what is popular
+    /// now *within the profile's inferred taste* comes first.
+    pub taste_weight: f32,
+    /// Extra weight of a title released recently inside popular-now (new-release momentum):
+    /// its part is multiplied by `1 + new_release_boost × newness`.
+    pub new_release_boost: f32,
+    /// Extra weight of a recent release inside the personal score: its part is multiplied by
+    /// `1 + personal_new_release_boost × newness` (new titles within the profile's taste).
+    pub personal_new_release_boost: f32,
+    /// Newness halves every this many years of a title's age (release year against "now");
+    /// titles without a year are not new.
+    pub new_release_half_life_years: f64,
+    /// A profile with n history entries trusts its personal score with weight n / (n + this):
+    /// little history leans on popular-now. 0: full trust from the first title.
+    pub history_half_saturation: f32,
 }
 
 impl Default for PersonalizedParams {
@@ -64,6 +87,12 @@ impl Default for PersonalizedParams {
             popularity_weight: 0.0,
             min_relative_score: 0.2,
             cold_start_title: "Popular on Marquee".into(),
+            trending_weight: 0.0,
+            taste_weight: 0.0,
+            new_release_boost: 0.0,
+            personal_new_release_boost: 0.0,
+            new_release_half_life_years: 1.0,
+            history_half_saturation: 0.0,
         }
     }
 }
@@ -119,6 +148,24 @@ impl PersonalizedParams {
         // Scale by the best title that can be shown: watched titles score high and are not.
         let mut touched = acc.touched.clone();
         touched.retain(|t| (ctx.eligible)(*t));
+        let personal_end = touched.len();
+        // What is popular now joins the candidates (nothing unless `trending_weight` > 0).
+        let now = self.popular_now(ctx);
+        let n = ctx.catalog.len();
+        let mut now_score = vec![0f32; if now.is_empty() { 0 } else { n }];
+        if !now.is_empty() {
+            let mut seen = vec![false; n];
+            for &t in &acc.touched {
+                seen[t as usize] = true;
+            }
+            for &(t, s) in &now {
+                now_score[t as usize] = s;
+                if !seen[t as usize] && (ctx.eligible)(t) {
+                    seen[t as usize] = true;
+                    touched.push(t);
+                }
+            }
+        }
         let best = |acc: &[f32]| {
             touched
                 .iter()
@@ -134,30 +181,89 @@ impl PersonalizedParams {
         } else {
             1.0
         };
-        Some(
-            touched
-                .into_iter()
-                .map(|t| {
-                    let from_ease = if use_ease {
-                        ease[t as usize] / ease_max
-                    } else {
-                        0.0
-                    };
-                    let from_embeddings = if use_embeddings {
-                        self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
-                    } else {
-                        0.0
-                    };
-                    let personal = from_ease
-                        + similarity_weight * similar[t as usize] / similar_max
-                        + from_embeddings;
-                    (
-                        t,
-                        personal + self.popularity_weight * ctx.model.popularity(t),
-                    )
-                })
-                .collect(),
-        )
+        let year = now_year(ctx.now);
+        let entries = acc.positive_entries as f32;
+        let trust = if self.history_half_saturation > 0.0 {
+            entries / (entries + self.history_half_saturation)
+        } else {
+            1.0
+        };
+        let mut personal: Vec<(TitleIdx, f32)> = touched
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if i >= personal_end {
+                    return (t, 0.0);
+                }
+                let from_ease = if use_ease {
+                    ease[t as usize] / ease_max
+                } else {
+                    0.0
+                };
+                let from_embeddings = if use_embeddings {
+                    self.embedding_weight * embedded[t as usize].max(0.0) / embedded_max
+                } else {
+                    0.0
+                };
+                let personal = from_ease
+                    + similarity_weight * similar[t as usize] / similar_max
+                    + from_embeddings;
+                let new = if self.personal_new_release_boost > 0.0 {
+                    1.0 + self.personal_new_release_boost * self.newness(ctx, t, year)
+                } else {
+                    1.0
+                };
+                (t, personal * new)
+            })
+            .collect();
+        if now_score.is_empty() {
+            for (t, s) in &mut personal {
+                *s += self.popularity_weight * ctx.model.popularity(*t);
+            }
+            return Some(personal);
+        }
+        let best_personal = personal
+            .iter()
+            .map(|p| p.1)
+            .fold(f32::MIN_POSITIVE, f32::max);
+        for (t, s) in &mut personal {
+            let taste = (*s / best_personal).max(0.0);
+            let now = now_score[*t as usize] * (1.0 + self.taste_weight * taste);
+            *s = trust * *s
+                + self.trending_weight * now
+                + self.popularity_weight * ctx.model.popularity(*t);
+        }
+        Some(personal)
+    }
+
+    /// 1 for a title released in `year` (or later), halving every
+    /// `new_release_half_life_years` before; 0 without a release year.
+    fn newness(&self, ctx: &SourceContext<'_>, t: TitleIdx, year: i32) -> f32 {
+        ctx.catalog.title(t).year.map_or(0.0, |y| {
+            let age = (year - y).max(0) as f64;
+            0.5f64.powf(age / self.new_release_half_life_years.max(1e-3)) as f32
+        })
+    }
+
+    /// What is popular now for the profile: the trending list of its country, each title's
+    /// score raised by its newness (`new_release_boost`); empty when `trending_weight` is 0.
+    pub fn popular_now(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
+        if self.trending_weight <= 0.0 {
+            return Vec::new();
+        }
+        let year = now_year(ctx.now);
+        ctx.model
+            .trending(ctx.profile.country.as_ref())
+            .iter()
+            .map(|&(t, s)| {
+                let boost = if self.new_release_boost > 0.0 {
+                    1.0 + self.new_release_boost * self.newness(ctx, t, year)
+                } else {
+                    1.0
+                };
+                (t, s * boost)
+            })
+            .collect()
     }
 
     /// The history's raw sums per title (`None` when the history reaches nothing).
@@ -205,6 +311,7 @@ impl PersonalizedParams {
             touched,
             use_ease,
             use_embeddings,
+            positive_entries: history.iter().filter(|h| h.1 > 0.0).count(),
         })
     }
 }
@@ -219,6 +326,8 @@ pub struct Accumulated {
     touched: Vec<TitleIdx>,
     use_ease: bool,
     use_embeddings: bool,
+    /// History entries with a positive weight (how much the profile's own taste is trusted).
+    positive_entries: usize,
 }
 
 /// One page's Top Picks accumulation, shared by the sources that rank by it (Top Picks, Because
@@ -260,6 +369,11 @@ impl PersonalScoreCache {
     }
 }
 
+/// The calendar year of `now` (UTC).
+pub fn now_year(now: crate::domain::Millis) -> i32 {
+    chrono::DateTime::from_timestamp_millis(now).map_or(1970, |d| chrono::Datelike::year(&d))
+}
+
 impl CandidateSource for Personalized {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         match self.0.scores(ctx) {
@@ -268,12 +382,19 @@ impl CandidateSource for Personalized {
                 let floor = best * self.0.min_relative_score;
                 SourcedRow::single(ctx.top(scores.into_iter().filter(|s| s.1 >= floor)))
             }
-            None => vec![SourcedRow {
-                key: None,
-                title: Some(self.0.cold_start_title.clone()),
-                anchor: None,
-                candidates: ctx.popular(),
-            }],
+            None => {
+                let now = self.0.popular_now(ctx);
+                vec![SourcedRow {
+                    key: None,
+                    title: Some(self.0.cold_start_title.clone()),
+                    anchor: None,
+                    candidates: if now.is_empty() {
+                        ctx.popular()
+                    } else {
+                        ctx.top(now)
+                    },
+                }]
+            }
         }
     }
 }
