@@ -181,12 +181,27 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
             .ok()
             .filter(|d| !d.is_zero())
             .context("--duration must be a positive number of seconds")?;
-        let profiles = bench_profiles(cfg, url, args.token.as_deref()).await?;
+        // With --token, every profile the token may see; else accounts 1–100 signed in with
+        // the server's development issuer, each requesting its own profiles.
+        let profiles = match &args.token {
+            Some(token) => {
+                let token: std::sync::Arc<str> = token.as_str().into();
+                bench_profiles(cfg, url, Some(&token))
+                    .await?
+                    .into_iter()
+                    .map(|p| (p, Some(token.clone())))
+                    .collect()
+            }
+            None => bench::dev_signed_in_profiles(url, &cfg.data_dir)
+                .await?
+                .into_iter()
+                .map(|(p, t)| (p, Some(t)))
+                .collect(),
+        };
         return bench::run_open_loop(bench::OpenLoopArgs {
             url: url.clone(),
             rate,
             duration,
-            token: args.token,
             profiles,
             seed: args.seed,
             timeout: std::time::Duration::from_secs(10),

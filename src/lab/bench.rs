@@ -129,6 +129,50 @@ pub async fn run(
 
 /// `marquee bench --url`: home pages over HTTP from `concurrency` clients, then the server's
 /// impression-log counters — the check that logging keeps up (no drops) under this load.
+/// The profiles of accounts 1–100 (MovieLens users), each with a viewer token of its account
+/// from the server's development issuer (`data_dir`'s keys): what the HTTP benches request.
+pub async fn dev_signed_in_profiles(
+    url: &str,
+    data_dir: &Path,
+) -> Result<Vec<(String, std::sync::Arc<str>)>> {
+    use crate::auth::{DEFAULT_AUDIENCE, DEV_ISSUER_PATH, DevIssuer, Role};
+    use serde_json::{Value, json};
+    let url = url.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let issuer = DevIssuer::load(data_dir)?;
+    let mut profiles: Vec<(String, std::sync::Arc<str>)> = Vec::new();
+    for account in 1..=100 {
+        let token: std::sync::Arc<str> = issuer
+            .token(
+                &format!("{url}{DEV_ISSUER_PATH}"),
+                DEFAULT_AUDIENCE,
+                &crate::domain::AccountId::parse(&account.to_string())?,
+                Role::Viewer,
+            )?
+            .into();
+        let mine: Value = http
+            .post(format!("{url}/graphql"))
+            .bearer_auth(&*token)
+            .json(&json!({"query": "{ profiles(first: 10) { id } }"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        for p in mine["data"]["profiles"].as_array().into_iter().flatten() {
+            if let Some(id) = p["id"].as_str() {
+                profiles.push((id.to_owned(), token.clone()));
+            }
+        }
+    }
+    if profiles.is_empty() {
+        bail!(
+            "{url} has no profiles for accounts 1–100 (or does not run the development issuer of {})",
+            data_dir.display()
+        );
+    }
+    Ok(profiles)
+}
+
 pub async fn run_http(
     url: &str,
     data_dir: &Path,
@@ -136,7 +180,6 @@ pub async fn run_http(
     concurrency: usize,
     seed: u64,
 ) -> Result<()> {
-    use crate::auth::{DEFAULT_AUDIENCE, DEV_ISSUER_PATH, DevIssuer, Role};
     use serde_json::{Value, json};
     let url = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
@@ -157,31 +200,7 @@ pub async fn run_http(
             }
         }
     };
-    // Signed in as accounts 1–100 (MovieLens users) with the server's development issuer.
-    let issuer = DevIssuer::load(data_dir)?;
-    let mut profiles: Vec<(String, std::sync::Arc<str>)> = Vec::new();
-    for account in 1..=100 {
-        let token: std::sync::Arc<str> = issuer
-            .token(
-                &format!("{url}{DEV_ISSUER_PATH}"),
-                DEFAULT_AUDIENCE,
-                &crate::domain::AccountId::parse(&account.to_string())?,
-                Role::Viewer,
-            )?
-            .into();
-        let mine = gql(token.clone(), "{ profiles(first: 10) { id } }", json!({})).await?;
-        for p in mine["data"]["profiles"].as_array().into_iter().flatten() {
-            if let Some(id) = p["id"].as_str() {
-                profiles.push((id.to_owned(), token.clone()));
-            }
-        }
-    }
-    if profiles.is_empty() {
-        bail!(
-            "{url} has no profiles for accounts 1–100 (or does not run the development issuer of {})",
-            data_dir.display()
-        );
-    }
+    let profiles = dev_signed_in_profiles(&url, data_dir).await?;
     let profiles = std::sync::Arc::new(profiles);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let wall = Instant::now();
@@ -255,10 +274,8 @@ pub struct OpenLoopArgs {
     /// Pages per second, scheduled whatever the server's pace.
     pub rate: f64,
     pub duration: std::time::Duration,
-    /// Bearer token for `Authorization` (servers that require sign-in).
-    pub token: Option<String>,
-    /// Profiles to choose from at random (all of them, from the database, when it can be read).
-    pub profiles: Vec<String>,
+    /// Profiles to choose from at random, each with the bearer token its requests carry.
+    pub profiles: Vec<(String, Option<std::sync::Arc<str>>)>,
     pub seed: u64,
     /// A request that has not answered this long after its scheduled time is an error.
     pub timeout: std::time::Duration,
@@ -324,21 +341,20 @@ pub async fn run_open_loop(args: OpenLoopArgs) -> Result<()> {
     let total = (args.rate * args.duration.as_secs_f64()).round() as u64;
     let period = std::time::Duration::from_secs_f64(1.0 / args.rate);
     let profiles = Arc::new(args.profiles);
-    let token = Arc::new(args.token);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<f64, String>>();
     let mut rng = SplitMix64(args.seed);
     let start = TokioInstant::now();
     for i in 0..total {
         let due = start + period.mul_f64(i as f64);
         tokio::time::sleep_until(due).await;
-        let profile = profiles[(rng.next_u64() % profiles.len() as u64) as usize].clone();
-        let (http, url, token, tx) = (http.clone(), url.clone(), token.clone(), tx.clone());
+        let (profile, token) = profiles[(rng.next_u64() % profiles.len() as u64) as usize].clone();
+        let (http, url, tx) = (http.clone(), url.clone(), tx.clone());
         tokio::spawn(async move {
             let mut request = http
                 .post(format!("{url}/graphql"))
                 .json(&json!({"query": HOME_QUERY, "variables": {"p": profile}}));
-            if let Some(token) = token.as_deref() {
-                request = request.bearer_auth(token);
+            if let Some(token) = token {
+                request = request.bearer_auth(&*token);
             }
             let outcome = async {
                 let resp = request.send().await.map_err(|e| e.to_string())?;
