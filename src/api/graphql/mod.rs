@@ -7,6 +7,7 @@ pub mod access;
 pub mod http;
 mod mutation;
 mod query;
+mod shape;
 mod types;
 
 use std::sync::Arc;
@@ -54,12 +55,17 @@ pub mod bounds {
     pub const MAX_BODY_BYTES: usize = 512 * 1024;
     /// Operations in one batched request.
     pub const MAX_BATCH: usize = 10;
+    /// Fields one operation selects once its fragments are expanded (`shape`).
+    pub const MAX_FIELDS: u64 = 2_000;
+    /// Aliases in one operation, fragments expanded (`shape`).
+    pub const MAX_ALIASES: u64 = 50;
 }
 use bounds::MAX_PAGE;
 
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(state)
+        .extension(shape::QueryShape)
         .extension(access::AccessRules)
         .limit_depth(12)
         .limit_complexity(10_000)

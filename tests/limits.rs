@@ -1,0 +1,92 @@
+//! API limits, black-box against a real server: query shape limits refuse a document before
+//! validation or any resolver runs.
+
+mod common;
+
+use common::{NOW, Server, TestDb, error_code, marquee_ok, write_fixture};
+use serde_json::json;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    _db: TestDb,
+    server: Server,
+}
+
+fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = write_fixture(&dir.path().join("ml"));
+    let db = TestDb::sqlite(dir.path());
+    let url = db.url().to_owned();
+    let ml = fixture.dir.to_str().unwrap().to_owned();
+    marquee_ok(dir.path(), &url, &["import", "movielens", &ml]);
+    marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    let server = Server::start(dir.path(), &url, &[]);
+    Env {
+        _dir: dir,
+        _db: db,
+        server,
+    }
+}
+
+/// Fragments that each spread the previous one `width` times: `width^(levels-1)` fields once
+/// expanded. (The parser's own recursion limit allows only a few levels, so the bomb is wide.)
+fn fragment_bomb(levels: usize, width: usize) -> String {
+    let mut q = String::from("fragment F0 on Query { __typename }\n");
+    for i in 1..levels {
+        let spreads = format!("...F{} ", i - 1).repeat(width);
+        q.push_str(&format!("fragment F{i} on Query {{ {spreads}}}\n"));
+    }
+    q.push_str(&format!("query {{ ...F{} }}", levels - 1));
+    q
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_shape_limits() {
+    let env = start();
+    let s = &env.server;
+    let admin = s.token("ops", "admin");
+    let profile = s.fixture_profiles(Some(false)).await.remove(0);
+
+    // The fragment bomb is refused (the server answers at all: it did not expand it).
+    let bomb = s
+        .gql_with(Some(&admin), &fragment_bomb(7, 20), json!({}))
+        .await;
+    assert_eq!(
+        error_code(&bomb),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{bomb}"
+    );
+    assert!(bomb["data"].is_null(), "{bomb}");
+    let message = bomb["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("fields"), "{message}");
+    // A small fragment tree under the limit runs.
+    let small = s
+        .gql_with(Some(&admin), &fragment_bomb(3, 3), json!({}))
+        .await;
+    assert!(small["errors"].is_null(), "{small}");
+    assert_eq!(small["data"]["__typename"], "Query");
+
+    // 1,000 aliases of `home` are refused before any page is assembled.
+    let aliases: String = (0..1000)
+        .map(|i| format!("h{i}: home(profileId: $p) {{ requestId }} "))
+        .collect();
+    let q = format!("query($p: ID!) {{ {aliases} }}");
+    let r = s.gql(&q, json!({"p": profile})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(r["data"].is_null(), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aliases")
+    );
+    // A few aliases still work.
+    let r = s
+        .gql(
+            "query($p: ID!) { a: home(profileId: $p) { requestId } b: home(profileId: $p) { requestId } }",
+            json!({"p": profile}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert!(r["data"]["a"]["requestId"].is_string(), "{r}");
+}
