@@ -89,4 +89,35 @@ async fn query_shape_limits() {
         .await;
     assert!(r["errors"].is_null(), "{r}");
     assert!(r["data"]["a"]["requestId"].is_string(), "{r}");
+
+    // List fields cost their items' selection once per item `first` allows: 20 searches of
+    // 100 titles with 6 fields each are over the budget of 10,000, though small as text.
+    let searches: String = (0..20)
+        .map(|i| format!("s{i}: search(query: \"a\", first: 100) {{ id name year genres maturityRating posterUrl }} "))
+        .collect();
+    let r = s
+        .gql_with(Some(&admin), &format!("{{ {searches} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(r["data"].is_null(), "{r}");
+    // The same with a variable `first`, and one search of 100 titles still runs.
+    let r = s
+        .gql_with(
+            Some(&admin),
+            &format!(
+                "query($n: Int!) {{ {} }}",
+                searches.replace("first: 100", "first: $n")
+            ),
+            json!({"n": 100}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    let r = s
+        .gql_with(
+            Some(&admin),
+            "{ search(query: \"a\", first: 100) { id name year genres maturityRating posterUrl } }",
+            json!({}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
 }

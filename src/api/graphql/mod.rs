@@ -62,6 +62,14 @@ pub mod bounds {
 }
 use bounds::MAX_PAGE;
 
+/// The cost `limit_complexity` counts for a list field: its items' selection once per item it
+/// may return (`first`, clamped to the bounds `parse_first` enforces), plus the field itself.
+/// So 20 aliases of `search(first: 100)` cost what they would make the server do.
+fn list_cost(first: i32, child_complexity: usize) -> usize {
+    let items = usize::try_from(first.clamp(0, MAX_PAGE)).unwrap_or(0);
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(state)
