@@ -1,5 +1,5 @@
 //! API limits, black-box against a real server: query shape limits refuse a document before
-//! validation or any resolver runs.
+//! validation or any resolver runs; rate limits per account and per IP answer 429.
 
 mod common;
 
@@ -13,6 +13,10 @@ struct Env {
 }
 
 fn start() -> Env {
+    start_with(&[])
+}
+
+fn start_with(serve_args: &[&str]) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let fixture = write_fixture(&dir.path().join("ml"));
     let db = TestDb::sqlite(dir.path());
@@ -20,7 +24,7 @@ fn start() -> Env {
     let ml = fixture.dir.to_str().unwrap().to_owned();
     marquee_ok(dir.path(), &url, &["import", "movielens", &ml]);
     marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
-    let server = Server::start(dir.path(), &url, &[]);
+    let server = Server::start(dir.path(), &url, serve_args);
     Env {
         _dir: dir,
         _db: db,
@@ -120,4 +124,61 @@ async fn query_shape_limits() {
         )
         .await;
     assert!(r["errors"].is_null(), "{r}");
+}
+
+/// POSTs a small query; the status, `Retry-After`, and the body.
+async fn post(s: &Server, token: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/graphql", s.url))
+        .json(&json!({"query": "{ __typename }"}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_per_account_and_ip() {
+    // 1 request/s per account (bursts of 10), 3/s per IP (bursts of 30).
+    let env = start_with(&["--rate-limit-account", "1", "--rate-limit-ip", "3"]);
+    let s = &env.server;
+    let a = s.token("1", "viewer");
+    let b = s.token("2", "viewer");
+
+    let mut refused = None;
+    for i in 0..20 {
+        let (status, retry, body) = post(s, Some(&a)).await;
+        if status == 429 {
+            refused = Some((i, retry, body));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let (i, retry, body) = refused.expect("account 1 was never limited");
+    assert!((10..=13).contains(&i), "limited after {i} requests");
+    let secs: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&secs), "Retry-After: {secs}");
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    // Another account from the same IP is not limited by account 1's flood.
+    let (status, _, body) = post(s, Some(&b)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Anonymous requests share the IP's budget, which the flood above has mostly spent.
+    let mut limited = false;
+    for _ in 0..40 {
+        let (status, retry, body) = post(s, None).await;
+        if status == 429 {
+            assert!(retry.is_some());
+            assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the IP was never limited");
 }

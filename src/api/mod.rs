@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod graphql;
+pub mod rate;
 mod web;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use axum::Router;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -28,6 +29,7 @@ pub struct ApiState {
     pub app: Arc<AppState>,
     pub auth: Arc<AuthService>,
     schema: MarqueeSchema,
+    rate: Arc<rate::RateLimits>,
 }
 
 impl FromRef<ApiState> for Arc<AppState> {
@@ -37,7 +39,16 @@ impl FromRef<ApiState> for Arc<AppState> {
 }
 
 pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
+    router_with(app, auth, rate::RateLimitConfig::default())
+}
+
+pub fn router_with(
+    app: Arc<AppState>,
+    auth: Arc<AuthService>,
+    rate: rate::RateLimitConfig,
+) -> Router {
     let schema = build_schema(app.clone());
+    let rate = Arc::new(rate::RateLimits::new(rate));
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
@@ -45,21 +56,33 @@ pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
         .route("/metrics", get(metrics))
         .merge(web::routes())
         .merge(auth::routes())
-        .with_state(ApiState { app, auth, schema })
+        .with_state(ApiState {
+            app,
+            auth,
+            schema,
+            rate,
+        })
 }
 
 /// GraphQL over POST: the caller (bearer token or session cookie) goes into the request's
 /// data, where the access rules and the resolvers find it. A bearer token that is not valid
 /// is refused with 401 before anything runs.
-async fn graphql(
-    State(api): State<ApiState>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let caller = match api.auth.caller(&headers).await {
+/// Rate limits (`rate`) apply per client IP and per caller account before anything runs.
+async fn graphql(State(api): State<ApiState>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    // Present when served by `serve` (with connect info); absent in in-process benches.
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = match api.auth.caller(headers).await {
         Ok(c) => c,
         Err(refused) => return refused.into_response(),
     };
+    if let Err(wait) = api.rate.check(ip, caller.as_ref().map(|c| &c.account)) {
+        return graphql::http::rate_limited(wait);
+    }
     graphql::http::post(&api.schema, caller, body).await
 }
 
@@ -137,6 +160,7 @@ pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
     auth: AuthOptions,
+    rate: rate::RateLimitConfig,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -149,9 +173,12 @@ pub async fn serve(
         &format!("http://{addr}"),
     )?);
     on_ready(addr, &auth);
-    axum::serve(listener, router(state, auth))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router_with(state, auth, rate).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

@@ -40,6 +40,14 @@ pub(super) struct ServeArgs {
     /// Default: production for `serve`, development for `demo`.
     #[arg(long, env = "MARQUEE_MODE", value_enum)]
     pub(super) mode: Option<crate::auth::Mode>,
+    /// Requests per second one account may make to /graphql on average (bursts of ten
+    /// seconds' worth pass; 0: no limit). Default 200.
+    #[arg(long, env = "MARQUEE_RATE_LIMIT_ACCOUNT", value_name = "PER_SEC")]
+    pub(super) rate_limit_account: Option<u32>,
+    /// Requests per second one client IP may make to /graphql on average (bursts of ten
+    /// seconds' worth pass; 0: no limit). Default 1000.
+    #[arg(long, env = "MARQUEE_RATE_LIMIT_IP", value_name = "PER_SEC")]
+    pub(super) rate_limit_ip: Option<u32>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
@@ -171,7 +179,12 @@ async fn run_server(
         config: cfg.file.auth.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let served = api::serve(state.clone(), listen, auth, |addr, auth| {
+    let defaults = api::rate::RateLimitConfig::default();
+    let rate = api::rate::RateLimitConfig {
+        per_account: args.rate_limit_account.unwrap_or(defaults.per_account),
+        per_ip: args.rate_limit_ip.unwrap_or(defaults.per_ip),
+    };
+    let served = api::serve(state.clone(), listen, auth, rate, |addr, auth| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");
         say(&format!("GraphiQL:  http://{addr}/graphql"));

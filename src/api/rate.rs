@@ -1,0 +1,78 @@
+//! Rate limits on `POST /graphql` (governor's GCRA, keyed): per caller account and per client
+//! IP. A refused request gets 429 with `Retry-After` and a GraphQL error coded
+//! `RATE_LIMITED`. The defaults are generous (a person at a UI, the tests, `bench` and
+//! `simulate` never meet them); `--rate-limit-account` / `--rate-limit-ip` change them, 0
+//! turns one off.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::domain::AccountId;
+
+/// Requests per second a key may make on average; bursts of ten seconds' worth pass.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimitConfig {
+    pub per_account: u32,
+    pub per_ip: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_account: 200,
+            per_ip: 1000,
+        }
+    }
+}
+
+/// Keys seen between two sweeps of idle keys (bounds the limiters' memory).
+const SWEEP_EVERY: u64 = 10_000;
+
+pub struct RateLimits {
+    account: Option<DefaultKeyedRateLimiter<AccountId>>,
+    ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    seen: AtomicU64,
+}
+
+fn limiter<K: Clone + std::hash::Hash + Eq>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(per_second.saturating_mul(10)).unwrap_or(rate);
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+impl RateLimits {
+    pub fn new(config: RateLimitConfig) -> Self {
+        RateLimits {
+            account: limiter(config.per_account),
+            ip: limiter(config.per_ip),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// `Err(wait)` when this request is over a limit (the IP's first, then the account's).
+    pub fn check(&self, ip: Option<IpAddr>, account: Option<&AccountId>) -> Result<(), Duration> {
+        if self.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            if let Some(l) = &self.account {
+                l.retain_recent();
+            }
+            if let Some(l) = &self.ip {
+                l.retain_recent();
+            }
+        }
+        let now = DefaultClock::default().now();
+        if let (Some(l), Some(ip)) = (&self.ip, ip) {
+            l.check_key(&ip).map_err(|n| n.wait_time_from(now))?;
+        }
+        if let (Some(l), Some(account)) = (&self.account, account) {
+            l.check_key(account).map_err(|n| n.wait_time_from(now))?;
+        }
+        Ok(())
+    }
+}
