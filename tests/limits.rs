@@ -182,3 +182,28 @@ async fn rate_limits_per_account_and_ip() {
     }
     assert!(limited, "the IP was never limited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out() {
+    // 1 ms: a batch of 500 events written to SQLite always takes longer.
+    let env = start_with(&["--request-timeout-ms", "1"]);
+    let s = &env.server;
+    let profile = s.fixture_profiles(Some(false)).await.remove(0);
+    let events: Vec<_> = (0..500)
+        .map(|i| json!({"clientEventId": format!("t-{i}"), "titleId": "1", "kind": "PLAY"}))
+        .collect();
+    let token = s.token(common::owner_of(&profile), "viewer");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(token)
+        .json(&json!({
+            "query": "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted } }",
+            "variables": {"p": profile, "e": events},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("TIMEOUT"), "{body}");
+}

@@ -39,13 +39,13 @@ impl FromRef<ApiState> for Arc<AppState> {
 }
 
 pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
-    router_with(app, auth, rate::RateLimitConfig::default())
+    router_with(app, auth, rate::RequestLimits::default())
 }
 
 pub fn router_with(
     app: Arc<AppState>,
     auth: Arc<AuthService>,
-    rate: rate::RateLimitConfig,
+    rate: rate::RequestLimits,
 ) -> Router {
     let schema = build_schema(app.clone());
     let rate = Arc::new(rate::RateLimits::new(rate));
@@ -83,7 +83,15 @@ async fn graphql(State(api): State<ApiState>, request: axum::extract::Request) -
     if let Err(wait) = api.rate.check(ip, caller.as_ref().map(|c| &c.account)) {
         return graphql::http::rate_limited(wait);
     }
-    graphql::http::post(&api.schema, caller, body).await
+    let run = graphql::http::post(&api.schema, caller, body);
+    match api.rate.timeout {
+        // Dropping the request's future rolls back an open transaction; `recordEvents` is
+        // idempotent by `clientEventId`, so the client may retry.
+        Some(limit) => tokio::time::timeout(limit, run)
+            .await
+            .unwrap_or_else(|_| graphql::http::timed_out(limit)),
+        None => run.await,
+    }
 }
 
 async fn graphiql() -> impl IntoResponse {
@@ -160,7 +168,7 @@ pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
     auth: AuthOptions,
-    rate: rate::RateLimitConfig,
+    rate: rate::RequestLimits,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)

@@ -14,18 +14,22 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::domain::AccountId;
 
-/// Requests per second a key may make on average; bursts of ten seconds' worth pass.
+/// Per-request limits of `POST /graphql` set at start: the rates (requests per second a key may
+/// make on average; bursts of ten seconds' worth pass; 0: off) and how long one request may
+/// run before it is answered 503 `TIMEOUT` (None: no bound).
 #[derive(Clone, Copy, Debug)]
-pub struct RateLimitConfig {
+pub struct RequestLimits {
     pub per_account: u32,
     pub per_ip: u32,
+    pub timeout: Option<Duration>,
 }
 
-impl Default for RateLimitConfig {
+impl Default for RequestLimits {
     fn default() -> Self {
-        RateLimitConfig {
+        RequestLimits {
             per_account: 200,
             per_ip: 1000,
+            timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -37,6 +41,7 @@ pub struct RateLimits {
     account: Option<DefaultKeyedRateLimiter<AccountId>>,
     ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     seen: AtomicU64,
+    pub timeout: Option<Duration>,
 }
 
 fn limiter<K: Clone + std::hash::Hash + Eq>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -48,11 +53,12 @@ fn limiter<K: Clone + std::hash::Hash + Eq>(per_second: u32) -> Option<DefaultKe
 }
 
 impl RateLimits {
-    pub fn new(config: RateLimitConfig) -> Self {
+    pub fn new(config: RequestLimits) -> Self {
         RateLimits {
             account: limiter(config.per_account),
             ip: limiter(config.per_ip),
             seen: AtomicU64::new(0),
+            timeout: config.timeout,
         }
     }
 

@@ -48,6 +48,10 @@ pub(super) struct ServeArgs {
     /// seconds' worth pass; 0: no limit). Default 1000.
     #[arg(long, env = "MARQUEE_RATE_LIMIT_IP", value_name = "PER_SEC")]
     pub(super) rate_limit_ip: Option<u32>,
+    /// How long one /graphql request may run before it is answered 503 TIMEOUT, in
+    /// milliseconds (0: no bound). Default 30000.
+    #[arg(long, env = "MARQUEE_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub(super) request_timeout_ms: Option<u64>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
@@ -179,10 +183,15 @@ async fn run_server(
         config: cfg.file.auth.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let defaults = api::rate::RateLimitConfig::default();
-    let rate = api::rate::RateLimitConfig {
+    let defaults = api::rate::RequestLimits::default();
+    let rate = api::rate::RequestLimits {
         per_account: args.rate_limit_account.unwrap_or(defaults.per_account),
         per_ip: args.rate_limit_ip.unwrap_or(defaults.per_ip),
+        timeout: match args.request_timeout_ms {
+            Some(0) => None,
+            Some(ms) => Some(std::time::Duration::from_millis(ms)),
+            None => defaults.timeout,
+        },
     };
     let served = api::serve(state.clone(), listen, auth, rate, |addr, auth| {
         // Tests read this line to find the port.

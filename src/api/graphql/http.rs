@@ -101,6 +101,19 @@ pub fn rate_limited(wait: std::time::Duration) -> HttpResponse {
     response
 }
 
+/// 503 `TIMEOUT`: the request ran longer than `--request-timeout-ms`.
+pub fn timed_out(limit: std::time::Duration) -> HttpResponse {
+    tracing::warn!(limit_ms = limit.as_millis(), "request timed out");
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "TIMEOUT",
+        &format!(
+            "the request took longer than {} ms; retry, or ask for less",
+            limit.as_millis()
+        ),
+    )
+}
+
 fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     (
         status,
