@@ -17,7 +17,10 @@ fn start() -> Env {
 }
 
 fn start_with(serve_args: &[&str]) -> Env {
-    let dir = tempfile::tempdir().unwrap();
+    start_with_dir(tempfile::tempdir().unwrap(), serve_args)
+}
+
+fn start_with_dir(dir: tempfile::TempDir, serve_args: &[&str]) -> Env {
     let fixture = write_fixture(&dir.path().join("ml"));
     let db = TestDb::sqlite(dir.path());
     let url = db.url().to_owned();
@@ -206,4 +209,51 @@ async fn slow_requests_time_out() {
     assert_eq!(resp.status().as_u16(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(error_code(&body), Some("TIMEOUT"), "{body}");
+}
+
+const INTROSPECTION: &str = "{ __schema { queryType { name } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_mode_hides_the_schema_unless_configured() {
+    // Development mode (the tests' default): GraphiQL and introspection.
+    let dev = start();
+    let s = &dev.server;
+    assert_eq!(s.get("/graphql").await.status().as_u16(), 200);
+    let r = s.gql_with(None, INTROSPECTION, json!({})).await;
+    assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
+    drop(dev);
+
+    // Production mode (signing in through the development issuer, configured on purpose).
+    let prod_with = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("marquee.toml");
+        std::fs::write(&config, "[auth]\ndev_issuer = true\n").unwrap();
+        let config = config.to_str().unwrap().to_owned();
+        let mut args = vec!["--mode", "production", "--config", &config];
+        args.extend_from_slice(extra);
+        start_with_dir(dir, &args)
+    };
+    let prod = prod_with(&[]);
+    let s = &prod.server;
+    let admin = s.token("ops", "admin");
+    assert_ne!(
+        s.get("/graphql").await.status().as_u16(),
+        200,
+        "GraphiQL is off"
+    );
+    let r = s.gql_with(Some(&admin), INTROSPECTION, json!({})).await;
+    // async-graphql answers a disabled introspection field with null.
+    assert!(r["data"]["__schema"].is_null(), "{r}");
+    // Queries still work.
+    let r = s
+        .gql_with(Some(&admin), "{ genres { name } }", json!({}))
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    drop(prod);
+
+    let prod = prod_with(&["--introspection", "true"]);
+    let s = &prod.server;
+    assert_eq!(s.get("/graphql").await.status().as_u16(), 200);
+    let r = s.gql_with(None, INTROSPECTION, json!({})).await;
+    assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
 }

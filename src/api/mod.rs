@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 use auth::{AuthOptions, AuthService};
@@ -47,10 +47,16 @@ pub fn router_with(
     auth: Arc<AuthService>,
     rate: rate::RequestLimits,
 ) -> Router {
-    let schema = build_schema(app.clone());
+    let schema = graphql::build_schema_with(app.clone(), rate.introspection);
+    // GraphiQL shows the schema, so it is served only where introspection is on.
+    let graphql_route = if rate.introspection {
+        get(graphiql).post(graphql)
+    } else {
+        post(graphql)
+    };
     let rate = Arc::new(rate::RateLimits::new(rate));
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", graphql_route)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -16,12 +16,14 @@ use crate::domain::AccountId;
 
 /// Per-request limits of `POST /graphql` set at start: the rates (requests per second a key may
 /// make on average; bursts of ten seconds' worth pass; 0: off) and how long one request may
-/// run before it is answered 503 `TIMEOUT` (None: no bound).
+/// run before it is answered 503 `TIMEOUT` (None: no bound); whether the schema is shown.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLimits {
     pub per_account: u32,
     pub per_ip: u32,
     pub timeout: Option<Duration>,
+    /// Schema introspection and GraphiQL (off by default in production mode).
+    pub introspection: bool,
 }
 
 impl Default for RequestLimits {
@@ -30,6 +32,7 @@ impl Default for RequestLimits {
             per_account: 200,
             per_ip: 1000,
             timeout: Some(Duration::from_secs(30)),
+            introspection: true,
         }
     }
 }

@@ -52,6 +52,10 @@ pub(super) struct ServeArgs {
     /// milliseconds (0: no bound). Default 30000.
     #[arg(long, env = "MARQUEE_REQUEST_TIMEOUT_MS", value_name = "MS")]
     pub(super) request_timeout_ms: Option<u64>,
+    /// Schema introspection and GraphiQL at GET /graphql. Default: on in development mode,
+    /// off in production mode.
+    #[arg(long, env = "MARQUEE_INTROSPECTION", value_name = "BOOL")]
+    pub(super) introspection: Option<bool>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
@@ -192,11 +196,15 @@ async fn run_server(
             Some(ms) => Some(std::time::Duration::from_millis(ms)),
             None => defaults.timeout,
         },
+        introspection: args.introspection.unwrap_or(mode == Mode::Development),
     };
+    let show_schema = rate.introspection;
     let served = api::serve(state.clone(), listen, auth, rate, |addr, auth| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");
-        say(&format!("GraphiQL:  http://{addr}/graphql"));
+        if show_schema {
+            say(&format!("GraphiQL:  http://{addr}/graphql"));
+        }
         match auth.dev_issuer_url() {
             Some(url) => say(&format!(
                 "sign-in:   {mode:?} mode, development issuer at {url} (demo accounts; tokens: marquee dev-token --account N)"

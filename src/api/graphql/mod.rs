@@ -71,7 +71,19 @@ fn list_cost(first: i32, child_complexity: usize) -> usize {
 }
 
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    build_schema_with(state, true)
+}
+
+/// `introspection`: whether clients may ask for the schema (`__schema`, `__type`); off in
+/// production unless configured.
+pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSchema {
+    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription);
+    let builder = if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
+    builder
         .data(state)
         .extension(shape::QueryShape)
         .extension(access::AccessRules)
