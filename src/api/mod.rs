@@ -39,7 +39,7 @@ impl FromRef<ApiState> for Arc<AppState> {
 }
 
 pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
-    router_with(app, auth, rate::RequestLimits::default())
+    router_with(app, auth, rate::RequestLimits::for_mode(false))
 }
 
 pub fn router_with(

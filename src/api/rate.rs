@@ -1,8 +1,7 @@
 //! Rate limits on `POST /graphql` (governor's GCRA, keyed): per caller account and per client
 //! IP. A refused request gets 429 with `Retry-After` and a GraphQL error coded
-//! `RATE_LIMITED`. The defaults are generous (a person at a UI, the tests, `bench` and
-//! `simulate` never meet them); `--rate-limit-account` / `--rate-limit-ip` change them, 0
-//! turns one off.
+//! `RATE_LIMITED`. On by default in production mode only (`RequestLimits::for_mode`);
+//! `--rate-limit-account` / `--rate-limit-ip` set them in either mode, 0 turns one off.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -26,13 +25,17 @@ pub struct RequestLimits {
     pub introspection: bool,
 }
 
-impl Default for RequestLimits {
-    fn default() -> Self {
+impl RequestLimits {
+    /// Production: 100 requests/s per account (bursts of 1,000) and 1,000/s per IP (bursts of
+    /// 10,000), far above a person at a UI. Development (the demo, the tests, load tests with
+    /// `bench --url`): no rate limits. Both: a 30 s request timeout; the schema is shown in
+    /// development only.
+    pub fn for_mode(production: bool) -> Self {
         RequestLimits {
-            per_account: 200,
-            per_ip: 1000,
+            per_account: if production { 100 } else { 0 },
+            per_ip: if production { 1000 } else { 0 },
             timeout: Some(Duration::from_secs(30)),
-            introspection: true,
+            introspection: !production,
         }
     }
 }

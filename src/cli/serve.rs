@@ -41,11 +41,11 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "MARQUEE_MODE", value_enum)]
     pub(super) mode: Option<crate::auth::Mode>,
     /// Requests per second one account may make to /graphql on average (bursts of ten
-    /// seconds' worth pass; 0: no limit). Default 200.
+    /// seconds' worth pass; 0: no limit). Default: 100 in production mode, none in development.
     #[arg(long, env = "MARQUEE_RATE_LIMIT_ACCOUNT", value_name = "PER_SEC")]
     pub(super) rate_limit_account: Option<u32>,
     /// Requests per second one client IP may make to /graphql on average (bursts of ten
-    /// seconds' worth pass; 0: no limit). Default 1000.
+    /// seconds' worth pass; 0: no limit). Default: 1000 in production mode, none in development.
     #[arg(long, env = "MARQUEE_RATE_LIMIT_IP", value_name = "PER_SEC")]
     pub(super) rate_limit_ip: Option<u32>,
     /// How long one /graphql request may run before it is answered 503 TIMEOUT, in
@@ -187,7 +187,7 @@ async fn run_server(
         config: cfg.file.auth.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let defaults = api::rate::RequestLimits::default();
+    let defaults = api::rate::RequestLimits::for_mode(mode == Mode::Production);
     let rate = api::rate::RequestLimits {
         per_account: args.rate_limit_account.unwrap_or(defaults.per_account),
         per_ip: args.rate_limit_ip.unwrap_or(defaults.per_ip),
@@ -196,7 +196,7 @@ async fn run_server(
             Some(ms) => Some(std::time::Duration::from_millis(ms)),
             None => defaults.timeout,
         },
-        introspection: args.introspection.unwrap_or(mode == Mode::Development),
+        introspection: args.introspection.unwrap_or(defaults.introspection),
     };
     let show_schema = rate.introspection;
     let served = api::serve(state.clone(), listen, auth, rate, |addr, auth| {
