@@ -102,7 +102,15 @@ async fn start() -> Env {
     let server = Server::start(
         dir.path(),
         &url,
-        &["--mode", "production", "--config", config.to_str().unwrap()],
+        // Introspection (off by default in production) walks the schema below.
+        &[
+            "--mode",
+            "production",
+            "--config",
+            config.to_str().unwrap(),
+            "--introspection",
+            "true",
+        ],
     );
     Env {
         _dir: dir,

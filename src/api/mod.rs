@@ -5,6 +5,7 @@
 pub mod auth;
 mod graphql;
 mod metrics;
+pub mod rate;
 mod web;
 
 use std::net::SocketAddr;
@@ -13,9 +14,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use axum::Router;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 use auth::{AuthOptions, AuthService};
@@ -29,6 +30,7 @@ pub struct ApiState {
     pub app: Arc<AppState>,
     pub auth: Arc<AuthService>,
     schema: MarqueeSchema,
+    rate: Arc<rate::RateLimits>,
 }
 
 impl FromRef<ApiState> for Arc<AppState> {
@@ -38,30 +40,65 @@ impl FromRef<ApiState> for Arc<AppState> {
 }
 
 pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
-    let schema = build_schema(app.clone());
+    router_with(app, auth, rate::RequestLimits::for_mode(false))
+}
+
+pub fn router_with(
+    app: Arc<AppState>,
+    auth: Arc<AuthService>,
+    rate: rate::RequestLimits,
+) -> Router {
+    let schema = graphql::build_schema_with(app.clone(), rate.introspection);
+    // GraphiQL shows the schema, so it is served only where introspection is on.
+    let graphql_route = if rate.introspection {
+        get(graphiql).post(graphql)
+    } else {
+        post(graphql)
+    };
+    let rate = Arc::new(rate::RateLimits::new(rate));
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", graphql_route)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(web::routes())
         .merge(auth::routes())
-        .with_state(ApiState { app, auth, schema })
+        .with_state(ApiState {
+            app,
+            auth,
+            schema,
+            rate,
+        })
 }
 
 /// GraphQL over POST: the caller (bearer token or session cookie) goes into the request's
 /// data, where the access rules and the resolvers find it. A bearer token that is not valid
 /// is refused with 401 before anything runs.
-async fn graphql(
-    State(api): State<ApiState>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let caller = match api.auth.caller(&headers).await {
+/// Rate limits (`rate`) apply per client IP and per caller account before anything runs.
+async fn graphql(State(api): State<ApiState>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    // Present when served by `serve` (with connect info); absent in in-process benches.
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = match api.auth.caller(headers).await {
         Ok(c) => c,
         Err(refused) => return refused.into_response(),
     };
-    graphql::http::post(&api.app, &api.schema, caller, body).await
+    if let Err(wait) = api.rate.check(ip, caller.as_ref().map(|c| &c.account)) {
+        return graphql::http::rate_limited(wait);
+    }
+    let run = graphql::http::post(&api.app, &api.schema, caller, body);
+    match api.rate.timeout {
+        // Dropping the request's future rolls back an open transaction; `recordEvents` is
+        // idempotent by `clientEventId`, so the client may retry.
+        Some(limit) => tokio::time::timeout(limit, run)
+            .await
+            .unwrap_or_else(|_| graphql::http::timed_out(limit)),
+        None => run.await,
+    }
 }
 
 async fn graphiql() -> impl IntoResponse {
@@ -133,6 +170,7 @@ pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
     auth: AuthOptions,
+    rate: rate::RequestLimits,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
     crate::telemetry::install()?;
@@ -154,9 +192,12 @@ pub async fn serve(
         &format!("http://{addr}"),
     )?);
     on_ready(addr, &auth);
-    axum::serve(listener, router(state, auth))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router_with(state, auth, rate).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

@@ -40,6 +40,22 @@ pub(super) struct ServeArgs {
     /// Default: production for `serve`, development for `demo`.
     #[arg(long, env = "MARQUEE_MODE", value_enum)]
     pub(super) mode: Option<crate::auth::Mode>,
+    /// Requests per second one account may make to /graphql on average (bursts of ten
+    /// seconds' worth pass; 0: no limit). Default: 100 in production mode, none in development.
+    #[arg(long, env = "MARQUEE_RATE_LIMIT_ACCOUNT", value_name = "PER_SEC")]
+    pub(super) rate_limit_account: Option<u32>,
+    /// Requests per second one client IP may make to /graphql on average (bursts of ten
+    /// seconds' worth pass; 0: no limit). Default: 1000 in production mode, none in development.
+    #[arg(long, env = "MARQUEE_RATE_LIMIT_IP", value_name = "PER_SEC")]
+    pub(super) rate_limit_ip: Option<u32>,
+    /// How long one /graphql request may run before it is answered 503 TIMEOUT, in
+    /// milliseconds (0: no bound). Default 30000.
+    #[arg(long, env = "MARQUEE_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub(super) request_timeout_ms: Option<u64>,
+    /// Schema introspection and GraphiQL at GET /graphql. Default: on in development mode,
+    /// off in production mode.
+    #[arg(long, env = "MARQUEE_INTROSPECTION", value_name = "BOOL")]
+    pub(super) introspection: Option<bool>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
@@ -171,10 +187,24 @@ async fn run_server(
         config: cfg.file.auth.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let served = api::serve(state.clone(), listen, auth, |addr, auth| {
+    let defaults = api::rate::RequestLimits::for_mode(mode == Mode::Production);
+    let rate = api::rate::RequestLimits {
+        per_account: args.rate_limit_account.unwrap_or(defaults.per_account),
+        per_ip: args.rate_limit_ip.unwrap_or(defaults.per_ip),
+        timeout: match args.request_timeout_ms {
+            Some(0) => None,
+            Some(ms) => Some(std::time::Duration::from_millis(ms)),
+            None => defaults.timeout,
+        },
+        introspection: args.introspection.unwrap_or(defaults.introspection),
+    };
+    let show_schema = rate.introspection;
+    let served = api::serve(state.clone(), listen, auth, rate, |addr, auth| {
         // Tests read this line to find the port.
         println!("listening on http://{addr}");
-        say(&format!("GraphiQL:  http://{addr}/graphql"));
+        if show_schema {
+            say(&format!("GraphiQL:  http://{addr}/graphql"));
+        }
         match auth.dev_issuer_url() {
             Some(url) => say(&format!(
                 "sign-in:   {mode:?} mode, development issuer at {url} (demo accounts; tokens: marquee dev-token --account N)"

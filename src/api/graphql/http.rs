@@ -137,6 +137,35 @@ async fn execute(app: &AppState, schema: &MarqueeSchema, request: BatchRequest) 
 }
 
 /// A GraphQL-shaped error body for a request that never reached GraphQL.
+/// 429 with `Retry-After` (whole seconds, at least 1) and a `RATE_LIMITED` error.
+pub fn rate_limited(wait: std::time::Duration) -> HttpResponse {
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        "too many requests; retry after the time in Retry-After",
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// 503 `TIMEOUT`: the request ran longer than `--request-timeout-ms`.
+pub fn timed_out(limit: std::time::Duration) -> HttpResponse {
+    tracing::warn!(limit_ms = limit.as_millis(), "request timed out");
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "TIMEOUT",
+        &format!(
+            "the request took longer than {} ms; retry, or ask for less",
+            limit.as_millis()
+        ),
+    )
+}
+
 fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     (
         status,
@@ -176,6 +205,9 @@ fn validation_code(e: &ServerError) -> &'static str {
     let m = e.message.as_str();
     if m.starts_with("Invalid value for argument")
         || (m.starts_with("Variable \"") && !m.contains("is not used"))
+        // A declared variable without a value, met while a list field's cost is computed
+        // from its `first` (the rule for undeclared variables quotes the name: `"$f"`).
+        || (m.starts_with("Variable ") && m.ends_with(" is not defined."))
     {
         "BAD_USER_INPUT"
     } else {

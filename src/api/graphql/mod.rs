@@ -7,6 +7,7 @@ pub mod access;
 pub mod http;
 mod mutation;
 mod query;
+mod shape;
 mod types;
 
 use std::sync::Arc;
@@ -54,12 +55,37 @@ pub mod bounds {
     pub const MAX_BODY_BYTES: usize = 512 * 1024;
     /// Operations in one batched request.
     pub const MAX_BATCH: usize = 10;
+    /// Fields one operation selects once its fragments are expanded (`shape`).
+    pub const MAX_FIELDS: u64 = 2_000;
+    /// Aliases in one operation, fragments expanded (`shape`).
+    pub const MAX_ALIASES: u64 = 50;
 }
 use bounds::MAX_PAGE;
 
+/// The cost `limit_complexity` counts for a list field: its items' selection once per item it
+/// may return (`first`, clamped to the bounds `parse_first` enforces), plus the field itself.
+/// So 20 aliases of `search(first: 100)` cost what they would make the server do.
+fn list_cost(first: i32, child_complexity: usize) -> usize {
+    let items = usize::try_from(first.clamp(0, MAX_PAGE)).unwrap_or(0);
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    build_schema_with(state, true)
+}
+
+/// `introspection`: whether clients may ask for the schema (`__schema`, `__type`); off in
+/// production unless configured.
+pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSchema {
+    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription);
+    let builder = if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
+    builder
         .data(state)
+        .extension(shape::QueryShape)
         .extension(access::AccessRules)
         .limit_depth(12)
         .limit_complexity(10_000)

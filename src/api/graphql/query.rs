@@ -9,7 +9,7 @@ use super::types::{
     PreviewAuditEntry, Profile, Title, TitleConnection, TitleEdge, ViewerState,
 };
 use super::{
-    app_error, at_most, bad_input, bounds, caller, failure, not_found, parse_first,
+    app_error, at_most, bad_input, bounds, caller, failure, list_cost, not_found, parse_first,
     parse_profile_id, parse_title_id, request_policy, state, text,
 };
 use crate::app::home::HomeRequest;
@@ -87,6 +87,7 @@ impl QueryRoot {
     }
 
     /// The latest previews of other profiles' pages (admin): who previewed whom, when.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn preview_audit(
         &self,
         ctx: &Context<'_>,
@@ -146,6 +147,7 @@ impl QueryRoot {
     /// Titles whose name contains every word of the query, most popular first; then, for
     /// queries of 3 letters or more, titles whose overview does. With `profileId`, only titles
     /// that profile may see.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -162,6 +164,7 @@ impl QueryRoot {
 
     /// The catalogue (or one genre of it), most popular first, Relay-style pagination. With
     /// `profileId`, only titles that profile may see.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn browse(
         &self,
         ctx: &Context<'_>,
@@ -236,6 +239,7 @@ impl QueryRoot {
 
     /// More Like This. With `profileId`, titles that profile must not see are left out, and
     /// `FORBIDDEN_TITLE` when it may not see `titleId` itself.
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn similar(
         &self,
         ctx: &Context<'_>,
@@ -254,6 +258,7 @@ impl QueryRoot {
     }
 
     /// The caller's profiles (main profile first; a kids session sees only its own).
+    #[graphql(complexity = "list_cost(first, child_complexity)")]
     async fn profiles(
         &self,
         ctx: &Context<'_>,
