@@ -253,10 +253,13 @@ test('arrow keys move focus across and between rows; Enter opens a title', async
   // Deep in a row: moving right many times scrolls the row.
   for (let i = 0; i < 8; i++) await page.keyboard.press('ArrowRight');
   assert.equal((await focused()).titleId, rows[0].items[Math.min(8, rows[0].items.length - 1)]);
+  const chosen = rows[0].items[Math.min(8, rows[0].items.length - 1)];
   await page.keyboard.press('Enter');
   await page.waitForURL(/#\/title\//);
-  await waitState('ready');
-  assert.equal(await view().getAttribute('data-title-id'), rows[0].items[Math.min(8, rows[0].items.length - 1)]);
+  // The URL changes before the title view replaces the home view (which is still "ready"):
+  // wait for the title page itself.
+  await page.waitForSelector(`#view[data-state="ready"][data-title-id="${chosen}"]`, { timeout: STEP_MS });
+  assert.equal(await view().getAttribute('data-title-id'), chosen);
 });
 
 test('a title page shows metadata and More Like This', async () => {
