@@ -197,6 +197,14 @@ fn graphql_variables_never_get_past_the_boundary_unchecked() {
     let db = TestDb::sqlite(dir.path());
     import_and_train(dir.path(), db.url());
     let server = Server::start(dir.path(), db.url(), &[]);
+    // A case the fuzzer found: async-graphql's own message quotes a wrongly typed variable
+    // whole; the server cuts it.
+    let huge: serde_json::Map<String, Value> = (0..2_000)
+        .map(|i| (format!("k{i}"), json!("x".repeat(50))))
+        .collect();
+    let answer = rt.block_on(server.gql(OPERATIONS[2], json!({"q": "toy", "f": huge, "p": "1"})));
+    assert!(answer["errors"].is_array(), "{answer:.300}");
+    check_answer(&answer).unwrap();
     let config = ProptestConfig {
         cases: 256,
         // Shrinking re-runs requests against the server; a failing case is clear enough.

@@ -175,6 +175,20 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
         .into_response()
 }
 
+/// Longest error message a client gets back, in characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// An error whose message is cut to `MAX_MESSAGE_CHARS`: async-graphql's own messages quote
+/// the offending value whole ("Expected input type \"Int\", found {…}"), and an error must
+/// not echo a large input back.
+fn bounded_message(mut e: ServerError) -> ServerError {
+    if let Some((cut, _)) = e.message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        e.message.truncate(cut);
+        e.message.push('…');
+    }
+    e
+}
+
 /// The schema extension that gives codes to the errors async-graphql reports itself.
 pub struct ErrorCodes;
 
@@ -221,6 +235,7 @@ impl Extension for ErrorCodes {
         let mut response = next.run(ctx).await;
         response.errors = std::mem::take(&mut response.errors)
             .into_iter()
+            .map(bounded_message)
             .map(|e| {
                 // Errors no hook below coded. With a path: a field's arguments that failed to
                 // convert (resolvers code their own errors), the client's input. Without: the
