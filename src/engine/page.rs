@@ -160,7 +160,7 @@ pub fn assemble_timed(
         };
         // Placing the previous row is nobody's stage.
         let mut bookkeeping = Duration::ZERO;
-        for row in sourced {
+        for mut row in sourced {
             lap(&mut bookkeeping);
             if !row.anchor.iter().all(suitable) {
                 continue;
@@ -169,8 +169,7 @@ pub fn assemble_timed(
             // (this also dedupes between several rows of one source). Dedupe first, as it is
             // cheaper; both are pure per-title predicates, so the order changes nothing.
             let mut in_row = FxHashSet::default();
-            let deduped: Vec<_> = row
-                .candidates
+            let deduped: Vec<_> = std::mem::take(&mut row.candidates)
                 .into_iter()
                 .filter(|c| !placed.contains(&c.title) && in_row.insert(c.title))
                 .collect();
@@ -188,29 +187,39 @@ pub fn assemble_timed(
                 continue;
             }
             placed.extend(chosen.iter().map(|c| c.title));
-            rows.push(PageRow {
-                id: match &row.key {
-                    Some(key) => format!("{}:{key}", def.id),
-                    None => def.id.clone(),
-                },
-                definition: def.id.clone(),
-                anchor: row.anchor,
-                model_version: model.version.clone(),
-                title: row.title.unwrap_or_else(|| def.title.clone()),
-                items: chosen
-                    .into_iter()
-                    .map(|c| PageItem {
-                        title: c.title,
-                        score: c.score,
-                        reason: c.reason,
-                        evidence: c.evidence,
-                        progress: c.progress,
-                    })
-                    .collect(),
-            });
+            rows.push(page_row(def, model, row, chosen));
         }
     }
     Page { rows }
+}
+
+/// The placed row of `def` that `row` became, with the candidates chosen for it.
+fn page_row(
+    def: &RowDefinition,
+    model: &Model,
+    row: SourcedRow,
+    chosen: Vec<crate::engine::sources::Candidate>,
+) -> PageRow {
+    PageRow {
+        id: match &row.key {
+            Some(key) => format!("{}:{key}", def.id),
+            None => def.id.clone(),
+        },
+        definition: def.id.clone(),
+        anchor: row.anchor,
+        model_version: model.version.clone(),
+        title: row.title.unwrap_or_else(|| def.title.clone()),
+        items: chosen
+            .into_iter()
+            .map(|c| PageItem {
+                title: c.title,
+                score: c.score,
+                reason: c.reason,
+                evidence: c.evidence,
+                progress: c.progress,
+            })
+            .collect(),
+    }
 }
 
 /// A sourced row waiting for its place on an engagement-ordered page.
@@ -367,26 +376,7 @@ fn by_engagement(
         let w = waiting.remove(i);
         placed.extend(chosen.iter().map(|c| c.title));
         *kinds.entry(w.def.id.as_str()).or_default() += 1;
-        rows.push(PageRow {
-            id: match &w.row.key {
-                Some(key) => format!("{}:{key}", w.def.id),
-                None => w.def.id.clone(),
-            },
-            definition: w.def.id.clone(),
-            anchor: w.row.anchor,
-            model_version: w.model.version.clone(),
-            title: w.row.title.unwrap_or_else(|| w.def.title.clone()),
-            items: chosen
-                .into_iter()
-                .map(|c| PageItem {
-                    title: c.title,
-                    score: c.score,
-                    reason: c.reason,
-                    evidence: c.evidence,
-                    progress: c.progress,
-                })
-                .collect(),
-        });
+        rows.push(page_row(w.def, w.model, w.row, chosen));
     }
     Page { rows }
 }
