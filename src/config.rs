@@ -25,6 +25,34 @@ pub struct FileConfig {
     pub event_max_ahead_secs: Option<u32>,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]` in `marquee.toml`: the limits and transport of `serve`/`demo`. Every key is
+/// optional; a flag (or its `MARQUEE_*` variable) wins over the file. The README's "Limits"
+/// table gives each default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Requests per second per account to `POST /graphql` (0: off).
+    pub rate_limit_account: Option<u32>,
+    /// Requests per second per client IP to `POST /graphql` (0: off).
+    pub rate_limit_ip: Option<u32>,
+    /// How long one `POST /graphql` request may run, in milliseconds (0: no bound).
+    pub request_timeout_ms: Option<u64>,
+    /// Schema introspection and GraphiQL.
+    pub introspection: Option<bool>,
+    /// Connections served at once; more are closed when accepted.
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers, in milliseconds.
+    pub header_read_timeout_ms: Option<u64>,
+    /// PEM certificate chain and private key: HTTPS when both are set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Origins other than Marquee's own that browsers may call the API from (CORS), e.g.
+    /// `["https://tv.example.com"]`. None by default.
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// `[auth]` in `marquee.toml`: who signs viewers in. Every key is optional; without `issuer`

@@ -196,6 +196,27 @@ fn describe() {
         "When the active model was trained (Unix seconds)."
     );
     describe_gauge!("marquee_catalog_titles", "Titles in the served catalogue.");
+    describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Connections closed on accept because the connection cap was reached."
+    );
+    describe_counter!(
+        HEADER_TIMEOUTS_TOTAL,
+        "Connections closed because a request's headers did not arrive within the header read timeout."
+    );
+}
+
+const CONNECTIONS_REFUSED_TOTAL: &str = "marquee_connections_refused_total";
+const HEADER_TIMEOUTS_TOTAL: &str = "marquee_header_read_timeouts_total";
+
+/// Counts a connection closed at the connection cap.
+pub fn connection_refused() {
+    counter!(CONNECTIONS_REFUSED_TOTAL).increment(1);
+}
+
+/// Counts a connection closed by the header read timeout.
+pub fn header_timeout() {
+    counter!(HEADER_TIMEOUTS_TOTAL).increment(1);
 }
 
 /// Records one stage of one home page.

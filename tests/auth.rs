@@ -688,8 +688,10 @@ async fn browser_sessions_select_profiles_and_kids_sessions_are_locked() {
     let gql = |q: &'static str| {
         let (http, url, session) = (http.clone(), server.url.clone(), session.clone());
         async move {
+            // A browser names the page's origin; the CSRF check needs it with the cookie.
             http.post(format!("{url}/graphql"))
                 .header(reqwest::header::COOKIE, session)
+                .header(reqwest::header::ORIGIN, &url)
                 .json(&json!({"query": q}))
                 .send()
                 .await
@@ -708,8 +710,10 @@ async fn browser_sessions_select_profiles_and_kids_sessions_are_locked() {
     let post = |q: String| {
         let (http, url, session) = (http.clone(), server.url.clone(), session.clone());
         async move {
+            // A browser names the page's origin; the CSRF check needs it with the cookie.
             http.post(format!("{url}/graphql"))
                 .header(reqwest::header::COOKIE, session)
+                .header(reqwest::header::ORIGIN, &url)
                 .json(&json!({"query": q}))
                 .send()
                 .await

@@ -256,3 +256,93 @@ async fn production_mode_hides_the_schema_unless_configured() {
     let r = s.gql_with(None, INTROSPECTION, json!({})).await;
     assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
 }
+
+/// A home page costs its assembly plus rows × items × the fields selected, so the count is
+/// pages × rows × items: a few aliased pages, or a page asking for 100 items per row with a
+/// wide selection, are refused before any page is built; the web UI's page runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_cost_counts_pages_rows_and_items() {
+    let env = start();
+    let s = &env.server;
+    let profile = s.fixture_profiles(Some(false)).await.remove(0);
+    // What the web UI asks for (web/api.js).
+    let ui = "rows { id title definition items { position reason progress { fraction } \
+              title { id name year genres maturityRating posterUrl overview } evidence { id name } } }";
+    let r = s
+        .gql(
+            &format!("query($p: ID!) {{ home(profileId: $p) {{ requestId {ui} }} }}"),
+            json!({"p": profile}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert!(
+        !r["data"]["home"]["rows"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+
+    // Twelve pages in one request (well under the alias limit of 50).
+    let pages: String = (0..12)
+        .map(|i| format!("h{i}: home(profileId: $p) {{ requestId }} "))
+        .collect();
+    let r = s
+        .gql(
+            &format!("query($p: ID!) {{ {pages} }}"),
+            json!({"p": profile}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{r}"
+    );
+    // Two pages are fine.
+    let r = s
+        .gql(
+            "query($p: ID!) { a: home(profileId: $p) { requestId } b: home(profileId: $p) { requestId } }",
+            json!({"p": profile}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    // One page, 100 items per row, the UI's selection: rows × items × fields is too much.
+    let wide = ui.replace("items {", "items(first: 100) {");
+    let r = s
+        .gql(
+            &format!("query($p: ID!) {{ home(profileId: $p) {{ {wide} }} }}"),
+            json!({"p": profile}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    // The same through a variable.
+    let r = s
+        .gql(
+            &format!(
+                "query($p: ID!, $n: Int) {{ home(profileId: $p) {{ {} }} }}",
+                ui.replace("items {", "items(first: $n) {")
+            ),
+            json!({"p": profile, "n": 100}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    // `first` cuts a row.
+    let r = s
+        .gql(
+            "query($p: ID!) { home(profileId: $p) { rows { items(first: 2) { position } } } }",
+            json!({"p": profile}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    for row in r["data"]["home"]["rows"].as_array().unwrap() {
+        assert!(row["items"].as_array().unwrap().len() <= 2, "{r}");
+    }
+    let r = s
+        .gql(
+            "query($p: ID!) { home(profileId: $p) { rows { items(first: 0) { position } } } }",
+            json!({"p": profile}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+}

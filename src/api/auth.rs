@@ -74,6 +74,8 @@ pub struct AuthService {
     scopes: Vec<String>,
     authorize_params: Vec<(String, String)>,
     callback: String,
+    /// The base URL browsers reach Marquee at (`public_url`, else the bound address).
+    base: String,
     secure_cookie: bool,
     session_ttl: Duration,
     pending: Mutex<HashMap<String, PendingLogin>>,
@@ -182,6 +184,7 @@ impl AuthService {
                 .collect(),
             callback,
             secure_cookie: base.starts_with("https://"),
+            base,
             session_ttl: Duration::from_secs(3600 * cfg.session_hours.unwrap_or(12)),
             pending: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder()
@@ -190,6 +193,11 @@ impl AuthService {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
         })
+    }
+
+    /// The base URL browsers reach Marquee at: its origin is the one the CSRF check accepts.
+    pub fn public_url(&self) -> &str {
+        &self.base
     }
 
     pub fn dev_issuer_url(&self) -> Option<&str> {
@@ -287,6 +295,12 @@ impl AuthService {
         }
         Ok(client)
     }
+}
+
+/// Whether the request carries Marquee's session cookie (so a browser may have added it on
+/// another site's behalf: `origin` checks where it comes from).
+pub fn has_session_cookie(headers: &HeaderMap) -> bool {
+    session_cookie(headers).is_some()
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {

@@ -4,7 +4,9 @@
 
 pub mod auth;
 mod graphql;
+pub mod listen;
 mod metrics;
+pub mod origin;
 pub mod rate;
 mod web;
 
@@ -31,6 +33,54 @@ pub struct ApiState {
     pub auth: Arc<AuthService>,
     schema: MarqueeSchema,
     rate: Arc<rate::RateLimits>,
+    origins: Arc<origin::Origins>,
+    metrics_access: Arc<MetricsAccess>,
+    persisted: graphql::persisted::PersistedQueries,
+    csp: Arc<web::ContentSecurityPolicy>,
+}
+
+/// Everything `serve` is configured with beyond the app and sign-in.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub limits: rate::RequestLimits,
+    pub transport: listen::Transport,
+    /// Origins other than Marquee's own that browsers may call from (CORS; CSRF allowlist).
+    pub cors_origins: Vec<String>,
+    pub metrics: MetricsAccess,
+}
+
+impl ServeOptions {
+    /// The defaults of a mode: production keeps `/metrics` for admins and the scrape token.
+    pub fn for_mode(production: bool) -> Self {
+        ServeOptions {
+            limits: rate::RequestLimits::for_mode(production),
+            transport: listen::Transport::default(),
+            cors_origins: vec![],
+            metrics: MetricsAccess {
+                public: !production,
+                scrape_token: None,
+            },
+        }
+    }
+}
+
+/// Who may read `/metrics`: anyone (development mode), or — production mode — an admin
+/// (bearer token or session) or a scraper presenting `Authorization: Bearer <scrape token>`
+/// (the `MARQUEE_METRICS_TOKEN` environment variable; never in a file or a flag).
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    pub public: bool,
+    pub scrape_token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token never reaches a log line.
+        f.debug_struct("MetricsAccess")
+            .field("public", &self.public)
+            .field("scrape_token", &self.scrape_token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl FromRef<ApiState> for Arc<AppState> {
@@ -40,23 +90,21 @@ impl FromRef<ApiState> for Arc<AppState> {
 }
 
 pub fn router(app: Arc<AppState>, auth: Arc<AuthService>) -> Router {
-    router_with(app, auth, rate::RequestLimits::for_mode(false))
+    router_with(app, auth, ServeOptions::for_mode(false))
 }
 
-pub fn router_with(
-    app: Arc<AppState>,
-    auth: Arc<AuthService>,
-    rate: rate::RequestLimits,
-) -> Router {
-    let schema = graphql::build_schema_with(app.clone(), rate.introspection);
+pub fn router_with(app: Arc<AppState>, auth: Arc<AuthService>, options: ServeOptions) -> Router {
+    let limits = options.limits;
+    let schema = graphql::build_schema_with(app.clone(), limits.introspection);
     // GraphiQL shows the schema, so it is served only where introspection is on.
-    let graphql_route = if rate.introspection {
+    let graphql_route = if limits.introspection {
         get(graphiql).post(graphql)
     } else {
         post(graphql)
     };
-    let rate = Arc::new(rate::RateLimits::new(rate));
-    Router::new()
+    let origins = origin::Origins::new(auth.public_url(), &options.cors_origins);
+    let cors = origins.cors();
+    let router = Router::new()
         .route("/graphql", graphql_route)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -67,8 +115,17 @@ pub fn router_with(
             app,
             auth,
             schema,
-            rate,
+            rate: Arc::new(rate::RateLimits::new(limits)),
+            origins: Arc::new(origins),
+            metrics_access: Arc::new(options.metrics),
+            persisted: graphql::persisted::PersistedQueries::new(),
+            csp: Arc::new(web::ContentSecurityPolicy::default()),
         })
+        .layer(axum::middleware::map_response(web::security_headers));
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// GraphQL over POST: the caller (bearer token or session cookie) goes into the request's
@@ -83,6 +140,9 @@ async fn graphql(State(api): State<ApiState>, request: axum::extract::Request) -
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    if let Err((status, code, message)) = api.origins.check_post(headers) {
+        return graphql::http::refuse(status, code, message);
+    }
     let caller = match api.auth.caller(headers).await {
         Ok(c) => c,
         Err(refused) => return refused.into_response(),
@@ -90,7 +150,7 @@ async fn graphql(State(api): State<ApiState>, request: axum::extract::Request) -
     if let Err(wait) = api.rate.check(ip, caller.as_ref().map(|c| &c.account)) {
         return graphql::http::rate_limited(wait);
     }
-    let run = graphql::http::post(&api.app, &api.schema, caller, body);
+    let run = graphql::http::post(&api.app, &api.schema, &api.persisted, caller, body);
     match api.rate.timeout {
         // Dropping the request's future rolls back an open transaction; `recordEvents` is
         // idempotent by `clientEventId`, so the client may retry.
@@ -134,10 +194,48 @@ async fn readyz(
 
 /// Prometheus text exposition format: everything `telemetry` holds (see there and the README's
 /// "/metrics" section for each family), with the impression log's counters and the serving
-/// model read now.
-async fn metrics(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-) -> impl IntoResponse {
+/// model read now. In production mode only for admins and the scrape token (`MetricsAccess`):
+/// 401 without credentials, 403 with a caller who is not an admin.
+async fn metrics(State(api): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    if !api.metrics_access.public {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let scraper = match (&api.metrics_access.scrape_token, bearer) {
+            (Some(expected), Some(given)) => aws_lc_rs::constant_time::verify_slices_are_equal(
+                expected.as_bytes(),
+                given.as_bytes(),
+            )
+            .is_ok(),
+            _ => false,
+        };
+        if !scraper {
+            match api.auth.caller(&headers).await {
+                Ok(Some(c)) if c.has(crate::auth::Role::Admin) => {}
+                Ok(Some(_)) => {
+                    return (
+                        StatusCode::FORBIDDEN,
+                        "/metrics is for admins and the scraper\n",
+                    )
+                        .into_response();
+                }
+                Ok(None) | Err(_) => {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                        "/metrics needs an admin's token or the scrape token (MARQUEE_METRICS_TOKEN)\n",
+                    )
+                        .into_response();
+                }
+            }
+        }
+    }
+    render_metrics(&api.app).into_response()
+}
+
+fn render_metrics(state: &AppState) -> impl IntoResponse + use<> {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &state.impressions.stats;
     let impressions = crate::telemetry::ImpressionCounters {
@@ -165,14 +263,22 @@ async fn metrics(
     )
 }
 
-/// Binds, prints the address, and serves until Ctrl-C or SIGTERM.
+/// Binds, prints the address, and serves until Ctrl-C or SIGTERM (`listen::run`: the
+/// connection cap, the header read timeout, TLS when configured).
 pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
     auth: AuthOptions,
-    rate: rate::RequestLimits,
+    options: ServeOptions,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
+    // Certificate problems are reported before anything listens.
+    let tls = options
+        .transport
+        .tls
+        .as_ref()
+        .map(listen::tls_acceptor)
+        .transpose()?;
     crate::telemetry::install()?;
     tokio::spawn(async {
         // Histograms keep their samples until rendered or upkept; bound that between scrapes.
@@ -186,19 +292,16 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let auth = Arc::new(AuthService::new(
         &auth,
         state.store.clone(),
-        &format!("http://{addr}"),
+        &format!("{scheme}://{addr}"),
     )?);
     on_ready(addr, &auth);
-    axum::serve(
-        listener,
-        router_with(state, auth, rate).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    Ok(())
+    let transport = options.transport.clone();
+    let router = router_with(state, auth, options);
+    listen::run(listener, router, &transport, tls, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -56,6 +56,39 @@ pub(super) struct ServeArgs {
     /// off in production mode.
     #[arg(long, env = "MARQUEE_INTROSPECTION", value_name = "BOOL")]
     pub(super) introspection: Option<bool>,
+    /// Connections served at once; more are closed as soon as they are accepted (slowloris).
+    /// Default 1024.
+    #[arg(long, env = "MARQUEE_MAX_CONNECTIONS", value_name = "N")]
+    pub(super) max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers (and a kept-alive connection
+    /// may stay idle), in milliseconds. Default 10000.
+    #[arg(long, env = "MARQUEE_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    pub(super) header_read_timeout_ms: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(
+        long,
+        env = "MARQUEE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "MARQUEE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub(super) tls_key: Option<PathBuf>,
+    /// An origin other than Marquee's own that browsers may call the API from (CORS), e.g.
+    /// https://tv.example.com. Repeat, or separate with commas. Default: none.
+    #[arg(
+        long = "cors-origin",
+        env = "MARQUEE_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub(super) cors_origins: Vec<String>,
 }
 
 pub(super) async fn serve(cfg: &Resolved, args: ServeArgs) -> Result<()> {
@@ -121,6 +154,8 @@ async fn run_server(
     default_mode: Mode,
 ) -> Result<()> {
     let mode = args.mode.or(cfg.file.auth.mode).unwrap_or(default_mode);
+    // Settings mistakes (a TLS file missing, a bad origin) are reported before any work.
+    let options = serve_options(&args, &cfg.file.server, mode)?;
     if mode == Mode::Production && cfg.file.auth.dev_issuer == Some(true) {
         say(
             "WARNING: production mode with dev_issuer = true: anyone can sign in as any account \
@@ -187,21 +222,15 @@ async fn run_server(
         config: cfg.file.auth.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let defaults = api::rate::RequestLimits::for_mode(mode == Mode::Production);
-    let rate = api::rate::RequestLimits {
-        per_account: args.rate_limit_account.unwrap_or(defaults.per_account),
-        per_ip: args.rate_limit_ip.unwrap_or(defaults.per_ip),
-        timeout: match args.request_timeout_ms {
-            Some(0) => None,
-            Some(ms) => Some(std::time::Duration::from_millis(ms)),
-            None => defaults.timeout,
-        },
-        introspection: args.introspection.unwrap_or(defaults.introspection),
+    let show_schema = options.limits.introspection;
+    let scheme = if options.transport.tls.is_some() {
+        "https"
+    } else {
+        "http"
     };
-    let show_schema = rate.introspection;
-    let served = api::serve(state.clone(), listen, auth, rate, |addr, auth| {
+    let served = api::serve(state.clone(), listen, auth, options, |addr, auth| {
         // Tests read this line to find the port.
-        println!("listening on http://{addr}");
+        println!("listening on {scheme}://{addr}");
         if show_schema {
             say(&format!("GraphiQL:  http://{addr}/graphql"));
         }
@@ -230,6 +259,69 @@ async fn run_server(
         tracing::error!(error = %e, "impression writer failed");
     }
     served
+}
+
+/// The server's limits and transport: flags (and their variables), then `[server]` in
+/// `marquee.toml`, then the mode's defaults.
+fn serve_options(
+    args: &ServeArgs,
+    file: &crate::config::ServerConfig,
+    mode: Mode,
+) -> Result<api::ServeOptions> {
+    let production = mode == Mode::Production;
+    let mut options = api::ServeOptions::for_mode(production);
+    let defaults = options.limits;
+    options.limits = api::rate::RequestLimits {
+        per_account: args
+            .rate_limit_account
+            .or(file.rate_limit_account)
+            .unwrap_or(defaults.per_account),
+        per_ip: args
+            .rate_limit_ip
+            .or(file.rate_limit_ip)
+            .unwrap_or(defaults.per_ip),
+        timeout: match args.request_timeout_ms.or(file.request_timeout_ms) {
+            Some(0) => None,
+            Some(ms) => Some(std::time::Duration::from_millis(ms)),
+            None => defaults.timeout,
+        },
+        introspection: args
+            .introspection
+            .or(file.introspection)
+            .unwrap_or(defaults.introspection),
+    };
+    let t = &mut options.transport;
+    if let Some(n) = args.max_connections.or(file.max_connections) {
+        anyhow::ensure!(n > 0, "max_connections must be at least 1");
+        t.max_connections = n;
+    }
+    if let Some(ms) = args.header_read_timeout_ms.or(file.header_read_timeout_ms) {
+        anyhow::ensure!(ms > 0, "header_read_timeout_ms must be at least 1");
+        t.header_read_timeout = std::time::Duration::from_millis(ms);
+    }
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    t.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(api::listen::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (tls_cert and tls_key)"),
+    };
+    options.cors_origins = if args.cors_origins.is_empty() {
+        file.cors_origins.clone().unwrap_or_default()
+    } else {
+        args.cors_origins.clone()
+    };
+    for o in &options.cors_origins {
+        anyhow::ensure!(
+            api::origin::origin_of(o).is_some(),
+            "CORS origin {o:?} is not an http(s) origin like https://tv.example.com"
+        );
+    }
+    // The scrape token is a secret: from the environment only.
+    options.metrics.scrape_token = std::env::var("MARQUEE_METRICS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    Ok(options)
 }
 
 /// A few adult profiles and a kids profile to print for people trying the demo.

@@ -340,6 +340,11 @@ pub fn owner_of(profile: &str) -> &str {
 impl Server {
     /// Serves with the clock fixed at `NOW` unless `extra` chooses a `--clock`.
     pub fn start(data_dir: &Path, db: &str, extra: &[&str]) -> Server {
+        Self::start_env(data_dir, db, extra, &[])
+    }
+
+    /// `start` with extra environment variables for the server process.
+    pub fn start_env(data_dir: &Path, db: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let clock: &[&str] = if extra.contains(&"--clock") {
             &[]
         } else {
@@ -365,6 +370,7 @@ impl Server {
             .args(extra)
             .env("DATABASE_URL", db)
             .env_remove("MARQUEE_CONFIG")
+            .envs(env.iter().copied())
             .current_dir(data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -30,6 +30,7 @@ use tracing::Instrument as _;
 
 use super::MarqueeSchema;
 use super::bounds::{MAX_BATCH, MAX_BODY_BYTES};
+use super::persisted::PersistedQueries;
 use crate::api::metrics;
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -40,6 +41,7 @@ use crate::telemetry;
 pub async fn post(
     app: &AppState,
     schema: &MarqueeSchema,
+    persisted: &PersistedQueries,
     caller: Option<Caller>,
     body: Body,
 ) -> HttpResponse {
@@ -82,37 +84,56 @@ pub async fn post(
         Some(caller) => request.data(caller),
         None => request,
     };
-    execute(app, schema, request).await
+    execute(app, schema, persisted, request).await
+}
+
+/// Runs one operation: its persisted query resolved (`persisted`), then executed in `span`.
+/// The operation's label and whether it succeeded.
+async fn run_one(
+    schema: &MarqueeSchema,
+    persisted: &PersistedQueries,
+    request: async_graphql::Request,
+    span: &tracing::Span,
+) -> (Response, (String, bool)) {
+    let response = match persisted.resolve(request).await {
+        Ok(r) => {
+            let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
+            let response = schema.execute(r).instrument(span.clone()).await;
+            let ok = response.errors.is_empty();
+            return (response, (op, ok));
+        }
+        Err(e) => Response::from_errors(vec![e]),
+    };
+    (response, ("invalid".to_owned(), false))
 }
 
 /// Runs a request (or batch) in its own span with a request number, timed per operation, and
-/// its JSON encoding timed (the `serialization` stage).
-async fn execute(app: &AppState, schema: &MarqueeSchema, request: BatchRequest) -> HttpResponse {
+/// its JSON encoding timed (the `serialization` stage). A batch runs its operations one after
+/// the other, as async-graphql's `execute_batch` does.
+async fn execute(
+    app: &AppState,
+    schema: &MarqueeSchema,
+    persisted: &PersistedQueries,
+    request: BatchRequest,
+) -> HttpResponse {
     // A number, not a formatted id: the span is created for every request at the default
     // log level, and formatting an id string for it cost more than the page's dedupe.
     let span = tracing::info_span!("graphql", request = app.next_request_number());
     let started = Instant::now();
     let (response, operations) = match request {
         BatchRequest::Single(r) => {
-            let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
-            let response = schema.execute(r).instrument(span.clone()).await;
-            let ok = response.errors.is_empty();
-            (BatchResponse::Single(response), vec![(op, ok)])
+            let (response, op) = run_one(schema, persisted, r, &span).await;
+            (BatchResponse::Single(response), vec![op])
         }
         BatchRequest::Batch(rs) => {
-            let ops: Vec<String> = rs
-                .iter()
-                .map(|r| metrics::operation_label(&r.query, r.operation_name.as_deref()))
-                .collect();
-            let response = schema
-                .execute_batch(BatchRequest::Batch(rs))
-                .instrument(span.clone())
-                .await;
-            let oks: Vec<bool> = match &response {
-                BatchResponse::Batch(rs) => rs.iter().map(|r| r.errors.is_empty()).collect(),
-                BatchResponse::Single(r) => vec![r.errors.is_empty()],
-            };
-            (response, ops.into_iter().zip(oks).collect())
+            let mut responses = Vec::with_capacity(rs.len());
+            let mut ops = Vec::with_capacity(rs.len());
+            for r in rs {
+                let (response, op) = run_one(schema, persisted, r, &span).await;
+                responses.push(response);
+                ops.push(op);
+            }
+            (BatchResponse::Batch(responses), ops)
         }
     };
     let executed = started.elapsed();
@@ -166,7 +187,7 @@ pub fn timed_out(limit: std::time::Duration) -> HttpResponse {
     )
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+pub fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -237,6 +258,9 @@ impl Extension for ErrorCodes {
             .into_iter()
             .map(bounded_message)
             .map(|e| {
+                if has_code(&e) {
+                    return e;
+                }
                 // Errors no hook below coded. With a path: a field's arguments that failed to
                 // convert (resolvers code their own errors), the client's input. Without: the
                 // operation to run could not be chosen (`operationName`).

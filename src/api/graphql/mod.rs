@@ -6,6 +6,7 @@
 pub mod access;
 pub mod http;
 mod mutation;
+pub mod persisted;
 mod query;
 mod shape;
 mod types;
@@ -70,6 +71,41 @@ fn list_cost(first: i32, child_complexity: usize) -> usize {
     items.saturating_mul(child_complexity).saturating_add(1)
 }
 
+/// What a home page costs in the complexity count: assembling it (a fixed cost, what
+/// `PAGE_COST` fields would), plus its rows × items × the fields selected of each. So the
+/// count is pages × rows × items: 50 aliases of `home` (the alias limit) or a few pages with
+/// `items(first: 100)` and a wide selection exceed `MAX_COMPLEXITY` before any page is built,
+/// while the web UI's page (6 rows of 20 titles, 17 fields each) costs about 3,800.
+pub(crate) mod home_cost {
+    use super::bounds::MAX_PAGE;
+
+    /// Assembling one page: sources, filters, dedupe, rerank (milliseconds of CPU), in fields.
+    pub const PAGE_COST: usize = 1_000;
+    /// Rows a page is counted with: the built-in page has 6, a page with more costs them too
+    /// little (rows come from the operator's `rows/*.toml`, not the client).
+    pub const ROWS: usize = 8;
+    /// Titles a row is counted with when the query gives no `first`: the default row `size`.
+    pub const ROW_ITEMS: usize = 20;
+
+    pub fn page(child_complexity: usize) -> usize {
+        PAGE_COST.saturating_add(child_complexity)
+    }
+
+    pub fn rows(child_complexity: usize) -> usize {
+        ROWS.saturating_mul(child_complexity).saturating_add(1)
+    }
+
+    pub fn items(first: Option<i32>, child_complexity: usize) -> usize {
+        let n = first.map_or(ROW_ITEMS, |f| {
+            usize::try_from(f.clamp(0, MAX_PAGE)).unwrap_or(0)
+        });
+        n.saturating_mul(child_complexity).saturating_add(1)
+    }
+}
+
+/// The most a request may cost (`limit_complexity`).
+pub const MAX_COMPLEXITY: usize = 10_000;
+
 pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
     build_schema_with(state, true)
 }
@@ -88,7 +124,7 @@ pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSc
         .extension(shape::QueryShape)
         .extension(access::AccessRules)
         .limit_depth(12)
-        .limit_complexity(10_000)
+        .limit_complexity(MAX_COMPLEXITY)
         .extension(http::ErrorCodes)
         .finish()
 }

@@ -9,8 +9,8 @@ use super::types::{
     PreviewAuditEntry, Profile, Title, TitleConnection, TitleEdge, ViewerState,
 };
 use super::{
-    app_error, at_most, bad_input, bounds, caller, failure, list_cost, not_found, parse_first,
-    parse_profile_id, parse_title_id, request_policy, state, text,
+    app_error, at_most, bad_input, bounds, caller, failure, home_cost, list_cost, not_found,
+    parse_first, parse_profile_id, parse_title_id, request_policy, state, text,
 };
 use crate::app::home::HomeRequest;
 use crate::domain;
@@ -23,6 +23,7 @@ impl QueryRoot {
     /// The personalized home page of one of the caller's profiles. `platform`, `appVersion`
     /// and `attributes` are available to experiment targeting; `forcedVariations` (pm role)
     /// previews a variation.
+    #[graphql(complexity = "home_cost::page(child_complexity)")]
     async fn home(
         &self,
         ctx: &Context<'_>,
@@ -48,6 +49,7 @@ impl QueryRoot {
 
     /// Any profile's home page as it would be served, for product managers: nothing is
     /// logged as a view, and the preview itself is audited (who, whom, when).
+    #[graphql(complexity = "home_cost::page(child_complexity)")]
     async fn preview_home(
         &self,
         ctx: &Context<'_>,

@@ -1,7 +1,7 @@
 //! The schema's output and input types, and their mapping from engine, app and experiment
 //! values.
 
-use async_graphql::{Context, Enum, Error, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Error, ID, InputObject, Object, SimpleObject};
 
 use super::state;
 use crate::app;
@@ -218,6 +218,7 @@ pub struct RowItem {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Row {
     id: ID,
     title: String,
@@ -231,7 +232,22 @@ pub struct Row {
     anchor: Option<Title>,
     /// The model version that filled this row (experiments may compare versions per row).
     model_version: String,
+    #[graphql(skip)]
     items: Vec<RowItem>,
+}
+
+#[ComplexObject]
+impl Row {
+    /// The row's titles in order; with `first` (1–100), only the first ones. A row has at most
+    /// 100 (`size` in `rows/*.toml`).
+    #[graphql(complexity = "super::home_cost::items(first, child_complexity)")]
+    async fn items(&self, first: Option<i32>) -> Result<&[RowItem], Error> {
+        let n = match first {
+            Some(f) => super::parse_first(f)?,
+            None => self.items.len(),
+        };
+        Ok(&self.items[..n.min(self.items.len())])
+    }
 }
 
 /// An experiment that shaped this page, and the variation the profile got.
@@ -342,6 +358,7 @@ pub struct HomePage {
     model_version: String,
     /// The experiments that shaped this page.
     assignments: Vec<Assignment>,
+    #[graphql(complexity = "super::home_cost::rows(child_complexity)")]
     rows: Vec<Row>,
 }
 
