@@ -427,6 +427,50 @@ async fn cors_allows_only_configured_origins() {
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    drop(env);
+
+    // The allowlist and the other limits from `[server]` in marquee.toml.
+    let (dir, db) = setup(|_, _| {});
+    let config = dir.path().join("marquee.toml");
+    std::fs::write(
+        &config,
+        "[server]\ncors_origins = [\"https://tv.example.com\"]\nmax_connections = 64\n\
+         header_read_timeout_ms = 5000\nrate_limit_ip = 0\nrequest_timeout_ms = 20000\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        db.url(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/graphql", server.url))
+        .header("origin", "https://tv.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://tv.example.com"
+    );
+    drop(server);
+    // A mistake in the section is refused at start, naming the file and line.
+    std::fs::write(&config, "[server]\nmax_conections = 64\n").unwrap();
+    let out = common::marquee(
+        dir.path(),
+        db.url(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--mode",
+            "development",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("marquee.toml:2"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

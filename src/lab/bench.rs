@@ -244,12 +244,7 @@ pub async fn run_http(
     report("home over HTTP (GraphQL)", all);
     // Let the writer drain, then read its counters.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = scrape_request(&http, &url).send().await?.text().await?;
     for line in metrics
         .lines()
         .filter(|l| l.starts_with("marquee_impressions"))
@@ -279,6 +274,16 @@ pub struct OpenLoopArgs {
     pub seed: u64,
     /// A request that has not answered this long after its scheduled time is an error.
     pub timeout: std::time::Duration,
+}
+
+/// `GET <url>/metrics`, with the scrape token from `MARQUEE_METRICS_TOKEN` when it is set (a
+/// production-mode server shows its metrics only to admins and the scraper).
+fn scrape_request(http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    let request = http.get(format!("{url}/metrics"));
+    match std::env::var("MARQUEE_METRICS_TOKEN") {
+        Ok(token) if !token.is_empty() => request.bearer_auth(token),
+        _ => request,
+    }
 }
 
 /// What one scrape of the server's `/metrics` says about its CPU and pages.
@@ -328,12 +333,7 @@ pub async fn run_open_loop(args: OpenLoopArgs) -> Result<()> {
         .timeout(args.timeout)
         .build()?;
     let scrape = |http: reqwest::Client, url: String| async move {
-        let text = http
-            .get(format!("{url}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let text = scrape_request(&http, &url).send().await?.text().await?;
         anyhow::Ok(ServerCounters::parse(&text))
     };
     // A server without the process collector (an older Marquee) is still measured.
