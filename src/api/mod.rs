@@ -128,9 +128,10 @@ pub fn router_with(app: Arc<AppState>, auth: Arc<AuthService>, options: ServeOpt
     }
 }
 
-/// GraphQL over POST: the caller (bearer token or session cookie) goes into the request's
-/// data, where the access rules and the resolvers find it. A bearer token that is not valid
-/// is refused with 401 before anything runs.
+/// GraphQL over POST: the CSRF checks first (`origin`: JSON only; a session-cookie request
+/// from Marquee's own origin), then the caller (bearer token or session cookie) goes into the
+/// request's data, where the access rules and the resolvers find it. A bearer token that is
+/// not valid is refused with 401 before anything runs.
 /// Rate limits (`rate`) apply per client IP and per caller account before anything runs.
 async fn graphql(State(api): State<ApiState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
