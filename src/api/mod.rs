@@ -123,7 +123,9 @@ async fn readyz(
             "catalogue is empty".to_owned(),
         );
     }
-    match state.store.writable(state.clock.now()).await {
+    let writable = state.store.writable(state.clock.now()).await;
+    crate::telemetry::dependency_up(crate::telemetry::Dependency::Database, writable.is_ok());
+    match writable {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -166,11 +168,14 @@ async fn metrics(
 }
 
 /// Binds, prints the address, and serves until Ctrl-C or SIGTERM.
+/// Serves until SIGINT/SIGTERM, then stops accepting and lets the requests in flight finish,
+/// for at most `grace`.
 pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
     auth: AuthOptions,
     rate: rate::RequestLimits,
+    grace: std::time::Duration,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
     crate::telemetry::install()?;
@@ -192,12 +197,25 @@ pub async fn serve(
         &format!("http://{addr}"),
     )?);
     on_ready(addr, &auth);
-    axum::serve(
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let server = axum::serve(
         listener,
         router_with(state, auth, rate).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.notify_one();
+        }
+    });
+    tokio::select! {
+        served = server => served?,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still in flight after the grace period; stopping anyway"),
+    }
     Ok(())
 }
 

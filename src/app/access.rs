@@ -75,9 +75,15 @@ impl AppState {
                 "forcedVariations needs the pm role".into(),
             ));
         }
-        self.owned_profile(caller, &request.profile_id).await?;
+        match self.owned_profile(caller, &request.profile_id).await {
+            Ok(_) => {}
+            // The database is down: the page is served from what this replica remembers of
+            // the caller's profile, or kids-safe, and marked degraded (`home_page_for`).
+            Err(AppError::Store(e)) if e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
         let id = request.profile_id.clone();
-        self.home_page(request)
+        self.home_page_for(request, Some(&caller.account))
             .await?
             .ok_or(AppError::ProfileNotFound(id))
     }

@@ -109,6 +109,50 @@ pub fn assemble_timed(
     now: Millis,
     timings: &mut PageTimings,
 ) -> Page {
+    assemble_with(
+        definition,
+        catalog,
+        model,
+        alternates,
+        profile,
+        history,
+        now,
+        timings,
+        &mut CandidateLists::default(),
+    )
+}
+
+/// What the caller brings to a page besides the profile — live trending, candidate lists kept
+/// from an earlier page — and receives back: the lists this page computed, to keep. The engine
+/// does not know where they are kept (the serving layer's caches).
+#[derive(Debug, Default)]
+pub struct CandidateLists {
+    /// Trending in the profile's country, live (`SourceContext::live_trending`).
+    pub live_trending: Option<Vec<(TitleIdx, f32)>>,
+    /// The sourced rows of cacheable row definitions (`CandidateSource::cacheable`), by
+    /// definition id, from an earlier page of the same profile, history, model and page
+    /// variant. Policy filters and dedupe are applied to them again, as to fresh ones.
+    pub cached: HashMap<String, Vec<SourcedRow>>,
+    /// The sourced rows this page computed for cacheable definitions it found no list for.
+    pub computed: HashMap<String, Vec<SourcedRow>>,
+}
+
+/// `assemble_timed`, with the caller's `lists`. A cacheable row's source is asked with the
+/// policy filters only (not "placed higher up"), so that its list does not depend on the rows
+/// above it and can be used again; its pool is larger by the titles placed so far, so that
+/// dedupe leaves as much to choose from as before.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble_with(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+    timings: &mut PageTimings,
+    lists: &mut CandidateLists,
+) -> Page {
     if definition.order.rows == RowOrder::Engagement {
         let started = Instant::now();
         let page = by_engagement(
@@ -136,20 +180,38 @@ pub fn assemble_timed(
         // though it may be watched: that is why it is named.
         let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
         let started = Instant::now();
-        let sourced = {
-            let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
-            let ctx = SourceContext {
-                catalog,
-                model,
-                profile,
-                history,
-                now,
-                eligible: &eligible,
-                pool: def.size * POOL_FACTOR,
-                top_picks: &definition.top_picks,
-                personal: &personal,
-            };
-            def.source.rows(&ctx)
+        let cacheable = def.source.cacheable();
+        let kept = if cacheable {
+            lists.cached.get(&def.id).cloned()
+        } else {
+            None
+        };
+        let sourced = match kept {
+            Some(rows) => rows,
+            None => {
+                let unplaced = |t: TitleIdx| !placed.contains(&t) && allowed(t);
+                let ctx = SourceContext {
+                    catalog,
+                    model,
+                    profile,
+                    history,
+                    now,
+                    eligible: if cacheable {
+                        &allowed as &dyn Fn(TitleIdx) -> bool
+                    } else {
+                        &unplaced
+                    },
+                    pool: def.size * POOL_FACTOR + if cacheable { placed.len() } else { 0 },
+                    top_picks: &definition.top_picks,
+                    personal: &personal,
+                    live_trending: lists.live_trending.as_deref(),
+                };
+                let rows = def.source.rows(&ctx);
+                if cacheable {
+                    lists.computed.insert(def.id.clone(), rows.clone());
+                }
+                rows
+            }
         };
         let mut mark = Instant::now();
         timings.sources.push((def.id.clone(), mark - started));
@@ -267,6 +329,7 @@ fn by_engagement(
             pool: def.size * POOL_FACTOR,
             top_picks: &definition.top_picks,
             personal: &personal,
+            live_trending: None,
         };
         let top_picks = &definition.top_picks;
         let scores = top_picks.scores(&ctx).unwrap_or_else(|| {
@@ -304,6 +367,7 @@ fn by_engagement(
             pool: def.size * POOL_FACTOR,
             top_picks: &definition.top_picks,
             personal: &personal,
+            live_trending: None,
         });
         waiting.extend(
             rows.into_iter()

@@ -196,6 +196,10 @@ impl MutationRoot {
             .record_events(&pid, &parsed, now)
             .await
             .map_err(failure)?;
+        // Committed with their outbox rows: the relay publishes them now.
+        if summary.accepted > 0 {
+            state.serving.outbox.notify_one();
+        }
         Ok(RecordEventsResult {
             accepted: summary.accepted as i32,
             duplicates: summary.duplicates as i32,

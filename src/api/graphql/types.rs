@@ -343,6 +343,10 @@ pub struct HomePage {
     /// The experiments that shaped this page.
     assignments: Vec<Assignment>,
     rows: Vec<Row>,
+    /// True when a dependency was skipped or a fallback served: the page was computed
+    /// without the shared cache or live trending, or (database down) from what this server
+    /// remembers of the profile, or kids-safe. Still a complete page.
+    degraded: bool,
 }
 
 #[derive(SimpleObject)]
@@ -443,6 +447,7 @@ impl From<app::home::HomePage> for HomePage {
     fn from(home: app::home::HomePage) -> Self {
         let engine = &home.engine;
         HomePage {
+            degraded: home.degraded(),
             request_id: ID(home.request_id),
             generated_at: format_rfc3339(home.generated_at),
             model_version: engine.model.version.clone(),
