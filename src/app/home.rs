@@ -21,6 +21,7 @@ use crate::engine::history::History;
 use crate::engine::page::{CandidateLists, Page, PageTimings};
 use crate::engine::rows::PageOverrides;
 use crate::engine::sources::SourcedRow;
+use crate::store::StoreError;
 use crate::telemetry::Dependency;
 use crate::experiments::{self, Assignment, RequestInfo};
 use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
@@ -64,21 +65,24 @@ impl HomePage {
 impl AppState {
     /// The home page of `request.profile_id`, or `None` when there is no such profile.
     pub async fn home_page(&self, request: HomeRequest) -> Result<Option<HomePage>> {
-        self.home_page_for(request, None).await
+        self.home_page_for(request, None, true).await
     }
 
     /// `home_page` for a caller of `account` (who was checked to own the profile, unless the
     /// database was down): while the database is unavailable the page is served from what
     /// this replica remembers of the profile (if it is `account`'s), else the kids-safe page
     /// of a profile without history — marked degraded either way.
+    /// `database`: false when the caller already found the database down (its fallback is
+    /// served without asking again).
     pub(super) async fn home_page_for(
         &self,
         request: HomeRequest,
         account: Option<&AccountId>,
+        database: bool,
     ) -> Result<Option<HomePage>> {
         let request_id = self.next_request_id();
         let span = tracing::debug_span!("home_page", request_id = %request_id);
-        self.home_page_in(request, request_id, account)
+        self.home_page_in(request, request_id, account, database)
             .instrument(span)
             .await
     }
@@ -88,8 +92,21 @@ impl AppState {
         &self,
         id: &ProfileId,
         account: Option<&AccountId>,
+        database: bool,
     ) -> Result<Option<((Profile, History), bool)>> {
-        match self.viewer(id).await {
+        if !database {
+            return match self.fallback_viewer(id, account).await {
+                Some(viewer) => Ok(Some((viewer, true))),
+                None => Err(StoreError::not_asked().into()),
+            };
+        }
+        let read = self.viewer(id).await;
+        match &read {
+            Err(AppError::Store(e)) if e.is_transient() => self.serving.database.record(false),
+            Err(AppError::Store(_)) | Err(AppError::Internal(_)) => {}
+            _ => self.serving.database.record(true),
+        }
+        match read {
             // Another account's profile is no profile (the owner check may have been skipped
             // while the database was down).
             Ok((profile, _)) if account.is_some_and(|a| *a != profile.account_id) => Ok(None),
@@ -150,10 +167,11 @@ impl AppState {
         request: HomeRequest,
         request_id: String,
         account: Option<&AccountId>,
+        database: bool,
     ) -> Result<Option<HomePage>> {
         let started = Instant::now();
         let id = request.profile_id;
-        let viewer = self.page_viewer(&id, account).await?;
+        let viewer = self.page_viewer(&id, account, database).await?;
         let read = Instant::now();
         let Some(((profile, history), fallback)) = viewer else {
             return Ok(None);

@@ -137,6 +137,10 @@ impl MutationRoot {
         let state = state(ctx);
         let pid = parse_profile_id(&profile_id)?;
         at_most("events", &events, bounds::MAX_EVENTS)?;
+        // Fail fast while the database is known to be down (retryable).
+        if !state.serving.database.allows() {
+            return Err(failure(crate::store::StoreError::not_asked()));
+        }
         // Events are about titles the profile may see: anything else is refused
         // (`FORBIDDEN_TITLE`), so that no history can name a title its policy hides. The
         // policy is the caller's own profile's (`NOT_FOUND` for another account's).
@@ -195,7 +199,12 @@ impl MutationRoot {
             .store
             .record_events(&pid, &parsed, now)
             .await
-            .map_err(failure)?;
+            .map_err(|e| {
+                if e.is_transient() {
+                    state.serving.database.record(false);
+                }
+                failure(e)
+            })?;
         // Committed with their outbox rows: the relay publishes them now.
         if summary.accepted > 0 {
             state.serving.outbox.notify_one();

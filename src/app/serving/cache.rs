@@ -67,13 +67,50 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// meanwhile), so an outage costs one timeout, not one per page.
 const REDIS_BACKOFF: Duration = Duration::from_millis(500);
 
-/// A Redis server through a deadpool-redis pool, every key under `prefix`, behind a small
-/// circuit breaker (`REDIS_BACKOFF`).
+/// A small circuit breaker: after a failure the dependency is not asked for `backoff`, so an
+/// outage costs one timeout per `backoff`, not one per request; the first request after it
+/// asks again.
+#[derive(Clone)]
+pub struct Breaker {
+    dependency: telemetry::Dependency,
+    backoff: Duration,
+    down_until: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Breaker {
+    pub fn new(dependency: telemetry::Dependency, backoff: Duration) -> Self {
+        Self {
+            dependency,
+            backoff,
+            down_until: Arc::default(),
+        }
+    }
+
+    /// Whether the dependency may be asked now.
+    pub fn allows(&self) -> bool {
+        let guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        guard.is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// What the last request found.
+    pub fn record(&self, ok: bool) {
+        let mut guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = if ok {
+            None
+        } else {
+            Some(Instant::now() + self.backoff)
+        };
+        telemetry::dependency_up(self.dependency, ok);
+    }
+}
+
+/// A Redis server through a deadpool-redis pool, every key under `prefix`, behind a
+/// `Breaker` (`REDIS_BACKOFF`).
 #[derive(Clone)]
 pub struct Redis {
     pool: deadpool_redis::Pool,
     prefix: String,
-    down_until: Arc<Mutex<Option<Instant>>>,
+    breaker: Breaker,
 }
 
 impl Redis {
@@ -95,7 +132,7 @@ impl Redis {
         Ok(Self {
             pool,
             prefix: prefix.to_owned(),
-            down_until: Arc::default(),
+            breaker: Breaker::new(telemetry::Dependency::Redis, REDIS_BACKOFF),
         })
     }
 
@@ -103,27 +140,12 @@ impl Redis {
         format!("{}:{rest}", self.prefix)
     }
 
-    fn open(&self) -> bool {
-        let guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        guard.is_none_or(|until| Instant::now() >= until)
-    }
-
-    fn record(&self, ok: bool) {
-        let mut guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        *guard = if ok {
-            None
-        } else {
-            Some(Instant::now() + REDIS_BACKOFF)
-        };
-        telemetry::dependency_up(telemetry::Dependency::Redis, ok);
-    }
-
     /// Runs `pipe` (bounded by `REDIS_TIMEOUT`), unless Redis failed a moment ago.
     pub async fn query<T: redis::FromRedisValue + Send>(
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, CacheError> {
-        if !self.open() {
+        if !self.breaker.allows() {
             return Err(CacheError("redis: skipped after a recent failure".into()));
         }
         let result = tokio::time::timeout(REDIS_TIMEOUT, async {
@@ -138,7 +160,7 @@ impl Redis {
         })
         .await
         .unwrap_or_else(|_| Err(CacheError(format!("redis: no answer within {REDIS_TIMEOUT:?}"))));
-        self.record(result.is_ok());
+        self.breaker.record(result.is_ok());
         result
     }
 }

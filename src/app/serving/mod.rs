@@ -19,7 +19,7 @@ use crate::domain::{EventAction, Profile, TitleId};
 use crate::engine::history::History;
 use crate::store::Store;
 use crate::store::outbox::StreamEvent;
-use cache::{CacheError, ListCache, MemoryCache, Redis, RedisCache};
+use cache::{Breaker, CacheError, ListCache, MemoryCache, Redis, RedisCache};
 use stream::{Consumers, EventStream, InProcessBus, NatsStream, Relay};
 use trending::{LiveTrending, MemoryTrending, RedisTrending, TrendingCounts};
 
@@ -54,9 +54,16 @@ pub struct Serving {
     /// The last profile and history served per profile id, kept current by the stream: what
     /// a page falls back to while the database is down.
     pub snapshots: moka::future::Cache<String, Arc<(Profile, History)>>,
+    /// Whether the database is worth asking: after a transient failure pages go straight to
+    /// their fallback and writes answer `UNAVAILABLE` for `DATABASE_BACKOFF`, instead of each
+    /// waiting for the pool's timeout.
+    pub database: Breaker,
     /// `embedded` or e.g. `redis+nats`, for the start-up line.
     pub mode: String,
 }
+
+/// How long the database is not asked after a transient failure.
+pub const DATABASE_BACKOFF: Duration = Duration::from_millis(1000);
 
 impl Serving {
     /// In-process cache, counts and bus: nothing to install.
@@ -114,6 +121,7 @@ impl Serving {
                 .max_capacity(100_000)
                 .time_to_live(SNAPSHOT_TTL)
                 .build(),
+            database: Breaker::new(crate::telemetry::Dependency::Database, DATABASE_BACKOFF),
             mode,
         }
     }
