@@ -167,7 +167,10 @@ fn describe() {
         DEGRADED_PAGES_TOTAL,
         "Home pages served degraded (a fallback), by the dependency skipped."
     );
-    describe_counter!(OUTBOX_PUBLISHED_TOTAL, "Accepted events the event stream confirmed.");
+    describe_counter!(
+        OUTBOX_PUBLISHED_TOTAL,
+        "Accepted events the event stream confirmed."
+    );
     describe_counter!(
         OUTBOX_PUBLISH_FAILURES_TOTAL,
         "Outbox relay rounds stopped by a failure of the stream or the database (events wait)."

@@ -17,7 +17,8 @@ use common::services::{Nats, Postgres, Redis, Service};
 use common::{Server, TestDb, import_and_train, owner_of};
 use serde_json::{Value, json};
 
-const HOME: &str = "query($p: ID!) { home(profileId: $p) { degraded rows { id items { title { id } } } } }";
+const HOME: &str =
+    "query($p: ID!) { home(profileId: $p) { degraded rows { id items { title { id } } } } }";
 const RECORD: &str = "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted duplicates } }";
 
 /// What a replica answered, by phase.
@@ -223,7 +224,11 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     let db = TestDb::postgres_on(&pg.admin_url()).await;
     let dir = tempfile::tempdir().unwrap();
     import_and_train(dir.path(), db.url());
-    let prefix = format!("t{}_{}", std::process::id(), test_started.elapsed().as_nanos());
+    let prefix = format!(
+        "t{}_{}",
+        std::process::id(),
+        test_started.elapsed().as_nanos()
+    );
     let production = [
         "--redis-url",
         &redis.url(),
@@ -242,10 +247,14 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     let (_, before) = cb.gql(viewer, HOME, json!({"p": viewer})).await.unwrap();
     assert_eq!(before["data"]["home"]["degraded"], json!(false), "{before}");
     let trending = trending_ids(&before);
-    let rising = trending.last().cloned().expect("a trending row for profile 8");
+    let rising = trending
+        .last()
+        .cloned()
+        .expect("a trending row for profile 8");
     let played_at = Instant::now();
     for (k, player) in ["16", "24", "32", "40"].iter().enumerate() {
-        let events = json!([{"clientEventId": format!("trend-{k}"), "titleId": rising, "kind": "PLAY"}]);
+        let events =
+            json!([{"clientEventId": format!("trend-{k}"), "titleId": rising, "kind": "PLAY"}]);
         let (_, r) = ca
             .gql(player, RECORD, json!({"p": player, "e": events}))
             .await
@@ -281,7 +290,12 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     });
     let drivers = [
         tokio::spawn(drive(load.clone(), ca.clone(), profiles.clone(), "a")),
-        tokio::spawn(drive(load.clone(), cb.clone(), profiles[20..].to_vec(), "b")),
+        tokio::spawn(drive(
+            load.clone(),
+            cb.clone(),
+            profiles[20..].to_vec(),
+            "b",
+        )),
     ];
     // Phase 0: all up.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -289,8 +303,11 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     // One phase per dependency: kill it, let the replicas notice, keep loading, restart it,
     // wait for recovery.
     let mut recoveries = vec![];
-    let services: [(&str, &mut dyn Service); 3] =
-        [("redis", &mut redis), ("nats", &mut nats), ("postgres", &mut pg)];
+    let services: [(&str, &mut dyn Service); 3] = [
+        ("redis", &mut redis),
+        ("nats", &mut nats),
+        ("postgres", &mut pg),
+    ];
     for (k, (name, service)) in services.into_iter().enumerate() {
         load.settled.store(false, Ordering::SeqCst);
         load.phase.store(1 + 2 * k, Ordering::SeqCst);
@@ -325,20 +342,32 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
         acc
     });
     assert_eq!(all.server_errors, 0, "5xx answers");
-    assert!(all.page_errors.is_empty(), "home failed: {:?}", all.page_errors);
+    assert!(
+        all.page_errors.is_empty(),
+        "home failed: {:?}",
+        all.page_errors
+    );
     // All up: nothing degraded.
     assert!(stats[0].pages > 10, "{:?}", stats[0]);
     assert_eq!(stats[0].degraded_pages, 0, "{:?}", stats[0]);
     // Redis down: every settled page degraded; events accepted.
     assert!(stats[1].settled_pages > 5, "{:?}", stats[1]);
-    assert_eq!(stats[1].settled_degraded, stats[1].settled_pages, "{:?}", stats[1]);
+    assert_eq!(
+        stats[1].settled_degraded, stats[1].settled_pages,
+        "{:?}",
+        stats[1]
+    );
     assert!(stats[1].events_acked > 5, "{:?}", stats[1]);
     // NATS down: events still accepted (the outbox holds them), pages normal.
     assert!(stats[3].events_acked > 5, "{:?}", stats[3]);
     assert!(stats[3].event_errors.is_empty(), "{:?}", stats[3]);
     // PostgreSQL down: pages keep coming, degraded; events refused as retryable.
     assert!(stats[5].settled_pages > 5, "{:?}", stats[5]);
-    assert_eq!(stats[5].settled_degraded, stats[5].settled_pages, "{:?}", stats[5]);
+    assert_eq!(
+        stats[5].settled_degraded, stats[5].settled_pages,
+        "{:?}",
+        stats[5]
+    );
     assert!(
         stats[5].event_errors.keys().all(|c| c == "UNAVAILABLE"),
         "{:?}",
@@ -383,8 +412,14 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
         t.await.unwrap();
     }
     let burst_acked = burst_acked.lock().unwrap().clone();
-    assert!(!burst_acked.is_empty(), "the burst acknowledged nothing before the kill");
-    eprintln!("burst: {} events acknowledged before kill -9", burst_acked.len());
+    assert!(
+        !burst_acked.is_empty(),
+        "the burst acknowledged nothing before the kill"
+    );
+    eprintln!(
+        "burst: {} events acknowledged before kill -9",
+        burst_acked.len()
+    );
 
     let mut acked = load.acked.lock().unwrap().clone();
     acked.append(&mut acked_first);
@@ -399,7 +434,10 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
             .unwrap();
     let stored: HashSet<(String, String)> = rows.into_iter().collect();
     let missing: Vec<_> = acked.iter().filter(|e| !stored.contains(*e)).collect();
-    assert!(missing.is_empty(), "acknowledged but not stored: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
 
     // The outbox drains (replica A publishes what B left behind) and the stream holds every
     // acknowledged event exactly once.
@@ -435,8 +473,14 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
         );
         *in_stream.entry(key).or_default() += 1;
     }
-    let not_streamed: Vec<_> = acked.iter().filter(|e| !in_stream.contains_key(*e)).collect();
-    assert!(not_streamed.is_empty(), "acknowledged but not in the stream: {not_streamed:?}");
+    let not_streamed: Vec<_> = acked
+        .iter()
+        .filter(|e| !in_stream.contains_key(*e))
+        .collect();
+    assert!(
+        not_streamed.is_empty(),
+        "acknowledged but not in the stream: {not_streamed:?}"
+    );
     let twice: Vec<_> = in_stream.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "in the stream more than once: {twice:?}");
     eprintln!(

@@ -87,7 +87,10 @@ impl AppState {
                 }
                 Err(e) => return Err(e),
             }
-        } else if caller.policy_profile().is_some_and(|locked| *locked != request.profile_id) {
+        } else if caller
+            .policy_profile()
+            .is_some_and(|locked| *locked != request.profile_id)
+        {
             return Err(AppError::ProfileNotFound(request.profile_id));
         }
         let id = request.profile_id.clone();

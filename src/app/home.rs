@@ -21,10 +21,10 @@ use crate::engine::history::History;
 use crate::engine::page::{CandidateLists, Page, PageTimings};
 use crate::engine::rows::PageOverrides;
 use crate::engine::sources::SourcedRow;
-use crate::store::StoreError;
-use crate::telemetry::Dependency;
 use crate::experiments::{self, Assignment, RequestInfo};
+use crate::store::StoreError;
 use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
+use crate::telemetry::Dependency;
 use crate::telemetry::{self, Stage};
 
 /// A parsed home page request.
@@ -198,7 +198,14 @@ impl AppState {
         let now = self.clock.now();
         let mut timings = PageTimings::default();
         let (mut lists, lists_key) = self
-            .candidate_lists(&engine, &profile, &history, &variant.overrides, now, &mut skipped)
+            .candidate_lists(
+                &engine,
+                &profile,
+                &history,
+                &variant.overrides,
+                now,
+                &mut skipped,
+            )
             .await;
         let mut page = engine
             .home_page_lists(

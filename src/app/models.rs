@@ -241,7 +241,10 @@ async fn popularity_fallback(store: &Store, record: &ModelRecord) -> Result<Mode
         .into_iter()
         .map(|(t, n)| ScoredTitle(t, n as f32))
         .collect();
-    popularity.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.as_str().cmp(b.0.as_str())));
+    popularity.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.as_str().cmp(b.0.as_str()))
+    });
     let mut trending = std::collections::BTreeMap::new();
     trending.insert(None, popularity.iter().take(200).cloned().collect());
     Ok(ModelArtifact {

@@ -198,7 +198,10 @@ fn resolve(global: &Global) -> Result<Resolved> {
     let serving = app::serving::ServingConfig {
         redis_url: global.redis_url.clone().or_else(|| file.redis_url.clone()),
         nats_url: global.nats_url.clone().or_else(|| file.nats_url.clone()),
-        key_prefix: global.key_prefix.clone().or_else(|| file.key_prefix.clone()),
+        key_prefix: global
+            .key_prefix
+            .clone()
+            .or_else(|| file.key_prefix.clone()),
     };
     Ok(Resolved {
         data_dir,

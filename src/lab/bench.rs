@@ -976,8 +976,13 @@ pub async fn run_freshness(
     const HOME: &str = "query($p: ID!) { home(profileId: $p) { rows { items { title { id } } } } }";
     const RECORD: &str = "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted } }";
     let (a, b) = (url_a.trim_end_matches('/'), url_b.trim_end_matches('/'));
-    // Tokens from the development issuer of the data directory, which both replicas share.
+    // Tokens from the development issuer of the data directory, which both replicas share;
+    // each replica's tokens name it as their issuer.
     let profiles = dev_signed_in_profiles(b, data_dir).await?;
+    let tokens_a: HashMap<String, std::sync::Arc<str>> = dev_signed_in_profiles(a, data_dir)
+        .await?
+        .into_iter()
+        .collect();
     let http = reqwest::Client::new();
     let gql = |url: String, token: std::sync::Arc<str>, query: &'static str, vars: Value| {
         let http = http.clone();
@@ -1014,6 +1019,9 @@ pub async fn run_freshness(
     let mut polls = 0usize;
     for trial in 0..trials {
         let (profile, token) = &profiles[rng.below(profiles.len() as u64) as usize];
+        let Some(token_a) = tokens_a.get(profile) else {
+            continue;
+        };
         let page = gql(b.to_owned(), token.clone(), HOME, json!({"p": profile})).await?;
         let Some(title) = first_title(&page) else {
             continue;
@@ -1021,7 +1029,7 @@ pub async fn run_freshness(
         let events = json!([{"clientEventId": format!("freshness-{run}-{trial}"), "titleId": title, "kind": "THUMBS_DOWN"}]);
         let r = gql(
             a.to_owned(),
-            token.clone(),
+            token_a.clone(),
             RECORD,
             json!({"p": profile, "e": events}),
         )
@@ -1037,7 +1045,9 @@ pub async fn run_freshness(
                 break;
             }
             if acked.elapsed() > std::time::Duration::from_secs(10) {
-                bail!("replica B still shows title {title} to {profile} 10 s after the thumbs-down on A");
+                bail!(
+                    "replica B still shows title {title} to {profile} 10 s after the thumbs-down on A"
+                );
             }
         }
         micros.push(acked.elapsed().as_secs_f64() * 1e6);

@@ -159,7 +159,11 @@ impl Redis {
                 .map_err(|e| CacheError(format!("redis: {e}")))
         })
         .await
-        .unwrap_or_else(|_| Err(CacheError(format!("redis: no answer within {REDIS_TIMEOUT:?}"))));
+        .unwrap_or_else(|_| {
+            Err(CacheError(format!(
+                "redis: no answer within {REDIS_TIMEOUT:?}"
+            )))
+        });
         self.breaker.record(result.is_ok());
         result
     }

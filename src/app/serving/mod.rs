@@ -79,8 +79,7 @@ impl Serving {
     /// Redis and/or NATS as configured; the embedded part for what is not.
     pub async fn connect(cfg: &ServingConfig) -> anyhow::Result<Self> {
         let prefix = cfg.key_prefix.as_deref().unwrap_or("marquee");
-        let (lists, counts): (Arc<dyn ListCache>, Arc<dyn TrendingCounts>) = match &cfg.redis_url
-        {
+        let (lists, counts): (Arc<dyn ListCache>, Arc<dyn TrendingCounts>) = match &cfg.redis_url {
             Some(url) => {
                 let redis = Redis::connect(url, prefix)?;
                 (
@@ -192,7 +191,11 @@ impl Consumers for StreamConsumers {
         if is_play(&e.kind) {
             self.trending
                 .counts
-                .add(country_key(e.country.as_deref()), &e.title_id, e.occurred_at)
+                .add(
+                    country_key(e.country.as_deref()),
+                    &e.title_id,
+                    e.occurred_at,
+                )
                 .await?;
             self.trending
                 .invalidate(country_key(e.country.as_deref()))

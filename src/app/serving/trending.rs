@@ -52,10 +52,13 @@ pub trait TrendingCounts: Send + Sync {
     async fn top(&self, country: &str, now: Millis) -> Result<Vec<(String, f64)>, CacheError>;
 }
 
-/// In process: country → bucket → title → plays.
+/// One country's plays: bucket → title → plays.
+type Buckets = BTreeMap<i64, HashMap<String, f64>>;
+
+/// In process: country → its buckets.
 #[derive(Default)]
 pub struct MemoryTrending {
-    counts: Mutex<HashMap<String, BTreeMap<i64, HashMap<String, f64>>>>,
+    counts: Mutex<HashMap<String, Buckets>>,
 }
 
 #[async_trait]

@@ -32,7 +32,11 @@ impl CandidateSource for Trending {
         let merged = live
             .iter()
             .map(|&(t, s)| (t, 1.0 + s.max(0.0) / live_best))
-            .chain(trained.iter().map(|&(t, s)| (t, s.max(f32::MIN_POSITIVE) / trained_best)))
+            .chain(
+                trained
+                    .iter()
+                    .map(|&(t, s)| (t, s.max(f32::MIN_POSITIVE) / trained_best)),
+            )
             .filter(|(t, _)| seen.insert(*t));
         SourcedRow::single(ctx.top(merged.collect::<Vec<_>>()))
     }
