@@ -114,8 +114,13 @@ async fn drive(load: Arc<Load>, client: Client, profiles: Vec<String>, replica: 
     while !load.stop.load(Ordering::SeqCst) {
         let profile = &profiles[i % profiles.len()];
         i += 1;
+        let phase = load.phase.load(Ordering::SeqCst);
         let settled = load.settled.load(Ordering::SeqCst);
         if let Some((status, body)) = client.gql(profile, HOME, json!({"p": profile})).await {
+            // Settled: the dependencies were in the phase's state for the whole request.
+            let settled = settled
+                && load.settled.load(Ordering::SeqCst)
+                && load.phase.load(Ordering::SeqCst) == phase;
             load.record(|s| {
                 if status >= 500 {
                     s.server_errors += 1;
@@ -320,8 +325,10 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
         service.start_again();
         if name == "postgres" {
             until_events_accepted(&ca, "1", &load, Duration::from_secs(30)).await;
+            until_events_accepted(&cb, "22", &load, Duration::from_secs(30)).await;
         }
         let took = until_recovered(&cb, "2", Duration::from_secs(30)).await;
+        until_recovered(&ca, "3", Duration::from_secs(30)).await;
         recoveries.push((name, took));
         load.settled.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(1)).await;

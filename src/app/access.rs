@@ -79,10 +79,11 @@ impl AppState {
         // the caller's profile, or kids-safe, and marked degraded (`home_page_for`).
         let mut database = self.serving.database.allows();
         if database {
+            let started = std::time::Instant::now();
             match self.owned_profile(caller, &request.profile_id).await {
                 Ok(_) => {}
                 Err(AppError::Store(e)) if e.is_transient() => {
-                    self.serving.database.record(false);
+                    self.serving.database.record(false, started);
                     database = false;
                 }
                 Err(e) => return Err(e),

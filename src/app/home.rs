@@ -100,11 +100,14 @@ impl AppState {
                 None => Err(StoreError::not_asked().into()),
             };
         }
+        let started = Instant::now();
         let read = self.viewer(id).await;
         match &read {
-            Err(AppError::Store(e)) if e.is_transient() => self.serving.database.record(false),
+            Err(AppError::Store(e)) if e.is_transient() => {
+                self.serving.database.record(false, started)
+            }
             Err(AppError::Store(_)) | Err(AppError::Internal(_)) => {}
-            _ => self.serving.database.record(true),
+            _ => self.serving.database.record(true, started),
         }
         match read {
             // Another account's profile is no profile (the owner check may have been skipped

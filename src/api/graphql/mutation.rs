@@ -195,16 +195,18 @@ impl MutationRoot {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        let started = std::time::Instant::now();
         let summary = state
             .store
             .record_events(&pid, &parsed, now)
             .await
             .map_err(|e| {
                 if e.is_transient() {
-                    state.serving.database.record(false);
+                    state.serving.database.record(false, started);
                 }
                 failure(e)
             })?;
+        state.serving.database.record(true, started);
         // Committed with their outbox rows: the relay publishes them now.
         if summary.accepted > 0 {
             state.serving.outbox.notify_one();

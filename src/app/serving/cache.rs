@@ -68,13 +68,21 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 const REDIS_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A small circuit breaker: after a failure the dependency is not asked for `backoff`, so an
-/// outage costs one timeout per `backoff`, not one per request; the first request after it
-/// asks again.
+/// outage costs one timeout per `backoff`, not one per request; the first requests after it
+/// ask again. A failure is ignored when a request succeeded within `backoff`, or after the
+/// failing one started: it saw an outage that success ended, or one dead pooled connection
+/// (a slow timeout or a stale connection must not reopen a recovered breaker).
 #[derive(Clone)]
 pub struct Breaker {
     dependency: telemetry::Dependency,
     backoff: Duration,
-    down_until: Arc<Mutex<Option<Instant>>>,
+    state: Arc<Mutex<BreakerState>>,
+}
+
+#[derive(Default)]
+struct BreakerState {
+    down_until: Option<Instant>,
+    last_ok: Option<Instant>,
 }
 
 impl Breaker {
@@ -82,24 +90,31 @@ impl Breaker {
         Self {
             dependency,
             backoff,
-            down_until: Arc::default(),
+            state: Arc::default(),
         }
     }
 
     /// Whether the dependency may be asked now.
     pub fn allows(&self) -> bool {
-        let guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        guard.is_none_or(|until| Instant::now() >= until)
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        guard.down_until.is_none_or(|until| Instant::now() >= until)
     }
 
-    /// What the last request found.
-    pub fn record(&self, ok: bool) {
-        let mut guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        *guard = if ok {
-            None
+    /// What a request that started at `started` found.
+    pub fn record(&self, ok: bool, started: Instant) {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if ok {
+            guard.down_until = None;
+            guard.last_ok = Some(now);
+        } else if guard
+            .last_ok
+            .is_none_or(|last| started >= last && now - last >= self.backoff)
+        {
+            guard.down_until = Some(now + self.backoff);
         } else {
-            Some(Instant::now() + self.backoff)
-        };
+            return;
+        }
         telemetry::dependency_up(self.dependency, ok);
     }
 }
@@ -148,6 +163,7 @@ impl Redis {
         if !self.breaker.allows() {
             return Err(CacheError("redis: skipped after a recent failure".into()));
         }
+        let started = Instant::now();
         let result = tokio::time::timeout(REDIS_TIMEOUT, async {
             let mut conn = self
                 .pool
@@ -164,7 +180,7 @@ impl Redis {
                 "redis: no answer within {REDIS_TIMEOUT:?}"
             )))
         });
-        self.breaker.record(result.is_ok());
+        self.breaker.record(result.is_ok(), started);
         result
     }
 }
