@@ -266,6 +266,8 @@ pub enum Dependency {
     Redis,
     Nats,
     Database,
+    /// The active model's artifact (unusable: a popularity fallback serves).
+    Model,
 }
 
 impl Dependency {
@@ -274,20 +276,26 @@ impl Dependency {
             Dependency::Redis => "redis",
             Dependency::Nats => "nats",
             Dependency::Database => "database",
+            Dependency::Model => "model",
         }
     }
 }
 
 /// Handles of the serving series (issue 12), registered once.
 struct ServingMetrics {
-    up: [metrics::Gauge; 3],
-    degraded: [metrics::Counter; 3],
+    up: [metrics::Gauge; 4],
+    degraded: [metrics::Counter; 4],
     published: metrics::Counter,
     publish_failures: metrics::Counter,
 }
 
 static SERVING: LazyLock<ServingMetrics> = LazyLock::new(|| {
-    let deps = [Dependency::Redis, Dependency::Nats, Dependency::Database];
+    let deps = [
+        Dependency::Redis,
+        Dependency::Nats,
+        Dependency::Database,
+        Dependency::Model,
+    ];
     ServingMetrics {
         up: deps.map(|d| gauge!(DEPENDENCY_UP, "dependency" => d.label())),
         degraded: deps.map(|d| counter!(DEGRADED_PAGES_TOTAL, "skipped" => d.label())),

@@ -220,6 +220,61 @@ fn trending_ids(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// German plays of one title recorded through `players` put it first in Trending Now on
+/// `viewers`' page for German profile 8; how long after the plays that took.
+async fn trending_moves(players: &Client, viewers: &Client, ids: &str) -> Duration {
+    let viewer = "8";
+    let (_, before) = viewers
+        .gql(viewer, HOME, json!({"p": viewer}))
+        .await
+        .unwrap();
+    assert_eq!(before["data"]["home"]["degraded"], json!(false), "{before}");
+    let trending = trending_ids(&before);
+    let rising = trending
+        .last()
+        .cloned()
+        .expect("a trending row for profile 8");
+    let played_at = Instant::now();
+    for (k, player) in ["16", "24", "32", "40"].iter().enumerate() {
+        let events =
+            json!([{"clientEventId": format!("{ids}-{k}"), "titleId": rising, "kind": "PLAY"}]);
+        let (_, r) = players
+            .gql(player, RECORD, json!({"p": player, "e": events}))
+            .await
+            .unwrap();
+        assert_eq!(r["data"]["recordEvents"]["accepted"], json!(1), "{r}");
+    }
+    loop {
+        let (_, page) = viewers
+            .gql(viewer, HOME, json!({"p": viewer}))
+            .await
+            .unwrap();
+        if trending_ids(&page).first() == Some(&rising) {
+            return played_at.elapsed();
+        }
+        assert!(
+            played_at.elapsed() < Duration::from_secs(10),
+            "trending did not move within 10 s: {:?}",
+            trending_ids(&page)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The embedded default (SQLite, in-process cache and bus): the same consumers, so plays move
+/// Trending Now within seconds there too, and pages are not degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mode_has_live_trending_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    import_and_train(dir.path(), db.url());
+    let server = Server::start(dir.path(), db.url(), &[]);
+    let profiles: Vec<String> = (1..=40).map(|u| u.to_string()).collect();
+    let client = Client::of(&server, &profiles);
+    let took = trending_moves(&client, &client, "embedded").await;
+    eprintln!("embedded: trending moved after {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     let test_started = Instant::now();
@@ -248,36 +303,7 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     let (ca, cb) = (Client::of(&a, &profiles), Client::of(&b, &profiles));
 
     // Trending moves across replicas within seconds: German plays on A, a German page on B.
-    let viewer = "8";
-    let (_, before) = cb.gql(viewer, HOME, json!({"p": viewer})).await.unwrap();
-    assert_eq!(before["data"]["home"]["degraded"], json!(false), "{before}");
-    let trending = trending_ids(&before);
-    let rising = trending
-        .last()
-        .cloned()
-        .expect("a trending row for profile 8");
-    let played_at = Instant::now();
-    for (k, player) in ["16", "24", "32", "40"].iter().enumerate() {
-        let events =
-            json!([{"clientEventId": format!("trend-{k}"), "titleId": rising, "kind": "PLAY"}]);
-        let (_, r) = ca
-            .gql(player, RECORD, json!({"p": player, "e": events}))
-            .await
-            .unwrap();
-        assert_eq!(r["data"]["recordEvents"]["accepted"], json!(1), "{r}");
-    }
-    let moved_after = loop {
-        let (_, page) = cb.gql(viewer, HOME, json!({"p": viewer})).await.unwrap();
-        if trending_ids(&page).first() == Some(&rising) {
-            break played_at.elapsed();
-        }
-        assert!(
-            played_at.elapsed() < Duration::from_secs(10),
-            "trending on B did not move within 10 s: {:?}",
-            trending_ids(&page)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let moved_after = trending_moves(&ca, &cb, "trend").await;
     eprintln!("trending moved on the other replica after {moved_after:?}");
     let mut acked_first: Vec<(String, String)> = ["16", "24", "32", "40"]
         .iter()

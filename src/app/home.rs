@@ -200,6 +200,13 @@ impl AppState {
         let engine = self.engine.load_full();
         let now = self.clock.now();
         let mut timings = PageTimings::default();
+        if engine
+            .model
+            .version
+            .ends_with(super::models::FALLBACK_SUFFIX)
+        {
+            skipped.push(Dependency::Model);
+        }
         let (mut lists, lists_key) = self
             .candidate_lists(
                 &engine,

@@ -97,9 +97,10 @@ pub async fn load_engine(
             Some(popularity_fallback(store, &record).await?)
         }
     };
+    crate::telemetry::dependency_up(crate::telemetry::Dependency::Model, fallback.is_none());
     tokio::task::spawn_blocking(move || {
         let (version, artifact) = match fallback {
-            Some(artifact) => (format!("{}+popularity-fallback", record.version), artifact),
+            Some(artifact) => (format!("{}{FALLBACK_SUFFIX}", record.version), artifact),
             None => (record.version.clone(), read_artifact(&data_dir, &record)?),
         };
         let model = Model::load(&version, &artifact, &catalog);
@@ -232,6 +233,9 @@ pub fn describe_model(m: &ModelRecord) -> String {
         m.data_fingerprint
     )
 }
+
+/// The suffix of a fallback model's version: pages it ranks are `degraded`.
+pub const FALLBACK_SUFFIX: &str = "+popularity-fallback";
 
 /// A model of popularity only (how many profiles interacted with each title), for when the
 /// active model's artifact is missing or corrupt.

@@ -120,6 +120,9 @@ async fn run_server(
     default_clock: ClockSetting,
     default_mode: Mode,
 ) -> Result<()> {
+    // Before anything records a metric (loading the model, the NATS client's connection
+    // state): handles taken earlier would stay no-ops.
+    crate::telemetry::install()?;
     let mode = args.mode.or(cfg.file.auth.mode).unwrap_or(default_mode);
     if mode == Mode::Production && cfg.file.auth.dev_issuer == Some(true) {
         say(
@@ -162,8 +165,6 @@ async fn run_server(
         .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
     let (impressions, impression_writer) =
         crate::app::impressions::ImpressionLog::start(store.clone());
-    // Before anything records a metric (the NATS client reports its connection state).
-    crate::telemetry::install()?;
     let serving = app::serving::Serving::connect(&cfg.serving).await?;
     let serving_mode = serving.mode.clone();
     let state = AppState::new(
