@@ -532,6 +532,91 @@ mod tests {
             .collect()
     }
 
+    /// Assembles `rows` with `lists` for the profile of `page`, who also thumbed title 3 down.
+    fn page_with_lists(rows: &str, lists: &mut CandidateLists) -> Page {
+        let (catalog, model) = world();
+        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+        let profile = Profile {
+            id: ProfileId::parse("p").unwrap(),
+            account_id: AccountId::parse("a").unwrap(),
+            name: "p".into(),
+            is_kids: false,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        };
+        let mut watched = WatchState::new(tid(1));
+        watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
+        let mut disliked = WatchState::new(tid(3));
+        disliked.apply(EventAction::ThumbsDown, 1);
+        let history = History::new([watched, disliked]);
+        assemble_with(
+            &definition,
+            &catalog,
+            &model,
+            &HashMap::new(),
+            &profile,
+            &history,
+            0,
+            &mut PageTimings::default(),
+            lists,
+        )
+    }
+
+    #[test]
+    fn cached_lists_are_used_and_still_filtered_and_fresh_ones_come_back() {
+        let rows = "[[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 4\nmin_items = 1\n";
+        // Computed: no cache, the list comes back to keep; the thumbed-down title is not in it.
+        let mut lists = CandidateLists::default();
+        let fresh = page_with_lists(rows, &mut lists);
+        assert!(lists.computed.contains_key("top-picks"));
+        // A cached list (say, from before the thumbs-down) naming 3 and 6: 6 is used, 3 never.
+        let candidate = |t: TitleIdx| crate::engine::sources::Candidate {
+            title: t,
+            score: 1.0,
+            reason: None,
+            evidence: vec![],
+            progress: None,
+        };
+        let (catalog, _) = world();
+        let idx = |i: usize| catalog.idx(&tid(i)).unwrap();
+        let mut lists = CandidateLists::default();
+        lists.cached.insert(
+            "top-picks".into(),
+            vec![SourcedRow {
+                key: None,
+                title: None,
+                anchor: None,
+                candidates: vec![candidate(idx(3)), candidate(idx(6))],
+            }],
+        );
+        let cached = page_with_lists(rows, &mut lists);
+        assert!(lists.computed.is_empty(), "a cached list is not recomputed");
+        let titles: Vec<TitleIdx> = cached.rows[0].items.iter().map(|i| i.title).collect();
+        assert_eq!(titles, [idx(6)]);
+        assert!(fresh.rows[0].items.iter().all(|i| i.title != idx(3)));
+    }
+
+    #[test]
+    fn live_trending_leads_the_trending_row_and_the_model_fills_it() {
+        let rows =
+            "[[row]]\nid = 'trending'\ntitle = 'T'\nsource = 'trending'\nsize = 4\nmin_items = 1\n";
+        let (catalog, _) = world();
+        let idx = |i: usize| catalog.idx(&tid(i)).unwrap();
+        let mut lists = CandidateLists {
+            live_trending: Some(vec![(idx(7), 5.0), (idx(8), 2.0)]),
+            ..Default::default()
+        };
+        let page = page_with_lists(rows, &mut lists);
+        let titles: Vec<String> = page.rows[0]
+            .items
+            .iter()
+            .map(|i| catalog.title(i.title).id.to_string())
+            .collect();
+        assert_eq!(titles[..2], ["7", "8"]);
+        assert_eq!(titles.len(), 4, "{titles:?}");
+    }
+
     #[test]
     fn popular_now_enters_top_picks_by_its_weight() {
         // Off: only what the history points at.
