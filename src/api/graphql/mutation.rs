@@ -137,10 +137,7 @@ impl MutationRoot {
         let state = state(ctx);
         let pid = parse_profile_id(&profile_id)?;
         at_most("events", &events, bounds::MAX_EVENTS)?;
-        // Fail fast while the database is known to be down (retryable).
-        if !state.serving.database.allows() {
-            return Err(failure(crate::store::StoreError::not_asked()));
-        }
+        state.check_database().map_err(failure)?;
         // Events are about titles the profile may see: anything else is refused
         // (`FORBIDDEN_TITLE`), so that no history can name a title its policy hides. The
         // policy is the caller's own profile's (`NOT_FOUND` for another account's).
@@ -195,22 +192,10 @@ impl MutationRoot {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let started = std::time::Instant::now();
         let summary = state
-            .store
             .record_events(&pid, &parsed, now)
             .await
-            .map_err(|e| {
-                if e.is_transient() {
-                    state.serving.database.record(false, started);
-                }
-                failure(e)
-            })?;
-        state.serving.database.record(true, started);
-        // Committed with their outbox rows: the relay publishes them now.
-        if summary.accepted > 0 {
-            state.serving.outbox.notify_one();
-        }
+            .map_err(failure)?;
         Ok(RecordEventsResult {
             accepted: summary.accepted as i32,
             duplicates: summary.duplicates as i32,

@@ -15,10 +15,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::domain::{EventAction, Profile, TitleId};
+use crate::domain::{EventAction, Millis, Profile, ProfileId, TitleId};
 use crate::engine::history::History;
-use crate::store::Store;
 use crate::store::outbox::StreamEvent;
+use crate::store::records::{NewEvent, RecordSummary};
+use crate::store::{Store, StoreError};
 use cache::{Breaker, CacheError, ListCache, MemoryCache, Redis, RedisCache};
 use stream::{Consumers, EventStream, InProcessBus, NatsStream, Relay};
 use trending::{LiveTrending, MemoryTrending, RedisTrending, TrendingCounts};
@@ -202,5 +203,40 @@ impl Consumers for StreamConsumers {
                 .await;
         }
         Ok(())
+    }
+}
+
+impl super::AppState {
+    /// `UNAVAILABLE` at once while the database is known to be down (the breaker), so a write
+    /// does not wait for the pool's timeout.
+    pub fn check_database(&self) -> Result<(), StoreError> {
+        if self.serving.database.allows() {
+            Ok(())
+        } else {
+            Err(StoreError::not_asked())
+        }
+    }
+
+    /// Stores a profile's events with their outbox rows (committed together: the
+    /// acknowledgement), then wakes the outbox relay.
+    pub async fn record_events(
+        &self,
+        profile: &ProfileId,
+        events: &[NewEvent],
+        now: Millis,
+    ) -> Result<RecordSummary, StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.store.record_events(profile, events, now).await;
+        match &result {
+            Ok(summary) => {
+                self.serving.database.record(true, started);
+                if summary.accepted > 0 {
+                    self.serving.outbox.notify_one();
+                }
+            }
+            Err(e) if e.is_transient() => self.serving.database.record(false, started),
+            Err(_) => {}
+        }
+        result
     }
 }
