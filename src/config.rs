@@ -16,6 +16,15 @@ use crate::domain::ParseError;
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// Production serving: Redis for candidate lists and trending counts (`REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// Production serving: NATS JetStream for the event stream (`NATS_URL`).
+    pub nats_url: Option<String>,
+    /// Prefix of Redis keys and of the stream's name (default `marquee`).
+    pub key_prefix: Option<String>,
+    /// Seconds a graceful shutdown may take (default 10): draining requests, then flushing
+    /// the impression log and the outbox.
+    pub shutdown_secs: Option<u64>,
     pub listen: Option<SocketAddr>,
     pub rows: Option<PathBuf>,
     pub clock: Option<String>,

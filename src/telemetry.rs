@@ -131,6 +131,7 @@ pub fn install() -> anyhow::Result<()> {
     let _ = HANDLE.set(handle);
     describe();
     LazyLock::force(&PAGE);
+    LazyLock::force(&SERVING);
     Ok(())
 }
 
@@ -158,6 +159,22 @@ fn describe() {
         "Time in each row definition's candidate source, by row."
     );
     describe_counter!(PAGES_TOTAL, "Home pages served.");
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 while a serving dependency (redis, nats, database) answered its last request, 0 after a failure."
+    );
+    describe_counter!(
+        DEGRADED_PAGES_TOTAL,
+        "Home pages served degraded (a fallback), by the dependency skipped."
+    );
+    describe_counter!(
+        OUTBOX_PUBLISHED_TOTAL,
+        "Accepted events the event stream confirmed."
+    );
+    describe_counter!(
+        OUTBOX_PUBLISH_FAILURES_TOTAL,
+        "Outbox relay rounds stopped by a failure of the stream or the database (events wait)."
+    );
     describe_histogram!(
         IMPRESSION_BATCH_DURATION,
         Unit::Seconds,
@@ -262,6 +279,75 @@ fn labelled(
 pub fn cache_lookup(cache: &'static str, hit: bool) {
     counter!(CACHE_LOOKUPS_TOTAL, "cache" => cache, "outcome" => if hit { "hit" } else { "miss" })
         .increment(1);
+}
+
+/// A dependency of production serving, as the metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Redis,
+    Nats,
+    Database,
+    /// The active model's artifact (unusable: a popularity fallback serves).
+    Model,
+}
+
+impl Dependency {
+    pub fn label(self) -> &'static str {
+        match self {
+            Dependency::Redis => "redis",
+            Dependency::Nats => "nats",
+            Dependency::Database => "database",
+            Dependency::Model => "model",
+        }
+    }
+}
+
+/// Handles of the serving series (issue 12), registered once.
+struct ServingMetrics {
+    up: [metrics::Gauge; 4],
+    degraded: [metrics::Counter; 4],
+    published: metrics::Counter,
+    publish_failures: metrics::Counter,
+}
+
+static SERVING: LazyLock<ServingMetrics> = LazyLock::new(|| {
+    let deps = [
+        Dependency::Redis,
+        Dependency::Nats,
+        Dependency::Database,
+        Dependency::Model,
+    ];
+    ServingMetrics {
+        up: deps.map(|d| gauge!(DEPENDENCY_UP, "dependency" => d.label())),
+        degraded: deps.map(|d| counter!(DEGRADED_PAGES_TOTAL, "skipped" => d.label())),
+        published: counter!(OUTBOX_PUBLISHED_TOTAL),
+        publish_failures: counter!(OUTBOX_PUBLISH_FAILURES_TOTAL),
+    }
+});
+
+/// `1` while the dependency answered its last request, `0` after a failure.
+pub const DEPENDENCY_UP: &str = "marquee_dependency_up";
+/// Pages served degraded, by the dependency skipped (`home { degraded }`).
+pub const DEGRADED_PAGES_TOTAL: &str = "marquee_degraded_pages_total";
+/// Outbox rows the stream confirmed.
+pub const OUTBOX_PUBLISHED_TOTAL: &str = "marquee_outbox_published_total";
+/// Relay rounds that stopped on a failure (the rows wait).
+pub const OUTBOX_PUBLISH_FAILURES_TOTAL: &str = "marquee_outbox_publish_failures_total";
+
+pub fn dependency_up(dependency: Dependency, up: bool) {
+    SERVING.up[dependency as usize].set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn degraded_page(skipped: Dependency) {
+    SERVING.degraded[skipped as usize].increment(1);
+}
+
+pub fn outbox_published(n: u64) {
+    SERVING.published.increment(n);
+}
+
+pub fn outbox_publish_failed() {
+    SERVING.publish_failures.increment(1);
 }
 
 /// Records a GraphQL request (`operation` is bounded by the schema: see `api::metrics`).

@@ -55,7 +55,6 @@ impl Default for Transport {
 }
 
 /// How long shutdown waits for requests in flight before the connections are dropped.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// The server's TLS settings from the configured PEM files (rustls with aws-lc-rs, the one
 /// crypto provider in the binary; HTTP/1.1 only).
@@ -94,7 +93,7 @@ pub fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor> {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish (at most `DRAIN`). Every request carries `ConnectInfo<SocketAddr>` (the per-IP rate
+/// finish (at most `grace`). Every request carries `ConnectInfo<SocketAddr>` (the per-IP rate
 /// limit reads it).
 pub async fn run(
     listener: TcpListener,
@@ -102,6 +101,7 @@ pub async fn run(
     transport: &Transport,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(transport.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
@@ -158,8 +158,8 @@ pub async fn run(
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN) => {
-            tracing::warn!("requests still running after {} s; closing", DRAIN.as_secs());
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still in flight after the grace period; closing");
         }
     }
     Ok(())

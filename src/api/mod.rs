@@ -184,7 +184,9 @@ async fn readyz(
             "catalogue is empty".to_owned(),
         );
     }
-    match state.store.writable(state.clock.now()).await {
+    let writable = state.store.writable(state.clock.now()).await;
+    crate::telemetry::dependency_up(crate::telemetry::Dependency::Database, writable.is_ok());
+    match writable {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -265,12 +267,14 @@ fn render_metrics(state: &AppState) -> impl IntoResponse + use<> {
 }
 
 /// Binds, prints the address, and serves until Ctrl-C or SIGTERM (`listen::run`: the
-/// connection cap, the header read timeout, TLS when configured).
+/// connection cap, the header read timeout, TLS when configured), then stops accepting and
+/// lets the requests in flight finish, for at most `grace`.
 pub async fn serve(
     state: Arc<AppState>,
     listen: SocketAddr,
     auth: AuthOptions,
     options: ServeOptions,
+    grace: std::time::Duration,
     on_ready: impl FnOnce(SocketAddr, &AuthService),
 ) -> Result<()> {
     // Certificate problems are reported before anything listens.
@@ -302,7 +306,7 @@ pub async fn serve(
     on_ready(addr, &auth);
     let transport = options.transport.clone();
     let router = router_with(state, auth, options);
-    listen::run(listener, router, &transport, tls, shutdown_signal()).await
+    listen::run(listener, router, &transport, tls, shutdown_signal(), grace).await
 }
 
 async fn shutdown_signal() {

@@ -75,9 +75,27 @@ impl AppState {
                 "forcedVariations needs the pm role".into(),
             ));
         }
-        self.owned_profile(caller, &request.profile_id).await?;
+        // While the database is down the page is served from what this replica remembers of
+        // the caller's profile, or kids-safe, and marked degraded (`home_page_for`).
+        let mut database = self.serving.database.allows();
+        if database {
+            let started = std::time::Instant::now();
+            match self.owned_profile(caller, &request.profile_id).await {
+                Ok(_) => {}
+                Err(AppError::Store(e)) if e.is_transient() => {
+                    self.serving.database.record(false, started);
+                    database = false;
+                }
+                Err(e) => return Err(e),
+            }
+        } else if caller
+            .policy_profile()
+            .is_some_and(|locked| *locked != request.profile_id)
+        {
+            return Err(AppError::ProfileNotFound(request.profile_id));
+        }
         let id = request.profile_id.clone();
-        self.home_page(request)
+        self.home_page_for(request, Some(&caller.account), database)
             .await?
             .ok_or(AppError::ProfileNotFound(id))
     }

@@ -13,12 +13,18 @@ use anyhow::Result;
 use tracing::Instrument as _;
 
 use super::policy::Policy;
+use super::serving;
 use super::{AppError, AppState};
-use crate::domain::{Millis, ProfileId};
+use crate::domain::{AccountId, Millis, Profile, ProfileId, TitleId};
 use crate::engine::Engine;
-use crate::engine::page::{Page, PageTimings};
+use crate::engine::history::History;
+use crate::engine::page::{CandidateLists, Page, PageTimings};
+use crate::engine::rows::PageOverrides;
+use crate::engine::sources::SourcedRow;
 use crate::experiments::{self, Assignment, RequestInfo};
+use crate::store::StoreError;
 use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
+use crate::telemetry::Dependency;
 use crate::telemetry::{self, Stage};
 
 /// A parsed home page request.
@@ -44,38 +50,144 @@ pub struct HomePage {
     /// The experiments that shaped the page.
     pub assignments: Vec<Assignment>,
     pub page: Page,
+    /// The dependencies this page went without (a cache, live trending, the database): it
+    /// was computed in process or served from a fallback. Empty for a normal page.
+    pub skipped: Vec<Dependency>,
+}
+
+impl HomePage {
+    /// Whether a dependency was skipped or a fallback served (`home { degraded }`).
+    pub fn degraded(&self) -> bool {
+        !self.skipped.is_empty()
+    }
 }
 
 impl AppState {
     /// The home page of `request.profile_id`, or `None` when there is no such profile.
     pub async fn home_page(&self, request: HomeRequest) -> Result<Option<HomePage>> {
+        self.home_page_for(request, None, true).await
+    }
+
+    /// `home_page` for a caller of `account` (who was checked to own the profile, unless the
+    /// database was down): while the database is unavailable the page is served from what
+    /// this replica remembers of the profile (if it is `account`'s), else the kids-safe page
+    /// of a profile without history — marked degraded either way.
+    /// `database`: false when the caller already found the database down (its fallback is
+    /// served without asking again).
+    pub(super) async fn home_page_for(
+        &self,
+        request: HomeRequest,
+        account: Option<&AccountId>,
+        database: bool,
+    ) -> Result<Option<HomePage>> {
         let request_id = self.next_request_id();
         let span = tracing::debug_span!("home_page", request_id = %request_id);
-        self.home_page_in(request, request_id)
+        self.home_page_in(request, request_id, account, database)
             .instrument(span)
             .await
+    }
+
+    /// The profile and history a page is made for, and whether they are a fallback.
+    async fn page_viewer(
+        &self,
+        id: &ProfileId,
+        account: Option<&AccountId>,
+        database: bool,
+    ) -> Result<Option<((Profile, History), bool)>> {
+        if !database {
+            return match self.fallback_viewer(id, account).await {
+                Some(viewer) => Ok(Some((viewer, true))),
+                None => Err(StoreError::not_asked().into()),
+            };
+        }
+        let started = Instant::now();
+        let read = self.viewer(id).await;
+        match &read {
+            Err(AppError::Store(e)) if e.is_transient() => {
+                self.serving.database.record(false, started)
+            }
+            Err(AppError::Store(_)) | Err(AppError::Internal(_)) => {}
+            _ => self.serving.database.record(true, started),
+        }
+        match read {
+            // Another account's profile is no profile (the owner check may have been skipped
+            // while the database was down).
+            Ok((profile, _)) if account.is_some_and(|a| *a != profile.account_id) => Ok(None),
+            Ok(viewer) => {
+                self.serving
+                    .snapshots
+                    .insert(id.to_string(), Arc::new(viewer.clone()))
+                    .await;
+                Ok(Some((viewer, false)))
+            }
+            Err(AppError::ProfileNotFound(_)) => Ok(None),
+            Err(AppError::Store(e)) if e.is_transient() => {
+                match self.fallback_viewer(id, account).await {
+                    Some(viewer) => {
+                        tracing::warn!(error = %e, "database unavailable: serving a fallback page");
+                        Ok(Some((viewer, true)))
+                    }
+                    None => Err(e.into()),
+                }
+            }
+            // The store error itself goes into the `anyhow::Error` (not wrapped in an
+            // `AppError`), so the API still finds it and answers `UNAVAILABLE` when transient.
+            Err(AppError::Store(e)) => Err(e.into()),
+            Err(AppError::Internal(e)) => Err(e),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// While the database is down: the profile as this replica last served it (kept current
+    /// by the event stream), if the caller's `account` owns it; else a kids profile of the
+    /// caller without history, whose page (trending and popular, kids-safe) suits anyone.
+    /// `None` for a caller of no known account (a preview): there is nothing safe to serve.
+    pub(super) async fn fallback_viewer(
+        &self,
+        id: &ProfileId,
+        account: Option<&AccountId>,
+    ) -> Option<(Profile, History)> {
+        let account = account?;
+        if let Some(snapshot) = self.serving.snapshots.get(id.as_str()).await
+            && *account == snapshot.0.account_id
+        {
+            return Some((*snapshot).clone());
+        }
+        let profile = Profile {
+            id: id.clone(),
+            account_id: account.clone(),
+            name: String::new(),
+            is_kids: true,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        };
+        Some((profile, History::default()))
     }
 
     async fn home_page_in(
         &self,
         request: HomeRequest,
         request_id: String,
+        account: Option<&AccountId>,
+        database: bool,
     ) -> Result<Option<HomePage>> {
         let started = Instant::now();
         let id = request.profile_id;
-        let viewer = self.viewer(&id).await;
+        let viewer = self.page_viewer(&id, account, database).await?;
         let read = Instant::now();
-        let (profile, history) = match viewer {
-            Ok(viewer) => viewer,
-            Err(AppError::ProfileNotFound(_)) => return Ok(None),
-            // The store error itself goes into the `anyhow::Error` (not wrapped in an
-            // `AppError`), so the API still finds it and answers `UNAVAILABLE` when transient.
-            Err(AppError::Store(e)) => return Err(e.into()),
-            Err(AppError::Internal(e)) => return Err(e),
-            Err(e) => return Err(e.into()),
+        let Some(((profile, history), fallback)) = viewer else {
+            return Ok(None);
         };
-        // Previews (forced variations) are not real views: nothing is logged for them.
-        let preview = request.preview || !request.forced_variations.is_empty();
+        let mut skipped = Vec::new();
+        if fallback {
+            skipped.push(Dependency::Database);
+        }
+        // Previews (forced variations) are not real views, nor are pages of a stand-in
+        // profile: nothing is logged for them.
+        let preview = request.preview
+            || !request.forced_variations.is_empty()
+            || (fallback && history.states().next().is_none());
         let variant = experiments::page_variant(
             &self.features.load(),
             experiments::attributes(&profile, &request.request),
@@ -88,12 +200,45 @@ impl AppState {
         let engine = self.engine.load_full();
         let now = self.clock.now();
         let mut timings = PageTimings::default();
+        if engine
+            .model
+            .version
+            .ends_with(super::models::FALLBACK_SUFFIX)
+        {
+            skipped.push(Dependency::Model);
+        }
+        let (mut lists, lists_key) = self
+            .candidate_lists(
+                &engine,
+                &profile,
+                &history,
+                &variant.overrides,
+                now,
+                &mut skipped,
+            )
+            .await;
         let mut page = engine
-            .home_page_with_timed(&variant.overrides, &profile, &history, now, &mut timings)
+            .home_page_lists(
+                &variant.overrides,
+                &profile,
+                &history,
+                now,
+                &mut timings,
+                &mut lists,
+            )
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "experiment variant failed; serving the default page");
+                lists.computed.clear();
                 engine.home_page_timed(&profile, &history, now, &mut timings)
             });
+        if let Some(key) = lists_key
+            && !lists.computed.is_empty()
+        {
+            self.keep_lists(key, std::mem::take(&mut lists.computed));
+        }
+        for dependency in &skipped {
+            telemetry::degraded_page(*dependency);
+        }
         // The last check before the page leaves the service (counted in assembly).
         Policy::of(profile).screen(&engine.catalog, &mut page);
         let assembled = Instant::now();
@@ -127,8 +272,144 @@ impl AppState {
             engine,
             assignments: variant.assignments,
             page,
+            skipped,
         }))
     }
+
+    /// What the page starts from besides the profile: the live trending list of its country
+    /// and the candidate lists kept from an earlier page of the same profile, history, model
+    /// and variant. Returns the key to keep this page's lists under (none when the cache is
+    /// down, or when the history is a stand-in). A dependency that fails is added to
+    /// `skipped`; the page is computed without it.
+    async fn candidate_lists(
+        &self,
+        engine: &Engine,
+        profile: &Profile,
+        history: &History,
+        overrides: &PageOverrides,
+        now: Millis,
+        skipped: &mut Vec<Dependency>,
+    ) -> (CandidateLists, Option<String>) {
+        let mut lists = CandidateLists::default();
+        let country = serving::country_key(profile.country.as_ref().map(|c| c.as_str()));
+        match self.serving.trending.top(country, now).await {
+            Ok(top) => {
+                lists.live_trending = Some(
+                    top.iter()
+                        .filter_map(|(id, n)| {
+                            let id = TitleId::parse(id).ok()?;
+                            Some((engine.catalog.idx(&id)?, *n as f32))
+                        })
+                        .collect(),
+                );
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "live trending unavailable; the model's trending serves");
+                skipped.push(Dependency::Redis);
+            }
+        }
+        let key = lists_key(engine, profile, history, overrides);
+        let cache = self.serving.lists.kind();
+        match self.serving.lists.get(&key).await {
+            Ok(Some(bytes)) => match postcard::from_bytes(&bytes) {
+                Ok(cached) => {
+                    telemetry::cache_lookup(cache, true);
+                    lists.cached = cached;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable cached lists; recomputing");
+                    telemetry::cache_lookup(cache, false);
+                }
+            },
+            Ok(None) => telemetry::cache_lookup(cache, false),
+            Err(e) => {
+                tracing::debug!(error = %e, "list cache unavailable; computing in process");
+                if !skipped.contains(&Dependency::Redis) {
+                    skipped.push(Dependency::Redis);
+                }
+                return (lists, None);
+            }
+        }
+        (lists, Some(key))
+    }
+
+    /// Computes and keeps the candidate lists of `id`'s default page (`marquee precompute`,
+    /// after a model activation), so that its first page is not a cold recompute. `Ok(false)`
+    /// when there is no such profile or nothing needed computing.
+    pub async fn precompute_lists(&self, id: &ProfileId) -> Result<bool> {
+        let (profile, history) = match self.viewer(id).await {
+            Ok(v) => v,
+            Err(AppError::ProfileNotFound(_)) => return Ok(false),
+            Err(AppError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
+        let engine = self.engine.load_full();
+        let now = self.clock.now();
+        let overrides = PageOverrides::default();
+        let mut skipped = Vec::new();
+        let (mut lists, key) = self
+            .candidate_lists(&engine, &profile, &history, &overrides, now, &mut skipped)
+            .await;
+        let Some(key) = key else {
+            anyhow::bail!("the list cache is unavailable");
+        };
+        engine.home_page_lists(
+            &overrides,
+            &profile,
+            &history,
+            now,
+            &mut PageTimings::default(),
+            &mut lists,
+        )?;
+        if lists.computed.is_empty() {
+            return Ok(false);
+        }
+        let bytes = postcard::to_allocvec(&lists.computed)?;
+        self.serving
+            .lists
+            .put(&key, bytes, serving::LIST_TTL)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(true)
+    }
+
+    /// Stores a page's computed lists off the request path.
+    fn keep_lists(&self, key: String, computed: HashMap<String, Vec<SourcedRow>>) {
+        let cache = self.serving.lists.clone();
+        tokio::spawn(async move {
+            match postcard::to_allocvec(&computed) {
+                Ok(bytes) => {
+                    if let Err(e) = cache.put(&key, bytes, serving::LIST_TTL).await {
+                        tracing::debug!(error = %e, "candidate lists not kept");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "candidate lists not encodable"),
+            }
+        });
+    }
+}
+
+/// The key of a profile's candidate lists: profile, model (and catalogue size, which binds
+/// its title indexes), the history's version (`History::version`: any event changes it) and
+/// the page variant. A changed history never finds the lists of an older one.
+fn lists_key(
+    engine: &Engine,
+    profile: &Profile,
+    history: &History,
+    overrides: &PageOverrides,
+) -> String {
+    use std::hash::{Hash, Hasher};
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    format!("{overrides:?}").hash(&mut h);
+    format!(
+        "lists:{}:{}:{}:{:016x}:{:016x}",
+        profile.id,
+        engine.model.version,
+        engine.catalog.len(),
+        history.version(),
+        h.finish()
+    )
 }
 
 /// Exports a page's stage times (`telemetry`) and logs them at debug level, in the page's

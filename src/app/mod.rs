@@ -9,6 +9,7 @@ pub mod impressions;
 pub mod models;
 pub mod policy;
 pub mod reports;
+pub mod serving;
 mod state;
 mod viewer;
 pub mod watchers;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::clock::{Clock, format_rfc3339};
 use crate::engine::Engine;
 use crate::engine::catalog::Catalog;
-use crate::engine::model::{self, Model, ModelArtifact, TrainParams};
+use crate::engine::model::{self, Model, ModelArtifact, ScoredTitle, TrainParams};
 use crate::engine::rows::PageDefinition;
 use crate::engine::sources::SourceRegistry;
 use crate::store::{ModelRecord, Store};
@@ -84,9 +84,26 @@ pub async fn load_engine(
     // Parsing and binding an artifact is CPU work: keep it off the async workers that serve
     // requests while a running server swaps models.
     let data_dir = data_dir.to_owned();
+    // A missing or unreadable artifact must not take serving down: the page is served from
+    // popularity (counted from the stored watch state) until a model is trained again.
+    let fallback = match read_artifact(&data_dir, &record) {
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!(
+                model = %record.version,
+                error = %format!("{e:#}"),
+                "MODEL ARTIFACT UNUSABLE: serving a popularity-only fallback model; run `marquee train`"
+            );
+            Some(popularity_fallback(store, &record).await?)
+        }
+    };
+    crate::telemetry::dependency_up(crate::telemetry::Dependency::Model, fallback.is_none());
     tokio::task::spawn_blocking(move || {
-        let artifact = read_artifact(&data_dir, &record)?;
-        let model = Model::load(&record.version, &artifact, &catalog);
+        let (version, artifact) = match fallback {
+            Some(artifact) => (format!("{}{FALLBACK_SUFFIX}", record.version), artifact),
+            None => (record.version.clone(), read_artifact(&data_dir, &record)?),
+        };
+        let model = Model::load(&version, &artifact, &catalog);
         let mut alternates = std::collections::HashMap::new();
         for m in others {
             match read_artifact(&data_dir, &m) {
@@ -215,4 +232,35 @@ pub fn describe_model(m: &ModelRecord) -> String {
         m.interactions,
         m.data_fingerprint
     )
+}
+
+/// The suffix of a fallback model's version: pages it ranks are `degraded`.
+pub const FALLBACK_SUFFIX: &str = "+popularity-fallback";
+
+/// A model of popularity only (how many profiles interacted with each title), for when the
+/// active model's artifact is missing or corrupt.
+async fn popularity_fallback(store: &Store, record: &ModelRecord) -> Result<ModelArtifact> {
+    let counts = store.title_interaction_counts().await?;
+    let mut popularity: Vec<ScoredTitle> = counts
+        .into_iter()
+        .map(|(t, n)| ScoredTitle(t, n as f32))
+        .collect();
+    popularity.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.as_str().cmp(b.0.as_str()))
+    });
+    let mut trending = std::collections::BTreeMap::new();
+    trending.insert(None, popularity.iter().take(200).cloned().collect());
+    Ok(ModelArtifact {
+        format: crate::engine::model::ARTIFACT_FORMAT,
+        trained_at: record.trained_at,
+        params: Default::default(),
+        interactions: 0,
+        popularity,
+        trending,
+        neighbors: Default::default(),
+        item_weights: Default::default(),
+        content_neighbors: Default::default(),
+        embeddings: None,
+    })
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 
 use super::impressions::ImpressionLog;
+use super::serving::Serving;
 use crate::clock::{Clock, EventWindow};
 use crate::engine::Engine;
 use crate::experiments::{FeatureError, FeatureSet};
@@ -24,6 +25,8 @@ pub struct AppState {
     /// When a client-reported event may have happened, around `clock`.
     pub event_window: EventWindow,
     pub impressions: ImpressionLog,
+    /// Caches, live trending and the event stream (embedded or Redis/NATS).
+    pub serving: Serving,
     request_counter: AtomicU64,
     instance: u64,
 }
@@ -36,6 +39,7 @@ impl AppState {
         clock: Clock,
         event_window: EventWindow,
         impressions: ImpressionLog,
+        serving: Serving,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -44,6 +48,7 @@ impl AppState {
             clock,
             event_window,
             impressions,
+            serving,
             request_counter: AtomicU64::new(0),
             // Distinguishes request ids of different server runs: random per process (the
             // standard library's hasher keys are), not a reading of the clock.

@@ -93,6 +93,11 @@ pub(super) struct BenchArgs {
     /// With --report: row items to log.
     #[arg(long, default_value_t = 1_000_000)]
     pub(super) impressions: u64,
+    /// Measure freshness across replicas instead: an event recorded on --url (replica A)
+    /// until the next page of replica URL_B reflects it (p50/p99). Writes thumbs-down
+    /// events: run it against a test deployment.
+    #[arg(long, value_name = "URL_B", requires = "url")]
+    pub(super) freshness: Option<String>,
     /// Measure authentication instead: the CPU per request of validating an access token
     /// with a cached JWKS, and the first-use cost (discovery + JWKS over HTTP).
     #[arg(long)]
@@ -175,6 +180,10 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
             )
         })
         .await?;
+    }
+    if let (Some(url), Some(url_b)) = (&args.url, &args.freshness) {
+        return bench::run_freshness(url, url_b, &cfg.data_dir, args.requests.min(500), args.seed)
+            .await;
     }
     if let (Some(url), Some(rate)) = (&args.url, args.rate) {
         let duration = std::time::Duration::try_from_secs_f64(args.duration)

@@ -40,6 +40,17 @@ struct Global {
     /// sqlite://FILE or postgres://… (default: marquee.db in the data directory).
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Production serving: redis://… for shared candidate lists and trending counts
+    /// (default: in process).
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Production serving: nats://… for the event stream, JetStream (default: in process).
+    #[arg(long, global = true, env = "NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
+    /// Prefix of Redis keys and of the event stream's name (default `marquee`): deployments
+    /// sharing a Redis or NATS server use different ones.
+    #[arg(long, global = true, env = "MARQUEE_KEY_PREFIX")]
+    key_prefix: Option<String>,
     /// Settings file (default: ./marquee.toml if present).
     #[arg(long, global = true, env = "MARQUEE_CONFIG")]
     config: Option<PathBuf>,
@@ -73,6 +84,9 @@ enum Command {
     Train(models::TrainArgs),
     /// Serve GraphQL, /healthz and /readyz.
     Serve(serve::ServeArgs),
+    /// Warm the shared list cache for recently active profiles with the active model (after
+    /// an activation), at a bounded rate.
+    Precompute(models::PrecomputeArgs),
     /// List, activate or roll back trained models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -120,6 +134,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => models::train(&cfg, args).await,
         Command::Serve(args) => serve::serve(&cfg, args).await,
         Command::Models(cmd) => models::run(&cfg, cmd).await,
+        Command::Precompute(args) => models::precompute(&cfg, args).await,
         Command::Experiments(cmd) => experiments::run(&cfg, cmd).await,
         Command::Simulate(args) => lab::simulate(&cfg, args).await,
         Command::Generate(args) => lab::generate(args),
@@ -161,6 +176,7 @@ fn dev_token(cfg: &Resolved, args: DevTokenArgs) -> Result<()> {
 struct Resolved {
     data_dir: PathBuf,
     database_url: String,
+    serving: app::serving::ServingConfig,
     file: FileConfig,
 }
 
@@ -179,9 +195,18 @@ fn resolve(global: &Global) -> Result<Resolved> {
         .clone()
         .or_else(|| file.database_url.clone())
         .unwrap_or_else(|| crate::store::sqlite_url(&data_dir));
+    let serving = app::serving::ServingConfig {
+        redis_url: global.redis_url.clone().or_else(|| file.redis_url.clone()),
+        nats_url: global.nats_url.clone().or_else(|| file.nats_url.clone()),
+        key_prefix: global
+            .key_prefix
+            .clone()
+            .or_else(|| file.key_prefix.clone()),
+    };
     Ok(Resolved {
         data_dir,
         database_url,
+        serving,
         file,
     })
 }

@@ -153,6 +153,9 @@ async fn run_server(
     default_clock: ClockSetting,
     default_mode: Mode,
 ) -> Result<()> {
+    // Before anything records a metric (loading the model, the NATS client's connection
+    // state): handles taken earlier would stay no-ops.
+    crate::telemetry::install()?;
     let mode = args.mode.or(cfg.file.auth.mode).unwrap_or(default_mode);
     // Settings mistakes (a TLS file missing, a bad origin) are reported before any work.
     let options = serve_options(&args, &cfg.file.server, mode)?;
@@ -197,14 +200,20 @@ async fn run_server(
         .or_else(|| Some(PathBuf::from("experiments")).filter(|d| d.is_dir()));
     let (impressions, impression_writer) =
         crate::app::impressions::ImpressionLog::start(store.clone());
+    let serving = app::serving::Serving::connect(&cfg.serving).await?;
+    let serving_mode = serving.mode.clone();
     let state = AppState::new(
-        store,
+        store.clone(),
         engine,
         FeatureSet::default(),
         clock,
         event_window,
         impressions,
+        serving,
     );
+    let stop_relay = std::sync::Arc::new(tokio::sync::Notify::new());
+    let relay = state.serving.start(store, stop_relay.clone());
+    let grace = std::time::Duration::from_secs(cfg.file.shutdown_secs.unwrap_or(10));
     if let Some(dir) = &experiments_dir {
         // At start a broken file is an error: nothing good is loaded yet to fall back to.
         let features = state.load_features(dir).map_err(anyhow::Error::from)?;
@@ -228,7 +237,7 @@ async fn run_server(
     } else {
         "http"
     };
-    let served = api::serve(state.clone(), listen, auth, options, |addr, auth| {
+    let served = api::serve(state.clone(), listen, auth, options, grace, |addr, auth| {
         // Tests read this line to find the port.
         println!("listening on {scheme}://{addr}");
         if show_schema {
@@ -244,6 +253,7 @@ async fn run_server(
             )),
         }
         say(&format!("catalogue: {titles} titles, model {model}, now = {}", clock::format_rfc3339(clock.now())));
+        say(&format!("serving:   {serving_mode}"));
         if !examples.is_empty() {
             say(&format!("try profiles: {}", examples.join(", ")));
             say(&format!(
@@ -253,10 +263,21 @@ async fn run_server(
         }
     })
     .await;
-    // Flush the impressions of the last pages before exiting.
+    // Requests are drained: flush the impressions of the last pages and publish the outbox,
+    // each bounded by the grace period (what is left waits in the database: the outbox for
+    // the next relay of any replica; impressions still queued are counted as dropped).
+    stop_relay.notify_one();
     state.impressions.close();
-    if let Err(e) = impression_writer.await {
-        tracing::error!(error = %e, "impression writer failed");
+    let flush = async {
+        if let Err(e) = impression_writer.await {
+            tracing::error!(error = %e, "impression writer failed");
+        }
+        if let Err(e) = relay.drain().await {
+            tracing::warn!(error = %e, "outbox not flushed at shutdown; another replica or the next start publishes it");
+        }
+    };
+    if tokio::time::timeout(grace, flush).await.is_err() {
+        tracing::warn!("shutdown flush did not finish within the grace period");
     }
     served
 }

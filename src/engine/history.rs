@@ -218,6 +218,37 @@ impl History {
     pub fn states(&self) -> impl Iterator<Item = &WatchState> {
         self.states.values()
     }
+
+    /// Folds one event into the history, as `recordEvents` does into the stored watch state.
+    pub fn apply(&mut self, title: &TitleId, action: EventAction, at: Millis) {
+        self.states
+            .entry(title.clone())
+            .or_insert_with(|| WatchState::new(title.clone()))
+            .apply(action, at);
+    }
+
+    /// The version of this watch state: equal histories have equal versions, and any event
+    /// that changes a state changes it (every field is hashed, in title order). Lists derived
+    /// from a history are kept under it, so that a changed history never finds an old list.
+    /// SipHash with fixed keys: the same in every process of one build (replicas agree).
+    pub fn version(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut sorted: Vec<&WatchState> = self.states.values().collect();
+        sorted.sort_by(|a, b| a.title_id.as_str().cmp(b.title_id.as_str()));
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        for s in sorted {
+            s.title_id.as_str().hash(&mut h);
+            s.progress.get().to_bits().hash(&mut h);
+            s.completed.hash(&mut h);
+            s.last_watched_at.hash(&mut h);
+            s.rating.map(|r| r.get().to_bits()).hash(&mut h);
+            s.rated_at.hash(&mut h);
+            s.thumbs.as_i64().hash(&mut h);
+            s.thumbs_at.hash(&mut h);
+        }
+        h.finish()
+    }
 }
 
 /// An interaction of an imported dataset (a MovieLens `.inter` line) as the event it stands

@@ -72,6 +72,38 @@ impl Engine {
         Ok(self.assemble_timed(&variant, profile, history, now, timings))
     }
 
+    /// `home_page_with_timed` with the caller's candidate lists (`page::CandidateLists`: live
+    /// trending, lists kept from an earlier page; the lists this page computed come back in
+    /// it). A variant that fails is an error, as with `home_page_with`.
+    pub fn home_page_lists(
+        &self,
+        overrides: &PageOverrides,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+        timings: &mut PageTimings,
+        lists: &mut page::CandidateLists,
+    ) -> Result<Page, PageError> {
+        let variant;
+        let definition = if overrides.is_empty() {
+            &self.home
+        } else {
+            variant = self.home.with_overrides(overrides, &self.sources)?;
+            &variant
+        };
+        Ok(page::assemble_with(
+            definition,
+            &self.catalog,
+            &self.model,
+            &self.alternates,
+            profile,
+            history,
+            now,
+            timings,
+            lists,
+        ))
+    }
+
     /// `home_page`, adding where the time went to `timings`.
     pub fn home_page_timed(
         &self,

@@ -109,6 +109,50 @@ pub fn assemble_timed(
     now: Millis,
     timings: &mut PageTimings,
 ) -> Page {
+    assemble_with(
+        definition,
+        catalog,
+        model,
+        alternates,
+        profile,
+        history,
+        now,
+        timings,
+        &mut CandidateLists::default(),
+    )
+}
+
+/// What the caller brings to a page besides the profile — live trending, candidate lists kept
+/// from an earlier page — and receives back: the lists this page computed, to keep. The engine
+/// does not know where they are kept (the serving layer's caches).
+#[derive(Debug, Default)]
+pub struct CandidateLists {
+    /// Trending in the profile's country, live (`SourceContext::live_trending`).
+    pub live_trending: Option<Vec<(TitleIdx, f32)>>,
+    /// The sourced rows of cacheable row definitions (`CandidateSource::cacheable`), by
+    /// definition id, from an earlier page of the same profile, history, model and page
+    /// variant. Policy filters and dedupe are applied to them again, as to fresh ones.
+    pub cached: HashMap<String, Vec<SourcedRow>>,
+    /// The sourced rows this page computed for cacheable definitions it found no list for.
+    pub computed: HashMap<String, Vec<SourcedRow>>,
+}
+
+/// `assemble_timed`, with the caller's `lists`. A cacheable row's source is asked with the
+/// policy filters only (not "placed higher up"), so that its list does not depend on the rows
+/// above it and can be used again; its pool is larger by the titles placed so far, so that
+/// dedupe leaves as much to choose from as before.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble_with(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+    timings: &mut PageTimings,
+    lists: &mut CandidateLists,
+) -> Page {
     if definition.order.rows == RowOrder::Engagement {
         let started = Instant::now();
         let page = by_engagement(
@@ -136,20 +180,38 @@ pub fn assemble_timed(
         // though it may be watched: that is why it is named.
         let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
         let started = Instant::now();
-        let sourced = {
-            let eligible = |t: TitleIdx| !placed.contains(&t) && allowed(t);
-            let ctx = SourceContext {
-                catalog,
-                model,
-                profile,
-                history,
-                now,
-                eligible: &eligible,
-                pool: def.size * POOL_FACTOR,
-                top_picks: &definition.top_picks,
-                personal: &personal,
-            };
-            def.source.rows(&ctx)
+        let cacheable = def.source.cacheable();
+        let kept = if cacheable {
+            lists.cached.get(&def.id).cloned()
+        } else {
+            None
+        };
+        let sourced = match kept {
+            Some(rows) => rows,
+            None => {
+                let unplaced = |t: TitleIdx| !placed.contains(&t) && allowed(t);
+                let ctx = SourceContext {
+                    catalog,
+                    model,
+                    profile,
+                    history,
+                    now,
+                    eligible: if cacheable {
+                        &allowed as &dyn Fn(TitleIdx) -> bool
+                    } else {
+                        &unplaced
+                    },
+                    pool: def.size * POOL_FACTOR + if cacheable { placed.len() } else { 0 },
+                    top_picks: &definition.top_picks,
+                    personal: &personal,
+                    live_trending: lists.live_trending.as_deref(),
+                };
+                let rows = def.source.rows(&ctx);
+                if cacheable {
+                    lists.computed.insert(def.id.clone(), rows.clone());
+                }
+                rows
+            }
         };
         let mut mark = Instant::now();
         timings.sources.push((def.id.clone(), mark - started));
@@ -267,6 +329,7 @@ fn by_engagement(
             pool: def.size * POOL_FACTOR,
             top_picks: &definition.top_picks,
             personal: &personal,
+            live_trending: None,
         };
         let top_picks = &definition.top_picks;
         let scores = top_picks.scores(&ctx).unwrap_or_else(|| {
@@ -304,6 +367,7 @@ fn by_engagement(
             pool: def.size * POOL_FACTOR,
             top_picks: &definition.top_picks,
             personal: &personal,
+            live_trending: None,
         });
         waiting.extend(
             rows.into_iter()
@@ -466,6 +530,91 @@ mod tests {
             .iter()
             .map(|i| catalog.title(i.title).id.to_string())
             .collect()
+    }
+
+    /// Assembles `rows` with `lists` for the profile of `page`, who also thumbed title 3 down.
+    fn page_with_lists(rows: &str, lists: &mut CandidateLists) -> Page {
+        let (catalog, model) = world();
+        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+        let profile = Profile {
+            id: ProfileId::parse("p").unwrap(),
+            account_id: AccountId::parse("a").unwrap(),
+            name: "p".into(),
+            is_kids: false,
+            maturity_limit: None,
+            country: None,
+            onboarding_genres: vec![],
+        };
+        let mut watched = WatchState::new(tid(1));
+        watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
+        let mut disliked = WatchState::new(tid(3));
+        disliked.apply(EventAction::ThumbsDown, 1);
+        let history = History::new([watched, disliked]);
+        assemble_with(
+            &definition,
+            &catalog,
+            &model,
+            &HashMap::new(),
+            &profile,
+            &history,
+            0,
+            &mut PageTimings::default(),
+            lists,
+        )
+    }
+
+    #[test]
+    fn cached_lists_are_used_and_still_filtered_and_fresh_ones_come_back() {
+        let rows = "[[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 4\nmin_items = 1\n";
+        // Computed: no cache, the list comes back to keep; the thumbed-down title is not in it.
+        let mut lists = CandidateLists::default();
+        let fresh = page_with_lists(rows, &mut lists);
+        assert!(lists.computed.contains_key("top-picks"));
+        // A cached list (say, from before the thumbs-down) naming 3 and 6: 6 is used, 3 never.
+        let candidate = |t: TitleIdx| crate::engine::sources::Candidate {
+            title: t,
+            score: 1.0,
+            reason: None,
+            evidence: vec![],
+            progress: None,
+        };
+        let (catalog, _) = world();
+        let idx = |i: usize| catalog.idx(&tid(i)).unwrap();
+        let mut lists = CandidateLists::default();
+        lists.cached.insert(
+            "top-picks".into(),
+            vec![SourcedRow {
+                key: None,
+                title: None,
+                anchor: None,
+                candidates: vec![candidate(idx(3)), candidate(idx(6))],
+            }],
+        );
+        let cached = page_with_lists(rows, &mut lists);
+        assert!(lists.computed.is_empty(), "a cached list is not recomputed");
+        let titles: Vec<TitleIdx> = cached.rows[0].items.iter().map(|i| i.title).collect();
+        assert_eq!(titles, [idx(6)]);
+        assert!(fresh.rows[0].items.iter().all(|i| i.title != idx(3)));
+    }
+
+    #[test]
+    fn live_trending_leads_the_trending_row_and_the_model_fills_it() {
+        let rows =
+            "[[row]]\nid = 'trending'\ntitle = 'T'\nsource = 'trending'\nsize = 4\nmin_items = 1\n";
+        let (catalog, _) = world();
+        let idx = |i: usize| catalog.idx(&tid(i)).unwrap();
+        let mut lists = CandidateLists {
+            live_trending: Some(vec![(idx(7), 5.0), (idx(8), 2.0)]),
+            ..Default::default()
+        };
+        let page = page_with_lists(rows, &mut lists);
+        let titles: Vec<String> = page.rows[0]
+            .items
+            .iter()
+            .map(|i| catalog.title(i.title).id.to_string())
+            .collect();
+        assert_eq!(titles[..2], ["7", "8"]);
+        assert_eq!(titles.len(), 4, "{titles:?}");
     }
 
     #[test]

@@ -960,3 +960,102 @@ pub fn run_auth(requests: usize) -> Result<()> {
         anyhow::Ok(())
     })
 }
+
+/// `bench --freshness`: how long after replica A acknowledged an event replica B's next page
+/// reflects it. Each trial takes a profile's page on B, gives its first title a thumbs-down on
+/// A, and asks B again until the title is gone; the time counts from A's acknowledgement.
+/// Writes real events (thumbs-down): run it against a test deployment.
+pub async fn run_freshness(
+    url_a: &str,
+    url_b: &str,
+    data_dir: &Path,
+    trials: usize,
+    seed: u64,
+) -> Result<()> {
+    use serde_json::{Value, json};
+    const HOME: &str = "query($p: ID!) { home(profileId: $p) { rows { items { title { id } } } } }";
+    const RECORD: &str = "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted } }";
+    let (a, b) = (url_a.trim_end_matches('/'), url_b.trim_end_matches('/'));
+    // Tokens from the development issuer of the data directory, which both replicas share;
+    // each replica's tokens name it as their issuer.
+    let profiles = dev_signed_in_profiles(b, data_dir).await?;
+    let tokens_a: HashMap<String, std::sync::Arc<str>> = dev_signed_in_profiles(a, data_dir)
+        .await?
+        .into_iter()
+        .collect();
+    let http = reqwest::Client::new();
+    let gql = |url: String, token: std::sync::Arc<str>, query: &'static str, vars: Value| {
+        let http = http.clone();
+        async move {
+            let r: Value = http
+                .post(format!("{url}/graphql"))
+                .bearer_auth(&*token)
+                .json(&json!({"query": query, "variables": vars}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::Ok(r)
+        }
+    };
+    let first_title = |page: &Value| -> Option<String> {
+        page["data"]["home"]["rows"]
+            .as_array()?
+            .iter()
+            .flat_map(|r| r["items"].as_array().into_iter().flatten())
+            .find_map(|i| i["title"]["id"].as_str().map(str::to_owned))
+    };
+    let shows = |page: &Value, title: &str| {
+        page["data"]["home"]["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["items"].as_array().into_iter().flatten())
+            .any(|i| i["title"]["id"].as_str() == Some(title))
+    };
+    let mut rng = SplitMix64(seed);
+    let run = Clock::System.now();
+    let mut micros = Vec::with_capacity(trials);
+    let mut polls = 0usize;
+    for trial in 0..trials {
+        let (profile, token) = &profiles[rng.below(profiles.len() as u64) as usize];
+        let Some(token_a) = tokens_a.get(profile) else {
+            continue;
+        };
+        let page = gql(b.to_owned(), token.clone(), HOME, json!({"p": profile})).await?;
+        let Some(title) = first_title(&page) else {
+            continue;
+        };
+        let events = json!([{"clientEventId": format!("freshness-{run}-{trial}"), "titleId": title, "kind": "THUMBS_DOWN"}]);
+        let r = gql(
+            a.to_owned(),
+            token_a.clone(),
+            RECORD,
+            json!({"p": profile, "e": events}),
+        )
+        .await?;
+        if r["data"]["recordEvents"]["accepted"] != json!(1) {
+            bail!("replica A did not accept the event: {r}");
+        }
+        let acked = Instant::now();
+        loop {
+            polls += 1;
+            let page = gql(b.to_owned(), token.clone(), HOME, json!({"p": profile})).await?;
+            if !shows(&page, &title) {
+                break;
+            }
+            if acked.elapsed() > std::time::Duration::from_secs(10) {
+                bail!(
+                    "replica B still shows title {title} to {profile} 10 s after the thumbs-down on A"
+                );
+            }
+        }
+        micros.push(acked.elapsed().as_secs_f64() * 1e6);
+    }
+    println!(
+        "freshness: event acknowledged on {a} → next page on {b} without the title ({} trials, {polls} pages asked of B)",
+        micros.len()
+    );
+    report("A ack → B page changed", micros);
+    Ok(())
+}

@@ -17,6 +17,12 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// The database was not asked because it failed a moment ago (the serving layer's
+    /// breaker): transient, like the pool's own "no connection in time", which it reports.
+    pub fn not_asked() -> Self {
+        StoreError::Unavailable(sqlx::Error::PoolTimedOut)
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }

@@ -12,6 +12,7 @@ mod import;
 pub mod logging;
 mod metadata;
 mod models;
+pub mod outbox;
 mod pool;
 pub mod records;
 pub mod sessions;
@@ -106,6 +107,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_identity.sql"),
     ),
     (
+        7,
+        "outbox",
+        include_str!("../../migrations/sqlite/0007_outbox.sql"),
+    ),
+    (
         8,
         "title metadata",
         include_str!("../../migrations/sqlite/0008_title_metadata.sql"),
@@ -141,6 +147,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "identity",
         include_str!("../../migrations/postgres/0005_identity.sql"),
+    ),
+    (
+        7,
+        "outbox",
+        include_str!("../../migrations/postgres/0007_outbox.sql"),
     ),
     (
         8,

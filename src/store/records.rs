@@ -7,6 +7,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use super::logging::{count_attributed, page_titles};
+use super::outbox::StreamEvent;
 use super::{Backend, Store, StoreResult, watch_state_from_row};
 use crate::domain::{EventAction, EventKind, Millis, ProfileId, TitleId};
 use crate::engine::history::WatchState;
@@ -230,6 +231,15 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         }
+        // Trending counts an event under the profile's country at the time it happened.
+        let country: Option<String> = sqlx::query("SELECT country FROM profiles WHERE id = $1")
+            .bind(profile.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("country"))
+            .transpose()?
+            .flatten();
+        let mut streamed: Vec<StreamEvent> = Vec::new();
         let mut summary = RecordSummary::default();
         let mut changed: HashMap<TitleId, WatchState> = HashMap::new();
         let mut attributable: Vec<(&str, &str, &TitleId)> = Vec::new();
@@ -259,6 +269,15 @@ impl Store {
                 continue;
             }
             summary.accepted += 1;
+            streamed.push(StreamEvent {
+                profile_id: profile.to_string(),
+                country: country.clone(),
+                title_id: e.title_id.to_string(),
+                kind: e.action.kind().as_str().to_owned(),
+                value: e.action.value(),
+                occurred_at: e.occurred_at,
+                client_event_id: e.client_event_id.clone(),
+            });
             if let Some(request) = e.request_id.as_deref()
                 && matches!(e.action.kind(), EventKind::Play | EventKind::Complete)
             {
@@ -297,8 +316,46 @@ impl Store {
             .await?;
         }
         attribute_to_pages(&mut tx, profile, &attributable).await?;
+        // The outbox rows commit with the events: acknowledged means on its way to the stream.
+        super::outbox::enqueue(&mut tx, &streamed, received_at).await?;
         tx.commit().await?;
         Ok(summary)
+    }
+
+    /// Per title, how many profiles have a watch state for it (the popularity fallback when a
+    /// model artifact cannot be read).
+    pub async fn title_interaction_counts(&self) -> StoreResult<Vec<(TitleId, i64)>> {
+        let rows = sqlx::query("SELECT title_id, COUNT(*) AS n FROM watch_state GROUP BY title_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    TitleId::parse(&r.try_get::<String, _>("title_id")?)?,
+                    r.try_get::<i64, _>("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Profiles with events since `since`, most recently active first, at most `limit`: whose
+    /// lists `marquee precompute` warms.
+    pub async fn recently_active_profiles(
+        &self,
+        since: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<ProfileId>> {
+        let rows = sqlx::query(
+            "SELECT profile_id, MAX(occurred_at) AS last FROM events WHERE occurred_at >= $1 \
+             GROUP BY profile_id ORDER BY last DESC, profile_id LIMIT $2",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(ProfileId::parse(&r.try_get::<String, _>("profile_id")?)?))
+            .collect()
     }
 
     /// Every (profile, title) relation with a positive or neutral signal, for training, in the

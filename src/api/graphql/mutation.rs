@@ -137,6 +137,7 @@ impl MutationRoot {
         let state = state(ctx);
         let pid = parse_profile_id(&profile_id)?;
         at_most("events", &events, bounds::MAX_EVENTS)?;
+        state.check_database().map_err(failure)?;
         // Events are about titles the profile may see: anything else is refused
         // (`FORBIDDEN_TITLE`), so that no history can name a title its policy hides. The
         // policy is the caller's own profile's (`NOT_FOUND` for another account's).
@@ -192,7 +193,6 @@ impl MutationRoot {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let summary = state
-            .store
             .record_events(&pid, &parsed, now)
             .await
             .map_err(failure)?;

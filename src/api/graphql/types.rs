@@ -360,6 +360,10 @@ pub struct HomePage {
     assignments: Vec<Assignment>,
     #[graphql(complexity = "super::home_cost::rows(child_complexity)")]
     rows: Vec<Row>,
+    /// True when a dependency was skipped or a fallback served: the page was computed
+    /// without the shared cache or live trending, or (database down) from what this server
+    /// remembers of the profile, or kids-safe. Still a complete page.
+    degraded: bool,
 }
 
 #[derive(SimpleObject)]
@@ -460,6 +464,7 @@ impl From<app::home::HomePage> for HomePage {
     fn from(home: app::home::HomePage) -> Self {
         let engine = &home.engine;
         HomePage {
+            degraded: home.degraded(),
             request_id: ID(home.request_id),
             generated_at: format_rfc3339(home.generated_at),
             model_version: engine.model.version.clone(),

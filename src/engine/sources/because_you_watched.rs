@@ -49,6 +49,10 @@ fn anchor_neighbors(model: &Model, anchor: TitleIdx) -> &[(TitleIdx, f32)] {
 pub struct BecauseYouWatched(pub BecauseYouWatchedParams);
 
 impl CandidateSource for BecauseYouWatched {
+    fn cacheable(&self) -> bool {
+        true
+    }
+
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         let mut anchors: Vec<(TitleIdx, Millis)> = ctx
             .history
@@ -161,6 +165,7 @@ mod tests {
             pool: 10,
             top_picks: &Default::default(),
             personal: &Default::default(),
+            live_trending: None,
         };
         let rows = BecauseYouWatched(BecauseYouWatchedParams::default()).rows(&ctx);
         assert_eq!(rows.len(), 1);

@@ -26,7 +26,8 @@ use personalized::{PersonalScoreCache, Personalized, PersonalizedParams};
 use popular::{Popular, Trending};
 use top_genre::TopGenre;
 
-#[derive(Debug, Clone, PartialEq)]
+// Serde: the serving layer caches a profile's candidate lists (`page::CandidateLists`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     pub title: TitleIdx,
     /// Relevance within the row; higher is better. Comparable only within one row.
@@ -41,7 +42,7 @@ pub struct Candidate {
 
 /// One row a source wants on the page. Most sources produce one; "Because You Watched"
 /// produces one per anchor title.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourcedRow {
     /// Distinguishes rows from the same definition: the row id becomes `<id>:<key>`.
     pub key: Option<String>,
@@ -83,6 +84,10 @@ pub struct SourceContext<'a> {
     /// The page's personal score accumulation, computed once and shared by every source that
     /// ranks by it (`PersonalizedParams::scores`).
     pub personal: &'a PersonalScoreCache,
+    /// Trending in the profile's country as counted from the event stream right now (decayed
+    /// counts, best first), when the caller has it; the model's trending list (counted at
+    /// training time) otherwise. Where it came from is the caller's business.
+    pub live_trending: Option<&'a [(TitleIdx, f32)]>,
 }
 
 impl SourceContext<'_> {
@@ -155,6 +160,13 @@ impl SourceContext<'_> {
 
 pub trait CandidateSource: Send + Sync + Debug {
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow>;
+
+    /// Whether the rows are a function of the profile, its history and the model only (no
+    /// live input), expensive enough to be worth caching per profile: `page::CandidateLists`
+    /// may then hold them from an earlier page with the same history.
+    fn cacheable(&self) -> bool {
+        false
+    }
 }
 
 /// Why a row definition's source could not be built: both are mistakes in the page file (or

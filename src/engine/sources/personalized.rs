@@ -375,6 +375,10 @@ pub fn now_year(now: crate::domain::Millis) -> i32 {
 }
 
 impl CandidateSource for Personalized {
+    fn cacheable(&self) -> bool {
+        true
+    }
+
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         match self.0.scores(ctx) {
             Some(scores) => {

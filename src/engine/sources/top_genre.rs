@@ -72,6 +72,10 @@ impl TopGenre {
 }
 
 impl CandidateSource for TopGenre {
+    fn cacheable(&self) -> bool {
+        true
+    }
+
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         let personal = ctx.personal_scores(self.0.recency());
         let max = personal.values().copied().fold(f32::MIN_POSITIVE, f32::max);

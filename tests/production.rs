@@ -1,0 +1,526 @@
+//! Production serving under failure (issue 12): two `marquee serve` replicas on the test's own
+//! PostgreSQL, Redis and NATS (JetStream), a bounded load of page requests and events, while
+//! Redis, then NATS, then PostgreSQL are killed and started again, and finally one replica is
+//! killed (-9) during an ingest burst. What must hold: no 5xx ever; pages keep coming and are
+//! marked `degraded` while a dependency is down; every acknowledged event is in the database
+//! and, once NATS is back, in the stream exactly once; everything recovers by itself. Also:
+//! plays recorded on replica A move "Trending Now" on replica B within seconds.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::services::{Nats, Postgres, Redis, Service};
+use common::{Server, TestDb, import_and_train, owner_of};
+use serde_json::{Value, json};
+
+const HOME: &str =
+    "query($p: ID!) { home(profileId: $p) { degraded rows { id items { title { id } } } } }";
+const RECORD: &str = "mutation($p: ID!, $e: [EventInput!]!) { recordEvents(profileId: $p, events: $e) { accepted duplicates } }";
+
+/// What a replica answered, by phase.
+#[derive(Default, Debug, Clone)]
+struct PhaseStats {
+    pages: u64,
+    degraded_pages: u64,
+    /// Pages requested after the phase settled (dependency state known to the replicas).
+    settled_pages: u64,
+    settled_degraded: u64,
+    page_errors: Vec<String>,
+    events_acked: u64,
+    event_errors: HashMap<String, u64>,
+    server_errors: u64,
+}
+
+struct Load {
+    phase: AtomicUsize,
+    settled: AtomicBool,
+    stop: AtomicBool,
+    stats: Mutex<Vec<PhaseStats>>,
+    /// Every acknowledged (profile, client event id).
+    acked: Mutex<Vec<(String, String)>>,
+    counter: AtomicU64,
+}
+
+impl Load {
+    fn record(&self, f: impl FnOnce(&mut PhaseStats)) {
+        let phase = self.phase.load(Ordering::SeqCst);
+        let mut stats = self.stats.lock().unwrap();
+        while stats.len() <= phase {
+            stats.push(PhaseStats::default());
+        }
+        f(&mut stats[phase]);
+    }
+}
+
+/// A client of one replica: signs in as the owner of the profile it names.
+#[derive(Clone)]
+struct Client {
+    url: String,
+    tokens: Arc<HashMap<String, String>>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn of(server: &Server, profiles: &[String]) -> Client {
+        let tokens = profiles
+            .iter()
+            .map(|p| (p.clone(), server.token(owner_of(p), "viewer")))
+            .collect();
+        Client {
+            url: server.url.clone(),
+            tokens: Arc::new(tokens),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// The HTTP status and body; `None` when the connection failed (a killed replica).
+    async fn gql(&self, profile: &str, query: &str, variables: Value) -> Option<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(&self.tokens[profile])
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        Some((status, body))
+    }
+}
+
+fn code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Titles every adult fixture profile may see (not the German-only one).
+fn event_title(n: u64) -> String {
+    (13 + n % 48).to_string()
+}
+
+/// One replica's load: a page, then an event, in a loop, until told to stop.
+async fn drive(load: Arc<Load>, client: Client, profiles: Vec<String>, replica: &'static str) {
+    let mut i = 0usize;
+    while !load.stop.load(Ordering::SeqCst) {
+        let profile = &profiles[i % profiles.len()];
+        i += 1;
+        let phase = load.phase.load(Ordering::SeqCst);
+        let settled = load.settled.load(Ordering::SeqCst);
+        if let Some((status, body)) = client.gql(profile, HOME, json!({"p": profile})).await {
+            // Settled: the dependencies were in the phase's state for the whole request.
+            let settled = settled
+                && load.settled.load(Ordering::SeqCst)
+                && load.phase.load(Ordering::SeqCst) == phase;
+            load.record(|s| {
+                if status >= 500 {
+                    s.server_errors += 1;
+                } else if body["data"]["home"].is_object() {
+                    let degraded = body["data"]["home"]["degraded"] == json!(true);
+                    s.pages += 1;
+                    s.degraded_pages += u64::from(degraded);
+                    if settled {
+                        s.settled_pages += 1;
+                        s.settled_degraded += u64::from(degraded);
+                    }
+                } else {
+                    s.page_errors.push(format!("{body}"));
+                }
+            });
+        }
+        let n = load.counter.fetch_add(1, Ordering::SeqCst);
+        let id = format!("load-{replica}-{n}");
+        let events = json!([{"clientEventId": id, "titleId": event_title(n), "kind": "PLAY"}]);
+        if let Some((status, body)) = client
+            .gql(profile, RECORD, json!({"p": profile, "e": events}))
+            .await
+        {
+            let accepted = body["data"]["recordEvents"]["accepted"].as_i64() == Some(1);
+            if accepted {
+                load.acked.lock().unwrap().push((profile.clone(), id));
+            }
+            load.record(|s| {
+                if status >= 500 {
+                    s.server_errors += 1;
+                } else if accepted {
+                    s.events_acked += 1;
+                } else {
+                    *s.event_errors.entry(code(&body)).or_default() += 1;
+                }
+            });
+        }
+        // Bounded: about 25 pages and 25 events per second per replica.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+}
+
+/// Waits until `client`'s page for `profile` is no longer degraded; how long it took.
+async fn until_recovered(client: &Client, profile: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some((_, body)) = client.gql(profile, HOME, json!({"p": profile})).await
+            && body["data"]["home"]["degraded"] == json!(false)
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "pages still degraded {limit:?} after the dependency came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until events are accepted again after the database came back.
+async fn until_events_accepted(client: &Client, profile: &str, load: &Load, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let n = load.counter.fetch_add(1, Ordering::SeqCst);
+        let id = format!("load-probe-{n}");
+        let events = json!([{"clientEventId": id, "titleId": event_title(n), "kind": "PLAY"}]);
+        if let Some((_, body)) = client
+            .gql(profile, RECORD, json!({"p": profile, "e": events}))
+            .await
+            && body["data"]["recordEvents"]["accepted"].as_i64() == Some(1)
+        {
+            load.acked.lock().unwrap().push((profile.to_owned(), id));
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "events still refused {limit:?} after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn trending_ids(body: &Value) -> Vec<String> {
+    body["data"]["home"]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["id"] == json!("trending"))
+        .map(|r| {
+            r["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["title"]["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// German plays of one title recorded through `players` put it first in Trending Now on
+/// `viewers`' page for German profile 8; how long after the plays that took.
+async fn trending_moves(players: &Client, viewers: &Client, ids: &str) -> Duration {
+    let viewer = "8";
+    let (_, before) = viewers
+        .gql(viewer, HOME, json!({"p": viewer}))
+        .await
+        .unwrap();
+    assert_eq!(before["data"]["home"]["degraded"], json!(false), "{before}");
+    let trending = trending_ids(&before);
+    let rising = trending
+        .last()
+        .cloned()
+        .expect("a trending row for profile 8");
+    let played_at = Instant::now();
+    for (k, player) in ["16", "24", "32", "40"].iter().enumerate() {
+        let events =
+            json!([{"clientEventId": format!("{ids}-{k}"), "titleId": rising, "kind": "PLAY"}]);
+        let (_, r) = players
+            .gql(player, RECORD, json!({"p": player, "e": events}))
+            .await
+            .unwrap();
+        assert_eq!(r["data"]["recordEvents"]["accepted"], json!(1), "{r}");
+    }
+    loop {
+        let (_, page) = viewers
+            .gql(viewer, HOME, json!({"p": viewer}))
+            .await
+            .unwrap();
+        if trending_ids(&page).first() == Some(&rising) {
+            return played_at.elapsed();
+        }
+        assert!(
+            played_at.elapsed() < Duration::from_secs(10),
+            "trending did not move within 10 s: {:?}",
+            trending_ids(&page)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The embedded default (SQLite, in-process cache and bus): the same consumers, so plays move
+/// Trending Now within seconds there too, and pages are not degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mode_has_live_trending_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    import_and_train(dir.path(), db.url());
+    let server = Server::start(dir.path(), db.url(), &[]);
+    let profiles: Vec<String> = (1..=40).map(|u| u.to_string()).collect();
+    let client = Client::of(&server, &profiles);
+    let took = trending_moves(&client, &client, "embedded").await;
+    eprintln!("embedded: trending moved after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
+    let test_started = Instant::now();
+    let mut pg = Postgres::start();
+    let mut redis = Redis::start();
+    let mut nats = Nats::start();
+    let db = TestDb::postgres_on(&pg.admin_url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    import_and_train(dir.path(), db.url());
+    let prefix = format!(
+        "t{}_{}",
+        std::process::id(),
+        test_started.elapsed().as_nanos()
+    );
+    let production = [
+        "--redis-url",
+        &redis.url(),
+        "--nats-url",
+        &nats.url(),
+        "--key-prefix",
+        &prefix,
+    ];
+    let a = Server::start(dir.path(), db.url(), &production);
+    let b = Server::start(dir.path(), db.url(), &production);
+    let profiles: Vec<String> = (1..=40).map(|u| u.to_string()).collect();
+    let (ca, cb) = (Client::of(&a, &profiles), Client::of(&b, &profiles));
+
+    // Trending moves across replicas within seconds: German plays on A, a German page on B.
+    let moved_after = trending_moves(&ca, &cb, "trend").await;
+    eprintln!("trending moved on the other replica after {moved_after:?}");
+    let mut acked_first: Vec<(String, String)> = ["16", "24", "32", "40"]
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.to_string(), format!("trend-{k}")))
+        .collect();
+
+    let load = Arc::new(Load {
+        phase: AtomicUsize::new(0),
+        settled: AtomicBool::new(true),
+        stop: AtomicBool::new(false),
+        stats: Mutex::new(vec![]),
+        acked: Mutex::new(vec![]),
+        counter: AtomicU64::new(0),
+    });
+    let drivers = [
+        tokio::spawn(drive(load.clone(), ca.clone(), profiles.clone(), "a")),
+        tokio::spawn(drive(
+            load.clone(),
+            cb.clone(),
+            profiles[20..].to_vec(),
+            "b",
+        )),
+    ];
+    // Phase 0: all up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // One phase per dependency: kill it, let the replicas notice, keep loading, restart it,
+    // wait for recovery.
+    let mut recoveries = vec![];
+    let services: [(&str, &mut dyn Service); 3] = [
+        ("redis", &mut redis),
+        ("nats", &mut nats),
+        ("postgres", &mut pg),
+    ];
+    for (k, (name, service)) in services.into_iter().enumerate() {
+        load.settled.store(false, Ordering::SeqCst);
+        load.phase.store(1 + 2 * k, Ordering::SeqCst);
+        service.stop();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        load.settled.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        load.settled.store(false, Ordering::SeqCst);
+        load.phase.store(2 + 2 * k, Ordering::SeqCst);
+        service.start_again();
+        if name == "postgres" {
+            until_events_accepted(&ca, "1", &load, Duration::from_secs(30)).await;
+            until_events_accepted(&cb, "22", &load, Duration::from_secs(30)).await;
+        }
+        let took = until_recovered(&cb, "2", Duration::from_secs(30)).await;
+        until_recovered(&ca, "3", Duration::from_secs(30)).await;
+        recoveries.push((name, took));
+        load.settled.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    load.stop.store(true, Ordering::SeqCst);
+    for d in drivers {
+        d.await.unwrap();
+    }
+    let stats = load.stats.lock().unwrap().clone();
+    for (phase, s) in stats.iter().enumerate() {
+        eprintln!("phase {phase}: {s:?}");
+    }
+    eprintln!("recovery after restart: {recoveries:?}");
+    let all: PhaseStats = stats.iter().fold(PhaseStats::default(), |mut acc, s| {
+        acc.server_errors += s.server_errors;
+        acc.pages += s.pages;
+        acc.page_errors.extend(s.page_errors.iter().cloned());
+        acc
+    });
+    assert_eq!(all.server_errors, 0, "5xx answers");
+    assert!(
+        all.page_errors.is_empty(),
+        "home failed: {:?}",
+        all.page_errors
+    );
+    // All up: nothing degraded.
+    assert!(stats[0].pages > 10, "{:?}", stats[0]);
+    assert_eq!(stats[0].degraded_pages, 0, "{:?}", stats[0]);
+    // Redis down: every settled page degraded; events accepted.
+    assert!(stats[1].settled_pages > 5, "{:?}", stats[1]);
+    assert_eq!(
+        stats[1].settled_degraded, stats[1].settled_pages,
+        "{:?}",
+        stats[1]
+    );
+    assert!(stats[1].events_acked > 5, "{:?}", stats[1]);
+    // NATS down: events still accepted (the outbox holds them), pages normal.
+    assert!(stats[3].events_acked > 5, "{:?}", stats[3]);
+    assert!(stats[3].event_errors.is_empty(), "{:?}", stats[3]);
+    // PostgreSQL down: pages keep coming, degraded; events refused as retryable.
+    assert!(stats[5].settled_pages > 5, "{:?}", stats[5]);
+    assert_eq!(
+        stats[5].settled_degraded, stats[5].settled_pages,
+        "{:?}",
+        stats[5]
+    );
+    assert!(
+        stats[5].event_errors.keys().all(|c| c == "UNAVAILABLE"),
+        "{:?}",
+        stats[5]
+    );
+    // After the last recovery: normal pages again.
+    let last = stats.last().unwrap();
+    assert_eq!(last.settled_degraded, 0, "{last:?}");
+
+    // kill -9 of replica B during an ingest burst: nothing acknowledged is lost.
+    let burst_acked = Arc::new(Mutex::new(Vec::new()));
+    let mut burst = vec![];
+    for w in 0..4 {
+        let (cb, acked) = (cb.clone(), burst_acked.clone());
+        burst.push(tokio::spawn(async move {
+            for n in 0..200u64 {
+                let profile = (21 + (w * 5 + n) % 20).to_string();
+                let ids: Vec<String> = (0..5).map(|k| format!("burst-{w}-{n}-{k}")).collect();
+                let events: Vec<Value> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(k, id)| json!({"clientEventId": id, "titleId": event_title(n + k as u64), "kind": "PLAY"}))
+                    .collect();
+                match cb.gql(&profile, RECORD, json!({"p": profile, "e": events})).await {
+                    Some((status, body)) => {
+                        assert!(status < 500, "HTTP {status}");
+                        if body["data"]["recordEvents"]["accepted"].as_i64() == Some(5) {
+                            acked
+                                .lock()
+                                .unwrap()
+                                .extend(ids.into_iter().map(|id| (profile.clone(), id)));
+                        }
+                    }
+                    None => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(b); // SIGKILL
+    for t in burst {
+        t.await.unwrap();
+    }
+    let burst_acked = burst_acked.lock().unwrap().clone();
+    assert!(
+        !burst_acked.is_empty(),
+        "the burst acknowledged nothing before the kill"
+    );
+    eprintln!(
+        "burst: {} events acknowledged before kill -9",
+        burst_acked.len()
+    );
+
+    let mut acked = load.acked.lock().unwrap().clone();
+    acked.append(&mut acked_first);
+    acked.extend(burst_acked);
+
+    // Every acknowledged event is in the database.
+    let mut conn = db.connect().await;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT profile_id, client_event_id FROM events WHERE received_at > 0")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let stored: HashSet<(String, String)> = rows.into_iter().collect();
+    let missing: Vec<_> = acked.iter().filter(|e| !stored.contains(*e)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+
+    // The outbox drains (replica A publishes what B left behind) and the stream holds every
+    // acknowledged event exactly once.
+    let drained = Instant::now();
+    loop {
+        let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if unsent == 0 {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(20),
+            "{unsent} outbox rows still unsent"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream(format!("{}_EVENTS", prefix.to_ascii_uppercase()))
+        .await
+        .unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut in_stream: HashMap<(String, String), u32> = HashMap::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        let msg = stream.get_raw_message(seq).await.unwrap();
+        let e: Value = serde_json::from_slice(&msg.payload).unwrap();
+        let key = (
+            e["profileId"].as_str().unwrap().to_owned(),
+            e["clientEventId"].as_str().unwrap().to_owned(),
+        );
+        *in_stream.entry(key).or_default() += 1;
+    }
+    let not_streamed: Vec<_> = acked
+        .iter()
+        .filter(|e| !in_stream.contains_key(*e))
+        .collect();
+    assert!(
+        not_streamed.is_empty(),
+        "acknowledged but not in the stream: {not_streamed:?}"
+    );
+    let twice: Vec<_> = in_stream.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "in the stream more than once: {twice:?}");
+    eprintln!(
+        "{} acknowledged events: all stored, all in the stream once; test took {:?}",
+        acked.len(),
+        test_started.elapsed()
+    );
+    drop(a);
+    db.drop_db().await;
+}
