@@ -54,7 +54,6 @@ impl Default for Transport {
     }
 }
 
-/// How long shutdown waits for requests in flight before the connections are dropped.
 
 /// The server's TLS settings from the configured PEM files (rustls with aws-lc-rs, the one
 /// crypto provider in the binary; HTTP/1.1 only).
