@@ -54,7 +54,6 @@ impl Default for Transport {
     }
 }
 
-
 /// The server's TLS settings from the configured PEM files (rustls with aws-lc-rs, the one
 /// crypto provider in the binary; HTTP/1.1 only).
 pub fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor> {
