@@ -307,6 +307,8 @@ async fn replicas_follow(db: TestDb, dir: &std::path::Path) {
     let a = Server::start(dir, &url, &[]);
     let b = Server::start(dir, &url, &[]);
     let pm = pm(&a);
+    // Each replica's development issuer signs for its own URL.
+    let pm_b = b.token("console-pm", "pm");
     let mut lags = Vec::new();
     for (i, weights) in [[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]].iter().enumerate() {
         let r = a
@@ -324,7 +326,7 @@ async fn replicas_follow(db: TestDb, dir: &std::path::Path) {
         loop {
             let r = b
                 .gql_with(
-                    Some(&pm),
+                    Some(&pm_b),
                     "{ experiments { key status variations { weight } } }",
                     json!({}),
                 )
