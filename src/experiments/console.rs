@@ -394,7 +394,7 @@ impl Config {
 
     /// What page requests evaluate: running experiment rules (with their phase's seed and
     /// bucket version), without drafts and stopped ones. With `drafts`, draft rules are kept
-    /// too (previews force their variations).
+    /// too at coverage 0: previews can force their variations, and nobody is hashed into one.
     pub fn served(&self, drafts: bool) -> FeatureSet {
         let mut set = FeatureSet::default();
         for (key, def) in &self.features {
@@ -410,7 +410,12 @@ impl Config {
                         let state = self.experiments.get(&exp)?;
                         match state.status {
                             Status::Running => Some(phased(key, rule, state.phase().unwrap_or(0))),
-                            Status::Draft if drafts => Some(rule),
+                            // Nobody is hashed into a draft (coverage 0); a forced
+                            // variation still applies, before coverage.
+                            Status::Draft if drafts => Some(FeatureRule {
+                                coverage: Some(0.0),
+                                ..rule
+                            }),
                             _ => None,
                         }
                     })
@@ -663,7 +668,13 @@ mod tests {
         assert_eq!(c.state("tf").unwrap().status, Status::Draft);
         // Drafts are not served; previews see them.
         assert!(c.served(false).experiments().is_empty());
-        assert_eq!(c.served(true).experiments().len(), 1);
+        let preview = c.served(true);
+        assert_eq!(preview.experiments().len(), 1);
+        let attrs = json!({"id": "7"});
+        let v = super::super::page_variant(&preview, attrs.clone(), HashMap::new());
+        assert!(v.assignments.is_empty(), "nobody is hashed into a draft");
+        let v = super::super::page_variant(&preview, attrs, HashMap::from([("tf".into(), 1)]));
+        assert_eq!(v.assignments[0].variation_index, 1, "a preview forces it");
         assert!(matches!(
             c.apply(&Change::Stop("tf".into()), 2, &ok),
             Err(ConsoleError::WrongState { .. })

@@ -275,7 +275,8 @@ export async function experimentsView({ view, isCurrent }) {
   const cards = experiments.map((exp) => experimentCard(exp, handlers));
   const running = experiments.filter((e) => e.status === 'RUNNING').length;
   setView(view, 'ready',
-    h('h1.page-title', 'Experiments', h('span.page-sub', `${experiments.length} in the console, ${running} running`), newButton),
+    h('h1.page-title', 'Experiments', h('span.page-sub', `${experiments.length} in the console, ${running} running`)),
+    h('div.console-bar', newButton),
     editorBox,
     h('div.experiments', cards),
     previewPanel(experiments));
