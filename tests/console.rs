@@ -10,7 +10,8 @@ use common::{Server, TestDb, error_code, import_and_train, marquee, marquee_ok};
 use serde_json::{Value, json};
 
 const SAVE: &str = "mutation($k: String!, $d: JSON!, $b: Int) { saveFeature(key: $k, definition: $d, baseRevision: $b) { revision } }";
-const LAUNCH: &str = "mutation($k: String!) { launchExperiment(key: $k) { key status phases { number } } }";
+const LAUNCH: &str =
+    "mutation($k: String!) { launchExperiment(key: $k) { key status phases { number } } }";
 const ASSIGNED: &str = "query($p: ID!) { home(profileId: $p) { rows { id } assignments { experimentKey variationIndex variationKey } } }";
 
 /// A `home-rows` experiment: control (the page as defined) against trending first.
@@ -105,7 +106,9 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
         json!({"k": "home-rows", "d": definition([0.5, 0.5], 1.0)}),
     )
     .await;
-    let revision = r["data"]["saveFeature"]["revision"].as_i64().unwrap_or_else(|| panic!("{r}"));
+    let revision = r["data"]["saveFeature"]["revision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{r}"));
     assert_eq!(status(&s, "console-ab").await.as_deref(), Some("DRAFT"));
     assert_eq!(variation(&s, "1").await, None, "a draft assigns nobody");
     // A stale base revision is a conflict.
@@ -128,7 +131,11 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
     let profiles: Vec<String> = (1..=40).map(|p| p.to_string()).collect();
     let mut before = Vec::new();
     for p in &profiles[..20] {
-        before.push(variation(&s, p).await.expect("everyone is in at full coverage"));
+        before.push(
+            variation(&s, p)
+                .await
+                .expect("everyone is in at full coverage"),
+        );
     }
     assert!(before.contains(&0) && before.contains(&1), "{before:?}");
 
@@ -187,6 +194,12 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
     )
     .await;
     assert_eq!(r["data"]["experimentReport"]["status"], "RUNNING", "{r}");
+    // The SRM alarm reaches /metrics.
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("marquee_experiment_srm_flagged{experiment=\"console-ab\"} 0"),
+        "{metrics}"
+    );
     let r = gql(
         "{ experimentPlan(key: \"console-ab\", mde: 0.1) { weeklyProfiles profilesPerVariation profilesNeeded estimatedDays } }",
         json!({}),
@@ -224,8 +237,13 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
         json!({}),
     )
     .await;
-    let history = r["data"]["experimentHistory"].as_array().unwrap_or_else(|| panic!("{r}"));
-    let actions: Vec<&str> = history.iter().map(|h| h["action"].as_str().unwrap()).collect();
+    let history = r["data"]["experimentHistory"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    let actions: Vec<&str> = history
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
     assert_eq!(
         actions,
         [
@@ -239,7 +257,12 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
         ],
         "{r}"
     );
-    assert!(history[0]["author"].as_str().unwrap().starts_with("console-pm"));
+    assert!(
+        history[0]["author"]
+            .as_str()
+            .unwrap()
+            .starts_with("console-pm")
+    );
     let weight_change = &history[4]["changes"];
     assert!(
         weight_change
@@ -282,7 +305,8 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
         "{stderr}"
     );
     let mut fixed = exported.clone();
-    fixed["features"]["probe"] = json!({"defaultValue": 0, "rules": [{"key": "probe-x", "variations": [0, 1]}]});
+    fixed["features"]["probe"] =
+        json!({"defaultValue": 0, "rules": [{"key": "probe-x", "variations": [0, 1]}]});
     let fixed_file = dir.path().join("fixed.json");
     std::fs::write(&fixed_file, fixed.to_string()).unwrap();
     marquee_ok(
@@ -320,7 +344,8 @@ async fn replicas_follow(db: TestDb, dir: &std::path::Path) {
             .await;
         assert!(r["errors"].is_null(), "{r}");
         if i == 0 {
-            a.gql_with(Some(&pm), LAUNCH, json!({"k": "console-ab"})).await;
+            a.gql_with(Some(&pm), LAUNCH, json!({"k": "console-ab"}))
+                .await;
         }
         let changed = Instant::now();
         loop {

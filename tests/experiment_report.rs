@@ -172,7 +172,10 @@ async fn check(mut env: Env) {
             json!({}),
         )
         .await;
-    assert_eq!(r["data"]["startExperimentPhase"]["status"], "RUNNING", "{r}");
+    assert_eq!(
+        r["data"]["startExperimentPhase"]["status"], "RUNNING",
+        "{r}"
+    );
     traffic(s, "b").await;
     drain_impressions(s).await;
 

@@ -13,8 +13,8 @@ use anyhow::Context as _;
 
 use super::AppState;
 use crate::domain::Millis;
-use crate::experiments::console::{Change, Config, ConsoleError, DiffEntry, diff};
 use crate::engine::rows::{PageError, PageOverrides};
+use crate::experiments::console::{Change, Config, ConsoleError, DiffEntry, diff};
 use crate::experiments::{FeatureSet, PageValidator};
 use crate::store::experiments::RevisionRecord;
 use crate::store::{Store, StoreError};
@@ -211,9 +211,8 @@ impl AppState {
         let now = self.clock.now();
         let (revision, config) = {
             let engine = self.engine.load_full();
-            let validate = |o: &PageOverrides| {
-                engine.home.with_overrides(o, &engine.sources).map(|_| ())
-            };
+            let validate =
+                |o: &PageOverrides| engine.home.with_overrides(o, &engine.sources).map(|_| ());
             apply(&self.store, &validate, author, &change, expected, now).await?
         };
         tracing::info!(revision, author, action = change.action(), subject = %change.subject(), "experiments changed");

@@ -95,7 +95,8 @@ impl AppState {
             // New assignments are stored before the page is served, so that the profile's
             // next page finds them whatever the weights say by then. A failure costs
             // stickiness, never the page.
-            self.save_sticky_documents(&assigned, self.clock.now()).await;
+            self.save_sticky_documents(&assigned, self.clock.now())
+                .await;
         }
         let evaluated = Instant::now();
         for problem in &variant.problems {
@@ -186,7 +187,10 @@ impl AppState {
             .iter()
             .filter_map(|d| {
                 let json = serde_json::to_string(d).ok()?;
-                Some((sticky_attribute_key(&d.attribute_name, &d.attribute_value), json))
+                Some((
+                    sticky_attribute_key(&d.attribute_name, &d.attribute_value),
+                    json,
+                ))
             })
             .collect();
         if let Err(e) = self.store.save_sticky_documents(&rows, now).await {

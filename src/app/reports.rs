@@ -149,7 +149,8 @@ pub async fn experiment_plan(
         return Ok(None);
     };
     let traffic = store.traffic(now - 7 * crate::domain::DAY_MS, now).await?;
-    let baseline = (traffic.profiles > 0).then(|| traffic.converted as f64 / traffic.profiles as f64);
+    let baseline =
+        (traffic.profiles > 0).then(|| traffic.converted as f64 / traffic.profiles as f64);
     let per_variation =
         baseline.and_then(|b| crate::experiments::stats::sample_size_per_variation(b, mde));
     // The smallest variation sets the pace: n per variation at its weight.

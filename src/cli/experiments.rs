@@ -28,9 +28,7 @@ pub(super) enum ExperimentsCommand {
     },
     /// Applies a feature file (GrowthBook's shape, as `export` writes it) as a new revision,
     /// validated against the page first; running servers follow within a second.
-    Import {
-        file: PathBuf,
-    },
+    Import { file: PathBuf },
     /// Results per variation: exposures, impressions, play and completion rates, conversion,
     /// lift vs control with 95% CI and p-value, and the sample-ratio-mismatch check. The
     /// experiment is looked up in the database.

@@ -262,7 +262,9 @@ impl Config {
                 for (i, rule) in rules.iter().enumerate().filter(|(_, r)| is_experiment(r)) {
                     let exp = rule_key(key, rule);
                     check_key(&format!("rules[{i}].key"), &exp)?;
-                    if let Some((other, _, _)) = self.find(&exp).filter(|(f, _, _)| *f != key.as_str()) {
+                    if let Some((other, _, _)) =
+                        self.find(&exp).filter(|(f, _, _)| *f != key.as_str())
+                    {
                         return Err(invalid(
                             format!("rules[{i}].key"),
                             format!("experiment {exp:?} is already defined in feature {other:?}"),
@@ -361,7 +363,10 @@ impl Config {
                         {
                             return Err(invalid(
                                 format!("features.{f}.rules[{i}].key"),
-                                format!("experiment {:?} is also defined in {other:?}", rule_key(f, r)),
+                                format!(
+                                    "experiment {:?} is also defined in {other:?}",
+                                    rule_key(f, r)
+                                ),
                             ));
                         }
                     }
@@ -653,8 +658,10 @@ mod tests {
     }
 
     fn ab() -> FeatureDefinition {
-        def(json!({"defaultValue": null, "rules": [{"key": "tf", "variations": [null, ["trending"]],
-            "weights": [0.5, 0.5], "meta": [{"key": "control"}, {"key": "treatment"}]}]}))
+        def(
+            json!({"defaultValue": null, "rules": [{"key": "tf", "variations": [null, ["trending"]],
+            "weights": [0.5, 0.5], "meta": [{"key": "control"}, {"key": "treatment"}]}]}),
+        )
     }
 
     #[test]
@@ -714,7 +721,9 @@ mod tests {
             }
             _ => Ok(()),
         };
-        let bad = def(json!({"rules": [{"key": "x", "variations": [null, ["trending", "a", "b", "nope"]]}]}));
+        let bad = def(
+            json!({"rules": [{"key": "x", "variations": [null, ["trending", "a", "b", "nope"]]}]}),
+        );
         let e = Config::default()
             .apply(
                 &Change::SaveFeature {
@@ -729,7 +738,8 @@ mod tests {
             ConsoleError::Invalid { path, .. } => assert_eq!(path, "rules[0].variations[1][3]"),
             e => panic!("{e:?}"),
         }
-        let bad = def(json!({"rules": [{"key": "x", "variations": [1, 2], "weights": [0.7, 0.7]}]}));
+        let bad =
+            def(json!({"rules": [{"key": "x", "variations": [1, 2], "weights": [0.7, 0.7]}]}));
         let e = Config::default()
             .apply(
                 &Change::SaveFeature {

@@ -129,8 +129,8 @@ fn check_value(
     value: &Value,
     validate: PageValidator<'_>,
 ) -> Result<(), (String, InvalidFeature)> {
-    let overrides =
-        overrides_from(key, value).map_err(|e| (String::new(), InvalidFeature::Shape(e.to_string())))?;
+    let overrides = overrides_from(key, value)
+        .map_err(|e| (String::new(), InvalidFeature::Shape(e.to_string())))?;
     validate(&overrides).map_err(|e| {
         let row = match &e {
             PageError::UnknownRow { row, .. } | PageError::ListedTwice(row) => Some(row),

@@ -439,7 +439,10 @@ mod tests {
             proportion(130, 1000).unwrap(),
         )
         .unwrap();
-        assert!(l.significant() && !l.significant_sequential() && l.peeking(), "{l:?}");
+        assert!(
+            l.significant() && !l.significant_sequential() && l.peeking(),
+            "{l:?}"
+        );
         // Ten times the data: both agree.
         let l = lift(
             proportion(1000, 10_000).unwrap(),

@@ -107,7 +107,10 @@ impl Store {
     }
 
     /// The sticky-bucket documents (JSON) of these identities, as `(identity, document)`.
-    pub async fn sticky_documents(&self, identities: &[String]) -> StoreResult<Vec<(String, String)>> {
+    pub async fn sticky_documents(
+        &self,
+        identities: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
         if identities.is_empty() {
             return Ok(Vec::new());
         }

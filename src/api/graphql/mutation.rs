@@ -9,10 +9,10 @@ use super::{
     app_error, at_most, bad_input, bounds, caller, change_error, failure, not_found,
     parse_definition, parse_profile_id, state, text,
 };
-use crate::experiments::console::Change;
 use crate::app::access::NewProfile;
 use crate::clock::parse_rfc3339;
 use crate::domain::{self, EventAction, TitleId};
+use crate::experiments::console::Change;
 use crate::store::records::NewEvent;
 
 pub struct MutationRoot;

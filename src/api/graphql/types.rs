@@ -681,9 +681,9 @@ impl Experiment {
             hash_attribute: e.hash_attribute,
             coverage: e.coverage,
             condition: e.condition.map(|c| c.to_string()),
-            namespace: e.namespace.map(|n| {
-                serde_json::to_string(&n).unwrap_or_default()
-            }),
+            namespace: e
+                .namespace
+                .map(|n| serde_json::to_string(&n).unwrap_or_default()),
             variations: e
                 .variations
                 .into_iter()

@@ -159,7 +159,10 @@ pub struct BorrowedContext<'a> {
     no_bandits: HashMap<String, ContextualBanditDefinition>,
     tracked_experiments: HashSet<String>,
     /// Sticky bucketing, when the caller loaded the user's documents (`with_sticky`).
-    sticky: Option<(&'a dyn StickyBucketService, HashMap<String, StickyAssignmentsDocument>)>,
+    sticky: Option<(
+        &'a dyn StickyBucketService,
+        HashMap<String, StickyAssignmentsDocument>,
+    )>,
 }
 
 impl<'a> BorrowedContext<'a> {
@@ -206,10 +209,10 @@ impl<'a> BorrowedContext<'a> {
             enabled: true,
             url: "",
             contextual_bandits: &self.no_bandits,
-            sticky: self
-                .sticky
-                .as_mut()
-                .map(|(service, docs)| Sticky { service: *service, docs }),
+            sticky: self.sticky.as_mut().map(|(service, docs)| Sticky {
+                service: *service,
+                docs,
+            }),
             tracking_callback: None,
             tracked_experiments: &mut self.tracked_experiments,
         }
@@ -248,19 +251,19 @@ pub fn sticky_bucket_identities(
 ) -> BTreeMap<String, String> {
     let names: HashSet<&str> = features
         .values()
-            .flat_map(|f| f.rules.iter().flatten())
-            .filter(|r| r.variations.is_some() || r.contextual_variations.is_some())
-            .flat_map(|r| {
-                let hash = r.hash_attribute.as_deref().filter(|a| !a.is_empty());
-                [Some(hash.unwrap_or("id")), r.fallback_attribute.as_deref()]
-            })
-            .flatten()
-            .collect();
-        names
-            .into_iter()
-            .map(|name| {
-                let (_, value) = resolve_hash_attribute(attributes, Some(name), None);
-                (name.to_owned(), js::to_string_or_json(&value))
-            })
-            .collect()
-    }
+        .flat_map(|f| f.rules.iter().flatten())
+        .filter(|r| r.variations.is_some() || r.contextual_variations.is_some())
+        .flat_map(|r| {
+            let hash = r.hash_attribute.as_deref().filter(|a| !a.is_empty());
+            [Some(hash.unwrap_or("id")), r.fallback_attribute.as_deref()]
+        })
+        .flatten()
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let (_, value) = resolve_hash_attribute(attributes, Some(name), None);
+            (name.to_owned(), js::to_string_or_json(&value))
+        })
+        .collect()
+}
