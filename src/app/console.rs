@@ -172,7 +172,7 @@ pub async fn experiment_history(
                     || d.path.is_empty()
             })
     });
-    out.sort_by(|a, b| b.revision.cmp(&a.revision));
+    out.sort_by_key(|r| std::cmp::Reverse(r.revision));
     out.dedup_by_key(|r| r.revision);
     out.truncate(limit);
     Ok(out)
