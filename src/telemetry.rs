@@ -45,6 +45,12 @@ pub const IMPRESSION_BATCH_DURATION: &str = "marquee_impression_batch_write_dura
 /// records one.
 pub const CACHE_LOOKUPS_TOTAL: &str = "marquee_cache_lookups_total";
 
+/// The sample-ratio-mismatch check of each running experiment, by `experiment` (keys of the
+/// console's experiments: a bounded set): the chi-square p-value of exposed profiles against
+/// the weights, and 1 when it is below `stats::SRM_ALPHA` (assignment is broken).
+pub const EXPERIMENT_SRM_P_VALUE: &str = "marquee_experiment_srm_p_value";
+pub const EXPERIMENT_SRM_FLAGGED: &str = "marquee_experiment_srm_flagged";
+
 /// The stages of a home page, in the order they happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -175,6 +181,14 @@ fn describe() {
         OUTBOX_PUBLISH_FAILURES_TOTAL,
         "Outbox relay rounds stopped by a failure of the stream or the database (events wait)."
     );
+    describe_gauge!(
+        EXPERIMENT_SRM_P_VALUE,
+        "Sample ratio check of a running experiment: chi-square p-value of exposed profiles against the weights."
+    );
+    describe_gauge!(
+        EXPERIMENT_SRM_FLAGGED,
+        "1 when a running experiment's sample ratio mismatches its weights (p < 0.001): its results are not trustworthy."
+    );
     describe_histogram!(
         IMPRESSION_BATCH_DURATION,
         Unit::Seconds,
@@ -242,6 +256,18 @@ pub fn record_stage(stage: Stage, took: Duration) {
 }
 
 /// Counts a served page.
+/// The latest sample ratio check of `experiment` (a console experiment key).
+pub fn record_srm(experiment: &str, p_value: Option<f64>, flagged: bool) {
+    if let Some(p) = p_value {
+        gauge!(EXPERIMENT_SRM_P_VALUE, "experiment" => experiment.to_owned()).set(p);
+    }
+    gauge!(EXPERIMENT_SRM_FLAGGED, "experiment" => experiment.to_owned()).set(if flagged {
+        1.0
+    } else {
+        0.0
+    });
+}
+
 pub fn count_page() {
     PAGE.pages.increment(1);
 }

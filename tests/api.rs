@@ -1034,7 +1034,8 @@ fn row_ids(home: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The shipped `experiments/` drive the page; edits reload, and broken edits do not.
+/// The shipped `experiments/` (imported into the empty database at start) drive the page;
+/// imports are followed, and broken ones refused.
 #[tokio::test]
 async fn experiments_shape_the_page_and_reload_safely() {
     let exp_dir = tempfile::tempdir().unwrap();
@@ -1183,53 +1184,54 @@ async fn experiments_shape_the_page_and_reload_safely() {
         .collect();
     assert!(!kid_exps.contains(&"stronger-diversity"), "{kid_exps:?}");
 
-    // The watcher runs: a valid edit is picked up within seconds.
+    // Edits are revisions in the database, applied with `marquee experiments import`: a valid
+    // one is followed within a second, a broken one is refused as a whole and the last good
+    // features stay in force; the directory is only the bootstrap.
     let probe = exp_dir.path().join("probe.json");
     let probe_with = |key: &str| {
         format!(
             r#"{{"features": {{"probe": {{"defaultValue": 0, "rules": [{{"key": "{key}", "variations": [0, 1]}}]}}}}}}"#
         )
     };
+    let import = |file: &std::path::Path| {
+        common::marquee(
+            env._dir.path(),
+            env.db.url(),
+            &["experiments", "import", file.to_str().unwrap()],
+        )
+    };
     std::fs::write(&probe, probe_with("probe-1")).unwrap();
+    assert!(import(&probe).status.success());
     assert_eq!(
         wait_for_experiments(s, |keys| keys.contains(&"probe-1".to_owned())).await,
-        vec!["probe-1", "stronger-diversity", "trending-above-top-picks"],
-        "a valid edit was not picked up: is the watcher running?"
+        vec!["probe-1"],
+        "a valid import was not followed (an import replaces every feature)"
     );
-
-    // A broken edit is refused as a whole, even a valid change made with it (probe-2), and the
-    // last good features stay in force. The watcher polls every second and, as shown above
-    // and below, runs throughout, so after 2.5 s it has seen the broken directory.
+    let broken = exp_dir.path().join("broken.json");
     std::fs::write(
-        exp_dir.path().join("trending-first.json"),
-        "{ \"features\": { \"home-rows\": [",
+        &broken,
+        r#"{"features": {"home-rows": {"defaultValue": ["nope"]}, "probe": {"rules": [{"key": "probe-2", "variations": [0, 1]}]}}}"#,
     )
     .unwrap();
-    std::fs::write(
-        exp_dir.path().join("new.json"),
-        r#"{"features": {"home-rows": {"defaultValue": ["nope"]}}}"#,
-    )
-    .unwrap();
-    std::fs::write(&probe, probe_with("probe-2")).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let out = import(&broken);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("features.home-rows.defaultValue[0]"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&broken, "{ \"features\": { \"home-rows\": [").unwrap();
+    assert!(!import(&broken).status.success());
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(
         experiment_keys(s).await,
-        vec!["probe-1", "stronger-diversity", "trending-above-top-picks"],
-        "a broken edit was not refused"
+        vec!["probe-1"],
+        "a broken import was not refused"
     );
-
-    // Once repaired, the directory loads again, with the change that waited (probe-2).
-    std::fs::remove_file(exp_dir.path().join("new.json")).unwrap();
-    std::fs::write(
-        exp_dir.path().join("trending-first.json"),
-        r#"{"features": {"home-rows": {"defaultValue": null, "rules": [{"key": "renamed", "variations": [null, ["trending"]]}]}}}"#,
-    )
-    .unwrap();
-    assert_eq!(
-        wait_for_experiments(s, |keys| keys.contains(&"renamed".to_owned())).await,
-        vec!["probe-2", "renamed", "stronger-diversity"],
-        "experiments were not reloaded after the repair"
-    );
+    // Files changed in the bootstrap directory are not read again.
+    std::fs::write(&probe, probe_with("probe-3")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(experiment_keys(s).await, vec!["probe-1"]);
 }
 
 /// The keys of `experiments`, sorted.

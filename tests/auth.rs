@@ -441,6 +441,19 @@ const OPERATIONS: &[(&str, &str)] = &[
         "experimentReport",
         "{ experimentReport(key: \"none\") { key } }",
     ),
+    (
+        "experimentPlan",
+        "{ experimentPlan(key: \"none\", mde: 0.1) { mde } }",
+    ),
+    (
+        "experimentHistory",
+        "{ experimentHistory(key: \"none\") { revision } }",
+    ),
+    ("features", "{ features { key } }"),
+    (
+        "validateFeature",
+        "{ validateFeature(key: \"f\", definition: {}) { path } }",
+    ),
     ("previewAudit", "{ previewAudit { profileId } }"),
     ("models", "{ models { version } }"),
     (
@@ -468,6 +481,26 @@ const OPERATIONS: &[(&str, &str)] = &[
         "mutation { activateModel(version: \"none\") }",
     ),
     ("rollbackModel", "mutation { rollbackModel }"),
+    (
+        "saveFeature",
+        "mutation { saveFeature(key: \"auth-probe\", definition: {defaultValue: 1}) { revision } }",
+    ),
+    (
+        "launchExperiment",
+        "mutation { launchExperiment(key: \"none\") { key } }",
+    ),
+    (
+        "stopExperiment",
+        "mutation { stopExperiment(key: \"none\") { key } }",
+    ),
+    (
+        "startExperimentPhase",
+        "mutation { startExperimentPhase(key: \"none\") { key } }",
+    ),
+    (
+        "chooseWinner",
+        "mutation { chooseWinner(key: \"none\", variation: 1) { key } }",
+    ),
 ];
 
 #[tokio::test]

@@ -23,7 +23,7 @@ const EXPERIMENTS: [&str; 2] = ["trending-above-top-picks", "stronger-diversity"
 
 struct Env {
     dir: tempfile::TempDir,
-    experiments: tempfile::TempDir,
+    _experiments: tempfile::TempDir,
     db: TestDb,
     server: Option<Server>,
 }
@@ -50,7 +50,7 @@ fn start(db: impl FnOnce(&Path) -> TestDb) -> Env {
     let server = Server::start(dir.path(), &url, &["--experiments", &exp]);
     Env {
         dir,
-        experiments,
+        _experiments: experiments,
         db,
         server: Some(server),
     }
@@ -164,14 +164,18 @@ async fn check(mut env: Env) {
         )
         .await;
     }
-    // A new seed reassigns about half the profiles: they have seen both variations.
-    let file = env.experiments.path().join("trending-first.json");
-    let text = std::fs::read_to_string(&file).unwrap().replace(
-        r#""seed": "trending-above-top-picks""#,
-        r#""seed": "trending-above-top-picks-2""#,
+    // A new phase (a new seed) reassigns about half the profiles: they have seen both
+    // variations.
+    let r = s
+        .gql(
+            r#"mutation { startExperimentPhase(key: "trending-above-top-picks") { status } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["startExperimentPhase"]["status"], "RUNNING",
+        "{r}"
     );
-    std::fs::write(&file, text).unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
     traffic(s, "b").await;
     drain_impressions(s).await;
 

@@ -102,13 +102,20 @@ async fn server_swaps_models_under_load_without_failing_requests() {
 
     // An experiment can fill one row with another registered version while the rest of the
     // page uses the active one.
+    // Applied as a new revision with `marquee experiments import`; the server follows it.
+    let file = dir.path().join("models.json");
     std::fs::write(
-        exp.join("models.json"),
+        &file,
         json!({"features": {"home-row-settings": {"defaultValue": null, "rules": [{
             "key": "top-picks-model", "variations": [null, {"top-picks": {"model": second}}]}]}}})
         .to_string(),
     )
     .unwrap();
+    marquee_ok(
+        dir.path(),
+        &url,
+        &["experiments", "import", file.to_str().unwrap()],
+    );
     let preview = "{ home: previewHome(profileId: \"1\", forcedVariations: [{experimentKey: \"top-picks-model\", variation: 1}]) { rows { id modelVersion } } }";
     let mut mixed = false;
     for _ in 0..100 {

@@ -1,5 +1,6 @@
 //! `marquee simulate` against a real server: the experiment pipeline finds a real effect with
-//! the right sign, and does not find effects in A/A experiments much more often than 5%.
+//! the right sign, and does not find effects in A/A experiments much more often than 5%. The
+//! experiments are created and launched through the console's GraphQL API, not a file.
 //! Seeds are fixed, so the outcome is deterministic for a given build.
 
 mod common;
@@ -44,13 +45,7 @@ async fn simulation_detects_a_degraded_page_and_not_a_placebo() {
     let out = std::process::Command::new(common::BIN)
         .arg("--data-dir")
         .arg(dir.path())
-        .args([
-            "simulate",
-            "--url",
-            &server.url,
-            "--experiments-dir",
-            exp.to_str().unwrap(),
-        ])
+        .args(["simulate", "--url", &server.url])
         .args([
             "--profiles",
             "300",

@@ -87,16 +87,17 @@ export const queries = {
     recordEvents(profileId: $profileId, events: $events) { accepted duplicates }
   }`,
   experiments: `query Experiments {
-    experiments { key featureKey name hashAttribute coverage condition
+    experiments { key featureKey name hashAttribute coverage condition namespace status winner
+      phases { number startedAt endedAt }
       variations { index key name weight value } }
   }`,
   experimentReport: `query ExperimentReport($key: String!) {
-    experimentReport(key: $key) { key srmPValue srmFlagged excludedProfiles
+    experimentReport(key: $key) { key srmPValue srmFlagged excludedProfiles status guardrailFlagged peekingWarning
       variations { index key name weight exposedProfiles impressions plays completes
-        playRate completionRate conversion
+        playRate completionRate conversion guardrailDegraded
         playRateLift { ...Lift } completionRateLift { ...Lift } conversionLift { ...Lift } } }
   }
-  fragment Lift on LiftEstimate { relative ciLow ciHigh pValue significant }`,
+  fragment Lift on LiftEstimate { relative ciLow ciHigh pValue significant sequentialPValue peeking }`,
   previewHome: `query Preview($profileId: ID!, $forced: [ForcedVariationInput!]) {
     home: previewHome(profileId: $profileId, forcedVariations: $forced) { requestId modelVersion
       assignments { featureKey experimentKey variationIndex variationKey inExperiment }

@@ -41,6 +41,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web/views/home.js"),
     ),
     (
+        "/views/console.js",
+        JS,
+        include_str!("../../web/views/console.js"),
+    ),
+    (
         "/views/title.js",
         JS,
         include_str!("../../web/views/title.js"),

@@ -21,6 +21,7 @@ use crate::engine::history::History;
 use crate::engine::page::{CandidateLists, Page, PageTimings};
 use crate::engine::rows::PageOverrides;
 use crate::engine::sources::SourcedRow;
+use crate::experiments::growthbook::{StickyAssignmentsDocument, sticky_attribute_key};
 use crate::experiments::{self, Assignment, RequestInfo};
 use crate::store::StoreError;
 use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
@@ -188,11 +189,33 @@ impl AppState {
         let preview = request.preview
             || !request.forced_variations.is_empty()
             || (fallback && history.states().next().is_none());
-        let variant = experiments::page_variant(
-            &self.features.load(),
-            experiments::attributes(&profile, &request.request),
+        // Previews also see draft experiments, to force their variations.
+        let features = if preview {
+            self.preview_features.load_full()
+        } else {
+            self.features.load_full()
+        };
+        let attributes = experiments::attributes(&profile, &request.request);
+        // While the database is down its sticky documents can be neither read nor stored:
+        // assign without them (the page is marked degraded anyway).
+        let sticky = if fallback {
+            None
+        } else {
+            self.sticky_documents(&features, &attributes).await
+        };
+        let (variant, assigned) = experiments::page_variant_sticky(
+            &features,
+            attributes,
             request.forced_variations,
+            sticky,
         );
+        if !preview && !fallback && !assigned.is_empty() {
+            // New assignments are stored before the page is served, so that the profile's
+            // next page finds them whatever the weights say by then. A failure costs
+            // stickiness, never the page.
+            self.save_sticky_documents(&assigned, self.clock.now())
+                .await;
+        }
         let evaluated = Instant::now();
         for problem in &variant.problems {
             tracing::warn!(%problem, "experiment value ignored");
@@ -410,6 +433,57 @@ fn lists_key(
         history.version(),
         h.finish()
     )
+}
+
+impl AppState {
+    /// The profile's sticky-bucket documents for the experiments `features` may assign; `None`
+    /// (evaluate without sticky bucketing, store nothing) when the store cannot say.
+    async fn sticky_documents(
+        &self,
+        features: &experiments::FeatureSet,
+        attributes: &serde_json::Value,
+    ) -> Option<experiments::StickyDocs> {
+        let identities: Vec<String> = experiments::sticky_identities(features, attributes)
+            .iter()
+            .map(|(name, value)| sticky_attribute_key(name, value))
+            .collect();
+        if identities.is_empty() {
+            return Some(Default::default());
+        }
+        match self.store.sticky_documents(&identities).await {
+            Ok(rows) => Some(
+                rows.into_iter()
+                    .filter_map(|(identity, doc)| match serde_json::from_str(&doc) {
+                        Ok(doc) => Some((identity, doc)),
+                        Err(e) => {
+                            tracing::warn!(%identity, error = %e, "sticky-bucket document ignored");
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "sticky buckets unavailable; assigning without them");
+                None
+            }
+        }
+    }
+
+    async fn save_sticky_documents(&self, docs: &[StickyAssignmentsDocument], now: Millis) {
+        let rows: Vec<(String, String)> = docs
+            .iter()
+            .filter_map(|d| {
+                let json = serde_json::to_string(d).ok()?;
+                Some((
+                    sticky_attribute_key(&d.attribute_name, &d.attribute_value),
+                    json,
+                ))
+            })
+            .collect();
+        if let Err(e) = self.store.save_sticky_documents(&rows, now).await {
+            tracing::warn!(error = %e, "sticky-bucket assignments not stored");
+        }
+    }
 }
 
 /// Exports a page's stage times (`telemetry`) and logs them at debug level, in the page's

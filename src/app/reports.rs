@@ -9,6 +9,8 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct ExperimentReport {
     pub experiment: crate::experiments::ExperimentSummary,
+    /// Draft, running or stopped; phases; the winner.
+    pub state: crate::experiments::console::ExperimentState,
     pub analysis: crate::experiments::stats::Analysis,
     /// Profiles exposed to more than one variation, left out of the analysis.
     pub excluded_profiles: usize,
@@ -19,11 +21,12 @@ pub struct ExperimentReport {
 /// views and events (slow; a check of the counters).
 pub async fn experiment_report(
     store: &Store,
-    features: &crate::experiments::FeatureSet,
+    config: &crate::experiments::console::Config,
     key: &str,
     recompute: bool,
 ) -> Result<Option<ExperimentReport>> {
-    let Some(experiment) = features.experiments().into_iter().find(|e| e.key == key) else {
+    let Some((experiment, state)) = config.summaries().into_iter().find(|(e, _)| e.key == key)
+    else {
         return Ok(None);
     };
     let outcomes = if recompute {
@@ -35,6 +38,7 @@ pub async fn experiment_report(
     let analysis = crate::experiments::stats::analyse(&outcomes.profiles, &weights);
     Ok(Some(ExperimentReport {
         experiment,
+        state,
         analysis,
         excluded_profiles: outcomes.contaminated,
     }))
@@ -114,4 +118,59 @@ pub fn format_report(r: &ExperimentReport) -> String {
         );
     }
     out
+}
+
+/// A pre-launch estimate: how many exposed profiles an experiment needs to detect a relative
+/// change `mde` in conversion (two-sided 5%, 80% power), and how long that takes at the
+/// traffic of the last week.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentPlan {
+    pub mde: f64,
+    /// Distinct profiles served a page in the last 7 days.
+    pub weekly_profiles: i64,
+    /// Share of them who played a title from a page: the control's expected conversion.
+    pub baseline_conversion: Option<f64>,
+    pub profiles_per_variation: Option<u64>,
+    /// All variations, divided by the experiment's coverage.
+    pub profiles_needed: Option<u64>,
+    /// At the last week's reach (each profile counted once, as exposures are).
+    pub estimated_days: Option<f64>,
+}
+
+/// The plan of experiment `key` for a minimum detectable (relative) effect `mde`.
+pub async fn experiment_plan(
+    store: &Store,
+    config: &crate::experiments::console::Config,
+    key: &str,
+    mde: f64,
+    now: crate::domain::Millis,
+) -> Result<Option<ExperimentPlan>> {
+    let Some((experiment, _)) = config.summaries().into_iter().find(|(e, _)| e.key == key) else {
+        return Ok(None);
+    };
+    let traffic = store.traffic(now - 7 * crate::domain::DAY_MS, now).await?;
+    let baseline =
+        (traffic.profiles > 0).then(|| traffic.converted as f64 / traffic.profiles as f64);
+    let per_variation =
+        baseline.and_then(|b| crate::experiments::stats::sample_size_per_variation(b, mde));
+    // The smallest variation sets the pace: n per variation at its weight.
+    let smallest = experiment
+        .variations
+        .iter()
+        .map(|v| v.weight)
+        .fold(f64::INFINITY, f64::min);
+    let needed = per_variation
+        .filter(|_| smallest > 0.0 && experiment.coverage > 0.0)
+        .map(|n| (n as f64 / smallest / experiment.coverage).ceil() as u64);
+    let estimated_days = needed
+        .filter(|_| traffic.profiles > 0)
+        .map(|n| n as f64 / traffic.profiles as f64 * 7.0);
+    Ok(Some(ExperimentPlan {
+        mde,
+        weekly_profiles: traffic.profiles,
+        baseline_conversion: baseline,
+        profiles_per_variation: per_variation,
+        profiles_needed: needed,
+        estimated_days,
+    }))
 }

@@ -11,7 +11,7 @@ use super::impressions::ImpressionLog;
 use super::serving::Serving;
 use crate::clock::{Clock, EventWindow};
 use crate::engine::Engine;
-use crate::experiments::{FeatureError, FeatureSet};
+use crate::experiments::FeatureSet;
 use crate::store::Store;
 
 /// Shared by every request.
@@ -19,8 +19,13 @@ pub struct AppState {
     pub store: Store,
     /// Swapped whole when a new model is activated; a request holds its own snapshot.
     pub engine: ArcSwap<Engine>,
-    /// The features of `experiments/`; replaced when the files change and still load.
+    /// The features page requests evaluate: the console's running experiments (`console`),
+    /// swapped when a new revision is stored (here, or by another replica).
     pub features: ArcSwap<FeatureSet>,
+    /// `features` with draft experiments too: what previews (forced variations) evaluate.
+    pub preview_features: ArcSwap<FeatureSet>,
+    /// The console's configuration in force and its revision.
+    pub console: ArcSwap<super::console::ConsoleState>,
     pub clock: Clock,
     /// When a client-reported event may have happened, around `clock`.
     pub event_window: EventWindow,
@@ -44,7 +49,9 @@ impl AppState {
         Arc::new(Self {
             store,
             engine: ArcSwap::from_pointee(engine),
+            preview_features: ArcSwap::from_pointee(features.clone()),
             features: ArcSwap::from_pointee(features),
+            console: ArcSwap::from_pointee(Default::default()),
             clock,
             event_window,
             impressions,
@@ -53,14 +60,6 @@ impl AppState {
             // Distinguishes request ids of different server runs: random per process (the
             // standard library's hasher keys are), not a reading of the clock.
             instance: RandomState::new().hash_one(std::process::id()),
-        })
-    }
-
-    /// Loads `dir` validated against the current page definition.
-    pub fn load_features(&self, dir: &std::path::Path) -> Result<FeatureSet, FeatureError> {
-        let engine = self.engine.load();
-        FeatureSet::load_dir(dir, &|o| {
-            engine.home.with_overrides(o, &engine.sources).map(|_| ())
         })
     }
 

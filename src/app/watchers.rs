@@ -1,42 +1,10 @@
-//! Background tasks that keep the state current while serving: reloading `experiments/` when
-//! its files change, and following the model registry's active version.
+//! Background tasks that keep the state current while serving: following the model
+//! registry's active version (the experiment console's revisions: `console::watch_console`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::AppState;
-use crate::experiments;
-
-/// Reloads `dir` when its files change. A broken edit is logged and the last good features
-/// stay in force, so a typo never takes the page down.
-pub fn watch_experiments(state: &Arc<AppState>, dir: std::path::PathBuf) {
-    // Weak: the watcher must not keep the state (and its impression log) alive at shutdown.
-    let weak = Arc::downgrade(state);
-    tokio::spawn(async move {
-        let mut signature = experiments::dir_signature(&dir);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let Some(state) = weak.upgrade() else {
-                return;
-            };
-            let now = experiments::dir_signature(&dir);
-            if now == signature {
-                continue;
-            }
-            signature = now;
-            match state.load_features(&dir) {
-                Ok(set) => {
-                    tracing::info!(features = set.features.len(), "experiments reloaded");
-                    state.features.store(Arc::new(set));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "experiments not reloaded; keeping the last good version")
-                }
-            }
-        }
-    });
-}
 
 /// Keeps the engine on the registry's active model (`marquee train`, `models activate`,
 /// `models rollback`) and on the model versions experiments name for some rows. A new engine is
@@ -61,8 +29,9 @@ pub fn watch_models(state: &Arc<AppState>, data_dir: PathBuf, rows: Option<PathB
                     continue;
                 }
             };
+            // Drafts too: previews force their variations.
             let wanted: Vec<String> = state
-                .features
+                .preview_features
                 .load()
                 .model_versions()
                 .into_iter()

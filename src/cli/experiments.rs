@@ -19,13 +19,22 @@ pub(super) enum ExperimentsCommand {
         #[arg(long, default_value = "experiments")]
         dir: PathBuf,
     },
+    /// Writes the database's features and experiments (every draft, running and stopped
+    /// experiment, with its lifecycle under `experiments`) in GrowthBook's JSON shape.
+    Export {
+        /// The file to write (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Applies a feature file (GrowthBook's shape, as `export` writes it) as a new revision,
+    /// validated against the page first; running servers follow within a second.
+    Import { file: PathBuf },
     /// Results per variation: exposures, impressions, play and completion rates, conversion,
-    /// lift vs control with 95% CI and p-value, and the sample-ratio-mismatch check.
+    /// lift vs control with 95% CI and p-value, and the sample-ratio-mismatch check. The
+    /// experiment is looked up in the database.
     Report {
         /// Experiment key.
         key: String,
-        #[arg(long, default_value = "experiments")]
-        dir: PathBuf,
         /// Recompute the outcomes from exposures, page views and events (a full scan)
         /// instead of reading the counters kept as they are written; says whether they agree.
         #[arg(long)]
@@ -55,17 +64,25 @@ pub(super) async fn run(cfg: &Resolved, cmd: ExperimentsCommand) -> Result<()> {
     match cmd {
         ExperimentsCommand::Evaluate(args) => evaluate(&args),
         ExperimentsCommand::List { dir } => list(&dir, cfg),
-        ExperimentsCommand::Report {
-            key,
-            dir,
-            recompute,
-        } => {
-            let set = load_features(&dir, cfg)?;
+        ExperimentsCommand::Export { out } => {
             let store = open_store(cfg).await?;
+            let state = app::console::load(&store).await?;
+            let text = serde_json::to_string_pretty(&state.config)? + "\n";
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        ExperimentsCommand::Import { file } => import(&file, cfg).await,
+        ExperimentsCommand::Report { key, recompute } => {
+            let store = open_store(cfg).await?;
+            let config = app::console::load(&store).await?.config;
             let Some(report) =
-                app::reports::experiment_report(&store, &set, &key, recompute).await?
+                app::reports::experiment_report(&store, &config, &key, recompute).await?
             else {
-                anyhow::bail!("no experiment {key:?} in {}", dir.display());
+                anyhow::bail!("no experiment {key:?} in the database");
             };
             print!("{}", app::reports::format_report(&report));
             if recompute {
@@ -108,6 +125,35 @@ fn list(dir: &Path, cfg: &Resolved) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// `marquee experiments import FILE`: the file, validated, as the next revision.
+async fn import(file: &Path, cfg: &Resolved) -> Result<()> {
+    use crate::experiments::console::{Change, Config};
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {name}"))?;
+    let now = crate::clock::Clock::System.now();
+    let config = Config::parse_file(&name, &text, now)?;
+    let page = app::models::page_definition(cfg.file.rows.as_deref())?;
+    let registry = SourceRegistry::builtin();
+    let store = open_store(cfg).await?;
+    let author = format!("import: {name}");
+    let (revision, config) = app::console::apply(
+        &store,
+        &|o| page.with_overrides(o, &registry).map(|_| ()),
+        &author,
+        &Change::Import(Box::new(config)),
+        None,
+        now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    println!(
+        "revision {revision}: {} features, {} experiments from {name}",
+        config.features.len(),
+        config.experiments.len()
+    );
     Ok(())
 }
 

@@ -18,10 +18,6 @@ pub(super) struct SimulateArgs {
     /// The server to drive.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub(super) url: String,
-    /// The directory the server loads experiments from (started with `--experiments DIR`);
-    /// the simulation writes `simulation.json` there. It must not define `home-rows` elsewhere.
-    #[arg(long)]
-    pub(super) experiments_dir: PathBuf,
     #[arg(long, default_value_t = 400)]
     pub(super) profiles: usize,
     /// Home page visits per viewer.
@@ -122,7 +118,6 @@ pub(super) async fn simulate(cfg: &Resolved, a: SimulateArgs) -> Result<()> {
     simulation::run(simulation::SimulateArgs {
         data_dir: cfg.data_dir.clone(),
         url: a.url,
-        experiments_dir: a.experiments_dir,
         profiles: a.profiles,
         sessions: a.sessions,
         aa_experiments: a.aa,

@@ -214,17 +214,23 @@ async fn run_server(
     let stop_relay = std::sync::Arc::new(tokio::sync::Notify::new());
     let relay = state.serving.start(store, stop_relay.clone());
     let grace = std::time::Duration::from_secs(cfg.file.shutdown_secs.unwrap_or(10));
-    if let Some(dir) = &experiments_dir {
-        // At start a broken file is an error: nothing good is loaded yet to fall back to.
-        let features = state.load_features(dir).map_err(anyhow::Error::from)?;
-        say(&format!(
-            "experiments: {} features from {}",
-            features.features.len(),
-            dir.display()
-        ));
-        state.features.store(std::sync::Arc::new(features));
-        app::watchers::watch_experiments(&state, dir.clone());
-    }
+    // Features and experiments live in the database; `experiments/` is imported into an empty
+    // one (a broken file is an error then: nothing good is loaded yet to fall back to).
+    state
+        .start_console(experiments_dir.as_deref())
+        .await
+        .context("experiments")?;
+    let console = state.console.load();
+    say(&format!(
+        "experiments: {} features, revision {}",
+        console.config.features.len(),
+        console
+            .revision
+            .map_or_else(|| "none yet".to_owned(), |r| r.to_string())
+    ));
+    drop(console);
+    app::console::watch_console(&state);
+    app::console::watch_sample_ratios(&state);
     app::watchers::watch_models(&state, cfg.data_dir.clone(), rows);
     let auth = api::auth::AuthOptions {
         mode,

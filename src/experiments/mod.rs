@@ -5,19 +5,23 @@
 //! the Marquee-specific part: loading and validating the files, building the attributes of a
 //! request, and turning feature values into `PageOverrides` for the engine.
 
+pub mod console;
 pub mod growthbook;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::domain::Profile;
 use crate::engine::rows::{PageError, PageOverrides, RowOverride};
-use growthbook::{BorrowedContext, FeatureDefinition, FeatureRule, SavedGroups};
+use growthbook::{
+    BorrowedContext, FeatureDefinition, FeatureRule, SavedGroups, StickyAssignmentsDocument,
+    StickyBucketService,
+};
 
 /// Row ids, in order: which rows the home page shows.
 pub const ROWS_FEATURE: &str = "home-rows";
@@ -44,6 +48,9 @@ struct PayloadFile {
     #[serde(default)]
     #[allow(dead_code)]
     date_updated: Option<Value>,
+    /// The console's lifecycle of each experiment (`marquee experiments export`).
+    #[serde(default)]
+    experiments: Option<BTreeMap<String, console::ExperimentState>>,
 }
 
 /// All features of `experiments/`, merged.
@@ -114,6 +121,35 @@ fn overrides_from(feature: &str, value: &Value) -> Result<PageOverrides, serde_j
     }
 }
 
+/// Checks one value of feature `key` against the page. On failure, the path below the value
+/// that is wrong (`[3]`: the fourth row id of a `home-rows` list; `.top-picks`: that row's
+/// settings), if known, and the problem.
+fn check_value(
+    key: &str,
+    value: &Value,
+    validate: PageValidator<'_>,
+) -> Result<(), (String, InvalidFeature)> {
+    let overrides = overrides_from(key, value)
+        .map_err(|e| (String::new(), InvalidFeature::Shape(e.to_string())))?;
+    validate(&overrides).map_err(|e| {
+        let row = match &e {
+            PageError::UnknownRow { row, .. } | PageError::ListedTwice(row) => Some(row),
+            PageError::SettingsForUnknownRow(row) | PageError::Row { row, .. } => Some(row),
+            _ => None,
+        };
+        let detail = match (row, value) {
+            (Some(row), Value::Array(ids)) => ids
+                .iter()
+                .rposition(|v| v.as_str() == Some(row.as_str()))
+                .map(|i| format!("[{i}]"))
+                .unwrap_or_default(),
+            (Some(row), Value::Object(m)) if m.contains_key(row.as_str()) => format!(".{row}"),
+            _ => String::new(),
+        };
+        (detail, InvalidFeature::Page(Box::new(e)))
+    })
+}
+
 /// Every value a feature can take, with its JSON path in the file.
 fn possible_values<'a>(key: &str, def: &'a FeatureDefinition) -> Vec<(String, &'a Value)> {
     let mut out = Vec::new();
@@ -163,11 +199,8 @@ impl FeatureSet {
             })?;
             for (key, def) in &file.features {
                 for (at, value) in possible_values(key, def) {
-                    let checked = match overrides_from(key, value) {
-                        Ok(o) => validate(&o).map_err(|e| InvalidFeature::Page(Box::new(e))),
-                        Err(e) => Err(InvalidFeature::Shape(e.to_string())),
-                    };
-                    checked.map_err(|problem| invalid(at, problem))?;
+                    check_value(key, value, validate)
+                        .map_err(|(detail, problem)| invalid(format!("{at}{detail}"), problem))?;
                 }
                 if let Some(other) = set.origin.get(key) {
                     return Err(invalid(
@@ -224,26 +257,6 @@ impl FeatureSet {
     }
 }
 
-/// When any file in `dir` changed (added, removed, modified): a cheap poll signature.
-pub fn dir_signature(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    let mut sig: Vec<_> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .map(|e| {
-            let meta = e.metadata().ok();
-            (
-                e.path(),
-                meta.as_ref().and_then(|m| m.modified().ok()),
-                meta.map_or(0, |m| m.len()),
-            )
-        })
-        .collect();
-    sig.sort();
-    sig
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariationSummary {
     pub index: usize,
@@ -261,6 +274,7 @@ pub struct ExperimentSummary {
     pub hash_attribute: String,
     pub coverage: f64,
     pub condition: Option<Value>,
+    pub namespace: Option<growthbook::Namespace>,
     pub variations: Vec<VariationSummary>,
 }
 
@@ -281,6 +295,7 @@ impl ExperimentSummary {
             hash_attribute: rule.hash_attribute.clone().unwrap_or_else(|| "id".into()),
             coverage: rule.coverage.unwrap_or(1.0),
             condition: rule.condition.clone(),
+            namespace: rule.namespace.clone(),
             variations: variations
                 .into_iter()
                 .enumerate()
@@ -355,13 +370,58 @@ pub struct PageVariant {
     pub problems: Vec<String>,
 }
 
+/// Sticky-bucket documents of one profile, keyed `attributeName||attributeValue`
+/// (`growthbook::sticky_attribute_key`).
+pub type StickyDocs = HashMap<String, StickyAssignmentsDocument>;
+
+/// The identities (`attributeName||attributeValue`) whose sticky-bucket documents evaluating
+/// `set` for `attributes` may read: what serving loads before `page_variant_sticky`.
+pub fn sticky_identities(set: &FeatureSet, attributes: &Value) -> Vec<(String, String)> {
+    growthbook::sticky_bucket_identities(&set.features, attributes)
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect()
+}
+
+/// Collects the documents evaluation saves; the caller persists them.
+#[derive(Default)]
+struct SavedDocs(Mutex<Vec<StickyAssignmentsDocument>>);
+
+impl StickyBucketService for SavedDocs {
+    fn get_assignments(&self, _: &str, _: &str) -> Option<StickyAssignmentsDocument> {
+        // Documents are loaded before evaluation (`BorrowedContext::with_sticky`).
+        None
+    }
+
+    fn save_assignments(&self, doc: &StickyAssignmentsDocument) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(doc.clone());
+    }
+}
+
 /// Evaluates the features for one page request: assignments of every experiment, and the
-/// page overrides of Marquee's page features.
+/// page overrides of Marquee's page features. No sticky bucketing (`page_variant_sticky`).
 pub fn page_variant(
     set: &FeatureSet,
     attributes: Value,
     forced_variations: HashMap<String, i64>,
 ) -> PageVariant {
+    page_variant_sticky(set, attributes, forced_variations, None).0
+}
+
+/// As `page_variant`, with sticky bucketing when the profile's documents are given: a profile
+/// keeps the variation its document records for an experiment's bucket version, whatever the
+/// weights, coverage or targeting say now. Returns the documents that changed (new
+/// assignments), which the caller persists.
+pub fn page_variant_sticky(
+    set: &FeatureSet,
+    attributes: Value,
+    forced_variations: HashMap<String, i64>,
+    sticky: Option<StickyDocs>,
+) -> (PageVariant, Vec<StickyAssignmentsDocument>) {
+    let saved = SavedDocs::default();
     // Borrowed, not cloned: the features are the same for every request.
     let mut ctx = BorrowedContext::new(
         &attributes,
@@ -369,6 +429,9 @@ pub fn page_variant(
         &set.saved_groups,
         &forced_variations,
     );
+    if let Some(docs) = sticky {
+        ctx = ctx.with_sticky(&saved, docs);
+    }
     let mut variant = PageVariant::default();
     // Every feature is evaluated, not only the page ones: an experiment on any feature
     // (a UI change, an A/A test) is assigned and exposed on the page request.
@@ -385,7 +448,8 @@ pub fn page_variant(
                 variation_index: res.variation_id,
                 variation_key: res.key.clone(),
                 in_experiment: true,
-                hash_used: res.hash_used,
+                // A sticky assignment was hashed once, in an earlier request.
+                hash_used: res.hash_used || res.sticky_bucket_used,
             });
         }
         if key != ROWS_FEATURE && key != ROW_SETTINGS_FEATURE && key != ROW_ORDER_FEATURE {
@@ -404,7 +468,13 @@ pub fn page_variant(
             Err(e) => variant.problems.push(format!("feature {key}: {e}")),
         }
     }
-    variant
+    drop(ctx);
+    let mut docs = saved.0.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // The last save of an identity holds all of its assignments.
+    let mut seen = std::collections::HashSet::new();
+    docs.reverse();
+    docs.retain(|d| seen.insert((d.attribute_name.clone(), d.attribute_value.clone())));
+    (variant, docs)
 }
 
 #[cfg(test)]
@@ -478,7 +548,7 @@ mod tests {
         let err = err.to_string();
         assert!(
             err.ends_with(
-                "a.json: features.home-rows.rules[0].variations[1]: row \"trending\" is listed twice"
+                "a.json: features.home-rows.rules[0].variations[1][0]: row \"trending\" is listed twice"
             ),
             "{err}"
         );

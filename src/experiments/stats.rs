@@ -155,13 +155,58 @@ pub struct Lift {
     pub relative: f64,
     pub ci_low: f64,
     pub ci_high: f64,
+    /// Fixed-horizon p-value: valid for one look at a sample size chosen in advance.
     pub p_value: f64,
+    /// Always-valid p-value (mSPRT, `always_valid_p`): valid however often the report is
+    /// looked at and whenever the experiment is stopped.
+    pub always_valid_p: f64,
 }
 
 impl Lift {
+    /// Significant at a single look (the fixed-horizon test).
     pub fn significant(&self) -> bool {
         self.p_value < 0.05
     }
+
+    /// Significant under continuous monitoring (the sequential test).
+    pub fn significant_sequential(&self) -> bool {
+        self.always_valid_p < 0.05
+    }
+
+    /// Significant at one look only: reading it as a result now is peeking.
+    pub fn peeking(&self) -> bool {
+        self.significant() && !self.significant_sequential()
+    }
+}
+
+/// The mixing scale of the sequential test, relative to the control's rate: effects of about
+/// 10% are what experiments on a home page look for.
+pub const MSPRT_TAU_RELATIVE: f64 = 0.1;
+
+/// Always-valid p-value of a difference `diff` with variance `variance` (mSPRT with a normal
+/// mixture N(0, τ²) over the effect, Johari et al. 2017): the likelihood ratio
+/// Λ = √(V/(V+τ²)) · exp(diff² τ² / (2V(V+τ²))) is a martingale under no effect, so by Ville's
+/// inequality P(Λ ever ≥ 1/α) ≤ α and p = min(1, 1/Λ) is valid at any look.
+pub fn always_valid_p(diff: f64, variance: f64, tau2: f64) -> f64 {
+    if variance <= 0.0 || tau2 <= 0.0 || !diff.is_finite() {
+        return 1.0;
+    }
+    let log_lambda = 0.5 * (variance / (variance + tau2)).ln()
+        + diff * diff * tau2 / (2.0 * variance * (variance + tau2));
+    (-log_lambda).exp().min(1.0)
+}
+
+/// Profiles needed per variation to detect a relative change `mde` of a proportion
+/// `baseline` with a two-sided 5% test at 80% power (normal approximation).
+pub fn sample_size_per_variation(baseline: f64, mde: f64) -> Option<u64> {
+    const Z_POWER80: f64 = 0.841_621_233_572_914_3;
+    let p1 = baseline;
+    let p2 = baseline * (1.0 + mde);
+    if !(0.0..1.0).contains(&p1) || p1 <= 0.0 || !(0.0..1.0).contains(&p2) || mde == 0.0 {
+        return None;
+    }
+    let n = (Z95 + Z_POWER80).powi(2) * (p1 * (1.0 - p1) + p2 * (1.0 - p2)) / (p2 - p1).powi(2);
+    Some(n.ceil() as u64)
 }
 
 /// Mean and variance of a ratio of sums Σy/Σx over units, by the delta method.
@@ -207,11 +252,17 @@ pub fn lift(control: RatioEstimate, treatment: RatioEstimate) -> Option<Lift> {
     let se_log = (control.variance / control.ratio.powi(2)
         + treatment.variance / treatment.ratio.powi(2))
     .sqrt();
+    let tau = MSPRT_TAU_RELATIVE * control.ratio;
     Some(Lift {
         relative: log_ratio.exp() - 1.0,
         ci_low: (log_ratio - Z95 * se_log).exp() - 1.0,
         ci_high: (log_ratio + Z95 * se_log).exp() - 1.0,
         p_value: if se_diff > 0.0 { two_sided_p(z) } else { 1.0 },
+        always_valid_p: always_valid_p(
+            treatment.ratio - control.ratio,
+            se_diff * se_diff,
+            tau * tau,
+        ),
     })
 }
 
@@ -244,6 +295,23 @@ pub struct VariationResult {
     pub play_rate_lift: Option<Lift>,
     pub completion_rate_lift: Option<Lift>,
     pub conversion_lift: Option<Lift>,
+    /// The guardrail metric (completion rate) is significantly worse than the control's,
+    /// by the sequential test (safe to read at any time).
+    pub guardrail_degraded: bool,
+}
+
+impl VariationResult {
+    /// A lift that is significant at a single look but not sequentially.
+    pub fn peeking(&self) -> bool {
+        [
+            self.play_rate_lift,
+            self.completion_rate_lift,
+            self.conversion_lift,
+        ]
+        .iter()
+        .flatten()
+        .any(Lift::peeking)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -283,6 +351,7 @@ pub fn analyse(outcomes: &[ProfileOutcome], weights: &[f64]) -> Analysis {
                 play_rate_lift: None,
                 completion_rate_lift: None,
                 conversion_lift: None,
+                guardrail_degraded: false,
             }
         })
         .collect();
@@ -300,6 +369,9 @@ pub fn analyse(outcomes: &[ProfileOutcome], weights: &[f64]) -> Analysis {
                 .conversion
                 .zip(v.conversion)
                 .and_then(|(c, t)| lift(c, t));
+            v.guardrail_degraded = v
+                .completion_rate_lift
+                .is_some_and(|l| l.relative < 0.0 && l.significant_sequential());
         }
     }
     let observed: Vec<u64> = variations.iter().map(|v| v.profiles).collect();
@@ -355,6 +427,40 @@ mod tests {
             "{l:?}"
         );
         assert!(l.ci_low > 0.0 && l.ci_high > l.relative);
+    }
+
+    #[test]
+    fn sequential_p_is_never_below_the_fixed_horizon_one_for_small_effects() {
+        // No effect: Λ < 1, p = 1.
+        assert_eq!(always_valid_p(0.0, 1e-4, 1e-4), 1.0);
+        // 100/1000 vs 130/1000 (fixed-horizon p = 0.035) is not sequentially significant.
+        let l = lift(
+            proportion(100, 1000).unwrap(),
+            proportion(130, 1000).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            l.significant() && !l.significant_sequential() && l.peeking(),
+            "{l:?}"
+        );
+        // Ten times the data: both agree.
+        let l = lift(
+            proportion(1000, 10_000).unwrap(),
+            proportion(1300, 10_000).unwrap(),
+        )
+        .unwrap();
+        assert!(l.always_valid_p < 1e-6, "{l:?}");
+        // Hand computation: V = τ² = 1e-4, diff = 0.05 → log Λ = ½ln½ + 0.25e-6/(4e-8) = 5.903.
+        let p = always_valid_p(0.05, 1e-4, 1e-4);
+        assert!(close(p, (-(0.5f64.ln() / 2.0 + 6.25)).exp(), 1e-12), "{p}");
+    }
+
+    #[test]
+    fn sample_size_matches_the_textbook_formula() {
+        // 10% → 11%: (1.96 + 0.8416)² (0.09 + 0.0979) / 0.0001 = 14,740 (rounded up).
+        let n = sample_size_per_variation(0.10, 0.10).unwrap();
+        assert!((14_730..=14_760).contains(&n), "{n}");
+        assert_eq!(sample_size_per_variation(0.0, 0.1), None);
     }
 
     #[test]

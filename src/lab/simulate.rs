@@ -2,16 +2,16 @@
 //! public GraphQL API, so that the experiment machinery (assignment, exposure and impression
 //! logging, attribution, statistics) can be checked against a known truth.
 //!
-//! The simulation installs its experiments as a file in the server's experiments directory
-//! (as a product manager would), waits for the server to load it, runs the viewers, and reads
-//! the results back with `experimentReport`:
+//! The simulation creates its experiments through the console's GraphQL API as a product
+//! manager would (`saveFeature`, then `launchExperiment`), runs the viewers, and reads the
+//! results back with `experimentReport`:
 //! - `sim<seed>-aa-NN`: A/A experiments (two identical variations). About 5% should come out
 //!   "significant" at p < 0.05 — more means the pipeline invents effects.
 //! - `sim<seed>-ab`: a real difference. Variation 1 degrades the page to Trending and New Releases
 //!   only (no personal rows); viewers play titles by their hidden tastes, so the report must
 //!   find a negative lift.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -23,7 +23,6 @@ use crate::rng::SplitMix64;
 
 pub struct SimulateArgs {
     pub url: String,
-    pub experiments_dir: PathBuf,
     pub profiles: usize,
     pub sessions: usize,
     pub aa_experiments: usize,
@@ -99,8 +98,8 @@ fn ab_key(seed: u64) -> String {
     format!("sim{seed}-ab")
 }
 
-fn experiment_file(args: &SimulateArgs) -> Value {
-    let mut features = serde_json::Map::new();
+/// The simulation's features: one per A/A experiment, and `home-rows` for the A/B one.
+fn experiment_features(args: &SimulateArgs) -> Vec<(String, Value)> {
     let rule = |key: &str, variations: Value| {
         json!({"rules": [{
             "key": key, "seed": format!("{key}-{}", args.seed), "hashAttribute": "id",
@@ -108,38 +107,63 @@ fn experiment_file(args: &SimulateArgs) -> Value {
             "meta": [{"key": "control"}, {"key": "treatment"}]
         }]})
     };
+    let mut features = Vec::new();
     for i in 0..args.aa_experiments {
         let key = aa_key(args.seed, i);
-        features.insert(key.clone(), rule(&key, json!([false, false])));
+        features.push((key.clone(), rule(&key, json!([false, false]))));
     }
     let mut ab = rule(
         &ab_key(args.seed),
         json!([null, ["trending", "new-releases"]]),
     );
     ab["defaultValue"] = Value::Null;
-    features.insert("home-rows".into(), ab);
-    json!({"description": "written by `marquee simulate`", "features": features})
+    features.push(("home-rows".into(), ab));
+    features
 }
 
-async fn wait_for_experiments(client: &Client, prefix: &str, expected: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let data = client.gql("{ experiments { key } }", json!({})).await?;
-        let n = data["experiments"].as_array().map_or(0, |list| {
-            list.iter()
-                .filter(|e| e["key"].as_str().is_some_and(|k| k.starts_with(prefix)))
-                .count()
-        });
-        if n == expected {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the server did not load the simulation's experiments within 20 s: is it running with --experiments pointing to the same directory, and does that directory hold other files defining home-rows?"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// Creates the simulation's experiments through the console API and launches them. Refuses
+/// to replace a `home-rows` feature that holds other experiments.
+async fn install_experiments(client: &Client, args: &SimulateArgs) -> Result<()> {
+    let existing = client
+        .gql("{ experiments { key featureKey status } }", json!({}))
+        .await?;
+    let foreign: Vec<&str> = existing["experiments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["featureKey"] == "home-rows" && e["status"] == "RUNNING")
+        .filter_map(|e| e["key"].as_str())
+        .filter(|k| !k.starts_with("sim"))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "the server runs experiments on home-rows ({}): stop them first, the simulation needs the feature",
+            foreign.join(", ")
+        );
     }
+    for (key, definition) in experiment_features(args) {
+        client
+            .gql(
+                "mutation($k: String!, $d: JSON!) { saveFeature(key: $k, definition: $d) { revision } }",
+                json!({"k": key, "d": definition}),
+            )
+            .await
+            .with_context(|| format!("saving feature {key}"))?;
+    }
+    let mut keys: Vec<String> = (0..args.aa_experiments)
+        .map(|i| aa_key(args.seed, i))
+        .collect();
+    keys.push(ab_key(args.seed));
+    for key in keys {
+        client
+            .gql(
+                "mutation($k: String!) { launchExperiment(key: $k) { status } }",
+                json!({"k": key}),
+            )
+            .await
+            .with_context(|| format!("launching {key}"))?;
+    }
+    Ok(())
 }
 
 /// One viewer's visit: fetch the page, look at the first items of each row, play some.
@@ -223,14 +247,7 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         issuer,
         pm,
     };
-    let file = args.experiments_dir.join("simulation.json");
-    write_experiments(&file, &experiment_file(&args))?;
-    wait_for_experiments(
-        &client,
-        &format!("sim{}-", args.seed),
-        args.aa_experiments + 1,
-    )
-    .await?;
+    install_experiments(&client, &args).await?;
 
     let genres: Vec<String> = client.gql("{ genres { name } }", json!({})).await?["genres"]
         .as_array()
@@ -322,14 +339,5 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         },
         ab["experimentReport"]["srmFlagged"]
     );
-    Ok(())
-}
-
-fn write_experiments(path: &Path, file: &Value) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(file)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    // Rename: the server never reads a half-written file.
-    std::fs::rename(&tmp, path)?;
     Ok(())
 }

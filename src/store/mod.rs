@@ -8,6 +8,7 @@
 //! down, restarting, full, not writable, too busy — retry) or `Internal`.
 
 mod error;
+pub mod experiments;
 mod import;
 pub mod logging;
 mod metadata;
@@ -107,6 +108,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_identity.sql"),
     ),
     (
+        6,
+        "experiment console",
+        include_str!("../../migrations/sqlite/0006_experiment_console.sql"),
+    ),
+    (
         7,
         "outbox",
         include_str!("../../migrations/sqlite/0007_outbox.sql"),
@@ -147,6 +153,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "identity",
         include_str!("../../migrations/postgres/0005_identity.sql"),
+    ),
+    (
+        6,
+        "experiment console",
+        include_str!("../../migrations/postgres/0006_experiment_console.sql"),
     ),
     (
         7,

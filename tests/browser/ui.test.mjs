@@ -583,6 +583,109 @@ test('the PM page lists the experiments and previews a variation', async (t) => 
   await screenshot('pm', { fullPage: true });
 });
 
+/** The variation `profileId` is assigned in experiment `key` on its home page (null: none). */
+async function assignedVariation(profileId, key) {
+  const d = await data(`query($p: ID!) { home(profileId: $p) { assignments { experimentKey variationIndex } } }`, { p: profileId });
+  return d.home.assignments.find((a) => a.experimentKey === key)?.variationIndex ?? null;
+}
+
+test('a PM creates, launches, re-weights, stops an experiment and rolls out the winner; an exposed viewer stays put', async () => {
+  const KEY = 'console-row-order';
+  const VIEWER = '8';
+  await chooseProfile(ADULT); // signed in with the pm role
+  await visit('#/experiments');
+  await waitState('ready');
+
+  // Create: variations are checked against the page as they are typed.
+  await page.click('#view [data-action="new-experiment"]');
+  const form = page.locator('#view form.exp-editor');
+  await form.locator('[name="feature"]').fill('home-row-order');
+  await form.locator('[name="key"]').fill(KEY);
+  await form.locator('[name="name"]').fill('Rows ordered by engagement');
+  const variations = form.locator('[data-variation-row]');
+  await variations.nth(0).locator('[name="v-value"]').fill('"fixed"');
+  await variations.nth(1).locator('[name="v-key"]').fill('engagement');
+  await variations.nth(1).locator('[name="v-value"]').fill('"random"');
+  const error = form.locator('.json-errors .error').first();
+  await error.waitFor();
+  assert.equal(await error.getAttribute('data-path'), 'rules[0].variations[1]');
+  assert.match(await variations.nth(1).locator('.field-error').textContent(), /rules\[0\]\.variations\[1\]/);
+  assert.equal(await variations.nth(1).locator('[name="v-value"]').getAttribute('aria-invalid'), 'true');
+  await screenshot('console-inline-error');
+  await variations.nth(1).locator('[name="v-value"]').fill('"engagement"');
+  await page.waitForFunction(() => document.querySelector('#view .json-errors')?.dataset.errors === '0');
+  // Targeting with the builder: grown-up profiles only.
+  await form.locator('[name="t-kids"]').selectOption('no');
+  const raw = JSON.parse(await form.locator('[name="raw"]').inputValue());
+  assert.deepEqual(raw.rules.at(-1).condition, { kids: false });
+  assert.deepEqual(raw.rules.at(-1).variations, ['fixed', 'engagement']);
+  await form.scrollIntoViewIfNeeded();
+  await screenshot('console-editor', { fullPage: true });
+  await form.locator('[data-action="save"]').click();
+  const card = () => page.locator(`#view article[data-experiment-key="${KEY}"]`);
+  await page.waitForSelector(`#view article[data-experiment-key="${KEY}"][data-status="DRAFT"]`);
+  assert.equal(await assignedVariation(VIEWER, KEY), null, 'a draft assigns nobody');
+
+  // Launch.
+  await card().locator('[data-action="launch"]').click();
+  await page.waitForSelector(`#view article[data-experiment-key="${KEY}"][data-status="RUNNING"]`);
+
+  // A viewer opens the home page in the browser: assigned and exposed.
+  await chooseProfile(VIEWER);
+  const assigned = await assignedVariation(VIEWER, KEY);
+  assert.ok(assigned === 0 || assigned === 1, `the viewer is assigned: ${assigned}`);
+  let exposed = 0;
+  for (let i = 0; i < 50 && !exposed; i++) {
+    const r = (await data(REPORT, { key: KEY })).experimentReport;
+    exposed = r.variations[assigned].exposedProfiles;
+    if (!exposed) await new Promise((r2) => setTimeout(r2, 200));
+  }
+  assert.ok(exposed >= 1, 'the viewer is exposed');
+
+  // The PM moves all weight to the other variation: the exposed viewer stays, new ones follow.
+  await chooseProfile(ADULT);
+  await visit('#/experiments');
+  await waitState('ready');
+  await card().locator('[data-action="edit"]').click();
+  const edit = page.locator('#view form.exp-editor[data-mode="edit"]');
+  await edit.locator('[data-variation-row]').nth(assigned).locator('[name="v-weight"]').fill('0');
+  await edit.locator('[data-variation-row]').nth(1 - assigned).locator('[name="v-weight"]').fill('100');
+  await page.waitForFunction(() => document.querySelector('#view .json-errors')?.dataset.errors === '0');
+  await edit.locator('[data-action="save"]').click();
+  await page.waitForFunction((k) => {
+    const rows = document.querySelectorAll(`#view article[data-experiment-key="${k}"] table.variations tbody tr`);
+    return rows.length === 2 && [...rows].some((r) => r.textContent.includes('100%'));
+  }, KEY);
+  assert.equal(await assignedVariation(VIEWER, KEY), assigned, 'the exposed viewer keeps its variation');
+  assert.equal(await assignedVariation('9', KEY), 1 - assigned, 'a new viewer gets the new weights');
+  // The preview of that viewer "as assigned" agrees.
+  await page.fill('#view .preview input[name="preview-profile"]', VIEWER);
+  await page.click('#view [data-action="preview"]');
+  await page.waitForSelector('#view .preview-out[data-state="ready"]');
+  assert.match(await page.locator('#view .preview-out .assignments').textContent(), new RegExp(`${KEY}.*${assigned}:`));
+  await card().scrollIntoViewIfNeeded();
+  await screenshot('console-running');
+
+  // Stop, then roll out the winner as the feature's default.
+  await card().locator('[data-action="stop"]').click();
+  await page.waitForSelector(`#view article[data-experiment-key="${KEY}"][data-status="STOPPED"]`);
+  assert.equal(await assignedVariation(VIEWER, KEY), null, 'nobody is assigned once stopped');
+  await card().locator('select[name="winner"]').selectOption('1');
+  await card().locator('[data-action="choose-winner"]').click();
+  await page.waitForSelector(`#view article[data-experiment-key="${KEY}"] [data-winner="1"]`);
+  const features = (await data('{ features { key definition } }')).features;
+  assert.equal(features.find((f) => f.key === 'home-row-order').definition.defaultValue, 'engagement');
+
+  // The history, with its diffs.
+  await card().locator('details.history summary').click();
+  await card().locator('.revisions li[data-action="choose-winner"]').waitFor();
+  const actions = await card().locator('.revisions > li').evaluateAll((lis) => lis.map((li) => li.dataset.action));
+  assert.deepEqual(actions, ['choose-winner', 'stop', 'save-feature', 'launch', 'save-feature']);
+  assert.match(await card().locator('.revisions > li[data-action="save-feature"]').first().textContent(), /weights/);
+  await card().scrollIntoViewIfNeeded();
+  await screenshot('console-history', { fullPage: true });
+});
+
 test('when the API is down, views say so instead of going blank', async () => {
   await page.route('**/graphql', (route) => route.abort('connectionrefused'));
   try {

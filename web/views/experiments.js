@@ -1,8 +1,11 @@
-// PM page: the experiments loaded from experiments/ with their results (`experimentReport`), and
-// a home preview of any profile under chosen variations (`previewHome`: pm role, audited).
+// PM page, the experiment console: every experiment with its status and results
+// (`experimentReport`, with guard rails), create/edit/launch/stop/roll out (`./console.js`), the
+// history, and a home preview of any profile under chosen variations (`previewHome`: pm role,
+// audited).
 import { gql, queries } from '../api.js';
+import { consoleQueries, editorPanel, cardActions, guardRails, planForm } from './console.js';
 import { currentProfile } from '../session.js';
-import { h, setView, loading, errorState, emptyState, describeError, percent, NONE } from '../ui.js';
+import { h, setView, loading, errorState, describeError, percent, NONE } from '../ui.js';
 import { renderRows } from './home.js';
 
 /** How shares (weights, coverage), rates and lifts are written (see `percent`). */
@@ -19,16 +22,26 @@ function prettyJson(text) {
   }
 }
 
-function experimentCard(exp) {
+const STATUS = { DRAFT: 'Draft', RUNNING: 'Running', STOPPED: 'Stopped' };
+
+function experimentCard(exp, handlers) {
   const total = exp.variations.reduce((s, v) => s + v.weight, 0) || 1;
-  return h('article.experiment', { dataset: { experimentKey: exp.key } },
+  const phase = exp.phases.at(-1);
+  return h('article.experiment', { dataset: { experimentKey: exp.key, status: exp.status } },
     h('header.exp-head',
       h('div', h('h2', exp.name ?? exp.key), h('code.exp-key', exp.key)),
-      h('span.pill', `feature ${exp.featureKey}`)),
+      h('div.exp-pills', h(`span.pill.status.${exp.status.toLowerCase()}`, { dataset: { status: exp.status } }, STATUS[exp.status] ?? exp.status),
+        h('span.pill', `feature ${exp.featureKey}`))),
     h('dl.exp-facts',
       h('dt', 'Coverage'), h('dd', percent(exp.coverage, SHARE)),
       h('dt', 'Bucketed by'), h('dd', h('code', exp.hashAttribute)),
-      h('dt', 'Targeting'), h('dd', exp.condition ? h('code.cond', exp.condition) : 'Everyone')),
+      h('dt', 'Targeting'), h('dd', exp.condition ? h('code.cond', exp.condition) : 'Everyone'),
+      exp.namespace ? [h('dt', 'Namespace'), h('dd', h('code', exp.namespace))] : null,
+      h('dt', 'Phase'), h('dd', phase ? `${phase.number + 1} since ${phase.startedAt}${phase.endedAt ? `, ended ${phase.endedAt}` : ''}` : 'not launched'),
+      exp.winner !== null && exp.winner !== undefined
+        ? [h('dt', 'Winner'), h('dd', { dataset: { winner: String(exp.winner) } }, `${exp.winner}: ${exp.variations[exp.winner]?.key ?? ''} (rolled out)`)] : null),
+    cardActions(exp, handlers),
+    exp.status === 'DRAFT' ? h('div.plan-box', h('h3', 'Before launch'), planForm(exp.key)) : null,
     h('div.weights', { 'aria-hidden': 'true' }, exp.variations.map((v, i) =>
       h('span', { style: `flex:${v.weight / total};--hue:${HUES[i % HUES.length]}`, title: `${v.key} ${percent(v.weight / total, SHARE)}` }, v.key))),
     h('table.variations',
@@ -92,7 +105,8 @@ function liftCells(lift, scale) {
     h('td.num', h(`strong.lift.${dir}`, percent(lift.relative, LIFT)),
       h('div.ci-range', `${percent(lift.ciLow, LIFT)} … ${percent(lift.ciHigh, LIFT)}`)),
     h('td', intervalChart(lift, scale)),
-    h(`td.num${lift.significant ? '.sig' : ''}`, pValue(lift.pValue), lift.significant ? h('div.ci-range', 'significant') : null),
+    h(`td.num${lift.significant ? '.sig' : ''}`, pValue(lift.pValue), lift.significant ? h('div.ci-range', 'significant') : null,
+      lift.sequentialPValue !== undefined ? h('div.ci-range.seq', { title: 'Always-valid (sequential) p-value: safe to read at any time' }, `seq. ${pValue(lift.sequentialPValue)}`) : null),
   ];
 }
 
@@ -138,6 +152,7 @@ function resultsContent(report) {
   ].filter(Boolean);
   return ['ready', [
     report.srmFlagged ? srmBanner(report, exposed) : null,
+    guardRails(report),
     h('div.table-wrap', totals),
     lifts,
     notes.length ? h('p.muted.report-notes', notes.join(' ')) : null,
@@ -228,14 +243,41 @@ export async function experimentsView({ view, isCurrent }) {
   }
   if (!isCurrent()) return;
   delete view.dataset.reason;
+  let features = [];
+  try {
+    features = (await gql(consoleQueries.features)).features;
+  } catch {
+    // An older server: the console's editing is unavailable, the list still works.
+  }
+  if (!isCurrent()) return;
+  const editorBox = h('div.editor-box');
+  const reload = () => experimentsView({ view, isCurrent });
+  const openEditor = (exp) => {
+    const feature = exp ? features.find((f) => f.key === exp.featureKey) : null;
+    editorBox.replaceChildren(editorPanel({
+      edit: exp ? { exp, feature } : null,
+      features,
+      onSaved: () => setTimeout(reload, 400),
+      onCancel: () => editorBox.replaceChildren(),
+    }));
+    editorBox.scrollIntoView({ block: 'start' });
+    editorBox.querySelector('input:not([readonly]), select, textarea')?.focus({ preventScroll: true });
+  };
+  const handlers = { onChanged: reload, onEdit: openEditor };
+  const newButton = h('button.btn.primary', { type: 'button', dataset: { action: 'new-experiment' }, onclick: () => openEditor(null) }, 'New experiment');
   if (!experiments.length) {
-    emptyState(view, 'No experiments are running',
-      'Add experiment definitions under experiments/ and restart the server to see them here.');
+    setView(view, 'empty',
+      h('h1.page-title', 'Experiments', h('span.page-sub', 'none yet')),
+      h('div.message', h('h2', 'No experiments yet'), h('p', 'Create one: it starts as a draft, and runs once launched.'), newButton),
+      editorBox);
     return;
   }
-  const cards = experiments.map(experimentCard);
+  const cards = experiments.map((exp) => experimentCard(exp, handlers));
+  const running = experiments.filter((e) => e.status === 'RUNNING').length;
   setView(view, 'ready',
-    h('h1.page-title', 'Experiments', h('span.page-sub', `${experiments.length} loaded from experiments/`)),
+    h('h1.page-title', 'Experiments', h('span.page-sub', `${experiments.length} in the console, ${running} running`)),
+    h('div.console-bar', newButton),
+    editorBox,
     h('div.experiments', cards),
     previewPanel(experiments));
   view.querySelector('.preview select, .preview button')?.focus({ preventScroll: true });

@@ -46,8 +46,12 @@ pub mod bounds {
     pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
     /// `home.forcedVariations`: entries.
     pub const MAX_FORCED_VARIATIONS: usize = 16;
-    /// Experiment keys, in characters.
+    /// Experiment and feature keys, in characters.
     pub const MAX_KEY_CHARS: usize = 128;
+    /// `saveFeature.definition` / `validateFeature.definition`, as JSON text.
+    pub const MAX_DEFINITION_BYTES: usize = 64 * 1024;
+    /// `experimentPlan.mde`: a relative effect between these.
+    pub const MDE_RANGE: (f64, f64) = (0.001, 10.0);
     /// `occurredAt`, in characters, before it is parsed.
     pub const MAX_TIMESTAMP_CHARS: usize = 64;
     /// `browse.after`, in characters.
@@ -205,6 +209,63 @@ fn app_error(e: AppError) -> Error {
         AppError::Store(e) => failure(e),
         AppError::Internal(e) => failure(e),
     }
+}
+
+/// A refused console change: `BAD_USER_INPUT` with `extensions.path` (the place in the
+/// feature that is wrong), `NOT_FOUND` for an unknown experiment, `FAILED_PRECONDITION` when
+/// the experiment's state does not allow it, `CONFLICT` when the configuration changed since
+/// `baseRevision`.
+fn change_error(e: crate::app::console::ChangeError) -> Error {
+    use crate::app::console::ChangeError;
+    use crate::experiments::console::ConsoleError;
+    match e {
+        ChangeError::Refused(ConsoleError::Invalid { path, message }) => {
+            Error::new(format!("{path}: {message}")).extend_with(|_, ext| {
+                ext.set("code", "BAD_USER_INPUT");
+                ext.set("path", path.clone());
+            })
+        }
+        ChangeError::Refused(e @ ConsoleError::UnknownExperiment(_)) => not_found(e.to_string()),
+        ChangeError::Refused(e @ ConsoleError::WrongState { .. }) => {
+            coded("FAILED_PRECONDITION", e.to_string())
+        }
+        e @ ChangeError::Conflict(_) => coded("CONFLICT", e.to_string()),
+        ChangeError::Store(e) => failure(e),
+        ChangeError::Internal(e) => failure(e),
+    }
+}
+
+/// A feature definition from the client: bounded, GrowthBook's shape (errors name the path).
+fn parse_definition(
+    raw: &serde_json::Value,
+) -> Result<crate::experiments::growthbook::FeatureDefinition, Error> {
+    definition_problem(raw).map_err(|(path, message)| {
+        Error::new(message).extend_with(|_, ext| {
+            ext.set("code", "BAD_USER_INPUT");
+            ext.set("path", path.clone());
+        })
+    })
+}
+
+/// The definition, or where it is wrong (`rules[0].weights[0]`) and the message.
+fn definition_problem(
+    raw: &serde_json::Value,
+) -> Result<crate::experiments::growthbook::FeatureDefinition, (String, String)> {
+    let size = raw.to_string().len();
+    if size > bounds::MAX_DEFINITION_BYTES {
+        return Err((
+            String::new(),
+            format!(
+                "definition: at most {} bytes as JSON, got {size}",
+                bounds::MAX_DEFINITION_BYTES
+            ),
+        ));
+    }
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let message = format!("{path}: {}", domain::excerpt(&e.inner().to_string()));
+        (path, message)
+    })
 }
 
 fn parse_first(first: i32) -> Result<usize, Error> {

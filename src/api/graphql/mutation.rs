@@ -2,13 +2,17 @@
 
 use async_graphql::{Context, Error, ErrorExtensions, ID, Object};
 
-use super::types::{CreateProfileInput, EventInput, Profile, RecordEventsResult};
+use super::types::{
+    ConsoleChangeResult, CreateProfileInput, EventInput, Experiment, Profile, RecordEventsResult,
+};
 use super::{
-    app_error, at_most, bad_input, bounds, caller, failure, not_found, parse_profile_id, state,
+    app_error, at_most, bad_input, bounds, caller, change_error, failure, not_found,
+    parse_definition, parse_profile_id, state, text,
 };
 use crate::app::access::NewProfile;
 use crate::clock::parse_rfc3339;
 use crate::domain::{self, EventAction, TitleId};
+use crate::experiments::console::Change;
 use crate::store::records::NewEvent;
 
 pub struct MutationRoot;
@@ -98,6 +102,64 @@ impl MutationRoot {
             .await
             .map_err(app_error)?;
         Ok(Profile(p))
+    }
+
+    /// Creates or replaces a feature of the experiment console (pm): GrowthBook's feature
+    /// definition (`defaultValue`, `rules`); new experiment rules are drafts until launched.
+    /// Validated first — every value against the page — and stored as a new revision (who,
+    /// when, the diff); every server follows within a second. Refused: `BAD_USER_INPUT` with
+    /// `extensions.path` (`rules[0].variations[1][3]`); `CONFLICT` when `baseRevision` is
+    /// given and the configuration changed since.
+    async fn save_feature(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        definition: async_graphql::Json<serde_json::Value>,
+        base_revision: Option<i32>,
+    ) -> Result<ConsoleChangeResult, Error> {
+        let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
+        let definition = parse_definition(&definition.0)?;
+        console_change(
+            ctx,
+            Change::SaveFeature { key, definition },
+            base_revision.map(i64::from),
+        )
+        .await
+        .map(ConsoleChangeResult::new)
+    }
+
+    /// Launches a draft experiment (pm): its first phase starts, profiles are assigned and
+    /// stick to their variation.
+    async fn launch_experiment(&self, ctx: &Context<'_>, key: String) -> Result<Experiment, Error> {
+        lifecycle(ctx, key, Change::Launch).await
+    }
+
+    /// Stops a running experiment (pm): nobody is assigned any more; the report stays.
+    async fn stop_experiment(&self, ctx: &Context<'_>, key: String) -> Result<Experiment, Error> {
+        lifecycle(ctx, key, Change::Stop).await
+    }
+
+    /// Starts a new phase of an experiment (pm): everyone is re-randomised (a new seed and
+    /// sticky bucket version), and it runs.
+    async fn start_experiment_phase(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+    ) -> Result<Experiment, Error> {
+        lifecycle(ctx, key, Change::NewPhase).await
+    }
+
+    /// Stops the experiment and rolls out variation `variation`'s value as its feature's
+    /// default (pm).
+    async fn choose_winner(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        variation: i32,
+    ) -> Result<Experiment, Error> {
+        let v = usize::try_from(variation)
+            .map_err(|_| bad_input(format!("variation: an index, got {variation}")))?;
+        lifecycle(ctx, key, |k| Change::ChooseWinner(k, v)).await
     }
 
     /// Activates a registered model version (admin); servers switch within seconds.
@@ -201,4 +263,37 @@ impl MutationRoot {
             duplicates: summary.duplicates as i32,
         })
     }
+}
+
+/// Makes a console change as the caller; the revision it is stored as.
+async fn console_change(
+    ctx: &Context<'_>,
+    change: Change,
+    base_revision: Option<i64>,
+) -> Result<i64, Error> {
+    let caller = caller(ctx)?;
+    let author = format!("{} ({})", caller.account, caller.subject);
+    state(ctx)
+        .change_experiments(&author, change, base_revision)
+        .await
+        .map_err(change_error)
+}
+
+/// A lifecycle change of experiment `key`, answered with the experiment as it is now.
+async fn lifecycle(
+    ctx: &Context<'_>,
+    key: String,
+    change: impl FnOnce(String) -> Change,
+) -> Result<Experiment, Error> {
+    let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
+    console_change(ctx, change(key.clone()), None).await?;
+    state(ctx)
+        .console
+        .load()
+        .config
+        .summaries()
+        .into_iter()
+        .find(|(e, _)| e.key == key)
+        .map(|(e, s)| Experiment::of(e, s))
+        .ok_or_else(|| not_found(format!("no experiment {}", domain::excerpt(&key))))
 }

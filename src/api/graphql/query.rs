@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use async_graphql::{Context, Error, ID, Json, Object};
 
 use super::types::{
-    Experiment, ExperimentReport, ForcedVariationInput, Genre, HomePage, Me, ModelInfo, PageInfo,
-    PreviewAuditEntry, Profile, Title, TitleConnection, TitleEdge, ViewerState,
+    ConsoleRevision, Experiment, ExperimentPlan, ExperimentReport, FeatureConfig, FeatureProblem,
+    ForcedVariationInput, Genre, HomePage, Me, ModelInfo, PageInfo, PreviewAuditEntry, Profile,
+    Title, TitleConnection, TitleEdge, ViewerState,
 };
 use super::{
     app_error, at_most, bad_input, bounds, caller, failure, home_cost, list_cost, not_found,
@@ -106,7 +107,9 @@ impl QueryRoot {
         Ok(models.into_iter().map(ModelInfo::from).collect())
     }
 
-    /// Results of an experiment, per variation, against variation 0 as control.
+    /// Results of an experiment, per variation, against variation 0 as control, with its
+    /// guard rails (sample ratio, sequential p-values and peeking, the completion-rate
+    /// guardrail).
     async fn experiment_report(
         &self,
         ctx: &Context<'_>,
@@ -114,23 +117,141 @@ impl QueryRoot {
     ) -> Result<ExperimentReport, Error> {
         let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
         let state = state(ctx);
-        let features = state.features.load_full();
-        let report = crate::app::reports::experiment_report(&state.store, &features, &key, false)
-            .await
-            .map_err(failure)?
-            .ok_or_else(|| not_found(format!("no experiment {}", domain::excerpt(&key))))?;
+        let console = state.console.load_full();
+        let report =
+            crate::app::reports::experiment_report(&state.store, &console.config, &key, false)
+                .await
+                .map_err(failure)?
+                .ok_or_else(|| not_found(format!("no experiment {}", domain::excerpt(&key))))?;
+        crate::telemetry::record_srm(
+            &key,
+            report.analysis.srm_p_value,
+            report.analysis.srm_flagged,
+        );
         Ok(ExperimentReport::from(report))
     }
 
-    /// The experiments defined in `experiments/`.
+    /// Pre-launch estimate for experiment `key`: profiles and days needed to detect a relative
+    /// change `mde` (0.05 = 5%) in conversion, at the last week's traffic.
+    async fn experiment_plan(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        mde: f64,
+    ) -> Result<ExperimentPlan, Error> {
+        let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
+        let (lo, hi) = bounds::MDE_RANGE;
+        if !(lo..=hi).contains(&mde) {
+            return Err(bad_input(format!("mde: between {lo} and {hi}, got {mde}")));
+        }
+        let state = state(ctx);
+        let console = state.console.load_full();
+        crate::app::reports::experiment_plan(
+            &state.store,
+            &console.config,
+            &key,
+            mde,
+            state.clock.now(),
+        )
+        .await
+        .map_err(failure)?
+        .map(ExperimentPlan::from)
+        .ok_or_else(|| not_found(format!("no experiment {}", domain::excerpt(&key))))
+    }
+
+    /// Every experiment of the console — drafts, running and stopped — with its lifecycle.
     async fn experiments(&self, ctx: &Context<'_>) -> Vec<Experiment> {
         state(ctx)
-            .features
+            .console
             .load()
-            .experiments()
+            .config
+            .summaries()
             .into_iter()
-            .map(Experiment::from)
+            .map(|(e, s)| Experiment::of(e, s))
             .collect()
+    }
+
+    /// The console's features as authored (GrowthBook feature definitions, drafts included).
+    async fn features(&self, ctx: &Context<'_>) -> Vec<FeatureConfig> {
+        let console = state(ctx).console.load_full();
+        console
+            .config
+            .features
+            .iter()
+            .map(|(k, d)| {
+                FeatureConfig::new(
+                    k.clone(),
+                    serde_json::to_value(d).unwrap_or_default(),
+                    console.revision,
+                )
+            })
+            .collect()
+    }
+
+    /// Who changed what and when: revisions about `key` (an experiment or feature; all when
+    /// absent), newest first, each with its diff.
+    async fn experiment_history(
+        &self,
+        ctx: &Context<'_>,
+        key: Option<String>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<ConsoleRevision>, Error> {
+        let first = parse_first(first)?;
+        let key = key
+            .map(|k| text("key", &k, bounds::MAX_KEY_CHARS))
+            .transpose()?;
+        let state = state(ctx);
+        let out = match key {
+            Some(key) => {
+                // An experiment's history includes its feature's edits; a feature key works too.
+                let feature = state
+                    .console
+                    .load()
+                    .config
+                    .find(&key)
+                    .map(|(f, _, _)| f.to_owned());
+                crate::app::console::experiment_history(
+                    &state.store,
+                    &key,
+                    feature.as_deref(),
+                    first,
+                )
+                .await
+            }
+            None => crate::app::console::history(&state.store, None, first).await,
+        }
+        .map_err(failure)?;
+        Ok(out.into_iter().map(ConsoleRevision::from).collect())
+    }
+
+    /// What saving this feature would refuse (empty: it would be accepted): the path in the
+    /// definition and the problem, for inline errors while editing.
+    async fn validate_feature(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        definition: Json<serde_json::Value>,
+    ) -> Result<Vec<FeatureProblem>, Error> {
+        let key = text("key", &key, bounds::MAX_KEY_CHARS)?;
+        let definition = match super::definition_problem(&definition.0) {
+            Ok(d) => d,
+            Err((path, message)) => return Ok(vec![FeatureProblem::new(path, message)]),
+        };
+        let state = state(ctx);
+        let engine = state.engine.load();
+        let config = state.console.load().config.clone();
+        let checked = config.apply(
+            &crate::experiments::console::Change::SaveFeature { key, definition },
+            state.clock.now(),
+            &|o| engine.home.with_overrides(o, &engine.sources).map(|_| ()),
+        );
+        Ok(match checked {
+            Ok(_) => vec![],
+            Err(crate::experiments::console::ConsoleError::Invalid { path, message }) => {
+                vec![FeatureProblem::new(path, message)]
+            }
+            Err(e) => vec![FeatureProblem::new(String::new(), e.to_string())],
+        })
     }
 
     /// A title. With `profileId`, `FORBIDDEN_TITLE` when that profile may not see it.

@@ -272,7 +272,26 @@ pub struct ExperimentVariation {
     value: String,
 }
 
-/// An experiment rule of a feature in `experiments/`.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ExperimentStatus {
+    /// Authored; not served (previews may force its variations).
+    Draft,
+    /// Served: profiles are assigned, exposed and stick to their variation.
+    Running,
+    /// Not served; its report stays.
+    Stopped,
+}
+
+/// One run of an experiment with its own randomisation.
+#[derive(SimpleObject)]
+pub struct ExperimentPhase {
+    /// 0 for the first.
+    number: i32,
+    started_at: String,
+    ended_at: Option<String>,
+}
+
+/// An experiment rule of a feature, with its lifecycle.
 #[derive(SimpleObject)]
 pub struct Experiment {
     key: String,
@@ -284,7 +303,137 @@ pub struct Experiment {
     coverage: f64,
     /// Targeting condition (MongoDB-style JSON), if any.
     condition: Option<String>,
+    /// `[namespace, start, end]` as JSON, if any: experiments in one namespace with
+    /// disjoint ranges never share a profile.
+    namespace: Option<String>,
     variations: Vec<ExperimentVariation>,
+    status: ExperimentStatus,
+    /// Phases so far, the current last.
+    phases: Vec<ExperimentPhase>,
+    /// The variation rolled out as the feature's default.
+    winner: Option<i32>,
+}
+
+/// A feature as the console stores it: GrowthBook's feature definition (`defaultValue`,
+/// `rules`), draft rules included.
+#[derive(SimpleObject)]
+pub struct FeatureConfig {
+    key: String,
+    definition: async_graphql::Json<serde_json::Value>,
+    /// The configuration revision this was read at (give it back as `baseRevision`).
+    revision: i32,
+}
+
+impl FeatureConfig {
+    pub(super) fn new(key: String, definition: serde_json::Value, revision: Option<i64>) -> Self {
+        FeatureConfig {
+            key,
+            definition: async_graphql::Json(definition),
+            revision: revision.map_or(0, |r| i32::try_from(r).unwrap_or(i32::MAX)),
+        }
+    }
+}
+
+/// One changed value of a revision.
+#[derive(SimpleObject)]
+pub struct ConfigChange {
+    /// `features.home-rows.rules[0].weights[1]`.
+    path: String,
+    /// JSON text; absent when the value was added.
+    before: Option<String>,
+    /// JSON text; absent when the value was removed.
+    after: Option<String>,
+}
+
+/// A stored revision of the features and experiments: who changed what, when.
+#[derive(SimpleObject)]
+pub struct ConsoleRevision {
+    revision: i32,
+    at: String,
+    author: String,
+    /// save-feature, launch, stop, new-phase, choose-winner, import.
+    action: String,
+    /// The experiment or feature key (`*` for an import).
+    subject: String,
+    changes: Vec<ConfigChange>,
+}
+
+impl From<app::console::Revision> for ConsoleRevision {
+    fn from(r: app::console::Revision) -> Self {
+        ConsoleRevision {
+            revision: i32::try_from(r.revision).unwrap_or(i32::MAX),
+            at: format_rfc3339(r.created_at),
+            author: r.author,
+            action: r.action,
+            subject: r.subject,
+            changes: r
+                .diff
+                .into_iter()
+                .map(|d| ConfigChange {
+                    path: d.path,
+                    before: d.before.map(|v| v.to_string()),
+                    after: d.after.map(|v| v.to_string()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Why a feature would be refused: where (`rules[0].variations[1][3]`) and what.
+#[derive(SimpleObject)]
+pub struct FeatureProblem {
+    path: String,
+    message: String,
+}
+
+impl FeatureProblem {
+    pub(super) fn new(path: String, message: String) -> Self {
+        FeatureProblem { path, message }
+    }
+}
+
+/// The result of a change: the revision it is stored as.
+#[derive(SimpleObject)]
+pub struct ConsoleChangeResult {
+    revision: i32,
+}
+
+impl ConsoleChangeResult {
+    pub(super) fn new(revision: i64) -> Self {
+        ConsoleChangeResult {
+            revision: i32::try_from(revision).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// A pre-launch estimate at the last week's traffic.
+#[derive(SimpleObject)]
+pub struct ExperimentPlan {
+    /// The minimum detectable effect asked for (relative, 0.05 = 5%).
+    mde: f64,
+    /// Distinct profiles served a page in the last 7 days.
+    weekly_profiles: i32,
+    /// Share of those profiles who played a title from a page.
+    baseline_conversion: Option<f64>,
+    /// Exposed profiles per variation for a two-sided 5% test at 80% power.
+    profiles_per_variation: Option<i32>,
+    /// All variations at their weights and the coverage.
+    profiles_needed: Option<i32>,
+    estimated_days: Option<f64>,
+}
+
+impl From<app::reports::ExperimentPlan> for ExperimentPlan {
+    fn from(p: app::reports::ExperimentPlan) -> Self {
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        ExperimentPlan {
+            mde: p.mde,
+            weekly_profiles: i32::try_from(p.weekly_profiles).unwrap_or(i32::MAX),
+            baseline_conversion: p.baseline_conversion,
+            profiles_per_variation: p.profiles_per_variation.map(count),
+            profiles_needed: p.profiles_needed.map(count),
+            estimated_days: p.estimated_days,
+        }
+    }
 }
 
 /// treatment / control − 1, with a 95% confidence interval and a two-sided p-value.
@@ -293,8 +442,13 @@ pub struct LiftEstimate {
     relative: f64,
     ci_low: f64,
     ci_high: f64,
+    /// Fixed-horizon p-value: valid at one look, at a sample size fixed in advance.
     p_value: f64,
     significant: bool,
+    /// Always-valid (sequential, mSPRT) p-value: valid however often it is looked at.
+    sequential_p_value: f64,
+    /// Significant at one look but not sequentially: do not stop on it yet.
+    peeking: bool,
 }
 
 impl From<stats::Lift> for LiftEstimate {
@@ -305,6 +459,8 @@ impl From<stats::Lift> for LiftEstimate {
             ci_high: l.ci_high,
             p_value: l.p_value,
             significant: l.significant(),
+            sequential_p_value: l.always_valid_p,
+            peeking: l.peeking(),
         }
     }
 }
@@ -328,6 +484,9 @@ pub struct VariationReport {
     play_rate_lift: Option<LiftEstimate>,
     completion_rate_lift: Option<LiftEstimate>,
     conversion_lift: Option<LiftEstimate>,
+    /// The guardrail metric (completion rate) is significantly worse than the control's
+    /// (sequential test).
+    guardrail_degraded: bool,
 }
 
 #[derive(SimpleObject)]
@@ -341,6 +500,11 @@ pub struct ExperimentReport {
     srm_flagged: bool,
     /// Profiles exposed to more than one variation, left out.
     excluded_profiles: i32,
+    status: ExperimentStatus,
+    /// A variation's completion rate is significantly worse (guardrail).
+    guardrail_flagged: bool,
+    /// Some lift is significant only at a single look: reading it now is peeking.
+    peeking_warning: bool,
 }
 
 #[derive(InputObject)]
@@ -516,8 +680,22 @@ impl From<experiments::Assignment> for Assignment {
     }
 }
 
-impl From<experiments::ExperimentSummary> for Experiment {
-    fn from(e: experiments::ExperimentSummary) -> Self {
+impl From<experiments::console::Status> for ExperimentStatus {
+    fn from(s: experiments::console::Status) -> Self {
+        use experiments::console::Status;
+        match s {
+            Status::Draft => ExperimentStatus::Draft,
+            Status::Running => ExperimentStatus::Running,
+            Status::Stopped => ExperimentStatus::Stopped,
+        }
+    }
+}
+
+impl Experiment {
+    pub(super) fn of(
+        e: experiments::ExperimentSummary,
+        state: experiments::console::ExperimentState,
+    ) -> Self {
         Experiment {
             key: e.key,
             feature_key: e.feature_key,
@@ -525,6 +703,9 @@ impl From<experiments::ExperimentSummary> for Experiment {
             hash_attribute: e.hash_attribute,
             coverage: e.coverage,
             condition: e.condition.map(|c| c.to_string()),
+            namespace: e
+                .namespace
+                .map(|n| serde_json::to_string(&n).unwrap_or_default()),
             variations: e
                 .variations
                 .into_iter()
@@ -536,6 +717,18 @@ impl From<experiments::ExperimentSummary> for Experiment {
                     value: v.value.to_string(),
                 })
                 .collect(),
+            status: state.status.into(),
+            phases: state
+                .phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ExperimentPhase {
+                    number: i as i32,
+                    started_at: format_rfc3339(p.started_at),
+                    ended_at: p.ended_at.map(format_rfc3339),
+                })
+                .collect(),
+            winner: state.winner.map(|w| w as i32),
         }
     }
 }
@@ -566,11 +759,19 @@ impl From<app::reports::ExperimentReport> for ExperimentReport {
                     play_rate_lift: v.play_rate_lift.map(Into::into),
                     completion_rate_lift: v.completion_rate_lift.map(Into::into),
                     conversion_lift: v.conversion_lift.map(Into::into),
+                    guardrail_degraded: v.guardrail_degraded,
                 })
                 .collect(),
             srm_p_value: report.analysis.srm_p_value,
             srm_flagged: report.analysis.srm_flagged,
             excluded_profiles: count(report.excluded_profiles as u64),
+            status: report.state.status.into(),
+            guardrail_flagged: report
+                .analysis
+                .variations
+                .iter()
+                .any(|v| v.guardrail_degraded),
+            peeking_warning: report.analysis.variations.iter().any(|v| v.peeking()),
         }
     }
 }

@@ -117,26 +117,8 @@ impl Context {
         self.sticky_bucket_assignment_docs = service.get_all_assignments(&identities);
     }
 
-    /// attribute name -> user's value, for every attribute an experiment rule may bucket on.
     fn sticky_bucket_identities(&self) -> BTreeMap<String, String> {
-        let names: HashSet<&str> = self
-            .features
-            .values()
-            .flat_map(|f| f.rules.iter().flatten())
-            .filter(|r| r.variations.is_some() || r.contextual_variations.is_some())
-            .flat_map(|r| {
-                let hash = r.hash_attribute.as_deref().filter(|a| !a.is_empty());
-                [Some(hash.unwrap_or("id")), r.fallback_attribute.as_deref()]
-            })
-            .flatten()
-            .collect();
-        names
-            .into_iter()
-            .map(|name| {
-                let (_, value) = resolve_hash_attribute(&self.attributes, Some(name), None);
-                (name.to_owned(), js::to_string_or_json(&value))
-            })
-            .collect()
+        sticky_bucket_identities(&self.features, &self.attributes)
     }
 
     /// Borrow the context as an evaluator: read-only payload plus the mutable per-user
@@ -164,9 +146,9 @@ impl Context {
 
 /// Evaluates features for one user from a payload it borrows rather than copies into a
 /// [`Context`] (which owns its features): for a server that evaluates every feature on every
-/// request. Evaluates exactly as a `Context` with the same attributes, features, saved groups
-/// and forced variations and everything else at its default (no sticky bucketing, tracking
-/// callback, QA mode, URL, forced feature values or contextual bandits).
+/// request. Evaluates exactly as a `Context` with the same attributes, features, saved groups,
+/// forced variations and sticky bucketing (`with_sticky`) and everything else at its default
+/// (no tracking callback, QA mode, URL, forced feature values or contextual bandits).
 pub struct BorrowedContext<'a> {
     attributes: &'a Value,
     features: &'a HashMap<String, FeatureDefinition>,
@@ -176,6 +158,11 @@ pub struct BorrowedContext<'a> {
     no_values: HashMap<String, Value>,
     no_bandits: HashMap<String, ContextualBanditDefinition>,
     tracked_experiments: HashSet<String>,
+    /// Sticky bucketing, when the caller loaded the user's documents (`with_sticky`).
+    sticky: Option<(
+        &'a dyn StickyBucketService,
+        HashMap<String, StickyAssignmentsDocument>,
+    )>,
 }
 
 impl<'a> BorrowedContext<'a> {
@@ -193,7 +180,21 @@ impl<'a> BorrowedContext<'a> {
             no_values: HashMap::new(),
             no_bandits: HashMap::new(),
             tracked_experiments: HashSet::new(),
+            sticky: None,
         }
+    }
+
+    /// Sticky bucketing with the user's documents already loaded (keyed
+    /// `attributeName||attributeValue`, as `Context::sticky_bucket_assignment_docs`); new
+    /// assignments go to `service.save_assignments`. As a `Context` with the service set and
+    /// `refresh_sticky_buckets` called.
+    pub fn with_sticky(
+        mut self,
+        service: &'a dyn StickyBucketService,
+        docs: HashMap<String, StickyAssignmentsDocument>,
+    ) -> Self {
+        self.sticky = Some((service, docs));
+        self
     }
 
     /// As [`Context::eval_feature`].
@@ -208,7 +209,10 @@ impl<'a> BorrowedContext<'a> {
             enabled: true,
             url: "",
             contextual_bandits: &self.no_bandits,
-            sticky: None,
+            sticky: self.sticky.as_mut().map(|(service, docs)| Sticky {
+                service: *service,
+                docs,
+            }),
             tracking_callback: None,
             tracked_experiments: &mut self.tracked_experiments,
         }
@@ -237,4 +241,29 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) sticky: Option<Sticky<'a>>,
     pub(crate) tracking_callback: Option<&'a TrackingCallback>,
     pub(crate) tracked_experiments: &'a mut HashSet<String>,
+}
+
+/// attribute name -> user's value, for every attribute an experiment rule of `features` may
+/// bucket on: the identities whose sticky-bucket documents evaluation may read.
+pub fn sticky_bucket_identities(
+    features: &HashMap<String, FeatureDefinition>,
+    attributes: &Value,
+) -> BTreeMap<String, String> {
+    let names: HashSet<&str> = features
+        .values()
+        .flat_map(|f| f.rules.iter().flatten())
+        .filter(|r| r.variations.is_some() || r.contextual_variations.is_some())
+        .flat_map(|r| {
+            let hash = r.hash_attribute.as_deref().filter(|a| !a.is_empty());
+            [Some(hash.unwrap_or("id")), r.fallback_attribute.as_deref()]
+        })
+        .flatten()
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let (_, value) = resolve_hash_attribute(attributes, Some(name), None);
+            (name.to_owned(), js::to_string_or_json(&value))
+        })
+        .collect()
 }

@@ -28,7 +28,7 @@ mod sticky;
 mod types;
 
 pub use condition::{eval_condition, padded_version_string};
-pub use context::{BorrowedContext, Context, TrackingCallback};
+pub use context::{BorrowedContext, Context, TrackingCallback, sticky_bucket_identities};
 pub use hash::{
     choose_variation, get_bucket_ranges, get_equal_weights, get_query_string_override, hash,
     in_namespace, in_range,
