@@ -669,6 +669,16 @@ async fn browser_sessions_select_profiles_and_kids_sessions_are_locked() {
         .await
         .unwrap();
     assert!(r.status().is_redirection(), "{}", r.status());
+    // The sign-in in progress lives in the browser (any replica can finish it).
+    let login_cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        login_cookie.contains("HttpOnly") && login_cookie.contains("Path=/auth/callback"),
+        "{login_cookie}"
+    );
+    let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
     let authorize = reqwest::Url::parse(&location(&r)).unwrap();
     let params: std::collections::HashMap<String, String> =
         authorize.query_pairs().into_owned().collect();
@@ -701,9 +711,25 @@ async fn browser_sessions_select_profiles_and_kids_sessions_are_locked() {
         .unwrap();
     let callback = location(&r);
     assert!(callback.contains("/auth/callback?code="), "{callback}");
+    // Another browser (no sign-in cookie: a login CSRF) cannot finish the sign-in.
+    let r = http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 400, "a callback without its browser's sign-in");
+    let forged = login_cookie.replacen('=', "=x", 1);
+    let r = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a callback with another sign-in's state");
     // A replayed code with another verifier is refused by the token endpoint, so only the
     // callback (which holds the verifier) can redeem it.
-    let r = http.get(&callback).send().await.unwrap();
+    let r = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &login_cookie)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_redirection(), "{}", r.status());
     let cookie = r.headers()[reqwest::header::SET_COOKIE]
         .to_str()
@@ -715,7 +741,12 @@ async fn browser_sessions_select_profiles_and_kids_sessions_are_locked() {
     );
     assert!(!cookie.contains("eyJ"), "no token in the cookie: {cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
-    let r = http.get(&callback).send().await.unwrap();
+    let r = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &login_cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "a callback cannot be replayed");
 
     let gql = |q: &'static str| {
@@ -820,10 +851,21 @@ async fn browser_sessions_select_profiles_and_kids_sessions_are_locked() {
     assert_eq!(adult(&gql(browse).await, "browse"), Vec::<String>::new());
     assert_eq!(adult(&gql(search).await, "search"), Vec::<String>::new());
 
+    // Another site cannot sign the viewer out (its form would carry the cookie).
+    let r = http
+        .post(format!("{}/auth/logout", server.url))
+        .header(reqwest::header::COOKIE, &session)
+        .header(reqwest::header::ORIGIN, "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!gql("{ me { accountId } }").await["data"]["me"].is_null());
     // Sign out: the session is gone on the server, not only in the browser.
     let r = http
         .post(format!("{}/auth/logout", server.url))
         .header(reqwest::header::COOKIE, &session)
+        .header(reqwest::header::ORIGIN, &server.url)
         .send()
         .await
         .unwrap();

@@ -240,6 +240,7 @@ async fn browser_session(server: &Server, http: &reqwest::Client, account: &str)
         .await
         .unwrap();
     assert!(r.status().is_redirection(), "{}", r.status());
+    let login_cookie = cookie_pair(r.headers()[reqwest::header::SET_COOKIE].to_str().unwrap());
     let authorize = reqwest::Url::parse(&location(&r)).unwrap();
     let mut form: HashMap<String, String> = authorize.query_pairs().into_owned().collect();
     form.insert("account".into(), account.into());
@@ -257,7 +258,12 @@ async fn browser_session(server: &Server, http: &reqwest::Client, account: &str)
         .await
         .unwrap();
     let callback = location(&r);
-    let r = http.get(&callback).send().await.unwrap();
+    let r = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, login_cookie)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_redirection(), "{}", r.status());
     r.headers()[reqwest::header::SET_COOKIE]
         .to_str()

@@ -3,9 +3,7 @@
 //! backend-for-frontend: authorization code + PKCE through the `oauth2` crate; the tokens
 //! never reach the browser, which holds only an HttpOnly session cookie).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use axum::extract::{Form, Query, State};
@@ -35,8 +33,11 @@ use crate::store::sessions::SessionRecord;
 pub const SESSION_COOKIE: &str = "marquee_session";
 /// How long a started sign-in may take before its callback is refused.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
-/// Sign-ins in progress at once (bounded: an unauthenticated endpoint must not grow memory).
-const MAX_PENDING_LOGINS: usize = 10_000;
+/// The sign-in in progress (state, PKCE verifier, start, where to return), held by the browser
+/// that started it and sent back only to the callback: any replica can finish the sign-in,
+/// nothing grows on the server, and a callback from another browser (login CSRF) finds no
+/// matching state.
+const LOGIN_COOKIE: &str = "marquee_login";
 
 type OidcClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -58,10 +59,53 @@ struct DevService {
     audience: String,
 }
 
+/// A sign-in in progress, as its cookie carries it.
 struct PendingLogin {
+    state: String,
     verifier: String,
     return_to: String,
-    started: Instant,
+    started_ms: i64,
+}
+
+impl PendingLogin {
+    /// `state.verifier.started.base64url(return_to)`: state and verifier are base64url
+    /// already, so the dots cannot be ambiguous.
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        format!(
+            "{}.{}.{}.{}",
+            self.state,
+            self.verifier,
+            self.started_ms,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.return_to)
+        )
+    }
+
+    fn decode(value: &str) -> Option<PendingLogin> {
+        use base64::Engine as _;
+        let mut parts = value.split('.');
+        let (state, verifier, started, return_to) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || state.is_empty() || verifier.is_empty() {
+            return None;
+        }
+        let return_to = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(return_to)
+            .ok()?;
+        let return_to = String::from_utf8(return_to).ok()?;
+        Some(PendingLogin {
+            state: state.to_owned(),
+            verifier: verifier.to_owned(),
+            return_to: local_path(Some(return_to)),
+            started_ms: started.parse().ok()?,
+        })
+    }
+}
+
+/// Only local paths: an open redirect after sign-in would be a phishing aid.
+fn local_path(path: Option<String>) -> String {
+    path.filter(|r| r.starts_with('/') && !r.starts_with("//") && r.len() <= 512)
+        .unwrap_or_else(|| "/".to_owned())
 }
 
 /// Sign-in state shared by every request.
@@ -78,7 +122,6 @@ pub struct AuthService {
     base: String,
     secure_cookie: bool,
     session_ttl: Duration,
-    pending: Mutex<HashMap<String, PendingLogin>>,
     http: reqwest::Client,
 }
 
@@ -186,7 +229,6 @@ impl AuthService {
             secure_cookie: base.starts_with("https://"),
             base,
             session_ttl: Duration::from_secs(3600 * cfg.session_hours.unwrap_or(12)),
-            pending: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
                 .timeout(Duration::from_secs(10))
@@ -304,15 +346,20 @@ pub fn has_session_cookie(headers: &HeaderMap) -> bool {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE).filter(|v| v.len() <= 128)
+}
+
+/// The value of the cookie `name` (bounded: 1 KiB), if the request carries one.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .filter(|v| !v.is_empty() && v.len() <= 1024)
 }
 
 pub fn routes() -> Router<ApiState> {
@@ -383,31 +430,23 @@ async fn login(State(api): State<ApiState>, Query(p): Query<LoginParams>) -> Res
         request = request.add_extra_param(k.clone(), v.clone());
     }
     let (url, state) = request.url();
-    // Only local paths: an open redirect after sign-in would be a phishing aid.
-    let return_to = p
-        .return_to
-        .filter(|r| r.starts_with('/') && !r.starts_with("//") && r.len() <= 512)
-        .unwrap_or_else(|| "/".to_owned());
-    {
-        let mut pending = auth.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|_, l| l.started.elapsed() < LOGIN_TTL);
-        if pending.len() >= MAX_PENDING_LOGINS {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Too many sign-ins",
-                "<p>Try again in a minute.</p>",
-            );
-        }
-        pending.insert(
-            state.secret().clone(),
-            PendingLogin {
-                verifier: verifier.secret().clone(),
-                return_to,
-                started: Instant::now(),
-            },
-        );
+    let pending = PendingLogin {
+        state: state.secret().clone(),
+        verifier: verifier.secret().clone(),
+        return_to: local_path(p.return_to),
+        started_ms: Clock::System.now(),
+    };
+    let cookie = format!(
+        "{LOGIN_COOKIE}={}; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        pending.encode(),
+        LOGIN_TTL.as_secs(),
+        if auth.secure_cookie { "; Secure" } else { "" }
+    );
+    let mut resp = Redirect::to(url.as_str()).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
     }
-    Redirect::to(url.as_str()).into_response()
+    resp
 }
 
 #[derive(Deserialize)]
@@ -419,7 +458,11 @@ struct CallbackParams {
 
 /// Ends a sign-in: the code exchanged (with the PKCE verifier) for an access token, which is
 /// validated like any bearer token; a session is stored and its id set as an HttpOnly cookie.
-async fn callback(State(api): State<ApiState>, Query(p): Query<CallbackParams>) -> Response {
+async fn callback(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(p): Query<CallbackParams>,
+) -> Response {
     let auth = &api.auth;
     let refused = |why: &str| {
         page(
@@ -437,12 +480,12 @@ async fn callback(State(api): State<ApiState>, Query(p): Query<CallbackParams>) 
     let (Some(code), Some(state)) = (p.code, p.state) else {
         return refused("The callback carries no code.");
     };
-    let pending = {
-        let mut pending = auth.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.remove(&state)
-    };
-    let Some(pending) = pending.filter(|l| l.started.elapsed() < LOGIN_TTL) else {
-        return refused("This sign-in is unknown or took too long.");
+    let age_ms = |l: &PendingLogin| Clock::System.now() - l.started_ms;
+    let Some(pending) = cookie(&headers, LOGIN_COOKIE)
+        .and_then(PendingLogin::decode)
+        .filter(|l| l.state == state && (0..=LOGIN_TTL.as_millis() as i64).contains(&age_ms(l)))
+    else {
+        return refused("This sign-in was not started in this browser, or took too long.");
     };
     let client = match auth.oidc_client().await {
         Ok(c) => c,
@@ -525,11 +568,25 @@ async fn callback(State(api): State<ApiState>, Query(p): Query<CallbackParams>) 
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
+    // The sign-in is over: its cookie goes (a replayed callback finds no verifier).
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}=; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=0"
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
     resp
 }
 
 /// Signs out: the session is deleted on the server and the cookie cleared.
 async fn logout(State(api): State<ApiState>, headers: HeaderMap) -> Response {
+    // Another site must not sign a viewer out (a form posted there carries the cookie).
+    if has_session_cookie(&headers) && !api.origins.same_site(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "sign-out must come from Marquee's own pages (Origin)",
+        )
+            .into_response();
+    }
     if let Some(id) = session_cookie(&headers)
         && let Err(e) = api.auth.store.delete_session(&secret_hash(id)).await
     {

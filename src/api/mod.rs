@@ -33,7 +33,7 @@ pub struct ApiState {
     pub auth: Arc<AuthService>,
     schema: MarqueeSchema,
     rate: Arc<rate::RateLimits>,
-    origins: Arc<origin::Origins>,
+    pub(crate) origins: Arc<origin::Origins>,
     metrics_access: Arc<MetricsAccess>,
     persisted: graphql::persisted::PersistedQueries,
     csp: Arc<web::ContentSecurityPolicy>,

@@ -70,7 +70,7 @@ impl Origins {
     }
 
     /// Whether the request's `Origin` (else `Referer`) is Marquee's own or allowlisted.
-    fn same_site(&self, headers: &HeaderMap) -> bool {
+    pub fn same_site(&self, headers: &HeaderMap) -> bool {
         let claimed = match headers.get(header::ORIGIN) {
             Some(o) => o.to_str().ok().and_then(origin_of),
             None => headers
