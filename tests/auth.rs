@@ -481,6 +481,12 @@ const OPERATIONS: &[(&str, &str)] = &[
         "mutation { activateModel(version: \"none\") }",
     ),
     ("rollbackModel", "mutation { rollbackModel }"),
+    ("adminJob", "{ adminJob { id } }"),
+    ("trainModel", "mutation { trainModel { id } }"),
+    (
+        "importMovieLens",
+        "mutation { importMovieLens(directory: \"/nonexistent\") { id } }",
+    ),
     (
         "saveFeature",
         "mutation { saveFeature(key: \"auth-probe\", definition: {defaultValue: 1}) { revision } }",

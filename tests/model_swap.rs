@@ -152,3 +152,89 @@ async fn server_swaps_models_under_load_without_failing_requests() {
         "requests failed during the swaps"
     );
 }
+
+/// Polls `adminJob` as `token` until it is no longer running.
+async fn finished_job(s: &Server, token: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let r = s
+            .gql_with(
+                Some(token),
+                "{ adminJob { id kind state result error } }",
+                json!({}),
+            )
+            .await;
+        let job = r["data"]["adminJob"].clone();
+        if job["state"] != "RUNNING" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the admin job never finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_import_and_train_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = write_fixture(&dir.path().join("ml"));
+    let db = TestDb::sqlite(dir.path());
+    let url = db.url().to_owned();
+    marquee_ok(
+        dir.path(),
+        &url,
+        &["import", "movielens", fixture.dir.to_str().unwrap()],
+    );
+    marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    let server = Server::start(dir.path(), &url, &[]);
+    let first = served_version(&server).await;
+    let admin = server.token("ops", "admin");
+    let viewer = server.token("1", "viewer");
+    let import = "mutation($d: String!) { importMovieLens(directory: $d) { id kind state } }";
+    let ml = fixture.dir.to_str().unwrap();
+
+    // Viewers may not; a relative or missing directory is refused before any work.
+    let r = server
+        .gql_with(Some(&viewer), import, json!({"d": ml}))
+        .await;
+    assert_eq!(common::error_code(&r), Some("FORBIDDEN"), "{r}");
+    let r = server
+        .gql_with(Some(&admin), import, json!({"d": "relative/dir"}))
+        .await;
+    assert_eq!(common::error_code(&r), Some("BAD_USER_INPUT"), "{r}");
+
+    let r = server
+        .gql_with(Some(&admin), import, json!({"d": ml}))
+        .await;
+    assert_eq!(r["data"]["importMovieLens"]["state"], "RUNNING", "{r}");
+    let job = finished_job(&server, &admin).await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert_eq!(job["kind"], "IMPORT_MOVIELENS");
+    // Imports are idempotent: the same directory again adds no event.
+    assert!(
+        job["result"].as_str().unwrap().contains(" 0 new events"),
+        "{job}"
+    );
+
+    let train = "mutation { trainModel { id state } }";
+    let r = server.gql_with(Some(&admin), train, json!({})).await;
+    assert_eq!(r["data"]["trainModel"]["state"], "RUNNING", "{r}");
+    // One job at a time.
+    let again = server.gql_with(Some(&admin), train, json!({})).await;
+    let job = finished_job(&server, &admin).await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    if again["errors"].is_array() {
+        assert_eq!(common::error_code(&again), Some("CONFLICT"), "{again}");
+    }
+    let models = server
+        .gql_with(Some(&admin), "{ models { version active } }", json!({}))
+        .await;
+    let active = models["data"]["models"][0].clone();
+    assert_eq!(active["active"], true, "{models}");
+    let version = active["version"].as_str().unwrap().to_owned();
+    assert!(
+        job["result"].as_str().unwrap().contains(&version),
+        "{job} {models}"
+    );
+    // The server follows the registry: its pages are ranked by the model trained just now.
+    assert_ne!(version, first);
+    assert!(wait_for_version(&server, &version).await);
+}

@@ -4,6 +4,7 @@
 //! maps its plain results to the schema, the command line prints them.
 
 pub mod access;
+pub mod admin;
 pub mod console;
 pub mod home;
 pub mod impressions;

@@ -32,11 +32,18 @@ pub struct AppState {
     pub impressions: ImpressionLog,
     /// Caches, live trending and the event stream (embedded or Redis/NATS).
     pub serving: Serving,
+    /// Where model artifacts are written (`<data-dir>/models/`), for training from the API.
+    pub data_dir: std::path::PathBuf,
+    /// The admin job (import, training) the API last started.
+    pub jobs: super::admin::AdminJobs,
     request_counter: AtomicU64,
     instance: u64,
 }
 
 impl AppState {
+    // Each argument is a distinct dependency, wired once at start by two callers (serve,
+    // precompute): a builder would be more code than it saves.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         engine: Engine,
@@ -45,6 +52,7 @@ impl AppState {
         event_window: EventWindow,
         impressions: ImpressionLog,
         serving: Serving,
+        data_dir: std::path::PathBuf,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -56,6 +64,8 @@ impl AppState {
             event_window,
             impressions,
             serving,
+            data_dir,
+            jobs: Default::default(),
             request_counter: AtomicU64::new(0),
             // Distinguishes request ids of different server runs: random per process (the
             // standard library's hasher keys are), not a reading of the clock.

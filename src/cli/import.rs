@@ -6,11 +6,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use super::{Resolved, open_store, progress_bar, say, spinner};
+use super::{Resolved, open_store, progress_bar, say};
+use crate::app;
 use crate::clock::Clock;
 use crate::domain::Country;
-use crate::ingest::{movielens, tmdb};
-use crate::store::{ImportOptions, Store};
+use crate::ingest::tmdb;
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ImportCommand {
@@ -117,42 +118,31 @@ pub(super) async fn import_movielens(
     clock: &Clock,
 ) -> Result<()> {
     let country = Country::parse(country).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
-    let spin = spinner(&format!("reading {}", dir.display()));
-    let dir_owned = dir.to_owned();
-    let mut data =
-        tokio::task::spawn_blocking(move || movielens::read_dir(&dir_owned, Some(&country)))
-            .await??;
-    spin.finish_and_clear();
-    for w in &data.warnings {
+    let bar = progress_bar("importing");
+    let source = app::admin::MovieLensSource {
+        dir,
+        maturity,
+        kids_every,
+        country,
+    };
+    let imported =
+        app::admin::import_movielens(store, source, clock.now(), &|stage, done, total| {
+            bar.set_prefix(stage.to_owned());
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
+    bar.finish_and_clear();
+    for w in &imported.warnings {
         say(&format!("warning: {w}"));
     }
-    let maturity = maturity
-        .map(Path::to_owned)
-        .or_else(|| Some(dir.join("movies.json")).filter(|p| p.is_file()));
-    if let Some(path) = &maturity {
-        let matched = movielens::join_maturity(&mut data.titles, path)?;
+    if let Some((matched, path)) = &imported.maturity {
         say(&format!(
-            "maturity ratings: {matched} of {} titles matched in {}",
-            data.titles.len(),
+            "maturity ratings: {matched} titles matched in {}",
             path.display()
         ));
     }
-    let bar = progress_bar("importing");
-    let summary = store
-        .import(
-            &data,
-            &ImportOptions {
-                kids_every,
-                received_at: clock.now(),
-            },
-            &|stage, done, total| {
-                bar.set_prefix(stage.to_owned());
-                bar.set_length(total);
-                bar.set_position(done);
-            },
-        )
-        .await?;
-    bar.finish_and_clear();
+    let summary = imported.summary;
     say(&format!(
         "imported {} titles ({} people links), {} accounts ({} with a kids profile), {} new events ({} already present)",
         summary.titles,

@@ -128,6 +128,7 @@ pub(super) async fn precompute(cfg: &Resolved, args: PrecomputeArgs) -> Result<(
         window,
         impressions,
         serving,
+        cfg.data_dir.clone(),
     );
     let bar = progress_bar("precompute");
     bar.set_length(profiles.len() as u64);

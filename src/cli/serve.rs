@@ -210,6 +210,7 @@ async fn run_server(
         event_window,
         impressions,
         serving,
+        cfg.data_dir.clone(),
     );
     let stop_relay = std::sync::Arc::new(tokio::sync::Notify::new());
     let relay = state.serving.start(store, stop_relay.clone());

@@ -39,7 +39,7 @@ pub fn has_kids_profile(account: &str, kids_every: u32) -> bool {
 const CHUNK: usize = 400;
 
 /// Reports progress: (stage, done, total).
-type Progress<'a> = &'a dyn Fn(&str, u64, u64);
+type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
 impl Store {
     /// Imports `data` in one transaction, phase by phase: check the titles interactions refer

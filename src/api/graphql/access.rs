@@ -62,6 +62,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("Query", "validateFeature", Access::Pm),
     ("Query", "previewAudit", Access::Admin),
     ("Query", "models", Access::Admin),
+    ("Query", "adminJob", Access::Admin),
     ("Mutation", "createProfile", Access::Viewer),
     ("Mutation", "renameProfile", Access::Viewer),
     ("Mutation", "removeProfile", Access::Viewer),
@@ -74,6 +75,8 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("Mutation", "chooseWinner", Access::Pm),
     ("Mutation", "activateModel", Access::Admin),
     ("Mutation", "rollbackModel", Access::Admin),
+    ("Mutation", "trainModel", Access::Admin),
+    ("Mutation", "importMovieLens", Access::Admin),
 ];
 
 pub fn rule(parent: &str, field: &str) -> Option<Access> {

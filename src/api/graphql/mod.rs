@@ -56,6 +56,8 @@ pub mod bounds {
     pub const MAX_TIMESTAMP_CHARS: usize = 64;
     /// `browse.after`, in characters.
     pub const MAX_CURSOR_CHARS: usize = 32;
+    /// A server-side directory an admin imports from (`importMovieLens`).
+    pub const MAX_PATH: usize = 1024;
     /// A request body, in bytes (a full `recordEvents` batch is about 100 KB).
     pub const MAX_BODY_BYTES: usize = 512 * 1024;
     /// Operations in one batched request.

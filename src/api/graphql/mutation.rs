@@ -3,10 +3,11 @@
 use async_graphql::{Context, Error, ErrorExtensions, ID, Object};
 
 use super::types::{
-    ConsoleChangeResult, CreateProfileInput, EventInput, Experiment, Profile, RecordEventsResult,
+    AdminJob, ConsoleChangeResult, CreateProfileInput, EventInput, Experiment, Profile,
+    RecordEventsResult,
 };
 use super::{
-    app_error, at_most, bad_input, bounds, caller, change_error, failure, not_found,
+    app_error, at_most, bad_input, bounds, caller, change_error, coded, failure, not_found,
     parse_definition, parse_profile_id, state, text,
 };
 use crate::app::access::NewProfile;
@@ -186,6 +187,51 @@ impl MutationRoot {
         crate::app::models::rollback(&state(ctx).store)
             .await
             .map_err(|e| bad_input(format!("{e:#}")))
+    }
+
+    /// Starts training a model on everything stored (admin), in the background: poll
+    /// `adminJob`. The new model is registered active; servers switch within seconds.
+    /// `CONFLICT` while another admin job runs.
+    async fn train_model(&self, ctx: &Context<'_>) -> Result<AdminJob, Error> {
+        state(ctx)
+            .start_training()
+            .map(AdminJob::from)
+            .map_err(|e| coded("CONFLICT", e.to_string()))
+    }
+
+    /// Starts importing a RecBole MovieLens directory on the server's disk (admin), in the
+    /// background (idempotent, one transaction): poll `adminJob`. `directory`: an absolute
+    /// path, at most 1,024 characters; `kidsEvery` 0–1,000 (default 5); `country` a two-letter
+    /// code for users without one (default US). `CONFLICT` while another admin job runs.
+    async fn import_movie_lens(
+        &self,
+        ctx: &Context<'_>,
+        directory: String,
+        #[graphql(default = 5)] kids_every: u32,
+        #[graphql(default_with = "String::from(\"US\")")] country: String,
+    ) -> Result<AdminJob, Error> {
+        if directory.len() > bounds::MAX_PATH {
+            return Err(bad_input(format!(
+                "directory: at most {} characters",
+                bounds::MAX_PATH
+            )));
+        }
+        let dir = std::path::PathBuf::from(&directory);
+        if !dir.is_absolute() || !dir.is_dir() {
+            return Err(bad_input(format!(
+                "directory: {:?} is not an absolute path to a directory on the server",
+                domain::excerpt(&directory)
+            )));
+        }
+        if kids_every > 1_000 {
+            return Err(bad_input("kidsEvery: 0–1,000"));
+        }
+        let country =
+            domain::Country::parse(&country).map_err(|e| bad_input(format!("country: {e}")))?;
+        state(ctx)
+            .start_movielens_import(dir, kids_every, country)
+            .map(AdminJob::from)
+            .map_err(|e| coded("CONFLICT", e.to_string()))
     }
 
     /// Records viewing events. All events are validated first; if any is invalid, none is

@@ -101,6 +101,11 @@ impl QueryRoot {
         Ok(rows.into_iter().map(PreviewAuditEntry::from).collect())
     }
 
+    /// The admin job (import, training) this server last started, if any (admin).
+    async fn admin_job(&self, ctx: &Context<'_>) -> Option<super::types::AdminJob> {
+        state(ctx).jobs.last().map(Into::into)
+    }
+
     /// Registered models, newest first (admin).
     async fn models(&self, ctx: &Context<'_>) -> Result<Vec<ModelInfo>, Error> {
         let models = state(ctx).store.models().await.map_err(failure)?;

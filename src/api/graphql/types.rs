@@ -852,6 +852,57 @@ impl From<crate::store::sessions::PreviewRecord> for PreviewAuditEntry {
     }
 }
 
+/// What an admin job is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum AdminJobKind {
+    Train,
+    ImportMovielens,
+}
+
+/// Where an admin job is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum AdminJobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// An import or a training started from the API (admin); it runs in the background.
+#[derive(SimpleObject)]
+pub struct AdminJob {
+    id: ID,
+    kind: AdminJobKind,
+    state: AdminJobState,
+    started_at: String,
+    finished_at: Option<String>,
+    /// What it did: the model version trained, or the import's counts.
+    result: Option<String>,
+    /// Why it failed.
+    error: Option<String>,
+}
+
+impl From<crate::app::admin::AdminJob> for AdminJob {
+    fn from(j: crate::app::admin::AdminJob) -> Self {
+        use crate::app::admin::{AdminJobKind as K, AdminJobState as S};
+        AdminJob {
+            id: ID(j.id.to_string()),
+            kind: match j.kind {
+                K::Train => AdminJobKind::Train,
+                K::ImportMovieLens => AdminJobKind::ImportMovielens,
+            },
+            state: match j.state {
+                S::Running => AdminJobState::Running,
+                S::Succeeded => AdminJobState::Succeeded,
+                S::Failed => AdminJobState::Failed,
+            },
+            started_at: crate::clock::format_rfc3339(j.started_at),
+            finished_at: j.finished_at.map(crate::clock::format_rfc3339),
+            result: j.result,
+            error: j.error,
+        }
+    }
+}
+
 /// A registered model version.
 #[derive(SimpleObject)]
 pub struct ModelInfo {
