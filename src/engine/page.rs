@@ -489,13 +489,8 @@ mod tests {
         (catalog, model)
     }
 
-    fn page_ids(rows: &str) -> Vec<String> {
-        page(rows).rows.into_iter().map(|r| r.id).collect()
-    }
-
-    fn page(rows: &str) -> Page {
-        let (catalog, model) = world();
-        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+    /// The test profile: a grown-up who rated title 1 five stars.
+    fn grown_up_who_loved_title_1() -> (Profile, WatchState) {
         let profile = Profile {
             id: ProfileId::parse("p").unwrap(),
             account_id: AccountId::parse("a").unwrap(),
@@ -507,6 +502,17 @@ mod tests {
         };
         let mut watched = WatchState::new(tid(1));
         watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
+        (profile, watched)
+    }
+
+    fn page_ids(rows: &str) -> Vec<String> {
+        page(rows).rows.into_iter().map(|r| r.id).collect()
+    }
+
+    fn page(rows: &str) -> Page {
+        let (catalog, model) = world();
+        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+        let (profile, watched) = grown_up_who_loved_title_1();
         let history = History::new([watched]);
         assemble(
             &definition,
@@ -536,17 +542,7 @@ mod tests {
     fn page_with_lists(rows: &str, lists: &mut CandidateLists) -> Page {
         let (catalog, model) = world();
         let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
-        let profile = Profile {
-            id: ProfileId::parse("p").unwrap(),
-            account_id: AccountId::parse("a").unwrap(),
-            name: "p".into(),
-            is_kids: false,
-            maturity_limit: None,
-            country: None,
-            onboarding_genres: vec![],
-        };
-        let mut watched = WatchState::new(tid(1));
-        watched.apply(EventAction::Rating(StarRating::new(5.0).unwrap()), 0);
+        let (profile, watched) = grown_up_who_loved_title_1();
         let mut disliked = WatchState::new(tid(3));
         disliked.apply(EventAction::ThumbsDown, 1);
         let history = History::new([watched, disliked]);
