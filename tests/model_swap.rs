@@ -30,8 +30,9 @@ async fn wait_for_version(s: &Server, want: &str) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_swaps_models_under_load_without_failing_requests() {
+/// A data directory with the fixture imported and a model trained by the CLI: the directory,
+/// its database, the database URL and the fixture.
+fn imported_and_trained() -> (tempfile::TempDir, TestDb, String, common::Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let fixture = write_fixture(&dir.path().join("ml"));
     let db = TestDb::sqlite(dir.path());
@@ -42,6 +43,12 @@ async fn server_swaps_models_under_load_without_failing_requests() {
         &["import", "movielens", fixture.dir.to_str().unwrap()],
     );
     marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    (dir, db, url, fixture)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_swaps_models_under_load_without_failing_requests() {
+    let (dir, _db, url, _fixture) = imported_and_trained();
     let exp = dir.path().join("exp");
     std::fs::create_dir_all(&exp).unwrap();
     let server = Arc::new(Server::start(
@@ -174,16 +181,7 @@ async fn finished_job(s: &Server, token: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_import_and_train_through_the_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = write_fixture(&dir.path().join("ml"));
-    let db = TestDb::sqlite(dir.path());
-    let url = db.url().to_owned();
-    marquee_ok(
-        dir.path(),
-        &url,
-        &["import", "movielens", fixture.dir.to_str().unwrap()],
-    );
-    marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
+    let (dir, _db, url, fixture) = imported_and_trained();
     let server = Server::start(dir.path(), &url, &[]);
     let first = served_version(&server).await;
     let admin = server.token("ops", "admin");
