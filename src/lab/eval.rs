@@ -495,6 +495,12 @@ impl EvalSet {
         }
         let mut order: Vec<TitleIdx> = (0..self.catalog.len() as TitleIdx).collect();
         order.sort_by(|a, b| count[*b as usize].cmp(&count[*a as usize]).then(a.cmp(b)));
+        self.unseen_in_order(&order)
+    }
+
+    /// One global ranking turned into each user's list: the first `DEPTH` titles of `order`
+    /// the user has not interacted with (the non-personalised baselines all end this way).
+    pub fn unseen_in_order(&self, order: &[TitleIdx]) -> Vec<Vec<TitleIdx>> {
         self.users
             .iter()
             .map(|u| {

@@ -312,22 +312,7 @@ fn recent_popular(
             .cmp(&(recent[*a as usize], all[*a as usize]))
             .then(a.cmp(b))
     });
-    set.users
-        .iter()
-        .map(|u| {
-            let seen: HashSet<TitleIdx> = u
-                .history
-                .iter()
-                .filter_map(|s| set.catalog.idx(&s.title_id))
-                .collect();
-            order
-                .iter()
-                .copied()
-                .filter(|t| !seen.contains(t))
-                .take(DEPTH)
-                .collect()
-        })
-        .collect()
+    set.unseen_in_order(&order)
 }
 
 /// A unit's own titles, as catalogue indexes.
