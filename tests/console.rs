@@ -456,7 +456,11 @@ async fn weight_changes_raise_no_false_alarm(db: TestDb, dir: &std::path::Path) 
     // 5/95 from now on. Pages a second later (replicas follow within one): the first twenty
     // stay where they are, newcomers land by the new weights.
     let weights = [0.05, 0.95];
-    let r = gql(SAVE, json!({"k": "home-rows", "d": definition(weights, 1.0)})).await;
+    let r = gql(
+        SAVE,
+        json!({"k": "home-rows", "d": definition(weights, 1.0)}),
+    )
+    .await;
     assert!(r["errors"].is_null(), "{r}");
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     for (p, v) in profiles[..20].iter().zip(&first) {
@@ -478,7 +482,11 @@ async fn weight_changes_raise_no_false_alarm(db: TestDb, dir: &std::path::Path) 
     assert_eq!(report["srmFlagged"], false, "{r}");
     let epochs = report["srmEpochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2, "{r}");
-    assert_eq!(ints(&epochs[0]["firstExposedProfiles"]), split(&first, 2), "{r}");
+    assert_eq!(
+        ints(&epochs[0]["firstExposedProfiles"]),
+        split(&first, 2),
+        "{r}"
+    );
     assert_eq!(
         ints(&epochs[1]["firstExposedProfiles"]),
         split(&newcomers, 2),
@@ -499,7 +507,10 @@ async fn weight_changes_raise_no_false_alarm(db: TestDb, dir: &std::path::Path) 
         .zip(weights)
         .map(|(o, w)| (*o as f64 - total as f64 * w).powi(2) / (total as f64 * w))
         .sum();
-    assert!(chi2 > 10.83, "the mixed check would not have fired: {exposed:?}");
+    assert!(
+        chi2 > 10.83,
+        "the mixed check would not have fired: {exposed:?}"
+    );
     let metrics = s.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("marquee_experiment_srm_flagged{experiment=\"console-ab\"} 0"),
@@ -549,7 +560,10 @@ async fn weight_changes_raise_no_false_alarm(db: TestDb, dir: &std::path::Path) 
         json!({}),
     )
     .await;
-    assert_eq!(r["data"]["startExperimentPhase"]["status"], "RUNNING", "{r}");
+    assert_eq!(
+        r["data"]["startExperimentPhase"]["status"], "RUNNING",
+        "{r}"
+    );
     for p in &profiles[..10] {
         variation(&s, p).await.expect("in at full coverage");
     }

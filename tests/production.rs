@@ -590,7 +590,8 @@ async fn sticky_documents_live_in_redis(db: TestDb, dir: &std::path::Path) {
             "meta": [{"key": "control"}, {"key": "trending-first"}]
         }]})
     };
-    let save = "mutation($k: String!, $d: JSON!) { saveFeature(key: $k, definition: $d) { revision } }";
+    let save =
+        "mutation($k: String!, $d: JSON!) { saveFeature(key: $k, definition: $d) { revision } }";
     let r = s
         .gql_with(
             Some(&pm),

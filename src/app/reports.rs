@@ -41,7 +41,9 @@ pub async fn experiment_report(
     };
     let phase = state.phase().unwrap_or(0);
     let outcomes = if recompute {
-        store.experiment_outcomes_full_scan(key, phase as i64).await?
+        store
+            .experiment_outcomes_full_scan(key, phase as i64)
+            .await?
     } else {
         store.experiment_outcomes(key, phase as i64).await?
     };
@@ -137,7 +139,12 @@ pub fn format_report(r: &ExperimentReport) -> String {
             );
         }
     }
-    for e in r.analysis.srm_epochs.iter().filter(|_| r.analysis.srm_epochs.len() > 1) {
+    for e in r
+        .analysis
+        .srm_epochs
+        .iter()
+        .filter(|_| r.analysis.srm_epochs.len() > 1)
+    {
         let _ = writeln!(
             out,
             "  weights {:?} from {}: first exposed {:?}, p={}",

@@ -756,10 +756,14 @@ mod tests {
     fn weight_epochs_follow_weight_and_coverage_changes_of_the_phase() {
         let save = |w: [f64; 2], coverage: f64| Change::SaveFeature {
             key: "home-rows".into(),
-            definition: def(json!({"rules": [{"key": "tf", "variations": [null, ["trending"]],
-                "weights": w, "coverage": coverage}]})),
+            definition: def(
+                json!({"rules": [{"key": "tf", "variations": [null, ["trending"]],
+                "weights": w, "coverage": coverage}]}),
+            ),
         };
-        let c0 = Config::default().apply(&save([0.5, 0.5], 1.0), 1, &ok).unwrap();
+        let c0 = Config::default()
+            .apply(&save([0.5, 0.5], 1.0), 1, &ok)
+            .unwrap();
         let c1 = c0.apply(&Change::Launch("tf".into()), 10, &ok).unwrap();
         let c2 = c1.apply(&save([0.2, 0.8], 1.0), 20, &ok).unwrap();
         // Another save with the same split is no new epoch; a coverage change is.

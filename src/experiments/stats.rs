@@ -146,7 +146,11 @@ fn srm_chi_square(observed: &[u64], weights: &[f64]) -> Option<(f64, usize)> {
     if observed.len() < 2 || observed.len() != weights.len() || total == 0 || weight_sum <= 0.0 {
         return None;
     }
-    if observed.iter().zip(weights).any(|(o, w)| *o > 0 && *w <= 0.0) {
+    if observed
+        .iter()
+        .zip(weights)
+        .any(|(o, w)| *o > 0 && *w <= 0.0)
+    {
         return Some((f64::INFINITY, 1));
     }
     let positive = weights.iter().filter(|w| **w > 0.0).count();
@@ -238,7 +242,10 @@ pub fn srm_by_epoch(
         if i > 0 && o.first_exposed_at < epochs[i].from.saturating_add(settle) {
             continue;
         }
-        if let Some(n) = checks.get_mut(i).and_then(|c| c.profiles.get_mut(o.variation)) {
+        if let Some(n) = checks
+            .get_mut(i)
+            .and_then(|c| c.profiles.get_mut(o.variation))
+        {
             *n += 1;
         }
     }
@@ -588,11 +595,19 @@ mod tests {
         assert!(!a.srm_flagged, "{:?}", a.srm_epochs);
         assert_eq!(a.srm_epochs[0].profiles, vec![498, 502]);
         assert_eq!(a.srm_epochs[1].profiles, vec![104, 896]);
-        assert!(a.srm_epochs.iter().all(|e| e.p_value.is_some_and(|p| p > 0.1)));
+        assert!(
+            a.srm_epochs
+                .iter()
+                .all(|e| e.p_value.is_some_and(|p| p > 0.1))
+        );
         // Σχ²: (0.016 + 0.178) on 2 df.
         let (x0, _) = srm_chi_square(&[498, 502], &[0.5, 0.5]).unwrap();
         let (x1, _) = srm_chi_square(&[104, 896], &[0.1, 0.9]).unwrap();
-        assert!(close(a.srm_p_value.unwrap(), chi_square_sf(x0 + x1, 2.0), 1e-12));
+        assert!(close(
+            a.srm_p_value.unwrap(),
+            chi_square_sf(x0 + x1, 2.0),
+            1e-12
+        ));
     }
 
     #[test]

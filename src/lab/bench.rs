@@ -1091,7 +1091,10 @@ pub async fn run_sticky(
     let mut stores: Vec<(String, Box<dyn StickyStore>)> =
         vec![("embedded (database)".into(), Box::new(DatabaseSticky))];
     if let Some(redis) = redis {
-        stores.push(("redis + database".into(), Box::new(RedisSticky::new(redis.clone()))));
+        stores.push((
+            "redis + database".into(),
+            Box::new(RedisSticky::new(redis.clone())),
+        ));
     }
     for (mode, (label, sticky)) in stores.iter().enumerate() {
         let identities: Vec<String> = (0..profiles)

@@ -40,8 +40,7 @@ pub trait StickyStore: Send + Sync {
     async fn load(&self, store: &Store, identities: &[String], database: bool) -> StickyRead;
     /// Creates or replaces documents `(identity, document JSON)`, durably in the database
     /// (and in the cache in front of it). Returns the dependencies that failed.
-    async fn save(&self, store: &Store, docs: &[(String, String)], now: Millis)
-    -> Vec<Dependency>;
+    async fn save(&self, store: &Store, docs: &[(String, String)], now: Millis) -> Vec<Dependency>;
 }
 
 /// The embedded default: documents in the database only (one indexed read per page of a
@@ -73,12 +72,7 @@ impl StickyStore for DatabaseSticky {
         }
     }
 
-    async fn save(
-        &self,
-        store: &Store,
-        docs: &[(String, String)],
-        now: Millis,
-    ) -> Vec<Dependency> {
+    async fn save(&self, store: &Store, docs: &[(String, String)], now: Millis) -> Vec<Dependency> {
         match store.save_sticky_documents(docs, now).await {
             Ok(()) => vec![],
             Err(e) => {
@@ -221,12 +215,7 @@ impl StickyStore for RedisSticky {
         }
     }
 
-    async fn save(
-        &self,
-        store: &Store,
-        docs: &[(String, String)],
-        now: Millis,
-    ) -> Vec<Dependency> {
+    async fn save(&self, store: &Store, docs: &[(String, String)], now: Millis) -> Vec<Dependency> {
         let mut failed = DatabaseSticky.save(store, docs, now).await;
         let mut pipe = redis::pipe();
         for (identity, doc) in docs {
