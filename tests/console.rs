@@ -194,8 +194,8 @@ async fn a_pm_runs_an_experiment_and_exposed_profiles_stick() {
     )
     .await;
     assert_eq!(r["data"]["experimentReport"]["status"], "RUNNING", "{r}");
-    // The SRM alarm reaches /metrics. (Here it is on: exposures of both phases and of the
-    // 0/100 weights are checked against today's 50/50 — reports are not split by phase.)
+    // The SRM alarm reaches /metrics. (Reports cover the current phase, checked per weight
+    // epoch: `weight_changes_raise_no_false_sample_ratio_alarm` tests the verdict itself.)
     let flagged = if r["data"]["experimentReport"]["srmFlagged"] == true {
         1
     } else {
@@ -394,4 +394,204 @@ async fn a_second_replica_follows_changes_on_sqlite() {
 async fn a_second_replica_follows_changes_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     replicas_follow(TestDb::postgres().await, dir.path()).await;
+}
+
+const SRM_REPORT: &str = "query($k: String!) { experimentReport(key: $k) { phase srmFlagged srmPValue \
+    srmEpochs { weights firstExposedProfiles pValue } variations { exposedProfiles } } }";
+
+/// Waits until the impression log has written every page served so far.
+async fn drain_impressions(s: &Server) {
+    for _ in 0..200 {
+        let m = s.get("/metrics").await.text().await.unwrap();
+        if m.contains("marquee_impressions_backlog 0\n") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the impression log did not drain");
+}
+
+fn split(variations: &[i64], n: usize) -> Vec<i64> {
+    (0..n as i64)
+        .map(|v| variations.iter().filter(|x| **x == v).count() as i64)
+        .collect()
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
+}
+
+/// With sticky bucketing a weight change inside a phase leaves exposed profiles where they
+/// are, so all exposures together match no single set of weights. The sample-ratio check
+/// counts each profile in the weight epoch of its first exposure and tests each epoch against
+/// its own weights: no alarm for a legitimate change, an alarm for a broken split; and the
+/// report covers the current phase only.
+async fn weight_changes_raise_no_false_alarm(db: TestDb, dir: &std::path::Path) {
+    let url = db.url().to_owned();
+    import_and_train(dir, &url);
+    // Epochs are told apart by time: a clock that ticks.
+    let s = Server::start(dir, &url, &["--clock", "system"]);
+    let pm = pm(&s);
+    let gql = |q: &'static str, v: Value| {
+        let (s, pm) = (&s, pm.clone());
+        async move { s.gql_with(Some(&pm), q, v).await }
+    };
+    let r = gql(
+        SAVE,
+        json!({"k": "home-rows", "d": definition([0.5, 0.5], 1.0)}),
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+    gql(LAUNCH, json!({"k": "console-ab"})).await;
+    let profiles: Vec<String> = (1..=41).map(|p| p.to_string()).collect();
+    let mut first = Vec::new();
+    for p in &profiles[..20] {
+        first.push(variation(&s, p).await.expect("in at full coverage"));
+    }
+
+    // 5/95 from now on. Pages a second later (replicas follow within one): the first twenty
+    // stay where they are, newcomers land by the new weights.
+    let weights = [0.05, 0.95];
+    let r = gql(
+        SAVE,
+        json!({"k": "home-rows", "d": definition(weights, 1.0)}),
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for (p, v) in profiles[..20].iter().zip(&first) {
+        assert_eq!(variation(&s, p).await, Some(*v), "profile {p} moved");
+    }
+    let mut newcomers = Vec::new();
+    for p in &profiles[20..] {
+        newcomers.push(variation(&s, p).await.expect("in at full coverage"));
+    }
+    assert!(
+        split(&newcomers, 2)[1] >= 17,
+        "newcomers land by 5/95: {newcomers:?}"
+    );
+    drain_impressions(&s).await;
+
+    let r = gql(SRM_REPORT, json!({"k": "console-ab"})).await;
+    let report = &r["data"]["experimentReport"];
+    assert_eq!(report["phase"], 0, "{r}");
+    assert_eq!(report["srmFlagged"], false, "{r}");
+    let epochs = report["srmEpochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2, "{r}");
+    assert_eq!(
+        ints(&epochs[0]["firstExposedProfiles"]),
+        split(&first, 2),
+        "{r}"
+    );
+    assert_eq!(
+        ints(&epochs[1]["firstExposedProfiles"]),
+        split(&newcomers, 2),
+        "{r}"
+    );
+    // What the report said before epochs: every exposure against today's weights, a false
+    // alarm (χ² > 10.83 is p < 0.001 on one degree of freedom).
+    let exposed: Vec<i64> = report["variations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["exposedProfiles"].as_i64().unwrap())
+        .collect();
+    let total: i64 = exposed.iter().sum();
+    assert_eq!(total, 41);
+    let chi2: f64 = exposed
+        .iter()
+        .zip(weights)
+        .map(|(o, w)| (*o as f64 - total as f64 * w).powi(2) / (total as f64 * w))
+        .sum();
+    assert!(
+        chi2 > 10.83,
+        "the mixed check would not have fired: {exposed:?}"
+    );
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("marquee_experiment_srm_flagged{experiment=\"console-ab\"} 0"),
+        "{metrics}"
+    );
+
+    // A broken split in the current epoch — profiles of one variation exposed far beyond its
+    // weight, as the counters would hold them if assignment were broken — is flagged.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut conn = db.connect().await;
+    for i in 0..100 {
+        sqlx::query(
+            "INSERT INTO experiment_outcomes (experiment_key, phase, profile_id, variation_index, \
+             first_seen_at, variations, impressions, plays, completes) \
+             VALUES ('console-ab', 0, $1, 0, $2, 1, 0, 0, 0)",
+        )
+        .bind(format!("injected-{i}"))
+        .bind(now)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let r = gql(SRM_REPORT, json!({"k": "console-ab"})).await;
+    let report = &r["data"]["experimentReport"];
+    assert_eq!(report["srmFlagged"], true, "{r}");
+    assert!(
+        report["srmEpochs"][1]["pValue"].as_f64().unwrap() < 0.001,
+        "{r}"
+    );
+    assert!(
+        report["srmEpochs"][0]["pValue"].as_f64().unwrap() > 0.001,
+        "{r}"
+    );
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("marquee_experiment_srm_flagged{experiment=\"console-ab\"} 1"),
+        "{metrics}"
+    );
+
+    // A new phase re-randomises: its report starts empty and counts only its own exposures.
+    let r = gql(
+        "mutation { startExperimentPhase(key: \"console-ab\") { status } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r["data"]["startExperimentPhase"]["status"], "RUNNING",
+        "{r}"
+    );
+    for p in &profiles[..10] {
+        variation(&s, p).await.expect("in at full coverage");
+    }
+    drain_impressions(&s).await;
+    let r = gql(SRM_REPORT, json!({"k": "console-ab"})).await;
+    let report = &r["data"]["experimentReport"];
+    assert_eq!(report["phase"], 1, "{r}");
+    let exposed: i64 = report["variations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["exposedProfiles"].as_i64().unwrap())
+        .sum();
+    assert_eq!(exposed, 10, "{r}");
+    assert_eq!(report["srmEpochs"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(report["srmFlagged"], false, "{r}");
+    drop(s);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn weight_changes_raise_no_false_sample_ratio_alarm_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    weight_changes_raise_no_false_alarm(TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test]
+async fn weight_changes_raise_no_false_sample_ratio_alarm_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    weight_changes_raise_no_false_alarm(TestDb::postgres().await, dir.path()).await;
 }

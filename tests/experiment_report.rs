@@ -1,8 +1,9 @@
 //! Experiment reports read outcome counters kept up to date as pages and events are written.
 //! Against a real server on SQLite and PostgreSQL: the counters equal a full scan of the raw
 //! tables (the old report's definition), for pages and plays in either order, plays that do
-//! not count, and profiles that saw two variations; a database from before the counters is
-//! backfilled by the migration; and reports running in parallel do not starve page serving.
+//! not count, and phases (a new phase re-randomises: each keeps its own rows, and the report
+//! reads the current one); a database from before the counters is backfilled by the
+//! migrations; and reports running in parallel do not starve page serving.
 
 mod common;
 
@@ -17,7 +18,7 @@ const HOME: &str =
     r#"query($p: ID!) { home(profileId: $p) { requestId rows { items { title { id } } } } }"#;
 const RECORD: &str = r#"mutation($p: ID!, $e: [EventInput!]!) {
   recordEvents(profileId: $p, events: $e) { accepted duplicates } }"#;
-const REPORT: &str = r#"query($k: String!) { experimentReport(key: $k) { excludedProfiles
+const REPORT: &str = r#"query($k: String!) { experimentReport(key: $k) { phase excludedProfiles
   variations { key exposedProfiles impressions plays completes } } }"#;
 const EXPERIMENTS: [&str; 2] = ["trending-above-top-picks", "stronger-diversity"];
 
@@ -129,12 +130,17 @@ async fn traffic(s: &Server, round: &str) -> Vec<(String, String, Vec<String>)> 
 
 async fn counters_agree_with_a_full_scan(store: &Store, what: &str) {
     for key in EXPERIMENTS {
-        let counted = store.experiment_outcomes(key).await.unwrap();
-        let scanned = store.experiment_outcomes_full_scan(key).await.unwrap();
-        assert_eq!(
-            counted, scanned,
-            "{what}: the counters of {key} differ from a full scan"
-        );
+        for phase in 0..=1 {
+            let counted = store.experiment_outcomes(key, phase).await.unwrap();
+            let scanned = store
+                .experiment_outcomes_full_scan(key, phase)
+                .await
+                .unwrap();
+            assert_eq!(
+                counted, scanned,
+                "{what}: the counters of {key} (phase {phase}) differ from a full scan"
+            );
+        }
     }
 }
 
@@ -164,8 +170,8 @@ async fn check(mut env: Env) {
         )
         .await;
     }
-    // A new phase (a new seed) reassigns about half the profiles: they have seen both
-    // variations.
+    // A new phase (a new seed) reassigns about half the profiles: each phase has its own
+    // rows, and nobody counts as having seen two variations.
     let r = s
         .gql(
             r#"mutation { startExperimentPhase(key: "trending-above-top-picks") { status } }"#,
@@ -181,23 +187,34 @@ async fn check(mut env: Env) {
 
     let store = Store::open(env.db.url()).await.unwrap();
     counters_agree_with_a_full_scan(&store, "live").await;
-    let trending = store
-        .experiment_outcomes("trending-above-top-picks")
+    let first = store
+        .experiment_outcomes("trending-above-top-picks", 0)
         .await
         .unwrap();
-    assert!(
-        trending.contaminated > 0,
-        "profiles reassigned by the new seed are excluded"
-    );
+    let trending = store
+        .experiment_outcomes("trending-above-top-picks", 1)
+        .await
+        .unwrap();
+    assert_eq!(first.profiles.len(), 40, "{first:?}");
+    assert_eq!(trending.profiles.len(), 40, "{trending:?}");
+    assert_eq!((first.contaminated, trending.contaminated), (0, 0));
+    let moved = first
+        .profiles
+        .iter()
+        .zip(&trending.profiles)
+        .filter(|(a, b)| a.variation != b.variation)
+        .count();
+    assert!(moved > 5 && moved < 35, "{moved} of 40 reassigned");
     let plays: u64 = trending.profiles.iter().map(|o| o.plays).sum();
     let completes: u64 = trending.profiles.iter().map(|o| o.completes).sum();
     assert!(plays > 0 && completes > 0, "{trending:?}");
 
-    // The API reports the counters.
+    // The API reports the counters of the current phase.
     let r = s
         .gql(REPORT, json!({"k": "trending-above-top-picks"}))
         .await;
     let report = &r["data"]["experimentReport"];
+    assert_eq!(report["phase"], 1, "{r}");
     assert_eq!(
         report["excludedProfiles"].as_u64(),
         Some(trending.contaminated as u64),
@@ -212,33 +229,45 @@ async fn check(mut env: Env) {
     assert_eq!(api_plays, plays, "{r}");
 
     reports_do_not_starve_pages(s).await;
+    drain_impressions(s).await;
+    let first = store
+        .experiment_outcomes("trending-above-top-picks", 0)
+        .await
+        .unwrap();
 
-    // A database from before the counters: the migration backfills them.
+    // A database from before the counters (and before phases: only the first phase's
+    // exposures, no phase column): the migrations backfill them, as phase 0.
     env.server.take();
     store.close().await;
     {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(env.db.url()).await.unwrap();
-        for sql in [
+        let mut statements = vec![
             "DROP TABLE experiment_outcomes",
             "DROP TABLE store_heartbeat",
-            "DELETE FROM _sqlx_migrations WHERE version = 4",
-        ] {
+            "DELETE FROM _sqlx_migrations WHERE version IN (4, 9)",
+            "CREATE TABLE exposures_old AS SELECT experiment_key, profile_id, variation_index, \
+             variation_key, feature_key, first_seen_at FROM exposures WHERE phase = 0",
+            "DROP TABLE exposures",
+            "ALTER TABLE exposures_old RENAME TO exposures",
+        ];
+        if env.db.url().starts_with("postgres") {
+            statements.push(
+                "ALTER TABLE exposures ADD PRIMARY KEY (experiment_key, profile_id, variation_index)",
+            );
+        }
+        for sql in statements {
             sqlx::query(sql).execute(&mut conn).await.unwrap();
         }
     }
     let store = Store::open(env.db.url()).await.unwrap();
     counters_agree_with_a_full_scan(&store, "backfilled").await;
     let backfilled = store
-        .experiment_outcomes("trending-above-top-picks")
+        .experiment_outcomes("trending-above-top-picks", 0)
         .await
         .unwrap();
-    assert!(
-        backfilled.contaminated == trending.contaminated
-            && backfilled.profiles.iter().map(|o| o.plays).sum::<u64>() == plays,
-        "{backfilled:?}"
-    );
+    assert_eq!(backfilled, first);
     store.close().await;
     env.db.drop_db().await;
     let _ = &env.dir;

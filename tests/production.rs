@@ -524,3 +524,185 @@ async fn two_replicas_live_through_redis_nats_and_postgres_outages() {
     drop(a);
     db.drop_db().await;
 }
+
+const STICKY_HOME: &str = "query($p: ID!) { home(profileId: $p) { degraded assignments { experimentKey variationIndex } } }";
+
+/// `home` for `profile`: its variation in `console-ab` and whether the page was degraded.
+async fn sticky_page(s: &Server, profile: &str) -> (Option<i64>, bool) {
+    let r = s.gql(STICKY_HOME, json!({"p": profile})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let home = &r["data"]["home"];
+    let variation = home["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["experimentKey"] == "console-ab")
+        .and_then(|a| a["variationIndex"].as_i64());
+    (variation, home["degraded"] == json!(true))
+}
+
+/// The sticky-document keys Redis holds under `prefix`.
+async fn sticky_keys(redis_url: &str, prefix: &str) -> usize {
+    use deadpool_redis::redis;
+    let Ok(client) = redis::Client::open(redis_url) else {
+        return 0;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return 0;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:sticky:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    keys.iter().filter(|k| !k.is_empty()).count()
+}
+
+async fn sql(db: &TestDb, statements: &[&str]) {
+    let mut conn = db.connect().await;
+    for s in statements {
+        sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+}
+
+/// Production mode keeps sticky-bucket documents in Redis in front of the database: an exposed
+/// profile keeps its variation across a weight change with the documents served by Redis
+/// (the database's copy removed for the check); after Redis restarts empty it keeps it (read
+/// back from the database, and Redis refilled); with Redis down pages are served, degraded,
+/// and still keep it.
+async fn sticky_documents_live_in_redis(db: TestDb, dir: &std::path::Path) {
+    let mut redis = Redis::start();
+    import_and_train(dir, db.url());
+    let prefix = format!("sticky{}", std::process::id());
+    let s = Server::start(
+        dir,
+        db.url(),
+        &["--redis-url", &redis.url(), "--key-prefix", &prefix],
+    );
+    let pm = s.token("console-pm", "pm");
+    let definition = |weights: [f64; 2]| {
+        json!({"defaultValue": null, "rules": [{
+            "key": "console-ab", "hashAttribute": "id", "weights": weights, "coverage": 1.0,
+            "variations": [null, ["trending", "top-picks"]],
+            "meta": [{"key": "control"}, {"key": "trending-first"}]
+        }]})
+    };
+    let save =
+        "mutation($k: String!, $d: JSON!) { saveFeature(key: $k, definition: $d) { revision } }";
+    let r = s
+        .gql_with(
+            Some(&pm),
+            save,
+            json!({"k": "home-rows", "d": definition([0.5, 0.5])}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let r = s
+        .gql_with(
+            Some(&pm),
+            "mutation { launchExperiment(key: \"console-ab\") { status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["launchExperiment"]["status"], "RUNNING", "{r}");
+
+    let profiles: Vec<String> = (1..=20).map(|p| p.to_string()).collect();
+    let mut before = vec![];
+    for p in &profiles {
+        let (v, degraded) = sticky_page(&s, p).await;
+        assert!(!degraded);
+        before.push(v.expect("in at full coverage"));
+    }
+    assert!(before.contains(&0), "{before:?}");
+    assert_eq!(sticky_keys(&redis.url(), &prefix).await, profiles.len());
+
+    // Everyone to the treatment from now on.
+    let r = s
+        .gql_with(
+            Some(&pm),
+            save,
+            json!({"k": "home-rows", "d": definition([0.0, 1.0])}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    // Served by Redis: with the database's copy set aside, nobody moves.
+    sql(
+        &db,
+        &[
+            "CREATE TABLE sticky_aside AS SELECT * FROM sticky_assignments",
+            "DELETE FROM sticky_assignments",
+        ],
+    )
+    .await;
+    for (p, v) in profiles.iter().zip(&before) {
+        assert_eq!(sticky_page(&s, p).await, (Some(*v), false), "profile {p}");
+    }
+    sql(
+        &db,
+        &[
+            "INSERT INTO sticky_assignments SELECT * FROM sticky_aside",
+            "DROP TABLE sticky_aside",
+        ],
+    )
+    .await;
+
+    // Redis restarts empty (it keeps nothing on disk): the database's copy answers, and
+    // Redis is refilled from it.
+    redis.stop();
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for (p, v) in profiles.iter().zip(&before) {
+            assert_eq!(sticky_page(&s, p).await.0, Some(*v), "profile {p} moved");
+        }
+        if sticky_keys(&redis.url(), &prefix).await == profiles.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "redis was not refilled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Refilled: the documents are Redis's again.
+    sql(
+        &db,
+        &[
+            "CREATE TABLE sticky_aside AS SELECT * FROM sticky_assignments",
+            "DELETE FROM sticky_assignments",
+        ],
+    )
+    .await;
+    for (p, v) in profiles.iter().zip(&before) {
+        assert_eq!(sticky_page(&s, p).await, (Some(*v), false), "profile {p}");
+    }
+    sql(
+        &db,
+        &[
+            "INSERT INTO sticky_assignments SELECT * FROM sticky_aside",
+            "DROP TABLE sticky_aside",
+        ],
+    )
+    .await;
+
+    // Redis down: pages are served from the database's copy, degraded, nobody moves.
+    redis.stop();
+    for (p, v) in profiles.iter().zip(&before) {
+        assert_eq!(sticky_page(&s, p).await, (Some(*v), true), "profile {p}");
+    }
+    drop(s);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_documents_live_in_redis_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    sticky_documents_live_in_redis(TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_documents_live_in_redis_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    sticky_documents_live_in_redis(TestDb::postgres().await, dir.path()).await;
+}

@@ -92,7 +92,8 @@ export const queries = {
       variations { index key name weight value } }
   }`,
   experimentReport: `query ExperimentReport($key: String!) {
-    experimentReport(key: $key) { key srmPValue srmFlagged excludedProfiles status guardrailFlagged peekingWarning
+    experimentReport(key: $key) { key phase srmPValue srmFlagged excludedProfiles status guardrailFlagged peekingWarning
+      srmEpochs { startedAt weights firstExposedProfiles pValue }
       variations { index key name weight exposedProfiles impressions plays completes
         playRate completionRate conversion guardrailDegraded
         playRateLift { ...Lift } completionRateLift { ...Lift } conversionLift { ...Lift } } }

@@ -196,13 +196,11 @@ impl AppState {
             self.features.load_full()
         };
         let attributes = experiments::attributes(&profile, &request.request);
-        // While the database is down its sticky documents can be neither read nor stored:
-        // assign without them (the page is marked degraded anyway).
-        let sticky = if fallback {
-            None
-        } else {
-            self.sticky_documents(&features, &attributes).await
-        };
+        // While the database is down sticky documents are read from Redis alone (production
+        // mode) or not at all, and none is stored: the page is marked degraded anyway.
+        let sticky = self
+            .sticky_documents(&features, &attributes, !fallback, &mut skipped)
+            .await;
         let (variant, assigned) = experiments::page_variant_sticky(
             &features,
             attributes,
@@ -213,7 +211,7 @@ impl AppState {
             // New assignments are stored before the page is served, so that the profile's
             // next page finds them whatever the weights say by then. A failure costs
             // stickiness, never the page.
-            self.save_sticky_documents(&assigned, self.clock.now())
+            self.save_sticky_documents(&assigned, self.clock.now(), &mut skipped)
                 .await;
         }
         let evaluated = Instant::now();
@@ -328,7 +326,7 @@ impl AppState {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "live trending unavailable; the model's trending serves");
-                skipped.push(Dependency::Redis);
+                skip(skipped, &[Dependency::Redis]);
             }
         }
         let key = lists_key(engine, profile, history, overrides);
@@ -347,9 +345,7 @@ impl AppState {
             Ok(None) => telemetry::cache_lookup(cache, false),
             Err(e) => {
                 tracing::debug!(error = %e, "list cache unavailable; computing in process");
-                if !skipped.contains(&Dependency::Redis) {
-                    skipped.push(Dependency::Redis);
-                }
+                skip(skipped, &[Dependency::Redis]);
                 return (lists, None);
             }
         }
@@ -437,11 +433,15 @@ fn lists_key(
 
 impl AppState {
     /// The profile's sticky-bucket documents for the experiments `features` may assign; `None`
-    /// (evaluate without sticky bucketing, store nothing) when the store cannot say.
+    /// (evaluate without sticky bucketing, store nothing) when they cannot all be read.
+    /// `database`: false when the database is known to be down. A dependency that failed is
+    /// added to `skipped`.
     async fn sticky_documents(
         &self,
         features: &experiments::FeatureSet,
         attributes: &serde_json::Value,
+        database: bool,
+        skipped: &mut Vec<Dependency>,
     ) -> Option<experiments::StickyDocs> {
         let identities: Vec<String> = experiments::sticky_identities(features, attributes)
             .iter()
@@ -450,26 +450,32 @@ impl AppState {
         if identities.is_empty() {
             return Some(Default::default());
         }
-        match self.store.sticky_documents(&identities).await {
-            Ok(rows) => Some(
-                rows.into_iter()
-                    .filter_map(|(identity, doc)| match serde_json::from_str(&doc) {
-                        Ok(doc) => Some((identity, doc)),
-                        Err(e) => {
-                            tracing::warn!(%identity, error = %e, "sticky-bucket document ignored");
-                            None
-                        }
-                    })
-                    .collect(),
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "sticky buckets unavailable; assigning without them");
-                None
-            }
-        }
+        let read = self
+            .serving
+            .sticky
+            .load(&self.store, &identities, database)
+            .await;
+        skip(skipped, &read.skipped);
+        Some(
+            read.docs?
+                .into_iter()
+                .filter_map(|(identity, doc)| match serde_json::from_str(&doc) {
+                    Ok(doc) => Some((identity, doc)),
+                    Err(e) => {
+                        tracing::warn!(%identity, error = %e, "sticky-bucket document ignored");
+                        None
+                    }
+                })
+                .collect(),
+        )
     }
 
-    async fn save_sticky_documents(&self, docs: &[StickyAssignmentsDocument], now: Millis) {
+    async fn save_sticky_documents(
+        &self,
+        docs: &[StickyAssignmentsDocument],
+        now: Millis,
+        skipped: &mut Vec<Dependency>,
+    ) {
         let rows: Vec<(String, String)> = docs
             .iter()
             .filter_map(|d| {
@@ -480,8 +486,16 @@ impl AppState {
                 ))
             })
             .collect();
-        if let Err(e) = self.store.save_sticky_documents(&rows, now).await {
-            tracing::warn!(error = %e, "sticky-bucket assignments not stored");
+        let failed = self.serving.sticky.save(&self.store, &rows, now).await;
+        skip(skipped, &failed);
+    }
+}
+
+/// Adds dependencies to a page's `skipped` list, each once.
+fn skip(skipped: &mut Vec<Dependency>, failed: &[Dependency]) {
+    for d in failed {
+        if !skipped.contains(d) {
+            skipped.push(*d);
         }
     }
 }
@@ -532,6 +546,7 @@ fn exposures(assignments: &[Assignment], profile: &ProfileId, at: Millis) -> Vec
         .filter(|a| a.hash_used)
         .map(|a| ExposureRecord {
             experiment_key: a.experiment_key.clone(),
+            phase: i64::from(a.phase),
             profile_id: profile.clone(),
             variation_index: a.variation_index as i64,
             variation_key: a.variation_key.clone(),

@@ -129,8 +129,8 @@ struct Writer {
     store: Store,
     stats: Arc<ImpressionStats>,
     closed_at: Arc<OnceLock<Instant>>,
-    /// (experiment, profile, variation) known to be stored.
-    seen_exposures: HashSet<(String, ProfileId, i64)>,
+    /// (experiment, phase, profile, variation) known to be stored.
+    seen_exposures: HashSet<(String, i64, ProfileId, i64)>,
 }
 
 /// What became of a batch.
@@ -231,6 +231,7 @@ impl Writer {
             page.exposures.retain(|e| {
                 !self.seen_exposures.contains(&(
                     e.experiment_key.clone(),
+                    e.phase,
                     e.profile_id.clone(),
                     e.variation_index,
                 ))
@@ -245,6 +246,7 @@ impl Writer {
         for e in batch.iter().flat_map(|p| &p.exposures) {
             self.seen_exposures.insert((
                 e.experiment_key.clone(),
+                e.phase,
                 e.profile_id.clone(),
                 e.variation_index,
             ));

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use crate::domain::Millis;
 use crate::store::Store;
 
 /// An experiment's definition next to its analysed outcomes.
@@ -11,14 +12,23 @@ pub struct ExperimentReport {
     pub experiment: crate::experiments::ExperimentSummary,
     /// Draft, running or stopped; phases; the winner.
     pub state: crate::experiments::console::ExperimentState,
+    /// The phase reported on: the current one (a new phase re-randomises, so earlier phases
+    /// are not mixed in).
+    pub phase: usize,
     pub analysis: crate::experiments::stats::Analysis,
     /// Profiles exposed to more than one variation, left out of the analysis.
     pub excluded_profiles: usize,
 }
 
-/// The report of experiment `key`, from the outcome counters the writes keep up to date
-/// (one row per exposed profile), or with `recompute` from a full scan of exposures, page
-/// views and events (slow; a check of the counters).
+/// How long after a weight change a first exposure may still have been assigned by the old
+/// weights: replicas follow a change within a second (`console::POLL` is 250 ms). Such
+/// profiles are left out of the sample-ratio check.
+pub const EPOCH_SETTLE: Millis = 1_000;
+
+/// The report of experiment `key` for its current phase, from the outcome counters the writes
+/// keep up to date (one row per exposed profile), or with `recompute` from a full scan of
+/// exposures, page views and events (slow; a check of the counters). The sample ratio is
+/// checked per weight epoch of the phase, derived from the revision history.
 pub async fn experiment_report(
     store: &Store,
     config: &crate::experiments::console::Config,
@@ -29,19 +39,50 @@ pub async fn experiment_report(
     else {
         return Ok(None);
     };
+    let phase = state.phase().unwrap_or(0);
     let outcomes = if recompute {
-        store.experiment_outcomes_full_scan(key).await?
+        store
+            .experiment_outcomes_full_scan(key, phase as i64)
+            .await?
     } else {
-        store.experiment_outcomes(key).await?
+        store.experiment_outcomes(key, phase as i64).await?
     };
     let weights: Vec<f64> = experiment.variations.iter().map(|v| v.weight).collect();
-    let analysis = crate::experiments::stats::analyse(&outcomes.profiles, &weights);
+    let epochs = weight_epochs(store, &experiment, &state, phase).await?;
+    let analysis =
+        crate::experiments::stats::analyse(&outcomes.profiles, &weights, &epochs, EPOCH_SETTLE);
     Ok(Some(ExperimentReport {
         experiment,
         state,
+        phase,
         analysis,
         excluded_profiles: outcomes.contaminated,
     }))
+}
+
+/// The weight epochs of `phase`, from the revisions made since it started (a revision that
+/// does not parse is skipped: it was never served either).
+async fn weight_epochs(
+    store: &Store,
+    experiment: &crate::experiments::ExperimentSummary,
+    state: &crate::experiments::console::ExperimentState,
+    phase: usize,
+) -> Result<Vec<crate::experiments::stats::WeightEpoch>> {
+    let Some(started) = state.phases.get(phase).map(|p| p.started_at) else {
+        return Ok(Vec::new());
+    };
+    let revisions = store
+        .experiment_revisions_since(started, &experiment.feature_key, &experiment.key)
+        .await?;
+    let configs: Vec<(Millis, crate::experiments::console::Config)> = revisions
+        .iter()
+        .filter_map(|r| Some((r.created_at, serde_json::from_str(&r.config).ok()?)))
+        .collect();
+    Ok(crate::experiments::console::weight_epochs(
+        &configs,
+        &experiment.key,
+        phase,
+    ))
 }
 
 /// The report as a person reads it in a terminal.
@@ -64,8 +105,8 @@ pub fn format_report(r: &ExperimentReport) -> String {
     let e = &r.experiment;
     let _ = writeln!(
         out,
-        "experiment {} (feature {}, hash {})",
-        e.key, e.feature_key, e.hash_attribute
+        "experiment {} (feature {}, hash {}), phase {}",
+        e.key, e.feature_key, e.hash_attribute, r.phase
     );
     for (v, def) in r.analysis.variations.iter().zip(&e.variations) {
         let _ = writeln!(
@@ -98,9 +139,25 @@ pub fn format_report(r: &ExperimentReport) -> String {
             );
         }
     }
+    for e in r
+        .analysis
+        .srm_epochs
+        .iter()
+        .filter(|_| r.analysis.srm_epochs.len() > 1)
+    {
+        let _ = writeln!(
+            out,
+            "  weights {:?} from {}: first exposed {:?}, p={}",
+            e.weights,
+            crate::clock::format_rfc3339(e.from),
+            e.profiles,
+            e.p_value
+                .map_or("— (too few to test)".to_owned(), |p| format!("{p:.4}"))
+        );
+    }
     let _ = writeln!(
         out,
-        "  sample ratio: p={} {}",
+        "  sample ratio (per weight epoch): p={} {}",
         r.analysis
             .srm_p_value
             .map_or("—".to_owned(), |p| format!("{p:.4}")),

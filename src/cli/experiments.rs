@@ -86,8 +86,9 @@ pub(super) async fn run(cfg: &Resolved, cmd: ExperimentsCommand) -> Result<()> {
             };
             print!("{}", app::reports::format_report(&report));
             if recompute {
-                let counted = store.experiment_outcomes(&key).await?;
-                let scanned = store.experiment_outcomes_full_scan(&key).await?;
+                let phase = report.phase as i64;
+                let counted = store.experiment_outcomes(&key, phase).await?;
+                let scanned = store.experiment_outcomes_full_scan(&key, phase).await?;
                 if counted != scanned {
                     anyhow::bail!(
                         "the outcome counters disagree with the full scan ({} vs {} profiles, {} vs {} excluded): \

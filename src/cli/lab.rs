@@ -94,6 +94,15 @@ pub(super) struct BenchArgs {
     /// events: run it against a test deployment.
     #[arg(long, value_name = "URL_B", requires = "url")]
     pub(super) freshness: Option<String>,
+    /// Measure sticky bucketing instead: the per-page cost of reading a profile's sticky
+    /// document and writing it when first assigned, in the database (embedded mode) and, with
+    /// REDIS_URL, with Redis in front of it. --requests fresh identities, each read again
+    /// --returning times. Uses --database-url; without one, `<data-dir>/bench-sticky.db`.
+    #[arg(long)]
+    pub(super) sticky: bool,
+    /// With --sticky: later pages per identity.
+    #[arg(long, default_value_t = 5, requires = "sticky")]
+    pub(super) returning: usize,
     /// Measure authentication instead: the CPU per request of validating an access token
     /// with a cached JWKS, and the first-use cost (discovery + JWKS over HTTP).
     #[arg(long)]
@@ -221,6 +230,27 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
             args.seed,
         )
         .await;
+    }
+    if args.sticky {
+        let url = if cfg.database_url == crate::store::sqlite_url(&cfg.data_dir) {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let file = cfg.data_dir.join("bench-sticky.db");
+            format!("sqlite://{}?mode=rwc", file.display())
+        } else {
+            cfg.database_url.clone()
+        };
+        let store = Store::open(&url).await?;
+        let prefix = format!(
+            "{}-bench",
+            cfg.serving.key_prefix.as_deref().unwrap_or("marquee")
+        );
+        let redis = cfg
+            .serving
+            .redis_url
+            .as_deref()
+            .map(|u| crate::app::serving::cache::Redis::connect(u, &prefix))
+            .transpose()?;
+        return bench::run_sticky(&store, redis.as_ref(), args.requests, args.returning).await;
     }
     if args.report {
         let url = if cfg.database_url == crate::store::sqlite_url(&cfg.data_dir) {

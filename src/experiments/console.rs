@@ -460,6 +460,46 @@ impl Config {
     }
 }
 
+/// The weight epochs of phase `phase` of experiment `key`: a new epoch wherever a revision
+/// changed the experiment's weights or coverage while that phase was running. `revisions` are
+/// `(created_at, configuration)` in revision order, from the one that started the phase on
+/// (earlier or unrelated ones are skipped). Empty when the phase never ran.
+pub fn weight_epochs(
+    revisions: &[(Millis, Config)],
+    key: &str,
+    phase: usize,
+) -> Vec<super::stats::WeightEpoch> {
+    let mut epochs: Vec<super::stats::WeightEpoch> = Vec::new();
+    let mut last: Option<(Vec<f64>, f64)> = None;
+    for (at, config) in revisions {
+        let running = config
+            .state(key)
+            .is_some_and(|s| s.status == Status::Running && s.phase() == Some(phase));
+        let Some((feature, _, rule)) = config.find(key).filter(|_| running) else {
+            continue;
+        };
+        let summary = super::ExperimentSummary::of(feature, rule);
+        let split = (
+            summary.variations.iter().map(|v| v.weight).collect(),
+            summary.coverage,
+        );
+        if last.as_ref() == Some(&split) {
+            continue;
+        }
+        let from = match (epochs.is_empty(), config.state(key)) {
+            // The phase's first epoch starts with the phase.
+            (true, Some(s)) => s.phases.get(phase).map_or(*at, |p| p.started_at.min(*at)),
+            _ => *at,
+        };
+        epochs.push(super::stats::WeightEpoch {
+            from,
+            weights: split.0.clone(),
+        });
+        last = Some(split);
+    }
+    epochs
+}
+
 fn wrong(key: &str, status: Status, message: &'static str) -> ConsoleError {
     ConsoleError::WrongState {
         key: key.to_owned(),
@@ -476,8 +516,11 @@ fn stop(state: &mut ExperimentState, now: Millis) {
 }
 
 /// The rule as served in phase `phase`: phase 0 hashes as authored; later phases hash with a
-/// new seed and start a new sticky bucket version, so everyone is assigned afresh.
+/// new seed and start a new sticky bucket version, so everyone is assigned afresh. The rule
+/// names its phase (GrowthBook's `phase` is tracking metadata, not hashed) so that exposures
+/// are recorded per phase.
 fn phased(feature: &str, mut rule: FeatureRule, phase: usize) -> FeatureRule {
+    rule.phase = Some(phase.to_string());
     if phase > 0 {
         let base = rule
             .seed
@@ -486,7 +529,6 @@ fn phased(feature: &str, mut rule: FeatureRule, phase: usize) -> FeatureRule {
             .unwrap_or_else(|| rule_key(feature, &rule));
         rule.seed = Some(format!("{base}/phase-{phase}"));
         rule.bucket_version = Some(u32::try_from(phase).unwrap_or(u32::MAX));
-        rule.phase = Some(phase.to_string());
     }
     rule
 }
@@ -708,6 +750,52 @@ mod tests {
             Some(json!(["trending"]))
         );
         assert!(c.served(false).experiments().is_empty());
+    }
+
+    #[test]
+    fn weight_epochs_follow_weight_and_coverage_changes_of_the_phase() {
+        let save = |w: [f64; 2], coverage: f64| Change::SaveFeature {
+            key: "home-rows".into(),
+            definition: def(
+                json!({"rules": [{"key": "tf", "variations": [null, ["trending"]],
+                "weights": w, "coverage": coverage}]}),
+            ),
+        };
+        let c0 = Config::default()
+            .apply(&save([0.5, 0.5], 1.0), 1, &ok)
+            .unwrap();
+        let c1 = c0.apply(&Change::Launch("tf".into()), 10, &ok).unwrap();
+        let c2 = c1.apply(&save([0.2, 0.8], 1.0), 20, &ok).unwrap();
+        // Another save with the same split is no new epoch; a coverage change is.
+        let c3 = c2.apply(&save([0.2, 0.8], 1.0), 25, &ok).unwrap();
+        let c4 = c3.apply(&save([0.2, 0.8], 0.5), 30, &ok).unwrap();
+        let c5 = c4.apply(&Change::NewPhase("tf".into()), 40, &ok).unwrap();
+        let c6 = c5.apply(&save([0.5, 0.5], 0.5), 50, &ok).unwrap();
+        let revisions: Vec<(Millis, Config)> = [
+            (1, c0),
+            (10, c1),
+            (20, c2),
+            (25, c3),
+            (30, c4),
+            (40, c5),
+            (50, c6),
+        ]
+        .into_iter()
+        .collect();
+        let e = weight_epochs(&revisions, "tf", 0);
+        let got: Vec<(Millis, Vec<f64>)> = e.into_iter().map(|e| (e.from, e.weights)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (10, vec![0.5, 0.5]),
+                (20, vec![0.2, 0.8]),
+                (30, vec![0.2, 0.8])
+            ]
+        );
+        let e = weight_epochs(&revisions, "tf", 1);
+        let got: Vec<(Millis, Vec<f64>)> = e.into_iter().map(|e| (e.from, e.weights)).collect();
+        assert_eq!(got, vec![(40, vec![0.2, 0.8]), (50, vec![0.5, 0.5])]);
+        assert!(weight_epochs(&revisions, "tf", 2).is_empty());
     }
 
     #[test]

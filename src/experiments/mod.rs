@@ -360,6 +360,9 @@ pub struct Assignment {
     pub in_experiment: bool,
     /// Hashed into the variation (as opposed to forced for a preview or QA).
     pub hash_used: bool,
+    /// The experiment's phase (0 for the first; `console::Config::served` names it): exposures
+    /// and outcomes are kept per phase.
+    pub phase: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -450,6 +453,11 @@ pub fn page_variant_sticky(
                 in_experiment: true,
                 // A sticky assignment was hashed once, in an earlier request.
                 hash_used: res.hash_used || res.sticky_bucket_used,
+                phase: exp
+                    .phase
+                    .as_deref()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
             });
         }
         if key != ROWS_FEATURE && key != ROW_SETTINGS_FEATURE && key != ROW_ORDER_FEATURE {

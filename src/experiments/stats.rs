@@ -4,11 +4,20 @@
 //! Rates that are counted per impression (plays per impression, completions per play) are
 //! ratio metrics whose units are not independent — one profile sees many impressions — so
 //! their variance comes from the delta method over per-profile sums, not a binomial formula.
+//!
+//! The sample-ratio check is per weight epoch: with sticky bucketing a weight change inside a
+//! phase leaves exposed profiles where they are, so the mix of all exposures matches no single
+//! set of weights. Only the profiles FIRST exposed while a set of weights was in force were
+//! assigned by it; each epoch's newcomers are tested against its weights (`srm_by_epoch`).
+
+use crate::domain::Millis;
 
 /// One exposed profile's behaviour in an experiment, counted from its first exposure on.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProfileOutcome {
     pub variation: usize,
+    /// When the profile was first exposed in the phase: the weight epoch it was assigned in.
+    pub first_exposed_at: Millis,
     pub impressions: u64,
     /// PLAY events attributed to an impression (same request id and title).
     pub plays: u64,
@@ -128,12 +137,24 @@ pub fn chi_square_sf(x: f64, df: f64) -> f64 {
     gamma_q(df / 2.0, x / 2.0)
 }
 
-/// Sample ratio mismatch: χ² of observed counts against the configured weights.
-/// Returns the p-value; `None` when there is nothing to test.
-pub fn srm_p_value(observed: &[u64], weights: &[f64]) -> Option<f64> {
+/// χ² statistic and degrees of freedom of observed counts against weights; `None` when there
+/// is nothing to test. A count in a variation of weight 0 (nobody should be assigned there)
+/// is a certain mismatch: an infinite statistic.
+fn srm_chi_square(observed: &[u64], weights: &[f64]) -> Option<(f64, usize)> {
     let total: u64 = observed.iter().sum();
     let weight_sum: f64 = weights.iter().sum();
     if observed.len() < 2 || observed.len() != weights.len() || total == 0 || weight_sum <= 0.0 {
+        return None;
+    }
+    if observed
+        .iter()
+        .zip(weights)
+        .any(|(o, w)| *o > 0 && *w <= 0.0)
+    {
+        return Some((f64::INFINITY, 1));
+    }
+    let positive = weights.iter().filter(|w| **w > 0.0).count();
+    if positive < 2 {
         return None;
     }
     let chi2: f64 = observed
@@ -145,7 +166,110 @@ pub fn srm_p_value(observed: &[u64], weights: &[f64]) -> Option<f64> {
             (*o as f64 - expected).powi(2) / expected
         })
         .sum();
-    Some(chi_square_sf(chi2, (observed.len() - 1) as f64))
+    Some((chi2, positive - 1))
+}
+
+/// Sample ratio mismatch: χ² of observed counts against the configured weights.
+/// Returns the p-value; `None` when there is nothing to test.
+pub fn srm_p_value(observed: &[u64], weights: &[f64]) -> Option<f64> {
+    srm_chi_square(observed, weights).map(|(chi2, df)| srm_tail(chi2, df))
+}
+
+/// P(χ²(df) ≥ x), with an infinite statistic (a certain mismatch) at 0.
+fn srm_tail(chi2: f64, df: usize) -> f64 {
+    if chi2.is_infinite() {
+        0.0
+    } else {
+        chi_square_sf(chi2, df as f64)
+    }
+}
+
+/// A span of a phase under one set of weights: profiles first exposed from `from` on (until
+/// the next epoch) were assigned by `weights`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightEpoch {
+    pub from: Millis,
+    pub weights: Vec<f64>,
+}
+
+/// One epoch's sample-ratio check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSrm {
+    pub from: Millis,
+    pub weights: Vec<f64>,
+    /// Profiles first exposed in the epoch (after its settling time), per variation.
+    pub profiles: Vec<u64>,
+    /// `None` when the epoch has too little traffic to test (`SRM_MIN_EXPECTED`).
+    pub p_value: Option<f64>,
+}
+
+/// An epoch is tested when every variation with weight expects at least this many profiles:
+/// the usual validity condition of the χ² approximation.
+pub const SRM_MIN_EXPECTED: f64 = 5.0;
+
+/// The sample-ratio check of a phase whose weights changed at the starts of `epochs` (in time
+/// order; the first covers everything before the second). A profile counts in the epoch of
+/// its first exposure; profiles first exposed within `settle` of an epoch's start (but the
+/// first's) are left out: replicas follow a change within that time, so they may have been
+/// assigned by either set of weights.
+///
+/// The epochs' χ² statistics are added up into one test (Σχ² is χ² with Σdf degrees of freedom:
+/// the epochs hold disjoint profiles, so their statistics are independent). One p-value keeps
+/// the alarm at `SRM_ALPHA` without a multiple-testing correction that grows with the number
+/// of weight changes, and a skew in any tested epoch still raises the sum. Each epoch's own
+/// p-value is kept for the reader.
+pub fn srm_by_epoch(
+    outcomes: &[ProfileOutcome],
+    epochs: &[WeightEpoch],
+    settle: Millis,
+) -> (Vec<EpochSrm>, Option<f64>) {
+    let mut checks: Vec<EpochSrm> = epochs
+        .iter()
+        .map(|e| EpochSrm {
+            from: e.from,
+            weights: e.weights.clone(),
+            profiles: vec![0; e.weights.len()],
+            p_value: None,
+        })
+        .collect();
+    for o in outcomes {
+        // The last epoch that started at or before the first exposure (the first epoch takes
+        // anything earlier).
+        let i = epochs
+            .iter()
+            .rposition(|e| e.from <= o.first_exposed_at)
+            .unwrap_or(0);
+        if i > 0 && o.first_exposed_at < epochs[i].from.saturating_add(settle) {
+            continue;
+        }
+        if let Some(n) = checks
+            .get_mut(i)
+            .and_then(|c| c.profiles.get_mut(o.variation))
+        {
+            *n += 1;
+        }
+    }
+    let (mut chi2, mut df, mut tested) = (0.0, 0usize, false);
+    for c in &mut checks {
+        let total: u64 = c.profiles.iter().sum();
+        let weight_sum: f64 = c.weights.iter().sum();
+        let enough = weight_sum > 0.0
+            && c.weights
+                .iter()
+                .filter(|w| **w > 0.0)
+                .all(|w| total as f64 * w / weight_sum >= SRM_MIN_EXPECTED);
+        if !enough {
+            continue;
+        }
+        if let Some((x, d)) = srm_chi_square(&c.profiles, &c.weights) {
+            c.p_value = Some(srm_tail(x, d));
+            chi2 += x;
+            df += d;
+            tested = true;
+        }
+    }
+    let combined = tested.then(|| srm_tail(chi2, df));
+    (checks, combined)
 }
 
 /// A treatment-vs-control comparison.
@@ -317,12 +441,22 @@ impl VariationResult {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     pub variations: Vec<VariationResult>,
+    /// The combined per-epoch sample-ratio test (`srm_by_epoch`).
     pub srm_p_value: Option<f64>,
     pub srm_flagged: bool,
+    /// Each weight epoch's own check.
+    pub srm_epochs: Vec<EpochSrm>,
 }
 
-/// Analyses the outcomes of `weights.len()` variations; variation 0 is the control.
-pub fn analyse(outcomes: &[ProfileOutcome], weights: &[f64]) -> Analysis {
+/// Analyses the outcomes of `weights.len()` variations; variation 0 is the control. The
+/// sample ratio is checked per weight epoch (`srm_by_epoch`); without `epochs`, against
+/// `weights` alone.
+pub fn analyse(
+    outcomes: &[ProfileOutcome],
+    weights: &[f64],
+    epochs: &[WeightEpoch],
+    settle: Millis,
+) -> Analysis {
     let groups: Vec<Vec<&ProfileOutcome>> = (0..weights.len())
         .map(|v| outcomes.iter().filter(|o| o.variation == v).collect())
         .collect();
@@ -374,12 +508,23 @@ pub fn analyse(outcomes: &[ProfileOutcome], weights: &[f64]) -> Analysis {
                 .is_some_and(|l| l.relative < 0.0 && l.significant_sequential());
         }
     }
-    let observed: Vec<u64> = variations.iter().map(|v| v.profiles).collect();
-    let srm_p_value = srm_p_value(&observed, weights);
+    // Without a history, one epoch from the start of time (the first epoch takes every
+    // earlier exposure anyway).
+    let whole_phase = [WeightEpoch {
+        from: 0,
+        weights: weights.to_vec(),
+    }];
+    let epochs = if epochs.is_empty() {
+        &whole_phase[..]
+    } else {
+        epochs
+    };
+    let (srm_epochs, srm_p_value) = srm_by_epoch(outcomes, epochs, settle);
     Analysis {
         variations,
         srm_p_value,
         srm_flagged: srm_p_value.is_some_and(|p| p < SRM_ALPHA),
+        srm_epochs,
     }
 }
 
@@ -409,6 +554,98 @@ mod tests {
         assert!(close(p, 0.3197, 1e-3), "{p}");
         // 5,000 vs 5,400: χ² = 15.38, p ≈ 8.8e-5.
         assert!(srm_p_value(&[5_000, 5_400], &[0.5, 0.5]).unwrap() < SRM_ALPHA);
+    }
+
+    /// `n` profiles per variation (`counts[v]`), first exposed at `at`.
+    fn exposed(counts: &[u64], at: Millis) -> Vec<ProfileOutcome> {
+        counts
+            .iter()
+            .enumerate()
+            .flat_map(|(variation, n)| {
+                (0..*n).map(move |_| ProfileOutcome {
+                    variation,
+                    first_exposed_at: at,
+                    ..ProfileOutcome::default()
+                })
+            })
+            .collect()
+    }
+
+    fn epochs(list: &[(Millis, [f64; 2])]) -> Vec<WeightEpoch> {
+        list.iter()
+            .map(|(from, w)| WeightEpoch {
+                from: *from,
+                weights: w.to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_weight_change_inside_a_phase_is_no_sample_ratio_mismatch() {
+        // 50/50 for the first 1,000 profiles, then 10/90 for the next 1,000: sticky bucketing
+        // keeps the first ones where they are.
+        let mut outcomes = exposed(&[498, 502], 1_000);
+        outcomes.extend(exposed(&[104, 896], 20_000));
+        let change = epochs(&[(0, [0.5, 0.5]), (10_000, [0.1, 0.9])]);
+        // All exposures against today's weights: a false alarm (602 vs 1,398 on 10/90).
+        let naive = analyse(&outcomes, &[0.1, 0.9], &[], 0);
+        assert!(naive.srm_flagged, "{:?}", naive.srm_p_value);
+        // Per epoch: each epoch's newcomers match its weights.
+        let a = analyse(&outcomes, &[0.1, 0.9], &change, 1_000);
+        assert!(!a.srm_flagged, "{:?}", a.srm_epochs);
+        assert_eq!(a.srm_epochs[0].profiles, vec![498, 502]);
+        assert_eq!(a.srm_epochs[1].profiles, vec![104, 896]);
+        assert!(
+            a.srm_epochs
+                .iter()
+                .all(|e| e.p_value.is_some_and(|p| p > 0.1))
+        );
+        // Σχ²: (0.016 + 0.178) on 2 df.
+        let (x0, _) = srm_chi_square(&[498, 502], &[0.5, 0.5]).unwrap();
+        let (x1, _) = srm_chi_square(&[104, 896], &[0.1, 0.9]).unwrap();
+        assert!(close(
+            a.srm_p_value.unwrap(),
+            chi_square_sf(x0 + x1, 2.0),
+            1e-12
+        ));
+    }
+
+    #[test]
+    fn a_skew_inside_one_epoch_is_flagged() {
+        // The first epoch is fine; after the change to 10/90 one variation loses a third of
+        // its newcomers (200 where 300 are due on 30/70).
+        let mut outcomes = exposed(&[500, 500], 1_000);
+        outcomes.extend(exposed(&[200, 700], 20_000));
+        let change = epochs(&[(0, [0.5, 0.5]), (10_000, [0.3, 0.7])]);
+        let a = analyse(&outcomes, &[0.3, 0.7], &change, 1_000);
+        assert!(a.srm_flagged, "{:?}", a.srm_epochs);
+        assert!(a.srm_epochs[0].p_value.unwrap() > 0.5);
+        assert!(a.srm_epochs[1].p_value.unwrap() < SRM_ALPHA);
+        // Newcomers in a variation of weight 0 are a certain mismatch.
+        let mut outcomes = exposed(&[500, 500], 1_000);
+        outcomes.extend(exposed(&[3, 400], 20_000));
+        let off = epochs(&[(0, [0.5, 0.5]), (10_000, [0.0, 1.0])]);
+        let a = analyse(&outcomes, &[0.0, 1.0], &off, 1_000);
+        assert!(a.srm_flagged && a.srm_epochs[1].p_value == Some(0.0));
+    }
+
+    #[test]
+    fn epochs_settle_and_need_traffic() {
+        // Profiles first exposed within the settling time after a change may have been
+        // assigned by the old weights on a replica that had not followed yet: left out.
+        let mut outcomes = exposed(&[500, 500], 1_000);
+        outcomes.extend(exposed(&[50, 50], 10_500));
+        outcomes.extend(exposed(&[100, 900], 20_000));
+        let change = epochs(&[(0, [0.5, 0.5]), (10_000, [0.1, 0.9])]);
+        let a = analyse(&outcomes, &[0.1, 0.9], &change, 1_000);
+        assert_eq!(a.srm_epochs[1].profiles, vec![100, 900]);
+        assert!(!a.srm_flagged);
+        // An epoch too small to test (4 expected in the 10% variation) is not tested, and
+        // does not count.
+        let outcomes = exposed(&[0, 40], 20_000);
+        let a = analyse(&outcomes, &[0.1, 0.9], &change, 1_000);
+        assert_eq!(a.srm_epochs[1].p_value, None);
+        assert_eq!(a.srm_p_value, None);
     }
 
     #[test]

@@ -759,6 +759,7 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
                 .iter()
                 .map(|(key, v)| ExposureRecord {
                     experiment_key: (*key).to_owned(),
+                    phase: 0,
                     profile_id: profile_id.clone(),
                     variation_index: *v as i64,
                     variation_key: format!("v{v}"),
@@ -841,8 +842,8 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
         let mut outcomes = None;
         for _ in 0..5 {
             let t = Instant::now();
-            let o = store.experiment_outcomes(key).await?;
-            let analysis = crate::experiments::stats::analyse(&o.profiles, &weights);
+            let o = store.experiment_outcomes(key, 0).await?;
+            let analysis = crate::experiments::stats::analyse(&o.profiles, &weights, &[], 0);
             times.push(t.elapsed().as_secs_f64() * 1e3);
             outcomes = Some((o, analysis));
         }
@@ -851,7 +852,7 @@ pub async fn run_report(store: &Store, args: &ReportBenchArgs) -> Result<()> {
             continue;
         };
         let t = Instant::now();
-        let scanned = store.experiment_outcomes_full_scan(key).await?;
+        let scanned = store.experiment_outcomes_full_scan(key, 0).await?;
         let scan_ms = t.elapsed().as_secs_f64() * 1e3;
         let impressions: u64 = analysis.variations.iter().map(|v| v.impressions).sum();
         let plays: u64 = analysis.variations.iter().map(|v| v.plays).sum();
@@ -1057,5 +1058,116 @@ pub async fn run_freshness(
         micros.len()
     );
     report("A ack → B page changed", micros);
+    Ok(())
+}
+
+/// `marquee bench --sticky`: the per-page cost of sticky bucketing in serving — reading the
+/// profile's sticky-bucket document, and writing it when the profile is first assigned — with
+/// the embedded store (the database alone) and, when `redis` is given (`REDIS_URL`), with
+/// Redis in front of it. `profiles` fresh identities (unique to this run) each take a first
+/// page (read: nothing yet; write: the new document) and `returning` later pages (read). With
+/// Redis, a third pass reads them as after a Redis restart (nothing in Redis: the database
+/// answers and Redis is refilled). The keys it wrote to Redis are deleted at the end.
+pub async fn run_sticky(
+    store: &Store,
+    redis: Option<&crate::app::serving::cache::Redis>,
+    profiles: usize,
+    returning: usize,
+) -> Result<()> {
+    use crate::app::serving::sticky::{DatabaseSticky, RedisSticky, StickyStore};
+
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let document = |identity: &str| {
+        serde_json::json!({
+            "attributeName": "id",
+            "attributeValue": identity,
+            "assignments": {"console-ab__0": "trending-first", "row-order__0": "control"}
+        })
+        .to_string()
+    };
+    let mut stores: Vec<(String, Box<dyn StickyStore>)> =
+        vec![("embedded (database)".into(), Box::new(DatabaseSticky))];
+    if let Some(redis) = redis {
+        stores.push((
+            "redis + database".into(),
+            Box::new(RedisSticky::new(redis.clone())),
+        ));
+    }
+    for (mode, (label, sticky)) in stores.iter().enumerate() {
+        let identities: Vec<String> = (0..profiles)
+            .map(|i| format!("id||bench-sticky-{run}-{mode}-{i}"))
+            .collect();
+        let (mut first_read, mut first_write, mut again) = (vec![], vec![], vec![]);
+        for identity in &identities {
+            let one = std::slice::from_ref(identity);
+            let t = Instant::now();
+            let read = sticky.load(store, one, true).await;
+            first_read.push(t.elapsed().as_secs_f64() * 1e6);
+            if read.docs.is_none_or(|d| !d.is_empty()) || !read.skipped.is_empty() {
+                bail!("{label}: a fresh identity's read failed or found a document");
+            }
+            let t = Instant::now();
+            let failed = sticky
+                .save(store, &[(identity.clone(), document(identity))], 0)
+                .await;
+            first_write.push(t.elapsed().as_secs_f64() * 1e6);
+            if !failed.is_empty() {
+                bail!("{label}: writing a document failed ({failed:?})");
+            }
+        }
+        for _ in 0..returning {
+            for identity in &identities {
+                let t = Instant::now();
+                let read = sticky
+                    .load(store, std::slice::from_ref(identity), true)
+                    .await;
+                again.push(t.elapsed().as_secs_f64() * 1e6);
+                if read.docs.is_none_or(|d| d.len() != 1) {
+                    bail!("{label}: a stored document was not found");
+                }
+            }
+        }
+        println!("{label}:");
+        report("  first page: read (none)", first_read);
+        report("  first page: write", first_write);
+        report("  returning page: read", again);
+        if let Some(redis) = redis.filter(|_| mode == 1) {
+            // As after a Redis restart: the documents are gone from Redis only.
+            let keys: Vec<String> = identities
+                .iter()
+                .map(|i| redis.key(&format!("sticky:{i}")))
+                .collect();
+            delete_keys(redis, &keys).await?;
+            let mut refill = vec![];
+            for identity in &identities {
+                let t = Instant::now();
+                let read = sticky
+                    .load(store, std::slice::from_ref(identity), true)
+                    .await;
+                refill.push(t.elapsed().as_secs_f64() * 1e6);
+                if read.docs.is_none_or(|d| d.len() != 1) {
+                    bail!("{label}: a document was not read back from the database");
+                }
+            }
+            report("  after a Redis restart: read", refill);
+            delete_keys(redis, &keys).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_keys(redis: &crate::app::serving::cache::Redis, keys: &[String]) -> Result<()> {
+    use deadpool_redis::redis as r;
+    for chunk in keys.chunks(500) {
+        let mut pipe = r::pipe();
+        pipe.cmd("DEL").arg(chunk).ignore();
+        redis
+            .query::<()>(&pipe)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     Ok(())
 }

@@ -23,6 +23,9 @@ pub struct RevisionRecord {
 
 /// Most revisions the history answers with.
 pub const MAX_HISTORY: usize = 200;
+/// Most revisions of one phase the sample-ratio check reads (each is a whole configuration);
+/// changes beyond them are not split into epochs.
+pub const MAX_EPOCH_REVISIONS: usize = 1_000;
 
 impl Store {
     /// The newest revision number (none yet: `None`). Cheap: the primary key's maximum; every
@@ -102,6 +105,30 @@ impl Store {
         .bind(subject.unwrap_or(""))
         .bind(limit.min(MAX_HISTORY) as i64)
         .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(revision_from_row).collect()
+    }
+
+    /// Revisions about `feature` or `experiment` (or an import, `*`) made at or after `from`,
+    /// oldest first, at most `MAX_EPOCH_REVISIONS`: what the weight epochs of a phase that
+    /// started at `from` are derived from. On the report pool.
+    pub async fn experiment_revisions_since(
+        &self,
+        from: Millis,
+        feature: &str,
+        experiment: &str,
+    ) -> StoreResult<Vec<RevisionRecord>> {
+        let rows = sqlx::query(
+            "SELECT revision, created_at, author, action, subject, config, diff \
+             FROM experiment_revisions \
+             WHERE created_at >= $1 AND (subject = $2 OR subject = $3 OR subject = '*') \
+             ORDER BY revision LIMIT $4",
+        )
+        .bind(from)
+        .bind(feature)
+        .bind(experiment)
+        .bind(MAX_EPOCH_REVISIONS as i64)
+        .fetch_all(&self.reports)
         .await?;
         rows.iter().map(revision_from_row).collect()
     }

@@ -1,7 +1,7 @@
 //! Exposures and impressions: what was shown to whom under which experiment, and the
 //! per-profile outcome counters the experiment report reads.
 //!
-//! The counters (`experiment_outcomes`, one row per experiment and exposed profile) are kept
+//! The counters (`experiment_outcomes`, one row per experiment, phase and exposed profile) are kept
 //! in the transactions that write what they count, so a report never has to join the
 //! impression log:
 //! - a new exposure creates the profile's row (or marks it as having seen several variations),
@@ -15,6 +15,11 @@
 //! log has written its page); whichever transaction comes second counts the attribution. On
 //! SQLite writers are serialised; on PostgreSQL both take the profile's advisory lock.
 //! `experiment_outcomes_full_scan` computes the same figures from the raw tables, as a check.
+//!
+//! Exposures and counters are per phase (a new phase re-randomises, so a profile starts a new
+//! row in it, in whatever variation it lands). Like the rows of a stopped experiment, the
+//! rows of an earlier phase go on counting the profile's later pages; reports read the
+//! current phase only.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -51,6 +56,9 @@ pub struct ItemImpression {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExposureRecord {
     pub experiment_key: String,
+    /// The experiment's phase: exposures and outcomes are kept per phase (a new phase
+    /// re-randomises).
+    pub phase: i64,
     pub profile_id: ProfileId,
     pub variation_index: i64,
     pub variation_key: String,
@@ -186,14 +194,20 @@ impl Store {
         Ok(written)
     }
 
-    /// Per exposed profile of `experiment`: its variation and what it did from its exposure
-    /// on, from the counters. Runs on the report pool.
-    pub async fn experiment_outcomes(&self, experiment: &str) -> StoreResult<ExperimentOutcomes> {
+    /// Per profile exposed in phase `phase` of `experiment`: its variation, when it was first
+    /// exposed in the phase, and what it did from then on, from the counters. Runs on the
+    /// report pool.
+    pub async fn experiment_outcomes(
+        &self,
+        experiment: &str,
+        phase: i64,
+    ) -> StoreResult<ExperimentOutcomes> {
         let rows = sqlx::query(
-            "SELECT profile_id, variation_index, variations, impressions, plays, completes \
-             FROM experiment_outcomes WHERE experiment_key = $1",
+            "SELECT profile_id, variation_index, first_seen_at, variations, impressions, plays, completes \
+             FROM experiment_outcomes WHERE experiment_key = $1 AND phase = $2",
         )
         .bind(experiment)
+        .bind(phase)
         .fetch_all(&self.reports)
         .await?;
         let mut contaminated = 0;
@@ -210,6 +224,7 @@ impl Store {
                 r.try_get::<String, _>("profile_id")?,
                 ProfileOutcome {
                     variation: r.try_get::<i64, _>("variation_index")?.max(0) as usize,
+                    first_exposed_at: r.try_get("first_seen_at")?,
                     impressions: count("impressions")?,
                     plays: count("plays")?,
                     completes: count("completes")?,
@@ -230,11 +245,14 @@ impl Store {
     pub async fn experiment_outcomes_full_scan(
         &self,
         experiment: &str,
+        phase: i64,
     ) -> StoreResult<ExperimentOutcomes> {
         let exposures = sqlx::query(
-            "SELECT profile_id, variation_index, first_seen_at FROM exposures WHERE experiment_key = $1",
+            "SELECT profile_id, variation_index, first_seen_at FROM exposures \
+             WHERE experiment_key = $1 AND phase = $2",
         )
         .bind(experiment)
+        .bind(phase)
         .fetch_all(&self.reports)
         .await?;
         let mut by_profile: HashMap<String, (usize, Millis, usize)> = HashMap::new();
@@ -249,10 +267,11 @@ impl Store {
         }
         let impressions = sqlx::query(
             "SELECT v.profile_id, CAST(SUM(v.item_count) AS BIGINT) AS n FROM page_views v \
-             JOIN exposures x ON x.profile_id = v.profile_id AND x.experiment_key = $1 \
+             JOIN exposures x ON x.profile_id = v.profile_id AND x.experiment_key = $1 AND x.phase = $2 \
              WHERE v.served_at >= x.first_seen_at GROUP BY v.profile_id",
         )
         .bind(experiment)
+        .bind(phase)
         .fetch_all(&self.reports)
         .await?;
         // Plays and completions that name a page served to the profile after its exposure;
@@ -260,20 +279,22 @@ impl Store {
         let attributed = sqlx::query(
             "SELECT e.profile_id, e.kind, e.title_id, v.items FROM events e \
              JOIN page_views v ON v.request_id = e.request_id AND v.profile_id = e.profile_id \
-             JOIN exposures x ON x.profile_id = e.profile_id AND x.experiment_key = $1 \
+             JOIN exposures x ON x.profile_id = e.profile_id AND x.experiment_key = $1 AND x.phase = $2 \
              WHERE e.kind IN ('PLAY', 'COMPLETE') AND v.served_at >= x.first_seen_at",
         )
         .bind(experiment)
+        .bind(phase)
         .fetch_all(&self.reports)
         .await?;
         let mut outcomes: HashMap<String, ProfileOutcome> = by_profile
             .iter()
             .filter(|(_, (_, _, n))| *n == 1)
-            .map(|(p, (v, _, _))| {
+            .map(|(p, (v, at, _))| {
                 (
                     p.clone(),
                     ProfileOutcome {
                         variation: *v,
+                        first_exposed_at: *at,
                         ..ProfileOutcome::default()
                     },
                 )
@@ -318,6 +339,7 @@ async fn insert_exposures(
             .map(|e| {
                 vec![
                     Param::Text(e.experiment_key.clone()),
+                    Param::Int(e.phase),
                     Param::Text(e.profile_id.to_string()),
                     Param::Int(e.variation_index),
                     Param::Text(e.variation_key.clone()),
@@ -328,9 +350,9 @@ async fn insert_exposures(
             .collect();
         let new = insert_many_returning(
             tx,
-            "INSERT INTO exposures (experiment_key, profile_id, variation_index, variation_key, feature_key, first_seen_at)",
-            "ON CONFLICT (experiment_key, profile_id, variation_index) DO NOTHING \
-             RETURNING experiment_key, profile_id, variation_index, first_seen_at",
+            "INSERT INTO exposures (experiment_key, phase, profile_id, variation_index, variation_key, feature_key, first_seen_at)",
+            "ON CONFLICT (experiment_key, phase, profile_id, variation_index) DO NOTHING \
+             RETURNING experiment_key, phase, profile_id, variation_index, first_seen_at",
             rows,
         )
         .await?;
@@ -338,6 +360,7 @@ async fn insert_exposures(
             note_exposure(
                 tx,
                 &r.try_get::<String, _>("experiment_key")?,
+                r.try_get("phase")?,
                 &r.try_get::<String, _>("profile_id")?,
                 r.try_get("variation_index")?,
                 r.try_get("first_seen_at")?,
@@ -348,23 +371,27 @@ async fn insert_exposures(
     Ok(())
 }
 
-/// A new exposure row. The profile's first one for the experiment starts its counters from
-/// what it was shown (and played from) since `at` — usually nothing yet; a second one with
-/// another variation marks the profile as contaminated.
+/// A new exposure row. The profile's first one for the experiment's phase starts its counters
+/// from what it was shown (and played from) since `at` — usually nothing yet — and records
+/// when and in which variation the profile was first exposed in the phase (what the
+/// sample-ratio check reads); a second one with another variation marks the profile as
+/// contaminated.
 async fn note_exposure(
     tx: &mut AnyConnection,
     experiment: &str,
+    phase: i64,
     profile: &str,
     variation: i64,
     at: Millis,
 ) -> StoreResult<()> {
     let row = sqlx::query(
-        "INSERT INTO experiment_outcomes (experiment_key, profile_id, variation_index, first_seen_at, variations, impressions, plays, completes) \
-         VALUES ($1, $2, $3, $4, 1, 0, 0, 0) \
-         ON CONFLICT (experiment_key, profile_id) DO UPDATE SET variations = experiment_outcomes.variations + 1 \
+        "INSERT INTO experiment_outcomes (experiment_key, phase, profile_id, variation_index, first_seen_at, variations, impressions, plays, completes) \
+         VALUES ($1, $2, $3, $4, $5, 1, 0, 0, 0) \
+         ON CONFLICT (experiment_key, phase, profile_id) DO UPDATE SET variations = experiment_outcomes.variations + 1 \
          RETURNING variations",
     )
     .bind(experiment)
+    .bind(phase)
     .bind(profile)
     .bind(variation)
     .bind(at)
@@ -404,12 +431,13 @@ async fn note_exposure(
     if shown > 0 || plays > 0 || completes > 0 {
         sqlx::query(
             "UPDATE experiment_outcomes SET impressions = $1, plays = $2, completes = $3 \
-             WHERE experiment_key = $4 AND profile_id = $5",
+             WHERE experiment_key = $4 AND phase = $5 AND profile_id = $6",
         )
         .bind(shown)
         .bind(plays)
         .bind(completes)
         .bind(experiment)
+        .bind(phase)
         .bind(profile)
         .execute(&mut *tx)
         .await?;

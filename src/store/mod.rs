@@ -123,6 +123,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_title_metadata.sql"),
     ),
     (
+        9,
+        "experiment phases",
+        include_str!("../../migrations/sqlite/0009_experiment_phases.sql"),
+    ),
+    (
         10,
         "preview audit",
         include_str!("../../migrations/sqlite/0010_preview_audit.sql"),
@@ -168,6 +173,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "title metadata",
         include_str!("../../migrations/postgres/0008_title_metadata.sql"),
+    ),
+    (
+        9,
+        "experiment phases",
+        include_str!("../../migrations/postgres/0009_experiment_phases.sql"),
     ),
     (
         10,

@@ -113,10 +113,21 @@ function liftCells(lift, scale) {
 function srmBanner(report, exposed) {
   const weights = report.variations.reduce((s, v) => s + v.weight, 0) || 1;
   const split = report.variations.map((v) => `${v.key} ${num(v.exposedProfiles)} (${percent(v.exposedProfiles / exposed, SHARE)}, expected ${percent(v.weight / weights, SHARE)})`);
+  // After a weight change each span of the phase is checked against its own weights: name
+  // the span that fails.
+  const epochs = (report.srmEpochs ?? []).length > 1 ? report.srmEpochs.map((e) => {
+    const n = e.firstExposedProfiles.reduce((s, x) => s + x, 0) || 1;
+    const w = e.weights.reduce((s, x) => s + x, 0) || 1;
+    const shares = report.variations.map((v, i) => `${v.key} ${num(e.firstExposedProfiles[i] ?? 0)} (expected ${percent((e.weights[i] ?? 0) / w, SHARE)} of ${num(n)})`);
+    return h('li', { dataset: { epoch: e.startedAt } }, `From ${e.startedAt}: `, shares.join(' · '),
+      e.pValue === null ? ' — too few to test' : ` — ${pText(e.pValue)}`);
+  }) : null;
   return h('div.srm-warning', { role: 'alert', dataset: { srm: 'flagged' } },
     h('strong', 'Sample ratio mismatch: assignment is broken, do not trust these results.'),
-    h('p', `Exposed profiles do not follow the configured weights (${pText(report.srmPValue)}): `,
-      split.join(' · '), '. Fix the assignment before reading any lift below.'));
+    epochs
+      ? [h('p', `Profiles first exposed after each weight change do not follow that change's weights (${pText(report.srmPValue)}):`), h('ul', epochs)]
+      : h('p', `Exposed profiles do not follow the configured weights (${pText(report.srmPValue)}): `,
+        split.join(' · '), '. Fix the assignment before reading any lift below.'));
 }
 
 function resultsContent(report) {
@@ -147,7 +158,10 @@ function resultsContent(report) {
     h('thead', h('tr', h('th', 'Metric'), h('th.num', 'Lift'), h('th.ci-head', '95% CI', METRICS.some(([, , f]) => v[f]) ? ciAxis(scale) : null), h('th.num', 'p-value'))),
     h('tbody', METRICS.map(([label, , field]) => h('tr', { dataset: { metric: field } }, h('td', label), liftCells(v[field], scale))))));
   const notes = [
-    report.srmFlagged ? null : `Split matches the weights (SRM ${pText(report.srmPValue)}).`,
+    report.phase > 0 ? `Phase ${report.phase + 1} only (a new phase re-randomised).` : null,
+    report.srmFlagged ? null : (report.srmEpochs ?? []).length > 1
+      ? `Split matches the weights of each of ${report.srmEpochs.length} weight periods (SRM ${pText(report.srmPValue)}).`
+      : `Split matches the weights (SRM ${pText(report.srmPValue)}).`,
     report.excludedProfiles ? `${num(report.excludedProfiles)} profile${report.excludedProfiles === 1 ? '' : 's'} saw more than one variation and ${report.excludedProfiles === 1 ? 'is' : 'are'} left out.` : null,
   ].filter(Boolean);
   return ['ready', [

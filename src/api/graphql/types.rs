@@ -494,10 +494,16 @@ pub struct ExperimentReport {
     key: String,
     feature_key: String,
     variations: Vec<VariationReport>,
-    /// Chi-square test of exposed profiles against the configured weights.
+    /// The phase reported on (0 for the first): the current one. A new phase re-randomises,
+    /// so earlier phases are not mixed in.
+    phase: i32,
+    /// Chi-square test of exposed profiles against the weights they were assigned by: per
+    /// weight epoch of the phase (`srmEpochs`), the epochs' statistics added up.
     srm_p_value: Option<f64>,
     /// The split does not match the weights (p < 0.001): results are not trustworthy.
     srm_flagged: bool,
+    /// The sample-ratio check of each span of the phase with one set of weights.
+    srm_epochs: Vec<SrmEpoch>,
     /// Profiles exposed to more than one variation, left out.
     excluded_profiles: i32,
     status: ExperimentStatus,
@@ -505,6 +511,19 @@ pub struct ExperimentReport {
     guardrail_flagged: bool,
     /// Some lift is significant only at a single look: reading it now is peeking.
     peeking_warning: bool,
+}
+
+/// A span of an experiment's phase under one set of weights (a weight or coverage change
+/// starts the next): the profiles first exposed in it, against its weights.
+#[derive(SimpleObject)]
+pub struct SrmEpoch {
+    started_at: String,
+    weights: Vec<f64>,
+    /// Profiles first exposed in the epoch, per variation (those within a second of its
+    /// start, who may have been assigned by the previous weights, left out).
+    first_exposed_profiles: Vec<i32>,
+    /// Null when too few profiles to test.
+    p_value: Option<f64>,
 }
 
 #[derive(InputObject)]
@@ -762,8 +781,20 @@ impl From<app::reports::ExperimentReport> for ExperimentReport {
                     guardrail_degraded: v.guardrail_degraded,
                 })
                 .collect(),
+            phase: report.phase as i32,
             srm_p_value: report.analysis.srm_p_value,
             srm_flagged: report.analysis.srm_flagged,
+            srm_epochs: report
+                .analysis
+                .srm_epochs
+                .iter()
+                .map(|e| SrmEpoch {
+                    started_at: format_rfc3339(e.from),
+                    weights: e.weights.clone(),
+                    first_exposed_profiles: e.profiles.iter().map(|n| count(*n)).collect(),
+                    p_value: e.p_value,
+                })
+                .collect(),
             excluded_profiles: count(report.excluded_profiles as u64),
             status: report.state.status.into(),
             guardrail_flagged: report

@@ -2,10 +2,13 @@
 //! behind `recordEvents`, and what a page does when one of them is down. The mode is
 //! configuration: with `REDIS_URL` the lists and trending counts live in Redis, with
 //! `NATS_URL` events travel over NATS JetStream; without them (the embedded default) an
-//! in-process cache and bus do the same jobs with nothing to install. The engine sees none of
+//! in-process cache and bus do the same jobs with nothing to install. Sticky-bucket documents
+//! are read from Redis in front of the database in production mode, from the database alone
+//! in the embedded one (`sticky`). The engine sees none of
 //! it: it is handed candidate lists and a live trending list (`engine::page::CandidateLists`).
 
 pub mod cache;
+pub mod sticky;
 pub mod stream;
 pub mod trending;
 
@@ -21,6 +24,7 @@ use crate::store::outbox::StreamEvent;
 use crate::store::records::{NewEvent, RecordSummary};
 use crate::store::{Store, StoreError};
 use cache::{Breaker, CacheError, ListCache, MemoryCache, Redis, RedisCache};
+use sticky::{DatabaseSticky, RedisSticky, StickyStore};
 use stream::{Consumers, EventStream, InProcessBus, NatsStream, Relay};
 use trending::{LiveTrending, MemoryTrending, RedisTrending, TrendingCounts};
 
@@ -50,6 +54,8 @@ pub struct Serving {
     /// Live trending per country, behind its near cache.
     pub trending: Arc<LiveTrending>,
     pub stream: Arc<dyn EventStream>,
+    /// Sticky-bucket documents: the database, with Redis in front in production mode.
+    pub sticky: Arc<dyn StickyStore>,
     /// Wakes the outbox relay after events were committed.
     pub outbox: Arc<Notify>,
     /// The last profile and history served per profile id, kept current by the stream: what
@@ -73,6 +79,7 @@ impl Serving {
             Arc::new(MemoryCache::new(64 << 20, LIST_TTL)),
             Arc::new(MemoryTrending::default()),
             Arc::new(InProcessBus::default()),
+            Arc::new(DatabaseSticky),
             "embedded".into(),
         )
     }
@@ -80,19 +87,28 @@ impl Serving {
     /// Redis and/or NATS as configured; the embedded part for what is not.
     pub async fn connect(cfg: &ServingConfig) -> anyhow::Result<Self> {
         let prefix = cfg.key_prefix.as_deref().unwrap_or("marquee");
-        let (lists, counts): (Arc<dyn ListCache>, Arc<dyn TrendingCounts>) = match &cfg.redis_url {
+        type Parts = (
+            Arc<dyn ListCache>,
+            Arc<dyn TrendingCounts>,
+            Arc<dyn StickyStore>,
+        );
+        let (lists, counts, sticky): Parts = match &cfg.redis_url {
             Some(url) => {
                 let redis = Redis::connect(url, prefix)?;
                 (
                     Arc::new(RedisCache {
                         redis: redis.clone(),
                     }),
-                    Arc::new(RedisTrending { redis }),
+                    Arc::new(RedisTrending {
+                        redis: redis.clone(),
+                    }),
+                    Arc::new(RedisSticky::new(redis)),
                 )
             }
             None => (
                 Arc::new(MemoryCache::new(64 << 20, LIST_TTL)),
                 Arc::new(MemoryTrending::default()),
+                Arc::new(DatabaseSticky),
             ),
         };
         let stream: Arc<dyn EventStream> = match &cfg.nats_url {
@@ -101,21 +117,28 @@ impl Serving {
         };
         let mode = match (&cfg.redis_url, &cfg.nats_url) {
             (None, None) => "embedded".to_owned(),
-            _ => format!("lists in {}, events over {}", lists.kind(), stream.kind()),
+            _ => format!(
+                "lists in {}, sticky buckets from {}, events over {}",
+                lists.kind(),
+                sticky.kind(),
+                stream.kind()
+            ),
         };
-        Ok(Self::assemble(lists, counts, stream, mode))
+        Ok(Self::assemble(lists, counts, stream, sticky, mode))
     }
 
     fn assemble(
         lists: Arc<dyn ListCache>,
         counts: Arc<dyn TrendingCounts>,
         stream: Arc<dyn EventStream>,
+        sticky: Arc<dyn StickyStore>,
         mode: String,
     ) -> Self {
         Self {
             lists,
             trending: Arc::new(LiveTrending::new(counts, TRENDING_NEAR_TTL)),
             stream,
+            sticky,
             outbox: Arc::new(Notify::new()),
             snapshots: moka::future::Cache::builder()
                 .max_capacity(100_000)
