@@ -6,6 +6,7 @@
 //! it: it is handed candidate lists and a live trending list (`engine::page::CandidateLists`).
 
 pub mod cache;
+pub mod segments;
 pub mod stream;
 pub mod trending;
 
@@ -21,6 +22,7 @@ use crate::store::outbox::StreamEvent;
 use crate::store::records::{NewEvent, RecordSummary};
 use crate::store::{Store, StoreError};
 use cache::{Breaker, CacheError, ListCache, MemoryCache, Redis, RedisCache};
+use segments::SegmentCache;
 use stream::{Consumers, EventStream, InProcessBus, NatsStream, Relay};
 use trending::{LiveTrending, MemoryTrending, RedisTrending, TrendingCounts};
 
@@ -32,6 +34,8 @@ pub struct ServingConfig {
     /// Prefix of Redis keys and of the stream's name and subject (default `marquee`): several
     /// deployments (or test runs) can share one Redis and one NATS.
     pub key_prefix: Option<String>,
+    /// Compute segment lists on every page instead of keeping them (`--segment-cache false`).
+    pub no_segment_cache: bool,
 }
 
 /// How long a profile's candidate lists are kept (a list is keyed by the history it was made
@@ -47,6 +51,9 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(30 * 60);
 pub struct Serving {
     /// Per-profile candidate lists.
     pub lists: Arc<dyn ListCache>,
+    /// Segment lists (shared by every profile of an audience): a near cache in front of
+    /// `lists`' store.
+    pub segments: Arc<SegmentCache>,
     /// Live trending per country, behind its near cache.
     pub trending: Arc<LiveTrending>,
     pub stream: Arc<dyn EventStream>,
@@ -74,6 +81,7 @@ impl Serving {
             Arc::new(MemoryTrending::default()),
             Arc::new(InProcessBus::default()),
             "embedded".into(),
+            true,
         )
     }
 
@@ -103,7 +111,13 @@ impl Serving {
             (None, None) => "embedded".to_owned(),
             _ => format!("lists in {}, events over {}", lists.kind(), stream.kind()),
         };
-        Ok(Self::assemble(lists, counts, stream, mode))
+        Ok(Self::assemble(
+            lists,
+            counts,
+            stream,
+            mode,
+            !cfg.no_segment_cache,
+        ))
     }
 
     fn assemble(
@@ -111,8 +125,10 @@ impl Serving {
         counts: Arc<dyn TrendingCounts>,
         stream: Arc<dyn EventStream>,
         mode: String,
+        segment_cache: bool,
     ) -> Self {
         Self {
+            segments: Arc::new(SegmentCache::new(lists.clone(), segment_cache)),
             lists,
             trending: Arc::new(LiveTrending::new(counts, TRENDING_NEAR_TTL)),
             stream,
