@@ -45,6 +45,12 @@ pub const IMPRESSION_BATCH_DURATION: &str = "marquee_impression_batch_write_dura
 /// records one.
 pub const CACHE_LOOKUPS_TOTAL: &str = "marquee_cache_lookups_total";
 
+/// Segment list lookups (lists shared by every profile of an audience: `engine::segments`) by
+/// `list` (`new-releases`, `genre`) and `outcome`: `near` (this replica's near cache),
+/// `shared` (Redis, or the in-process list cache in the embedded default), `miss` (computed
+/// by the page, then kept), `error` (the shared cache did not answer; computed).
+pub const SEGMENT_LOOKUPS_TOTAL: &str = "marquee_segment_lookups_total";
+
 /// The sample-ratio-mismatch check of each running experiment, by `experiment` (keys of the
 /// console's experiments: a bounded set): the chi-square p-value of exposed profiles against
 /// the weights, and 1 when it is below `stats::SRM_ALPHA` (assignment is broken).
@@ -138,6 +144,7 @@ pub fn install() -> anyhow::Result<()> {
     describe();
     LazyLock::force(&PAGE);
     LazyLock::force(&SERVING);
+    LazyLock::force(&SEGMENTS);
     Ok(())
 }
 
@@ -197,6 +204,10 @@ fn describe() {
     describe_counter!(
         CACHE_LOOKUPS_TOTAL,
         "Cache lookups by cache and outcome (hit, miss)."
+    );
+    describe_counter!(
+        SEGMENT_LOOKUPS_TOTAL,
+        "Segment list lookups (shared by an audience) by list and outcome (near, shared, miss, error)."
     );
     describe_counter!(
         "marquee_impressions_queued_total",
@@ -305,6 +316,46 @@ fn labelled(
 pub fn cache_lookup(cache: &'static str, hit: bool) {
     counter!(CACHE_LOOKUPS_TOTAL, "cache" => cache, "outcome" => if hit { "hit" } else { "miss" })
         .increment(1);
+}
+
+/// Where a segment list lookup was answered (`SEGMENT_LOOKUPS_TOTAL`'s `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentOutcome {
+    Near,
+    Shared,
+    Miss,
+    Error,
+}
+
+impl SegmentOutcome {
+    const ALL: [SegmentOutcome; 4] = [
+        SegmentOutcome::Near,
+        SegmentOutcome::Shared,
+        SegmentOutcome::Miss,
+        SegmentOutcome::Error,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            SegmentOutcome::Near => "near",
+            SegmentOutcome::Shared => "shared",
+            SegmentOutcome::Miss => "miss",
+            SegmentOutcome::Error => "error",
+        }
+    }
+}
+
+/// `SEGMENT_LOOKUPS_TOTAL` by list kind × outcome, registered once.
+static SEGMENTS: LazyLock<[[metrics::Counter; 4]; 2]> = LazyLock::new(|| {
+    crate::engine::segments::SegmentKind::ALL.map(|kind| {
+        SegmentOutcome::ALL.map(|outcome| {
+            counter!(SEGMENT_LOOKUPS_TOTAL, "list" => kind.label(), "outcome" => outcome.label())
+        })
+    })
+});
+
+pub fn segment_lookup(kind: crate::engine::segments::SegmentKind, outcome: SegmentOutcome) {
+    SEGMENTS[kind as usize][outcome as usize].increment(1);
 }
 
 /// A dependency of production serving, as the metrics label it.

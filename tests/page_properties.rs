@@ -1,6 +1,6 @@
 //! Property tests of page assembly over random catalogues, models, profiles and histories.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use marquee::domain::{
     AccountId, Country, EventAction, MaturityRating, Profile, ProfileId, Progress, StarRating,
@@ -15,7 +15,9 @@ use marquee::engine::model::ann::AnnParams;
 use marquee::engine::model::{
     ARTIFACT_FORMAT, EmbeddingArtifact, Model, ModelArtifact, ScoredTitle, TrainParams,
 };
+use marquee::engine::page::CandidateLists;
 use marquee::engine::rows::{DEFAULT_HOME, PageDefinition, PageOverrides, RowOrder};
+use marquee::engine::segments::Segments;
 use marquee::engine::sources::SourceRegistry;
 use proptest::prelude::*;
 
@@ -403,6 +405,52 @@ proptest! {
                 prop_assert!(seen.insert(item.title));
                 let title = engine.catalog.title(item.title);
                 prop_assert_eq!(filters::allowed(&profile, &history, title, false), Ok(()));
+            }
+        }
+    }
+
+    /// Segment lists shared across profiles, as a replica's near cache and Redis share them:
+    /// profiles of any audience (kids, limits, countries) ask in turn, each handed every list
+    /// the pages before it computed. Each page is exactly the page assembled without shared
+    /// lists — so a kids profile never gets a title above its level from a list made for
+    /// someone else — and names only titles it may see.
+    #[test]
+    fn pages_from_shared_segment_lists_are_the_pages_without_them(
+        (catalog, artifact, _, states) in arb_world(),
+        profiles in proptest::collection::vec(arb_profile(), 2..6),
+        overrides in arb_overrides(),
+    ) {
+        let (titles, sources): (Vec<Title>, Vec<Sources>) = catalog.into_iter().unzip();
+        let engine = engine(titles, &artifact);
+        let history = History::new(states);
+        let mut shared = HashMap::new();
+        for (k, profile) in profiles.iter().chain(profiles.iter()).enumerate() {
+            let wanted = engine.segment_keys(&overrides, profile, &history, NOW, &HashMap::new());
+            // Every list kept so far, not only those the page names: it looks lists up by the
+            // keys it makes, so another audience's list is never one of them.
+            let mut lists = CandidateLists {
+                segments: Segments::new(shared.clone()),
+                ..Default::default()
+            };
+            let page = engine
+                .home_page_lists(&overrides, profile, &history, NOW, &mut Default::default(), &mut lists)
+                .unwrap();
+            let computed = lists.segments.take_computed();
+            for key in computed.keys() {
+                prop_assert!(!shared.contains_key(key), "{key} computed again");
+            }
+            if k >= profiles.len() {
+                // The second round finds every list it names.
+                prop_assert!(computed.is_empty(), "{:?}", computed.keys().collect::<Vec<_>>());
+                prop_assert!(wanted.iter().all(|key| shared.contains_key(key)));
+            }
+            shared.extend(computed);
+            prop_assert_eq!(&page, &engine.home_page_with(&overrides, profile, &history, NOW).unwrap());
+            let mut named = Vec::new();
+            named_titles(&serde_json::to_value(&page).unwrap(), &mut named);
+            for i in named {
+                let title = engine.catalog.title(i as u32);
+                prop_assert!(may_see(profile, title, sources[i]), "title {} for {:?}", i, profile);
             }
         }
     }

@@ -706,3 +706,158 @@ async fn sticky_documents_live_in_redis_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     sticky_documents_live_in_redis(TestDb::postgres().await, dir.path()).await;
 }
+
+const PAGE: &str = "query($p: ID!) { home(profileId: $p) { degraded rows { id items { title { id maturityRating genres } } } } }";
+
+/// `marquee_segment_lookups_total{list, outcome}` on `server`'s `/metrics` (0 when absent).
+async fn segment_lookups(server: &Server, list: &str, outcome: &str) -> f64 {
+    let text = server.get("/metrics").await.text().await.unwrap();
+    let (list, outcome) = (format!("list=\"{list}\""), format!("outcome=\"{outcome}\""));
+    text.lines()
+        .filter(|l| l.starts_with("marquee_segment_lookups_total{"))
+        .find(|l| l.contains(&list) && l.contains(&outcome))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn row<'a>(home: &'a Value, id: &str) -> Option<&'a Vec<Value>> {
+    home["rows"]
+        .as_array()?
+        .iter()
+        .find(|r| r["id"] == json!(id))?["items"]
+        .as_array()
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["title"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn page(server: &Server, profile: &str) -> Value {
+    let r = server.gql(PAGE, json!({"p": profile})).await;
+    assert!(r["errors"].is_null(), "{r}");
+    r["data"]["home"].clone()
+}
+
+/// Segment lists (New Releases and the genre rows, per audience) through Redis: one replica
+/// computes a list, the other reads it (counted on `/metrics` per list kind); filters still run
+/// per request on top (a thumbs-down on a title of a cached genre row takes it off the next
+/// page); a kids profile gets its own audience's list, never the grown-ups'; Redis killed →
+/// pages still served, marked degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_lists_are_shared_by_replicas_and_filtered_per_request() {
+    let mut redis = Redis::start();
+    let db = TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    import_and_train(dir.path(), db.url());
+    let prefix = format!("seg{}", std::process::id());
+    let production = ["--redis-url", &redis.url(), "--key-prefix", &prefix];
+    let a = Server::start(dir.path(), db.url(), &production);
+    let b = Server::start(dir.path(), db.url(), &production);
+    let create = "mutation($i: CreateProfileInput!) { createProfile(input: $i) { id } }";
+    // Two grown-ups of one audience (US, no limit) starting from Comedy, and a kid.
+    for (id, kids) in [("segone", false), ("segtwo", false), ("segkid", true)] {
+        let input = json!({"id": id, "name": id, "isKids": kids, "country": "US", "onboardingGenres": ["Comedy"]});
+        let r = a.gql(create, json!({"i": input})).await;
+        assert_eq!(r["data"]["createProfile"]["id"], json!(id), "{r}");
+    }
+
+    // A computes the lists…
+    let first = page(&a, "segone").await;
+    assert_eq!(first["degraded"], json!(false), "{first}");
+    let comedy = ids(row(&first, "genre:Comedy").expect("a Comedy row"));
+    for list in ["genre", "new-releases"] {
+        assert!(
+            segment_lookups(&a, list, "miss").await >= 1.0,
+            "{list} on A"
+        );
+    }
+    // … B reads them (A keeps them off the request path: give it a moment).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = page(&b, "segtwo").await;
+    assert_eq!(second["degraded"], json!(false), "{second}");
+    for list in ["genre", "new-releases"] {
+        assert!(
+            segment_lookups(&b, list, "shared").await >= 1.0,
+            "B read no {list} list from Redis"
+        );
+        assert_eq!(
+            segment_lookups(&b, list, "miss").await,
+            0.0,
+            "B computed {list}"
+        );
+    }
+    // Same audience, no history: the same list, so the same row.
+    assert_eq!(ids(row(&second, "genre:Comedy").unwrap()), comedy);
+
+    // A thumbs-down on B for the first title of the cached Comedy row: gone from the next page
+    // on A, which still takes the row from its near copy of the list.
+    let disliked = comedy[0].clone();
+    let events = json!([{"clientEventId": "seg-td", "titleId": disliked, "kind": "THUMBS_DOWN"}]);
+    let r = b.gql(RECORD, json!({"p": "segtwo", "e": events})).await;
+    assert_eq!(r["data"]["recordEvents"]["accepted"], json!(1), "{r}");
+    let near_before = segment_lookups(&a, "genre", "near").await;
+    let after = page(&a, "segtwo").await;
+    let shown: Vec<String> = after["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| ids(r["items"].as_array().unwrap()))
+        .collect();
+    assert!(
+        !shown.contains(&disliked),
+        "{disliked} shown after a thumbs-down: {after}"
+    );
+    assert!(
+        segment_lookups(&a, "genre", "near").await > near_before,
+        "A did not use its near copy of the Comedy list"
+    );
+    assert!(row(&after, "genre:Comedy").is_some(), "{after}");
+
+    // The kid: its own audience's list (a miss on B, not the grown-ups' list), nothing above PG
+    // anywhere on its page.
+    let misses = segment_lookups(&b, "genre", "miss").await;
+    let kid = page(&b, "segkid").await;
+    assert!(
+        segment_lookups(&b, "genre", "miss").await > misses,
+        "the kid got a grown-up list"
+    );
+    for r in kid["rows"].as_array().unwrap() {
+        for item in r["items"].as_array().unwrap() {
+            let t = &item["title"];
+            let for_children = t["genres"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == "Children's" || g == "Animation");
+            match t["maturityRating"].as_str() {
+                Some(rating) => assert!(["G", "PG"].contains(&rating), "kid shown {t}"),
+                None => assert!(for_children, "kid shown unrated {t}"),
+            }
+        }
+    }
+
+    // Redis killed: pages still served (lists computed in process, near copies used), degraded.
+    redis.stop();
+    let started = Instant::now();
+    let mut degraded = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        for (server, profile) in [(&a, "segone"), (&b, "segtwo"), (&b, "segkid")] {
+            let home = page(server, profile).await;
+            assert!(!home["rows"].as_array().unwrap().is_empty(), "{home}");
+            degraded += usize::from(home["degraded"] == json!(true));
+            if profile == "segtwo" {
+                assert!(!ids(row(&home, "genre:Comedy").unwrap()).contains(&disliked));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(degraded > 0, "no page marked degraded while Redis was down");
+    redis.start_again();
+    let ca = Client::of(&a, &["segone".to_owned()]);
+    until_recovered(&ca, "segone", Duration::from_secs(30)).await;
+    drop((a, b));
+    db.drop_db().await;
+}

@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::engine::history::History;
 use crate::engine::page::{CandidateLists, Page, PageTimings};
 use crate::engine::rows::PageOverrides;
+use crate::engine::segments::Segments;
 use crate::engine::sources::SourcedRow;
 use crate::experiments::growthbook::{StickyAssignmentsDocument, sticky_attribute_key};
 use crate::experiments::{self, Assignment, RequestInfo};
@@ -257,6 +258,7 @@ impl AppState {
         {
             self.keep_lists(key, std::mem::take(&mut lists.computed));
         }
+        self.serving.segments.keep(lists.segments.take_computed());
         for dependency in &skipped {
             telemetry::degraded_page(*dependency);
         }
@@ -330,6 +332,7 @@ impl AppState {
             }
         }
         let key = lists_key(engine, profile, history, overrides);
+        let mut cache_up = true;
         let cache = self.serving.lists.kind();
         match self.serving.lists.get(&key).await {
             Ok(Some(bytes)) => match postcard::from_bytes(&bytes) {
@@ -346,10 +349,21 @@ impl AppState {
             Err(e) => {
                 tracing::debug!(error = %e, "list cache unavailable; computing in process");
                 skip(skipped, &[Dependency::Redis]);
-                return (lists, None);
+                cache_up = false;
             }
         }
-        (lists, Some(key))
+        // The segment lists the rows not found above will ask for (their near copies serve
+        // even while Redis is down).
+        if self.serving.segments.enabled() {
+            let keys = engine.segment_keys(overrides, profile, history, now, &lists.cached);
+            let (found, shared) = self.serving.segments.fetch(keys).await;
+            if let Err(e) = shared {
+                tracing::debug!(error = %e, "segment cache unavailable; computing in process");
+                skip(skipped, &[Dependency::Redis]);
+            }
+            lists.segments = Segments::new(found);
+        }
+        (lists, cache_up.then_some(key))
     }
 
     /// Computes and keeps the candidate lists of `id`'s default page (`marquee precompute`,
@@ -380,6 +394,7 @@ impl AppState {
             &mut PageTimings::default(),
             &mut lists,
         )?;
+        self.serving.segments.keep(lists.segments.take_computed());
         if lists.computed.is_empty() {
             return Ok(false);
         }

@@ -292,7 +292,16 @@ pub(super) async fn bench(cfg: &Resolved, args: BenchArgs) -> Result<()> {
         .with_context(|| format!("experiments in {}", dir.display()))?,
         None => FeatureSet::default(),
     };
-    bench::run(&store, &engine, &features, &clock, args.requests, args.seed).await
+    bench::run(
+        &store,
+        &engine,
+        &features,
+        &clock,
+        args.requests,
+        args.seed,
+        !cfg.serving.no_segment_cache,
+    )
+    .await
 }
 
 /// The profiles an open-loop bench picks from: every profile in the database when it can be

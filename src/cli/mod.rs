@@ -51,6 +51,11 @@ struct Global {
     /// sharing a Redis or NATS server use different ones.
     #[arg(long, global = true, env = "MARQUEE_KEY_PREFIX")]
     key_prefix: Option<String>,
+    /// Keep segment lists (New Releases, genre rows: shared by every profile of an audience)
+    /// between pages and replicas; `false` computes them on every page (to measure what the
+    /// cache saves).
+    #[arg(long, global = true, env = "MARQUEE_SEGMENT_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    segment_cache: bool,
     /// Settings file (default: ./marquee.toml if present).
     #[arg(long, global = true, env = "MARQUEE_CONFIG")]
     config: Option<PathBuf>,
@@ -202,6 +207,7 @@ fn resolve(global: &Global) -> Result<Resolved> {
             .key_prefix
             .clone()
             .or_else(|| file.key_prefix.clone()),
+        no_segment_cache: !global.segment_cache,
     };
     Ok(Resolved {
         data_dir,

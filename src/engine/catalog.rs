@@ -25,6 +25,13 @@ pub struct Catalog {
     /// popcounts instead of string comparisons (the diversity rerank calls it k × n times
     /// per row).
     genre_bits: Option<Vec<u64>>,
+    /// A hash of what shared lists depend on (ids, years, genres, ratings, regions), the same
+    /// in every process that loads the same titles: segment lists are keyed by it, so a changed
+    /// catalogue never finds a list made from another (`engine::segments`).
+    fingerprint: u64,
+    /// Whether any title is licensed in some countries only; when none is, the country does not
+    /// change what a profile may see, and segment lists are shared across countries.
+    regional: bool,
 }
 
 /// Where a search query matched a title. Name matches rank above overview-only ones: someone
@@ -81,6 +88,8 @@ impl Catalog {
             .map(|t| t.overview.as_deref().map(search_key).unwrap_or_default())
             .collect();
         let genre_bits = genre_bits(&titles, &genres);
+        let fingerprint = fingerprint(&titles);
+        let regional = titles.iter().any(|t| t.countries.is_some());
         Self {
             titles,
             by_id,
@@ -88,7 +97,19 @@ impl Catalog {
             search_keys,
             overview_keys,
             genre_bits,
+            fingerprint,
+            regional,
         }
+    }
+
+    /// See the field: equal for catalogues whose titles agree on everything shared lists read.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Whether some title is licensed in some countries only.
+    pub fn regional(&self) -> bool {
+        self.regional
     }
 
     pub fn len(&self) -> usize {
@@ -189,6 +210,25 @@ impl Catalog {
         let shared = ga.iter().filter(|g| gb.contains(g)).count();
         shared as f32 / (ga.len() + gb.len() - shared) as f32
     }
+}
+
+/// `Catalog::fingerprint`: Fx is deterministic (no per-process seed), so every replica
+/// computes the same value for the same titles.
+fn fingerprint(titles: &[Title]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    titles.len().hash(&mut h);
+    for t in titles {
+        t.id.as_str().hash(&mut h);
+        t.year.hash(&mut h);
+        t.genres.hash(&mut h);
+        t.maturity.map(|m| m.as_str()).hash(&mut h);
+        t.countries
+            .as_ref()
+            .map(|cs| cs.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Every title's genres as bits (see `Catalog::genre_bits`), or `None` when that would not

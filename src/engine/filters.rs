@@ -1,7 +1,9 @@
 //! What a profile may never be shown. These rules are policy, not tuning: no row definition
 //! can switch them off, except `show_watched` for rows that exist to show watched titles.
 
-use crate::domain::{MaturityRating, Profile, Title};
+use std::fmt;
+
+use crate::domain::{Country, MaturityRating, Profile, Title};
 use crate::engine::history::{History, Thumbs};
 
 /// Kids profiles without an explicit limit get this one.
@@ -43,17 +45,57 @@ pub fn maturity_limit(profile: &Profile) -> Option<MaturityRating> {
     }
 }
 
+/// Everything `suitable` reads of a profile, and nothing else: profiles of one audience may
+/// see exactly the same titles. Shared (segment) lists are made and keyed per audience
+/// (`engine::segments`), so a list made for one audience can never reach another — a kids
+/// profile never gets a list made for a higher limit, or for grown-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Audience<'a> {
+    pub country: Option<&'a Country>,
+    /// The effective limit (`maturity_limit`).
+    pub limit: Option<MaturityRating>,
+    pub kids: bool,
+}
+
+impl<'a> Audience<'a> {
+    pub fn of(profile: &'a Profile) -> Self {
+        Self {
+            country: profile.country.as_ref(),
+            limit: maturity_limit(profile),
+            kids: profile.is_kids,
+        }
+    }
+}
+
+/// The text a segment key carries: `US/PG/kids`, `*/none/all` (no country).
+impl fmt::Display for Audience<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.country.map_or("*", |c| c.as_str()),
+            self.limit.map_or("none", |l| l.as_str()),
+            if self.kids { "kids" } else { "all" }
+        )
+    }
+}
+
 /// Rules that depend only on the profile and the title, not on history.
 pub fn suitable(profile: &Profile, title: &Title) -> Result<(), Hidden> {
-    if !title.available_in(profile.country.as_ref()) {
+    suitable_for(Audience::of(profile), title)
+}
+
+/// `suitable` for every profile of `audience`.
+pub fn suitable_for(audience: Audience<'_>, title: &Title) -> Result<(), Hidden> {
+    if !title.available_in(audience.country) {
         return Err(Hidden::NotInCountry);
     }
-    if let (Some(limit), Some(rating)) = (maturity_limit(profile), title.maturity)
+    if let (Some(limit), Some(rating)) = (audience.limit, title.maturity)
         && rating > limit
     {
         return Err(Hidden::AboveMaturityLimit);
     }
-    if profile.is_kids && title.maturity.is_none() && !title.is_for_children() {
+    if audience.kids && title.maturity.is_none() && !title.is_for_children() {
         return Err(Hidden::UnratedForKids);
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod model;
 pub mod page;
 pub mod rerank;
 pub mod rows;
+pub mod segments;
 pub mod sources;
 pub mod training_set;
 
@@ -102,6 +103,42 @@ impl Engine {
             timings,
             lists,
         ))
+    }
+
+    /// The segment lists (`segments`) the page `home_page_lists` would assemble for these
+    /// arguments asks for, except those of rows in `kept` (`CandidateLists::cached`): for the
+    /// caller to fetch first. None for a variant that fails (its page is the default one, which
+    /// computes what it needs).
+    pub fn segment_keys(
+        &self,
+        overrides: &PageOverrides,
+        profile: &Profile,
+        history: &History,
+        now: Millis,
+        kept: &HashMap<String, Vec<sources::SourcedRow>>,
+    ) -> Vec<segments::SegmentKey> {
+        let variant;
+        let definition = if overrides.is_empty() {
+            &self.home
+        } else {
+            match self.home.with_overrides(overrides, &self.sources) {
+                Ok(v) => {
+                    variant = v;
+                    &variant
+                }
+                Err(_) => return Vec::new(),
+            }
+        };
+        page::segment_keys(
+            definition,
+            &self.catalog,
+            &self.model,
+            &self.alternates,
+            profile,
+            history,
+            now,
+            kept,
+        )
     }
 
     /// `home_page`, adding where the time went to `timings`.

@@ -15,6 +15,7 @@ use crate::engine::history::History;
 use crate::engine::model::Model;
 use crate::engine::rerank::mmr;
 use crate::engine::rows::{PageDefinition, RowDefinition, RowOrder};
+use crate::engine::segments::{SegmentKey, Segments};
 use crate::engine::sources::personalized::PersonalScoreCache;
 use crate::engine::sources::{SourceContext, SourcedRow};
 
@@ -135,6 +136,62 @@ pub struct CandidateLists {
     pub cached: HashMap<String, Vec<SourcedRow>>,
     /// The sourced rows this page computed for cacheable definitions it found no list for.
     pub computed: HashMap<String, Vec<SourcedRow>>,
+    /// Segment lists (`engine::segments`: shared by every profile of an audience) the caller
+    /// kept, and those this page computed (`Segments::take_computed`), to keep.
+    pub segments: Segments,
+}
+
+/// The segment lists a page of `definition` for `profile` will ask for, except those of rows
+/// whose sourced rows the caller brings (`kept`, `CandidateLists::cached`): what the caller
+/// should fetch before assembling it. A list it could not fetch is computed by the page.
+#[allow(clippy::too_many_arguments)]
+pub fn segment_keys(
+    definition: &PageDefinition,
+    catalog: &Catalog,
+    model: &Model,
+    alternates: &HashMap<String, Model>,
+    profile: &Profile,
+    history: &History,
+    now: Millis,
+    kept: &HashMap<String, Vec<SourcedRow>>,
+) -> Vec<SegmentKey> {
+    let personal = PersonalScoreCache::default();
+    let segments = Segments::default();
+    let mut keys: Vec<SegmentKey> = Vec::new();
+    let engagement = definition.order.rows == RowOrder::Engagement;
+    for def in &definition.rows {
+        // Pages ordered by engagement source every row afresh.
+        if !engagement && def.source.cacheable() && kept.contains_key(&def.id) {
+            continue;
+        }
+        let model = def
+            .model
+            .as_ref()
+            .and_then(|v| alternates.get(v))
+            .unwrap_or(model);
+        let allowed = |t: TitleIdx| {
+            filters::allowed(profile, history, catalog.title(t), def.show_watched).is_ok()
+        };
+        let ctx = SourceContext {
+            catalog,
+            model,
+            profile,
+            history,
+            now,
+            eligible: &allowed,
+            pool: def.size * POOL_FACTOR,
+            top_picks: &definition.top_picks,
+            personal: &personal,
+            live_trending: None,
+            segments: &segments,
+        };
+        for key in def.source.segments(&ctx) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
 }
 
 /// `assemble_timed`, with the caller's `lists`. A cacheable row's source is asked with the
@@ -156,7 +213,14 @@ pub fn assemble_with(
     if definition.order.rows == RowOrder::Engagement {
         let started = Instant::now();
         let page = by_engagement(
-            definition, catalog, model, alternates, profile, history, now,
+            definition,
+            catalog,
+            model,
+            alternates,
+            profile,
+            history,
+            now,
+            &lists.segments,
         );
         timings
             .sources
@@ -205,6 +269,7 @@ pub fn assemble_with(
                     top_picks: &definition.top_picks,
                     personal: &personal,
                     live_trending: lists.live_trending.as_deref(),
+                    segments: &lists.segments,
                 };
                 let rows = def.source.rows(&ctx);
                 if cacheable {
@@ -298,6 +363,7 @@ struct Waiting<'a> {
 /// every row, so rows compare; popular-now included when Top Picks weighs it). A row of a
 /// kind already on the page weighs `same_kind_penalty` less per such row, and rows that end
 /// up too short are dropped, as in the fixed order.
+#[allow(clippy::too_many_arguments)]
 fn by_engagement(
     definition: &PageDefinition,
     catalog: &Catalog,
@@ -306,6 +372,7 @@ fn by_engagement(
     profile: &Profile,
     history: &History,
     now: Millis,
+    segments: &Segments,
 ) -> Page {
     /// Titles of a row a first screen shows; what the order is chosen on.
     const SCREEN: usize = 4;
@@ -330,6 +397,7 @@ fn by_engagement(
             top_picks: &definition.top_picks,
             personal: &personal,
             live_trending: None,
+            segments,
         };
         let top_picks = &definition.top_picks;
         let scores = top_picks.scores(&ctx).unwrap_or_else(|| {
@@ -368,6 +436,7 @@ fn by_engagement(
             top_picks: &definition.top_picks,
             personal: &personal,
             live_trending: None,
+            segments,
         });
         waiting.extend(
             rows.into_iter()

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -13,7 +14,8 @@ use crate::engine::Engine;
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::model::ann;
 use crate::engine::model::{self, EmbeddingArtifact, Model, ModelArtifact, TrainParams};
-use crate::engine::page::PageTimings;
+use crate::engine::page::{CandidateLists, PageTimings};
+use crate::engine::segments::{Segment, SegmentKey, Segments};
 use crate::engine::training_set::{ImportedSignals, TrainingSet, TrainingSetBuilder};
 use crate::experiments::{self, FeatureSet};
 use crate::ingest::movielens;
@@ -49,6 +51,7 @@ pub async fn run(
     clock: &Clock,
     requests: usize,
     seed: u64,
+    segments: bool,
 ) -> Result<()> {
     let ids = store.profile_ids().await?;
     if ids.is_empty() || requests == 0 {
@@ -62,6 +65,10 @@ pub async fn run(
     let mut stages = PageTimings::default();
     let mut rows = 0usize;
     let mut items = 0usize;
+    // Segment lists kept across pages (`--segment-cache`, on by default), as a replica's near
+    // cache keeps them.
+    let mut kept: HashMap<SegmentKey, Arc<Segment>> = HashMap::new();
+    let (mut segment_hits, mut segment_misses) = (0usize, 0usize);
     let wall = Instant::now();
     for _ in 0..requests {
         let (id, _) = &ids[(rng.next_u64() % ids.len() as u64) as usize];
@@ -78,9 +85,39 @@ pub async fn run(
             HashMap::new(),
         );
         let assembled = Instant::now();
-        let page = engine
-            .home_page_with_timed(&variant.overrides, &profile, &history, now, &mut stages)
-            .unwrap_or_else(|_| engine.home_page_timed(&profile, &history, now, &mut stages));
+        let page = if segments {
+            // As serving does with its near cache: the page's segment lists named, those kept
+            // from earlier pages handed in, those it computed kept.
+            let keys =
+                engine.segment_keys(&variant.overrides, &profile, &history, now, &HashMap::new());
+            let found: HashMap<_, _> = keys
+                .into_iter()
+                .filter_map(|k| kept.get(&k).map(|s| (k, s.clone())))
+                .collect();
+            segment_hits += found.len();
+            let mut lists = CandidateLists {
+                segments: Segments::new(found),
+                ..Default::default()
+            };
+            let page = engine
+                .home_page_lists(
+                    &variant.overrides,
+                    &profile,
+                    &history,
+                    now,
+                    &mut stages,
+                    &mut lists,
+                )
+                .unwrap_or_else(|_| engine.home_page_timed(&profile, &history, now, &mut stages));
+            let computed = lists.segments.take_computed();
+            segment_misses += computed.len();
+            kept.extend(computed);
+            page
+        } else {
+            engine
+                .home_page_with_timed(&variant.overrides, &profile, &history, now, &mut stages)
+                .unwrap_or_else(|_| engine.home_page_timed(&profile, &history, now, &mut stages))
+        };
         let done = Instant::now();
         experiments_us.push((assembled - read).as_secs_f64() * 1e6);
         assembly.push((done - assembled).as_secs_f64() * 1e6);
@@ -103,6 +140,14 @@ pub async fn run(
         rows as f64 / n as f64,
         items as f64 / n as f64
     );
+    if segments {
+        println!(
+            "segment lists kept across pages: {segment_hits} used, {segment_misses} computed ({} kept)",
+            kept.len()
+        );
+    } else {
+        println!("segment lists computed on every page (--segment-cache false)");
+    }
     report("experiment evaluation", experiments_us);
     report("page assembly (engine)", assembly);
     report("read+experiments+assembly", with_reads);

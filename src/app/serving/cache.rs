@@ -24,6 +24,14 @@ pub trait ListCache: Send + Sync {
     fn kind(&self) -> &'static str;
     async fn get(&self, key: &str) -> Result<Option<Arc<Vec<u8>>>, CacheError>;
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError>;
+    /// `get` of each key, in order (Redis: one round trip).
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Arc<Vec<u8>>>>, CacheError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
 }
 
 /// The embedded default: a bounded in-process cache (moka, by size in bytes; entries live at
@@ -200,6 +208,19 @@ impl ListCache for RedisCache {
         pipe.cmd("GET").arg(self.redis.key(key));
         let (value,): (Option<Vec<u8>>,) = self.redis.query(&pipe).await?;
         Ok(value.map(Arc::new))
+    }
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Arc<Vec<u8>>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        let mut mget = redis::cmd("MGET");
+        for key in keys {
+            mget.arg(self.redis.key(key));
+        }
+        pipe.add_command(mget);
+        let (values,): (Vec<Option<Vec<u8>>>,) = self.redis.query(&pipe).await?;
+        Ok(values.into_iter().map(|v| v.map(Arc::new)).collect())
     }
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError> {
         let mut pipe = redis::pipe();

@@ -8,6 +8,7 @@
 //! it: it is handed candidate lists and a live trending list (`engine::page::CandidateLists`).
 
 pub mod cache;
+pub mod segments;
 pub mod sticky;
 pub mod stream;
 pub mod trending;
@@ -24,6 +25,7 @@ use crate::store::outbox::StreamEvent;
 use crate::store::records::{NewEvent, RecordSummary};
 use crate::store::{Store, StoreError};
 use cache::{Breaker, CacheError, ListCache, MemoryCache, Redis, RedisCache};
+use segments::SegmentCache;
 use sticky::{DatabaseSticky, RedisSticky, StickyStore};
 use stream::{Consumers, EventStream, InProcessBus, NatsStream, Relay};
 use trending::{LiveTrending, MemoryTrending, RedisTrending, TrendingCounts};
@@ -36,6 +38,8 @@ pub struct ServingConfig {
     /// Prefix of Redis keys and of the stream's name and subject (default `marquee`): several
     /// deployments (or test runs) can share one Redis and one NATS.
     pub key_prefix: Option<String>,
+    /// Compute segment lists on every page instead of keeping them (`--segment-cache false`).
+    pub no_segment_cache: bool,
 }
 
 /// How long a profile's candidate lists are kept (a list is keyed by the history it was made
@@ -51,6 +55,9 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(30 * 60);
 pub struct Serving {
     /// Per-profile candidate lists.
     pub lists: Arc<dyn ListCache>,
+    /// Segment lists (shared by every profile of an audience): a near cache in front of
+    /// `lists`' store.
+    pub segments: Arc<SegmentCache>,
     /// Live trending per country, behind its near cache.
     pub trending: Arc<LiveTrending>,
     pub stream: Arc<dyn EventStream>,
@@ -81,6 +88,7 @@ impl Serving {
             Arc::new(InProcessBus::default()),
             Arc::new(DatabaseSticky),
             "embedded".into(),
+            true,
         )
     }
 
@@ -124,7 +132,14 @@ impl Serving {
                 stream.kind()
             ),
         };
-        Ok(Self::assemble(lists, counts, stream, sticky, mode))
+        Ok(Self::assemble(
+            lists,
+            counts,
+            stream,
+            sticky,
+            mode,
+            !cfg.no_segment_cache,
+        ))
     }
 
     fn assemble(
@@ -133,8 +148,10 @@ impl Serving {
         stream: Arc<dyn EventStream>,
         sticky: Arc<dyn StickyStore>,
         mode: String,
+        segment_cache: bool,
     ) -> Self {
         Self {
+            segments: Arc::new(SegmentCache::new(lists.clone(), segment_cache)),
             lists,
             trending: Arc::new(LiveTrending::new(counts, TRENDING_NEAR_TTL)),
             stream,

@@ -166,6 +166,7 @@ mod tests {
             top_picks: &Default::default(),
             personal: &Default::default(),
             live_trending: None,
+            segments: &Default::default(),
         };
         let rows = BecauseYouWatched(BecauseYouWatchedParams::default()).rows(&ctx);
         assert_eq!(rows.len(), 1);

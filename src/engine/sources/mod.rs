@@ -19,6 +19,7 @@ use crate::domain::{Millis, Profile, Progress};
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::history::{AgeFrom, History, RecencyDecay, WatchState};
 use crate::engine::model::Model;
+use crate::engine::segments::{Segment, SegmentKey, Segments};
 use because_you_watched::BecauseYouWatched;
 use continue_watching::ContinueWatching;
 use new_releases::NewReleases;
@@ -88,6 +89,9 @@ pub struct SourceContext<'a> {
     /// counts, best first), when the caller has it; the model's trending list (counted at
     /// training time) otherwise. Where it came from is the caller's business.
     pub live_trending: Option<&'a [(TitleIdx, f32)]>,
+    /// The page's segment lists (`engine::segments`): handed in by the caller, or computed by
+    /// the first source that needs one and handed back.
+    pub segments: &'a Segments,
 }
 
 impl SourceContext<'_> {
@@ -128,7 +132,7 @@ impl SourceContext<'_> {
     }
 
     /// The eligible entries of `scored`, best first, at most `pool`.
-    fn top(&self, scored: impl IntoIterator<Item = (TitleIdx, f32)>) -> Vec<Candidate> {
+    pub(crate) fn top(&self, scored: impl IntoIterator<Item = (TitleIdx, f32)>) -> Vec<Candidate> {
         let mut list: Vec<(TitleIdx, f32)> = scored
             .into_iter()
             .filter(|(t, s)| *s > 0.0 && (self.eligible)(*t))
@@ -144,6 +148,48 @@ impl SourceContext<'_> {
                 progress: None,
             })
             .collect()
+    }
+
+    /// `top` over `extras` and the entries of `segment` that `skip` does not claim (the
+    /// extras rescore them), and whether that is what the whole list would have given: true
+    /// when the segment is complete, or when `pool` eligible entries were found in it — every
+    /// title it was cut short of ranks below all of them.
+    pub(crate) fn top_of_segment(
+        &self,
+        segment: &Segment,
+        extras: Vec<(TitleIdx, f32)>,
+        skip: impl Fn(TitleIdx) -> bool,
+    ) -> (Vec<Candidate>, bool) {
+        // Entries are sorted: the first `pool` eligible ones are all the segment can add.
+        let taken: Vec<(TitleIdx, f32)> = segment
+            .entries
+            .iter()
+            .filter(|(t, _)| !skip(*t) && (self.eligible)(*t))
+            .take(self.pool)
+            .copied()
+            .collect();
+        let sufficient = segment.complete || taken.len() >= self.pool;
+        (self.top(extras.into_iter().chain(taken)), sufficient)
+    }
+
+    /// The segment `key` (kept, or computed with `compute(SEGMENT_LEN)`), and the best `pool` of
+    /// it with `extras` as in `top_of_segment`; the whole list (`compute(usize::MAX)`, not kept)
+    /// when the profile filtered out too much of a list that was cut short.
+    pub(crate) fn top_via_segment(
+        &self,
+        key: &SegmentKey,
+        compute: impl Fn(usize) -> Segment,
+        extras: Vec<(TitleIdx, f32)>,
+        skip: impl Fn(TitleIdx) -> bool,
+    ) -> Vec<Candidate> {
+        let segment = self
+            .segments
+            .get_or_compute(key, || compute(crate::engine::segments::SEGMENT_LEN));
+        let (top, sufficient) = self.top_of_segment(&segment, extras.clone(), &skip);
+        if sufficient {
+            return top;
+        }
+        self.top_of_segment(&compute(usize::MAX), extras, &skip).0
     }
 
     fn popular(&self) -> Vec<Candidate> {
@@ -166,6 +212,12 @@ pub trait CandidateSource: Send + Sync + Debug {
     /// may then hold them from an earlier page with the same history.
     fn cacheable(&self) -> bool {
         false
+    }
+
+    /// The segment lists (`engine::segments`) `rows` will ask for in `ctx`, so that the caller
+    /// can fetch them first. Cheap: a source that needs work to name them should name none.
+    fn segments(&self, _ctx: &SourceContext<'_>) -> Vec<SegmentKey> {
+        Vec::new()
     }
 }
 

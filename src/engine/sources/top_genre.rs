@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use super::{CandidateSource, SourceContext, SourcedRow};
 use crate::domain::DAY_MS;
+use crate::engine::filters::Audience;
 use crate::engine::history::{AgeFrom, RecencyDecay, WatchState};
+use crate::engine::segments::{Segment, SegmentKey, SegmentKind};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,26 +73,61 @@ impl TopGenre {
     }
 }
 
+/// How much popularity adds to a title's (normalised) personal score in its genre row.
+const POPULARITY_WEIGHT: f32 = 0.1;
+
+/// The segment list of `genre`'s titles for the profile's audience, scored by popularity alone:
+/// what a title scores in the row when the profile's history does not point at it.
+fn genre_key(ctx: &SourceContext<'_>, genre: &str) -> SegmentKey {
+    SegmentKey::new(
+        SegmentKind::Genre,
+        ctx.model,
+        ctx.catalog,
+        Audience::of(ctx.profile),
+        genre,
+    )
+}
+
 impl CandidateSource for TopGenre {
     fn cacheable(&self) -> bool {
         true
     }
 
+    fn segments(&self, ctx: &SourceContext<'_>) -> Vec<SegmentKey> {
+        self.favourite_genres(ctx)
+            .iter()
+            .map(|g| genre_key(ctx, g))
+            .collect()
+    }
+
+    /// Per genre: the titles the profile's history points at (personal score, scaled to the
+    /// best, plus a little popularity), then the genre's segment list by popularity — the same
+    /// ranking as scoring every title of the genre, without walking the catalogue per page.
     fn rows(&self, ctx: &SourceContext<'_>) -> Vec<SourcedRow> {
         let personal = ctx.personal_scores(self.0.recency());
         let max = personal.values().copied().fold(f32::MIN_POSITIVE, f32::max);
+        let audience = Audience::of(ctx.profile);
         self.favourite_genres(ctx)
             .into_iter()
             .map(|genre| {
-                let in_genre = ctx
-                    .catalog
-                    .titles()
-                    .filter(|(_, t)| t.genres.contains(&genre))
-                    .map(|(t, _)| {
-                        let personal = personal.get(&t).map_or(0.0, |s| s / max);
-                        (t, personal + 0.1 * ctx.model.popularity(t))
+                let in_genre = |t| ctx.catalog.title(t).genres.contains(&genre);
+                let personal_in_genre: Vec<_> = personal
+                    .iter()
+                    .filter(|(t, _)| in_genre(**t))
+                    .map(|(&t, s)| (t, s / max + POPULARITY_WEIGHT * ctx.model.popularity(t)))
+                    .collect();
+                let compute = |limit| {
+                    let titles = ctx
+                        .catalog
+                        .titles()
+                        .filter(|(_, t)| t.genres.contains(&genre))
+                        .map(|(t, _)| (t, POPULARITY_WEIGHT * ctx.model.popularity(t)));
+                    Segment::build(ctx.catalog, audience, titles, limit)
+                };
+                let candidates =
+                    ctx.top_via_segment(&genre_key(ctx, &genre), compute, personal_in_genre, |t| {
+                        personal.contains_key(&t)
                     });
-                let candidates = ctx.top(in_genre);
                 SourcedRow {
                     key: Some(genre.clone()),
                     title: Some(genre),
