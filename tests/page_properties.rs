@@ -185,6 +185,7 @@ fn arb_artifact(n: usize) -> impl Strategy<Value = ModelArtifact> {
                     },
                     &AnnParams::default(),
                 )),
+                popular_now: None,
             }
         })
 }

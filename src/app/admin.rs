@@ -177,8 +177,11 @@ impl AppState {
             .await
             .map(|r: TrainReport| {
                 format!(
-                    "model {} trained on {} interactions in {:.1}s",
-                    r.record.version, r.record.interactions, r.seconds
+                    "model {} trained on {} interactions in {:.1}s{}",
+                    r.record.version,
+                    r.record.interactions,
+                    r.seconds,
+                    r.popular_now.map_or(String::new(), |l| format!("; {l}"))
                 )
             });
             log_outcome("training", &outcome);

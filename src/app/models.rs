@@ -136,6 +136,8 @@ fn version_name(created_at: i64, fingerprint: &str) -> String {
 pub struct TrainReport {
     pub record: ModelRecord,
     pub seconds: f64,
+    /// What the popular-now backtest learned, in a line (`PopularNowBacktest::describe`).
+    pub popular_now: Option<String>,
 }
 
 /// The two times training reads.
@@ -189,6 +191,7 @@ pub async fn train(
         "titles_with_content_neighbors": artifact.content_neighbors.len(),
         "titles_with_embeddings": artifact.embeddings.as_ref().map_or(0, |e| e.titles.len()),
         "trending_countries": artifact.trending.keys().flatten().collect::<Vec<_>>(),
+        "popular_now": artifact.popular_now,
         "train_seconds": started.elapsed().as_secs_f64(),
     });
     let record = ModelRecord {
@@ -206,6 +209,7 @@ pub async fn train(
     Ok(TrainReport {
         record,
         seconds: started.elapsed().as_secs_f64(),
+        popular_now: artifact.popular_now.as_ref().map(|b| b.describe()),
     })
 }
 
@@ -225,13 +229,30 @@ pub async fn rollback(store: &Store) -> Result<String> {
 
 pub fn describe_model(m: &ModelRecord) -> String {
     format!(
-        "{}{}  trained_at={}  interactions={}  data={}",
+        "{}{}  trained_at={}  interactions={}  data={}{}",
         m.version,
         if m.active { " (active)" } else { "" },
         format_rfc3339(m.trained_at),
         m.interactions,
-        m.data_fingerprint
+        m.data_fingerprint,
+        learned_popular_now(&m.metrics).map_or(String::new(), |s| format!("  popular_now={s}"))
     )
+}
+
+/// The popular-now setting a registered model learned, from its metrics (`train` stores the
+/// backtest there); `None` for models trained before it existed or without a backtest.
+fn learned_popular_now(metrics: &str) -> Option<String> {
+    let metrics: serde_json::Value = serde_json::from_str(metrics).ok()?;
+    let backtest: crate::engine::model::PopularNowBacktest =
+        serde_json::from_value(metrics.get("popular_now")?.clone()).ok()?;
+    if backtest.grid.is_empty() {
+        return Some("off (too few returning profiles)".into());
+    }
+    let c = backtest.chosen;
+    Some(format!(
+        "trending {}/new {}/history {}",
+        c.trending_weight, c.new_release_boost, c.history_half_saturation
+    ))
 }
 
 /// The suffix of a fallback model's version: pages it ranks are `degraded`.
@@ -262,5 +283,6 @@ async fn popularity_fallback(store: &Store, record: &ModelRecord) -> Result<Mode
         item_weights: Default::default(),
         content_neighbors: Default::default(),
         embeddings: None,
+        popular_now: None,
     })
 }

@@ -76,6 +76,9 @@ pub(super) async fn train_and_register(
         report.seconds,
         clock::format_rfc3339(report.record.trained_at)
     ));
+    if let Some(line) = &report.popular_now {
+        say(line);
+    }
     Ok(())
 }
 

@@ -521,7 +521,10 @@ mod tests {
     use super::*;
     use crate::domain::{AccountId, EventAction, ProfileId, StarRating, Title, TitleId};
     use crate::engine::history::WatchState;
-    use crate::engine::model::{ARTIFACT_FORMAT, ModelArtifact, ScoredTitle, TrainParams};
+    use crate::engine::model::{
+        ARTIFACT_FORMAT, ModelArtifact, PopularNowBacktest, PopularNowSetting, ScoredTitle,
+        TrainParams,
+    };
     use crate::engine::sources::SourceRegistry;
 
     fn tid(i: usize) -> TitleId {
@@ -531,6 +534,11 @@ mod tests {
     /// Titles 1–12; having watched 1 says 2–5 (EASE weights); 9–12 trend; popularity falls
     /// with the id.
     fn world() -> (Catalog, Model) {
+        world_with(None)
+    }
+
+    /// `world`, with the popular-now setting training learned.
+    fn world_with(learned: Option<PopularNowSetting>) -> (Catalog, Model) {
         let catalog = Catalog::new(
             (1..=12)
                 .map(|i| Title::new(tid(i), format!("t{i}")))
@@ -553,6 +561,13 @@ mod tests {
             neighbors: BTreeMap::new(),
             content_neighbors: BTreeMap::new(),
             embeddings: None,
+            popular_now: learned.map(|chosen| PopularNowBacktest {
+                cutoff: 0,
+                end: 0,
+                profiles: 100,
+                chosen,
+                grid: vec![(chosen, 0.5)],
+            }),
         };
         let model = Model::load("t", &artifact, &catalog);
         (catalog, model)
@@ -579,7 +594,10 @@ mod tests {
     }
 
     fn page(rows: &str) -> Page {
-        let (catalog, model) = world();
+        page_in(world(), rows)
+    }
+
+    fn page_in((catalog, model): (Catalog, Model), rows: &str) -> Page {
         let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
         let (profile, watched) = grown_up_who_loved_title_1();
         let history = History::new([watched]);
@@ -596,11 +614,16 @@ mod tests {
 
     /// Top Picks' titles (as ids) with the given params.
     fn top_picks(params: &str) -> Vec<String> {
+        top_picks_learning(None, params)
+    }
+
+    /// Top Picks' titles (as ids) with the given params, on a model that learned `learned`.
+    fn top_picks_learning(learned: Option<PopularNowSetting>, params: &str) -> Vec<String> {
         let (catalog, _) = world();
         let rows = format!(
             "[[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 8\nmin_items = 1\nparams = {{ {params} }}\n"
         );
-        page(&rows).rows[0]
+        page_in(world_with(learned), &rows).rows[0]
             .items
             .iter()
             .map(|i| catalog.title(i.title).id.to_string())
@@ -702,6 +725,47 @@ mod tests {
                 "trending_weight = 0.5, history_half_saturation = 10.0, min_relative_score = 0.0"
             )[0],
             "9"
+        );
+    }
+
+    #[test]
+    fn top_picks_weighs_popular_now_as_training_learned_unless_told_otherwise() {
+        let learned = Some(PopularNowSetting {
+            trending_weight: 5.0,
+            ..PopularNowSetting::default()
+        });
+        let all = "min_relative_score = 0.0";
+        // By default (`popular_now = "learned"`) the model's setting: what trends leads.
+        assert_eq!(
+            top_picks_learning(learned, all)[..4],
+            ["9", "10", "11", "12"]
+        );
+        assert_eq!(
+            top_picks_learning(learned, all),
+            top_picks(&format!("trending_weight = 5.0, {all}"))
+        );
+        // "off", or an explicit number, wins over what was learned.
+        let off = top_picks(all);
+        assert_eq!(
+            top_picks_learning(learned, &format!("popular_now = 'off', {all}")),
+            off
+        );
+        assert_eq!(
+            top_picks_learning(learned, &format!("trending_weight = 0.0, {all}")),
+            off
+        );
+        // A model that learned nothing (or an older one) leaves Top Picks as it was.
+        assert_eq!(
+            top_picks_learning(Some(PopularNowSetting::default()), all),
+            off
+        );
+        assert!(
+            PageDefinition::parse(
+                "[[row]]\nid = 'p'\ntitle = 'P'\nsource = 'personalized'\nparams = { popular_now = 'sometimes' }\n",
+                "x.toml",
+                &SourceRegistry::builtin()
+            )
+            .is_err()
         );
     }
 

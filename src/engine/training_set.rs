@@ -128,6 +128,15 @@ impl TrainingSet {
         self.rows.is_empty()
     }
 
+    /// The rows before `t` (profiles and countries keep their numbers): what was known at `t`.
+    pub fn before(&self, t: Millis) -> TrainingSet {
+        TrainingSet {
+            profiles: self.profiles,
+            rows: self.rows.iter().filter(|r| r.at < t).copied().collect(),
+            countries: self.countries.clone(),
+        }
+    }
+
     pub fn country(&self, row: &TrainingRow) -> Option<&Country> {
         self.country_at(row.country)
     }

@@ -557,6 +557,8 @@ pub struct Report {
     pub lines: Vec<(String, Metrics)>,
     /// The Top Picks rankings, per user id, for `--export`.
     pub top_picks: Vec<(ProfileId, Vec<TitleId>)>,
+    /// What training's popular-now backtest learned, in a line.
+    pub popular_now: Option<String>,
 }
 
 /// Trains on the set's training interactions and measures MostPop, Top Picks and the first
@@ -599,6 +601,7 @@ pub fn run(
         train_interactions: data.len(),
         train_seconds,
         lines,
+        popular_now: artifact.popular_now.as_ref().map(|b| b.describe()),
         top_picks: set
             .users
             .iter()
@@ -621,6 +624,9 @@ impl Report {
             "protocol {PROTOCOL}, scored on {}: {} users, {} titles, trained on {} interactions in {:.2}s\n",
             self.target, self.users, self.titles, self.train_interactions, self.train_seconds
         );
+        if let Some(line) = &self.popular_now {
+            out.push_str(&format!("{line}\n"));
+        }
         out.push_str(&format!(
             "{:<42} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
             "ranking", "NDCG@10", "Recall@10", "Recall@20", "Hit@10", "Cov@10"

@@ -193,6 +193,8 @@ pub struct Pooled {
     pub catalog: usize,
     pub train_seconds: f64,
     pub cutoffs: Vec<(Millis, usize)>,
+    /// What each cutoff's training learned for popular-now (`model::popular_now`), in a line.
+    pub learned: Vec<(Millis, String)>,
 }
 
 impl Pooled {
@@ -477,6 +479,9 @@ pub fn score(
         let started = Instant::now();
         let artifact = model::train(&set.catalog, &set.training_set(), &[], cutoff, setup.params);
         pooled.train_seconds += started.elapsed().as_secs_f64();
+        if let Some(b) = &artifact.popular_now {
+            pooled.learned.push((cutoff, b.describe()));
+        }
         let model = Model::load("eval", &artifact, &set.catalog);
         pooled.push("EASE (whole history, no recency)", ease(&set, &model));
         pooled.push("implicit ALS (equal weights)", als(&set, &model));
@@ -604,6 +609,11 @@ impl Report {
             })
             .collect();
         out.push_str(&format!("cutoffs (units): {}\n", dates.join(", ")));
+        for (t, line) in &p.learned {
+            let d = chrono::DateTime::from_timestamp_millis(*t)
+                .map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d").to_string());
+            out.push_str(&format!("  trained at {d}: {line}\n"));
+        }
         if let Some(w) = self.recent_window {
             out.push_str(&format!(
                 "recent popularity window: {w} days (tuned on TUNE)\n"

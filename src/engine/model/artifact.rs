@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::als::Factors;
 use super::ann::{AnnIndex, AnnParams};
 use super::params::TrainParams;
+use super::popular_now::PopularNowBacktest;
 use crate::domain::{Country, Millis, TitleId};
 
 /// Bumped when the artifact layout changes; older artifacts are refused with a clear error.
-/// (5: trending keyed by `Option<Country>`.)
-pub const ARTIFACT_FORMAT: u32 = 5;
+/// (5: trending keyed by `Option<Country>`; 6: the popular-now backtest, and its knobs in
+/// `TrainParams`.)
+pub const ARTIFACT_FORMAT: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredTitle(pub TitleId, pub f32);
@@ -63,6 +65,9 @@ pub struct ModelArtifact {
     pub content_neighbors: BTreeMap<TitleId, Vec<ScoredTitle>>,
     /// None when embeddings are turned off or nothing was interacted with.
     pub embeddings: Option<EmbeddingArtifact>,
+    /// What the popular-now backtest found and chose (`popular_now.rs`); None when it is
+    /// turned off.
+    pub popular_now: Option<PopularNowBacktest>,
 }
 
 /// The first bytes of every artifact file, then the format as a little-endian u32, then the

@@ -11,7 +11,9 @@
 //! - content neighbours: genres, release year and knowledge-graph people (see `content.rs`),
 //!   top-k per title, for titles with few or no interactions;
 //! - embeddings: implicit ALS title vectors (see `als.rs`) and an HNSW index over them (see
-//!   `ann.rs`); profiles are folded in at request time from their current history.
+//!   `ann.rs`); profiles are folded in at request time from their current history;
+//! - popular-now: how much Top Picks weighs what is popular now, learned by a backtest on the
+//!   data before "now" (see `popular_now.rs`).
 
 pub mod als;
 pub mod ann;
@@ -21,6 +23,7 @@ mod cooccurrence;
 pub mod ease;
 pub mod linalg;
 mod params;
+pub mod popular_now;
 mod popularity;
 mod train;
 
@@ -35,6 +38,7 @@ use ann::AnnIndex;
 pub use crate::engine::training_set::{Interaction, TrainingSet};
 pub use artifact::{ARTIFACT_FORMAT, ArtifactError, EmbeddingArtifact, ModelArtifact, ScoredTitle};
 pub use params::TrainParams;
+pub use popular_now::{PopularNowBacktest, PopularNowSetting};
 pub use train::{StageTimes, train, train_timed};
 
 /// The model as the engine reads it: catalogue indexes, scores normalised to 0–1.
@@ -52,6 +56,8 @@ pub struct Model {
     has_item_weights: bool,
     content_neighbors: Vec<Vec<(TitleIdx, f32)>>,
     embeddings: Option<ServedEmbeddings>,
+    /// Top Picks' popular-now setting learned at training (all 0 when not learned).
+    popular_now: PopularNowSetting,
 }
 
 /// Embeddings bound to a catalogue.
@@ -129,7 +135,17 @@ impl Model {
             item_weights,
             content_neighbors,
             embeddings,
+            popular_now: artifact
+                .popular_now
+                .as_ref()
+                .map_or_else(PopularNowSetting::default, |b| b.chosen),
         }
+    }
+
+    /// The popular-now setting training learned (`popular_now.rs`); all 0 when it learned
+    /// none, and for models without a backtest.
+    pub fn popular_now(&self) -> PopularNowSetting {
+        self.popular_now
     }
 
     /// Whether the model has title embeddings (older or embedding-free models do not).

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::als::AlsParams;
 use super::ann::AnnParams;
 use super::content::ContentParams;
+use super::popular_now::BacktestParams;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -37,6 +38,9 @@ pub struct TrainParams {
     pub als: AlsParams,
     /// The ANN index over title embeddings (see `ann.rs`).
     pub ann: AnnParams,
+    /// The backtest that learns how much Top Picks weighs what is popular now (see
+    /// `popular_now.rs`); `popular_now.horizon_days = 0` turns it off.
+    pub popular_now: BacktestParams,
 }
 
 impl Default for TrainParams {
@@ -54,6 +58,7 @@ impl Default for TrainParams {
             content: ContentParams::default(),
             als: AlsParams::default(),
             ann: AnnParams::default(),
+            popular_now: BacktestParams::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The training pipeline: a pure function of a `TrainingSet` and title entities to a
 //! `ModelArtifact`, stage by stage (popularity and trending, co-occurrence, EASE, content
-//! neighbours, ALS embeddings and their ANN index).
+//! neighbours, ALS embeddings and their ANN index, the popular-now backtest).
 
 use std::collections::BTreeMap;
 
@@ -75,6 +75,9 @@ pub fn train_timed(
         content::neighbors(catalog, entities, &params.content)
     });
     let embeddings = embeddings(catalog, data, params, &active, &dense_of, &mut times);
+    let popular_now = times.time("popular-now backtest", || {
+        super::popular_now::backtest(catalog, data, now, params)
+    });
     let artifact = ModelArtifact {
         format: ARTIFACT_FORMAT,
         trained_at: now,
@@ -86,6 +89,7 @@ pub fn train_timed(
         item_weights,
         content_neighbors,
         embeddings,
+        popular_now,
     };
     (artifact, times)
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{CandidateSource, SourceContext, SourcedRow};
 use crate::engine::catalog::TitleIdx;
 use crate::engine::history::{AgeFrom, RecencyDecay, Thumbs, WatchState};
-use crate::engine::model::Model;
+use crate::engine::model::{Model, PopularNowSetting};
 
 /// The source's name in page definitions.
 pub const SOURCE: &str = "personalized";
@@ -51,19 +51,26 @@ pub struct PersonalizedParams {
     /// Row title for a profile with no history, whose row falls back to popularity (what is
     /// popular now when `trending_weight` is set).
     pub cold_start_title: String,
+    /// Where the popular-now knobs left unset here (`trending_weight`, `new_release_boost`,
+    /// `history_half_saturation`) come from: `"learned"` (the default), the setting training
+    /// learned from how well the last fortnight's trending list predicted the fortnight after
+    /// (`model::popular_now`, data before training's "now" only; all 0 when it learned none);
+    /// `"off"`, 0. A number set here always wins.
+    pub popular_now: PopularNowMode,
     /// Weight of what is popular now (the model's trending list for the profile's country,
     /// decayed recent interactions, 1.0 = the top title) next to the personal score. The
     /// personal score says what a profile likes; what it watches next is also what everyone
     /// is watching this week, which no item-to-item score knows (issue 16: a plain count of
-    /// the last days' plays beat the personal score on the later-sitting protocol).
-    pub trending_weight: f32,
+    /// the last days' plays beat the personal score on the later-sitting protocol). Unset:
+    /// see `popular_now`.
+    pub trending_weight: Option<f32>,
     /// How much the personal score also gates popular-now: its part is multiplied by
     /// `1 + taste_weight × personal` (personal scaled to the best title), so what is popular
     /// now *within the profile's inferred taste* comes first.
     pub taste_weight: f32,
     /// Extra weight of a title released recently inside popular-now (new-release momentum):
-    /// its part is multiplied by `1 + new_release_boost × newness`.
-    pub new_release_boost: f32,
+    /// its part is multiplied by `1 + new_release_boost × newness`. Unset: see `popular_now`.
+    pub new_release_boost: Option<f32>,
     /// Extra weight of a recent release inside the personal score: its part is multiplied by
     /// `1 + personal_new_release_boost × newness` (new titles within the profile's taste).
     pub personal_new_release_boost: f32,
@@ -71,8 +78,9 @@ pub struct PersonalizedParams {
     /// titles without a year are not new.
     pub new_release_half_life_years: f64,
     /// A profile with n history entries trusts its personal score with weight n / (n + this):
-    /// little history leans on popular-now. 0: full trust from the first title.
-    pub history_half_saturation: f32,
+    /// little history leans on popular-now. 0: full trust from the first title. Unset: see
+    /// `popular_now`.
+    pub history_half_saturation: Option<f32>,
 }
 
 impl Default for PersonalizedParams {
@@ -87,14 +95,26 @@ impl Default for PersonalizedParams {
             popularity_weight: 0.0,
             min_relative_score: 0.2,
             cold_start_title: "Popular on Marquee".into(),
-            trending_weight: 0.0,
+            popular_now: PopularNowMode::Learned,
+            trending_weight: None,
             taste_weight: 0.0,
-            new_release_boost: 0.0,
+            new_release_boost: None,
             personal_new_release_boost: 0.0,
             new_release_half_life_years: 1.0,
-            history_half_saturation: 0.0,
+            history_half_saturation: None,
         }
     }
+}
+
+/// Where Top Picks' popular-now knobs come from when a row does not set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PopularNowMode {
+    /// The model's learned setting (`Model::popular_now`).
+    #[default]
+    Learned,
+    /// 0: Top Picks as it was before popular-now.
+    Off,
 }
 
 /// Top Picks: EASE weights (and co-occurrence similarity) summed over the profile's history,
@@ -108,6 +128,33 @@ impl PersonalizedParams {
     /// From a row definition's `params` table (unknown keys are errors).
     pub fn from_table(params: toml::Table) -> Result<Self, super::SourceError> {
         super::params_from(params)
+    }
+
+    /// The popular-now knobs in effect with `model`: each set here, else the model's learned
+    /// value (`popular_now = "learned"`) or 0 (`"off"`).
+    pub fn popular_now_setting(&self, model: &Model) -> PopularNowSetting {
+        let base = match self.popular_now {
+            PopularNowMode::Learned => model.popular_now(),
+            PopularNowMode::Off => PopularNowSetting::default(),
+        };
+        PopularNowSetting {
+            trending_weight: self.trending_weight.unwrap_or(base.trending_weight),
+            new_release_boost: self.new_release_boost.unwrap_or(base.new_release_boost),
+            history_half_saturation: self
+                .history_half_saturation
+                .unwrap_or(base.history_half_saturation),
+        }
+    }
+
+    /// Whether `other`'s accumulation over a history (`accumulate`) is the same as this one's:
+    /// the popular-now knobs, the blend weights and the score floor only act after it, so rows
+    /// that differ only there share it.
+    fn same_accumulation(&self, other: &Self) -> bool {
+        self.recency_half_life_minutes == other.recency_half_life_minutes
+            && self.recency_floor == other.recency_floor
+            && self.seen_weight == other.seen_weight
+            && (self.embedding_weight > 0.0) == (other.embedding_weight > 0.0)
+            && self.embedding_candidates == other.embedding_candidates
     }
 
     fn recency(&self) -> RecencyDecay {
@@ -149,6 +196,7 @@ impl PersonalizedParams {
         let mut touched = acc.touched.clone();
         touched.retain(|t| (ctx.eligible)(*t));
         let personal_end = touched.len();
+        let setting = self.popular_now_setting(ctx.model);
         // What is popular now joins the candidates (nothing unless `trending_weight` > 0).
         let now = self.popular_now(ctx);
         let n = ctx.catalog.len();
@@ -183,8 +231,8 @@ impl PersonalizedParams {
         };
         let year = now_year(ctx.now);
         let entries = acc.positive_entries as f32;
-        let trust = if self.history_half_saturation > 0.0 {
-            entries / (entries + self.history_half_saturation)
+        let trust = if setting.history_half_saturation > 0.0 {
+            entries / (entries + setting.history_half_saturation)
         } else {
             1.0
         };
@@ -230,7 +278,7 @@ impl PersonalizedParams {
             let taste = (*s / best_personal).max(0.0);
             let now = now_score[*t as usize] * (1.0 + self.taste_weight * taste);
             *s = trust * *s
-                + self.trending_weight * now
+                + setting.trending_weight * now
                 + self.popularity_weight * ctx.model.popularity(*t);
         }
         Some(personal)
@@ -246,9 +294,11 @@ impl PersonalizedParams {
     }
 
     /// What is popular now for the profile: the trending list of its country, each title's
-    /// score raised by its newness (`new_release_boost`); empty when `trending_weight` is 0.
+    /// score raised by its newness (`new_release_boost`); empty when `trending_weight` is 0
+    /// (as set, or as learned: `popular_now_setting`).
     pub fn popular_now(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
-        if self.trending_weight <= 0.0 {
+        let setting = self.popular_now_setting(ctx.model);
+        if setting.trending_weight <= 0.0 {
             return Vec::new();
         }
         let year = now_year(ctx.now);
@@ -256,8 +306,8 @@ impl PersonalizedParams {
             .trending(ctx.profile.country.as_ref())
             .iter()
             .map(|&(t, s)| {
-                let boost = if self.new_release_boost > 0.0 {
-                    1.0 + self.new_release_boost * self.newness(ctx, t, year)
+                let boost = if setting.new_release_boost > 0.0 {
+                    1.0 + setting.new_release_boost * self.newness(ctx, t, year)
                 } else {
                     1.0
                 };
@@ -331,8 +381,9 @@ pub struct Accumulated {
 }
 
 /// One page's Top Picks accumulation, shared by the sources that rank by it (Top Picks, Because
-/// You Watched). Keyed by the params and the model it was computed with, so a row with other
-/// params or another model version computes its own.
+/// You Watched). Keyed by the params it depends on and the model it was computed with, so a
+/// row with other such params or another model version computes its own (the popular-now
+/// backtest scores its whole grid on one accumulation per profile).
 #[derive(Debug, Default)]
 pub struct PersonalScoreCache {
     entry: RefCell<Option<CacheEntry>>,
@@ -355,7 +406,7 @@ impl PersonalScoreCache {
     ) -> Rc<Option<Accumulated>> {
         if let Some(e) = self.entry.borrow().as_ref()
             && std::ptr::eq(e.model, model)
-            && e.params == *params
+            && e.params.same_accumulation(params)
         {
             return e.accumulated.clone();
         }
