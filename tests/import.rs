@@ -131,10 +131,7 @@ async fn import_tables(url: &str) -> Vec<(&'static str, String)> {
             "indexes",
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()",
         ),
-        (
-            "sequence",
-            "SELECT last_value FROM events_id_seq",
-        ),
+        ("sequence", "SELECT last_value FROM events_id_seq"),
     ];
     let db = sqlx::AnyPool::connect(url).await.unwrap();
     let mut out = Vec::new();
@@ -159,11 +156,20 @@ async fn record_live_events(url: &str) {
     let store = Store::open(url).await.unwrap();
     let actions = [
         (EventAction::Play, 893_100_000_000),
-        (EventAction::Progress(Progress::new(0.4).unwrap()), 893_100_100_000),
-        (EventAction::Progress(Progress::new(0.1).unwrap()), 893_100_050_000),
+        (
+            EventAction::Progress(Progress::new(0.4).unwrap()),
+            893_100_100_000,
+        ),
+        (
+            EventAction::Progress(Progress::new(0.1).unwrap()),
+            893_100_050_000,
+        ),
         (EventAction::ThumbsUp, 893_100_200_000),
         (EventAction::ThumbsDown, 893_100_200_000),
-        (EventAction::Rating(StarRating::new(2.5).unwrap()), 893_100_300_000),
+        (
+            EventAction::Rating(StarRating::new(2.5).unwrap()),
+            893_100_300_000,
+        ),
         (EventAction::Click, 893_100_400_000),
         (EventAction::Complete, 893_100_500_000),
     ];
@@ -181,7 +187,11 @@ async fn record_live_events(url: &str) {
             })
             .collect();
         store
-            .record_events(&ProfileId::parse(profile).unwrap(), &events, 893_200_000_000)
+            .record_events(
+                &ProfileId::parse(profile).unwrap(),
+                &events,
+                893_200_000_000,
+            )
             .await
             .unwrap();
     }
@@ -200,16 +210,33 @@ async fn copy_import_matches_row_import_postgres() {
     let rows = TestDb::postgres().await;
     let copy = TestDb::postgres().await;
     for (db, method) in [(&rows, "rows"), (&copy, "copy")] {
-        let log = marquee_ok(dir.path(), db.url(), &["import", "movielens", ml, "--method", method]);
+        let log = marquee_ok(
+            dir.path(),
+            db.url(),
+            &["import", "movielens", ml, "--method", method],
+        );
         assert!(!log.contains(" 0 new events"), "{log}");
         record_live_events(db.url()).await;
-        let log = marquee_ok(dir.path(), db.url(), &["import", "movielens", ml, "--method", method]);
+        let log = marquee_ok(
+            dir.path(),
+            db.url(),
+            &["import", "movielens", ml, "--method", method],
+        );
         assert!(log.contains(" 0 new events"), "{log}");
     }
-    let (a, b) = (import_tables(rows.url()).await, import_tables(copy.url()).await);
+    let (a, b) = (
+        import_tables(rows.url()).await,
+        import_tables(copy.url()).await,
+    );
     for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(!x.is_empty() || *name == "title_entities", "{name} is empty");
-        assert_eq!(x, y, "table {name} differs between the row and the COPY import");
+        assert!(
+            !x.is_empty() || *name == "title_entities",
+            "{name} is empty"
+        );
+        assert_eq!(
+            x, y,
+            "table {name} differs between the row and the COPY import"
+        );
     }
     rows.drop_db().await;
     copy.drop_db().await;
@@ -223,7 +250,13 @@ async fn copy_import_needs_postgres() {
     let out = marquee(
         dir.path(),
         db.url(),
-        &["import", "movielens", fixture.dir.to_str().unwrap(), "--method", "copy"],
+        &[
+            "import",
+            "movielens",
+            fixture.dir.to_str().unwrap(),
+            "--method",
+            "copy",
+        ],
     );
     assert!(!out.status.success());
     assert!(

@@ -575,11 +575,9 @@ async fn rebuild_watch_state(
 ) -> Result<()> {
     let total = touched.len() as u64;
     progress("watch state", 0, total);
-    sqlx::raw_sql(
-        "CREATE TEMP TABLE import_touched (profile_id TEXT PRIMARY KEY) ON COMMIT DROP",
-    )
-    .execute(&mut *conn)
-    .await?;
+    sqlx::raw_sql("CREATE TEMP TABLE import_touched (profile_id TEXT PRIMARY KEY) ON COMMIT DROP")
+        .execute(&mut *conn)
+        .await?;
     let mut data = Vec::new();
     for p in touched {
         field(&mut data, p);
