@@ -110,3 +110,158 @@ fn cli_errors_name_the_config_file_and_line() {
     assert!(!out.status.success());
     assert!(stderr.contains("marquee.toml:2:"), "{stderr}");
 }
+
+/// Every table an import writes, as text: what two databases must agree on. The times an
+/// import stamps with the wall clock (`received_at`, `created_at`) are left out.
+async fn import_tables(url: &str) -> Vec<(&'static str, String)> {
+    let queries: [(&str, &str); 8] = [
+        ("accounts", "SELECT id, name FROM accounts"),
+        (
+            "profiles",
+            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres FROM profiles",
+        ),
+        ("titles", "SELECT * FROM titles"),
+        ("title_entities", "SELECT * FROM title_entities"),
+        (
+            "events",
+            "SELECT id, profile_id, title_id, kind, value, occurred_at, client_event_id, request_id FROM events",
+        ),
+        ("watch_state", "SELECT * FROM watch_state"),
+        (
+            "indexes",
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()",
+        ),
+        ("sequence", "SELECT last_value FROM events_id_seq"),
+    ];
+    let db = sqlx::AnyPool::connect(url).await.unwrap();
+    let mut out = Vec::new();
+    for (name, q) in queries {
+        let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(string_agg(x::text, E'\\n' ORDER BY x::text), '') FROM ({q}) x"
+        )))
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        out.push((name, text));
+    }
+    db.close().await;
+    out
+}
+
+/// Live events (every kind, out of order, ties) on profiles the fixture imports, so that the
+/// watch state a re-import rebuilds folds more than ratings.
+async fn record_live_events(url: &str) {
+    use marquee::domain::{EventAction, ProfileId, Progress, StarRating, TitleId};
+    use marquee::store::records::NewEvent;
+    let store = Store::open(url).await.unwrap();
+    let actions = [
+        (EventAction::Play, 893_100_000_000),
+        (
+            EventAction::Progress(Progress::new(0.4).unwrap()),
+            893_100_100_000,
+        ),
+        (
+            EventAction::Progress(Progress::new(0.1).unwrap()),
+            893_100_050_000,
+        ),
+        (EventAction::ThumbsUp, 893_100_200_000),
+        (EventAction::ThumbsDown, 893_100_200_000),
+        (
+            EventAction::Rating(StarRating::new(2.5).unwrap()),
+            893_100_300_000,
+        ),
+        (EventAction::Click, 893_100_400_000),
+        (EventAction::Complete, 893_100_500_000),
+    ];
+    for (p, profile) in ["1", "2", "7"].into_iter().enumerate() {
+        let events: Vec<NewEvent> = actions
+            .iter()
+            .enumerate()
+            .skip(p)
+            .map(|(n, (action, at))| NewEvent {
+                title_id: TitleId::parse(&(1 + (n * 7 + p) % 60).to_string()).unwrap(),
+                action: *action,
+                occurred_at: *at,
+                client_event_id: format!("live-{n}"),
+                request_id: None,
+            })
+            .collect();
+        store
+            .record_events(
+                &ProfileId::parse(profile).unwrap(),
+                &events,
+                893_200_000_000,
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+}
+
+/// The COPY import (PostgreSQL's default) leaves exactly the tables the row import leaves:
+/// titles, people, profiles, events with the same ids and client ids, and watch state
+/// rebuilt in SQL equal to `rebuild_watch_state`'s, live events included; a re-import adds
+/// nothing; the event indexes dropped for a first load are back.
+#[tokio::test]
+async fn copy_import_matches_row_import_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = write_fixture(&dir.path().join("ml"));
+    let ml = fixture.dir.to_str().unwrap();
+    let rows = TestDb::postgres().await;
+    let copy = TestDb::postgres().await;
+    for (db, method) in [(&rows, "rows"), (&copy, "copy")] {
+        let log = marquee_ok(
+            dir.path(),
+            db.url(),
+            &["import", "movielens", ml, "--method", method],
+        );
+        assert!(!log.contains(" 0 new events"), "{log}");
+        record_live_events(db.url()).await;
+        let log = marquee_ok(
+            dir.path(),
+            db.url(),
+            &["import", "movielens", ml, "--method", method],
+        );
+        assert!(log.contains(" 0 new events"), "{log}");
+    }
+    let (a, b) = (
+        import_tables(rows.url()).await,
+        import_tables(copy.url()).await,
+    );
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            !x.is_empty() || *name == "title_entities",
+            "{name} is empty"
+        );
+        assert_eq!(
+            x, y,
+            "table {name} differs between the row and the COPY import"
+        );
+    }
+    rows.drop_db().await;
+    copy.drop_db().await;
+}
+
+#[tokio::test]
+async fn copy_import_needs_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let fixture = write_fixture(&dir.path().join("ml"));
+    let out = marquee(
+        dir.path(),
+        db.url(),
+        &[
+            "import",
+            "movielens",
+            fixture.dir.to_str().unwrap(),
+            "--method",
+            "copy",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("COPY import needs PostgreSQL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

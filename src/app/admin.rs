@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::domain::{Country, Millis};
 use crate::engine::model::TrainParams;
 use crate::ingest::movielens;
-use crate::store::{ImportOptions, ImportSummary, Store};
+use crate::store::{Backend, ImportMethod, ImportOptions, ImportSummary, Store};
 
 /// What a MovieLens import read and stored.
 pub struct MovieLensImport {
@@ -35,6 +35,8 @@ pub struct MovieLensSource<'a> {
     pub kids_every: u32,
     /// Country of users without one.
     pub country: Country,
+    /// How the rows are written (`Auto`: COPY on PostgreSQL).
+    pub method: ImportMethod,
 }
 
 /// Reads a RecBole MovieLens directory and imports it in one transaction (idempotent).
@@ -45,10 +47,24 @@ pub async fn import_movielens(
     received_at: Millis,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> Result<MovieLensImport> {
+    let copy = match (source.method, store.backend()) {
+        (ImportMethod::Rows, _) | (ImportMethod::Auto, Backend::Sqlite) => false,
+        (ImportMethod::Copy | ImportMethod::Auto, Backend::Postgres) => true,
+        (ImportMethod::Copy, Backend::Sqlite) => {
+            anyhow::bail!("the COPY import needs PostgreSQL; on SQLite use the rows import")
+        }
+    };
     let dir = source.dir.to_owned();
     let country = source.country;
-    let mut data =
-        tokio::task::spawn_blocking(move || movielens::read_dir(&dir, Some(&country))).await??;
+    // The COPY import streams the interactions from the file; the rows import reads them all.
+    let (mut data, inter) = tokio::task::spawn_blocking(move || {
+        if copy {
+            movielens::read_metadata(&dir, Some(&country)).map(|(d, p)| (d, Some(p)))
+        } else {
+            movielens::read_dir(&dir, Some(&country)).map(|d| (d, None))
+        }
+    })
+    .await??;
     let maturity_file = source
         .maturity
         .map(Path::to_owned)
@@ -61,9 +77,13 @@ pub async fn import_movielens(
         kids_every: source.kids_every,
         received_at,
     };
-    let summary = store.import(&data, &options, progress).await?;
+    let warnings = std::mem::take(&mut data.warnings);
+    let summary = match inter {
+        Some(inter) => store.import_bulk(data, &inter, &options, progress).await?,
+        None => store.import(&data, &options, progress).await?,
+    };
     Ok(MovieLensImport {
-        warnings: std::mem::take(&mut data.warnings),
+        warnings,
         maturity,
         summary,
     })
@@ -206,6 +226,7 @@ impl AppState {
                 maturity: None,
                 kids_every,
                 country,
+                method: ImportMethod::Auto,
             };
             let outcome = import_movielens(&state.store, source, Clock::System.now(), &|_, _, _| {})
                 .await

@@ -11,7 +11,7 @@ use crate::app;
 use crate::clock::Clock;
 use crate::domain::Country;
 use crate::ingest::tmdb;
-use crate::store::Store;
+use crate::store::{ImportMethod, Store};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ImportCommand {
@@ -83,6 +83,29 @@ pub(super) struct ImportArgs {
     /// Country for users without a `country` column (MovieLens users are in the US).
     #[arg(long, default_value = "US")]
     pub(super) country: String,
+    /// How rows are written: `copy` streams the interactions from the file through
+    /// PostgreSQL's COPY (PostgreSQL only; 50M interactions fit); `rows` reads the whole
+    /// dataset into memory and inserts it in batches (both backends); `auto` is `copy` on
+    /// PostgreSQL and `rows` on SQLite.
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub(super) method: MethodArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum MethodArg {
+    Auto,
+    Rows,
+    Copy,
+}
+
+impl From<MethodArg> for ImportMethod {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Auto => ImportMethod::Auto,
+            MethodArg::Rows => ImportMethod::Rows,
+            MethodArg::Copy => ImportMethod::Copy,
+        }
+    }
 }
 
 pub(super) async fn run(cfg: &Resolved, cmd: ImportCommand) -> Result<()> {
@@ -102,6 +125,7 @@ pub(super) async fn run(cfg: &Resolved, cmd: ImportCommand) -> Result<()> {
                 args.maturity.as_deref(),
                 args.kids_every,
                 &args.country,
+                args.method.into(),
                 &Clock::System,
             )
             .await
@@ -115,6 +139,7 @@ pub(super) async fn import_movielens(
     maturity: Option<&Path>,
     kids_every: u32,
     country: &str,
+    method: ImportMethod,
     clock: &Clock,
 ) -> Result<()> {
     let country = Country::parse(country).map_err(|e| anyhow::anyhow!("--country: {e}"))?;
@@ -124,6 +149,7 @@ pub(super) async fn import_movielens(
         maturity,
         kids_every,
         country,
+        method,
     };
     let imported =
         app::admin::import_movielens(store, source, clock.now(), &|stage, done, total| {

@@ -114,6 +114,7 @@ pub(super) async fn demo(cfg: &Resolved, args: ServeArgs) -> Result<()> {
             ml.movies_json.as_deref(),
             5,
             "US",
+            crate::store::ImportMethod::Auto,
             &clock::Clock::System,
         )
         .await?;

@@ -165,6 +165,44 @@ fn find_one(dir: &Path, ext: &str, required: bool) -> Result<Option<PathBuf>, Im
 
 /// Reads `dir`: exactly one `*.inter`, and optionally one `*.item` and one `*.user`.
 pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset, ImportError> {
+    let (mut data, inter_path) = read_metadata(dir, default_country)?;
+    let inter = AtomicFile::read(&inter_path)?;
+    data.interactions = read_interactions(&inter)?;
+
+    // Titles join the catalogue when first watched; release year is the fallback.
+    let mut first_seen: HashMap<&TitleId, Millis> = HashMap::new();
+    for i in &data.interactions {
+        first_seen
+            .entry(&i.item)
+            .and_modify(|t| *t = (*t).min(i.at))
+            .or_insert(i.at);
+    }
+    let known: std::collections::HashSet<TitleId> =
+        data.titles.iter().map(|t| t.id.clone()).collect();
+    let mut external: HashMap<TitleId, String> = HashMap::new();
+    for (rec, (line, _)) in data.interactions.iter().zip(&inter.rows) {
+        if !known.contains(&rec.item) {
+            external
+                .entry(rec.item.clone())
+                .or_insert_with(|| format!("{}:{line}", inter.name()));
+        }
+    }
+    set_added_at(&mut data.titles, |id| first_seen.get(id).copied());
+    let mut external: Vec<_> = external.into_iter().collect();
+    external.sort();
+    data.external_items = external;
+    Ok(data)
+}
+
+/// Everything of `dir` but its interactions: titles, users and the knowledge graph, with the
+/// path of its one `*.inter` file, for importers that stream the interactions
+/// (`stream_interactions`) instead of holding them. `interactions` and `external_items` are
+/// left empty, and titles' `added_at` unset: the caller fills them from the stream
+/// (`set_added_at`).
+pub fn read_metadata(
+    dir: &Path,
+    default_country: Option<&Country>,
+) -> Result<(Dataset, PathBuf), ImportError> {
     let inter_path =
         find_one(dir, "inter", true)?.ok_or_else(|| file_err(dir, "no *.inter file"))?;
     let mut data = Dataset::default();
@@ -174,8 +212,6 @@ pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset
     if let Some(path) = find_one(dir, "user", false)? {
         data.users = read_users(&AtomicFile::read(&path)?, default_country)?;
     }
-    let inter = AtomicFile::read(&inter_path)?;
-    data.interactions = read_interactions(&inter)?;
     match (find_one(dir, "link", false)?, find_one(dir, "kg", false)?) {
         (Some(link), Some(kg)) => {
             let links = read_links(&AtomicFile::read(&link)?)?;
@@ -199,38 +235,135 @@ pub fn read_dir(dir: &Path, default_country: Option<&Country>) -> Result<Dataset
         )),
         (None, None) => {}
     }
+    Ok((data, inter_path))
+}
 
-    // Titles join the catalogue when first watched; release year is the fallback.
-    let mut first_seen: HashMap<&TitleId, Millis> = HashMap::new();
-    for i in &data.interactions {
-        first_seen
-            .entry(&i.item)
-            .and_modify(|t| *t = (*t).min(i.at))
-            .or_insert(i.at);
-    }
-    let known: std::collections::HashSet<TitleId> =
-        data.titles.iter().map(|t| t.id.clone()).collect();
-    let mut external: HashMap<TitleId, String> = HashMap::new();
-    for (rec, (line, _)) in data.interactions.iter().zip(&inter.rows) {
-        if !known.contains(&rec.item) {
-            external
-                .entry(rec.item.clone())
-                .or_insert_with(|| format!("{}:{line}", inter.name()));
-        }
-    }
-    for t in &mut data.titles {
-        if let Some(at) = first_seen.get(&t.id) {
-            t.added_at = *at;
+/// A title joins the catalogue when it was first watched (`first_seen`), else on January 1st
+/// of its release year, else at the epoch.
+pub fn set_added_at(titles: &mut [Title], first_seen: impl Fn(&TitleId) -> Option<Millis>) {
+    for t in titles {
+        if let Some(at) = first_seen(&t.id) {
+            t.added_at = at;
         } else if let Some(y) = t.year {
             t.added_at = chrono::NaiveDate::from_ymd_opt(y, 1, 1)
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map_or(0, |d| d.and_utc().timestamp_millis());
         }
     }
-    let mut external: Vec<_> = external.into_iter().collect();
-    external.sort();
-    data.external_items = external;
-    Ok(data)
+}
+
+/// One line of an `.inter` file, checked as `read_dir` checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct InteractionLine<'a> {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: usize,
+    pub user: &'a str,
+    pub item: &'a str,
+    pub rating: Option<StarRating>,
+    pub at: Millis,
+    /// Bytes of the file read so far, for progress.
+    pub bytes_read: u64,
+}
+
+/// Streams an `.inter` file line by line, with the checks and error messages of `read_dir`
+/// (ids, reserved `-kids` user ids, timestamps, ratings), without holding its text or its
+/// records: what a bulk import of 50M interactions needs. `f` may refuse a line with a
+/// message, which comes back as `file:line: message`. Returns the number of interactions.
+pub fn stream_interactions(
+    path: &Path,
+    mut f: impl FnMut(&InteractionLine<'_>) -> Result<(), String>,
+) -> Result<usize, ImportError> {
+    use std::io::BufRead;
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| file_err(path, e.to_string()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let err = |line: usize, message: String| ImportError::Line {
+        file: name.clone(),
+        line,
+        message,
+    };
+    let mut text = String::new();
+    let read = |reader: &mut std::io::BufReader<std::fs::File>, text: &mut String| {
+        text.clear();
+        reader
+            .read_line(text)
+            .map_err(|e| file_err(path, e.to_string()))
+    };
+    if read(&mut reader, &mut text)? == 0 {
+        return Err(file_err(path, "empty file, expected a header line"));
+    }
+    let columns: HashMap<String, usize> = text
+        .trim_end_matches(['\n', '\r'])
+        .split('\t')
+        .enumerate()
+        .map(|(i, c)| (c.split(':').next().unwrap_or(c).trim().to_owned(), i))
+        .collect();
+    let need = |col: &str| {
+        columns
+            .get(col)
+            .copied()
+            .ok_or_else(|| err(1, format!("missing column {col:?} in the header")))
+    };
+    let (user, item, ts) = (need("user_id")?, need("item_id")?, need("timestamp")?);
+    let rating = columns.get("rating").copied();
+    let width = columns.len();
+    let mut number = 1;
+    let mut count = 0;
+    let mut bytes_read = text.len() as u64;
+    loop {
+        let n = read(&mut reader, &mut text)?;
+        if n == 0 {
+            break;
+        }
+        bytes_read += n as u64;
+        number += 1;
+        let row = text.trim_end_matches(['\n', '\r']);
+        if row.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = row.split('\t').collect();
+        let field = |col: usize, name: &str| {
+            fields.get(col).map(|s| s.trim()).ok_or_else(|| {
+                err(
+                    number,
+                    format!(
+                        "missing field {name:?} (expected {width} columns, found {})",
+                        fields.len()
+                    ),
+                )
+            })
+        };
+        let u = field(user, "user_id")?;
+        let i = field(item, "item_id")?;
+        let t = field(ts, "timestamp")?;
+        let at = parse_timestamp(t).map_err(|e| err(number, e.0))?;
+        let stars = match rating {
+            None => None,
+            Some(c) => Some(parse_rating(field(c, "rating")?).map_err(|e| err(number, e.0))?),
+        };
+        check_user_id(u).map_err(|e| err(number, e))?;
+        TitleId::parse(i).map_err(|e| err(number, e.0))?;
+        f(&InteractionLine {
+            line: number,
+            user: u,
+            item: i,
+            rating: stars,
+            at,
+            bytes_read,
+        })
+        .map_err(|e| err(number, e))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// A user id of an interaction: a valid profile id that does not name a kids profile.
+fn check_user_id(raw: &str) -> Result<(), String> {
+    let user = ProfileId::parse(raw).map_err(|e| e.0)?;
+    if user.as_str().ends_with("-kids") {
+        return Err("user ids ending in \"-kids\" are reserved for kids profiles".into());
+    }
+    Ok(())
 }
 
 /// Reads only the `*.item` file of `dir`: the catalogue, for runs that train straight from

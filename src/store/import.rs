@@ -13,6 +13,20 @@ use crate::engine::history::imported_event;
 use crate::ingest::movielens::Dataset;
 use crate::rng::fnv1a32;
 
+/// How `marquee import movielens` writes into the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportMethod {
+    /// `Copy` on PostgreSQL, `Rows` on SQLite.
+    #[default]
+    Auto,
+    /// Multi-row INSERTs through the shared pool, the whole dataset read into memory first
+    /// (`Store::import`); both backends.
+    Rows,
+    /// PostgreSQL only: the interactions streamed from the file through COPY into staging
+    /// tables, then set-based SQL (`Store::import_bulk`).
+    Copy,
+}
+
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// Accounts whose id hashes to 0 modulo this get a kids profile (0 = none).
@@ -39,7 +53,7 @@ pub fn has_kids_profile(account: &str, kids_every: u32) -> bool {
 const CHUNK: usize = 400;
 
 /// Reports progress: (stage, done, total).
-type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
+pub(super) type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
 impl Store {
     /// Imports `data` in one transaction, phase by phase: check the titles interactions refer

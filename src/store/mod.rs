@@ -7,6 +7,7 @@
 //! Failures come back as `StoreError`, already classified: `Unavailable` (the database is
 //! down, restarting, full, not writable, too busy — retry) or `Internal`.
 
+mod bulk_import;
 mod error;
 pub mod experiments;
 mod import;
@@ -37,7 +38,7 @@ use crate::engine::history::{History, Thumbs, WatchState};
 use crate::engine::model::content::TitleEntity;
 
 pub use error::{StoreError, StoreResult};
-pub use import::{ImportOptions, ImportSummary};
+pub use import::{ImportMethod, ImportOptions, ImportSummary};
 pub use models::ModelRecord;
 pub(crate) use pool::WriteTx;
 use pool::{ConnectionHealth, pool_options};
@@ -58,6 +59,19 @@ pub struct Store {
     backend: Backend,
     health: Arc<ConnectionHealth>,
     probe: Arc<WriteProbe>,
+    /// Where the pools connect, for work that needs a connection of its own outside them
+    /// (the PostgreSQL bulk import's COPY).
+    url: DatabaseUrl,
+}
+
+/// A database URL, which may hold a password: `Debug` shows it without (`display_url`).
+#[derive(Clone)]
+struct DatabaseUrl(Arc<str>);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&display_url(&self.0))
+    }
 }
 
 /// How long a request waits for a connection. The pool keeps retrying a refused connection
@@ -253,6 +267,7 @@ impl Store {
             backend,
             health,
             probe: Arc::default(),
+            url: DatabaseUrl(url.into()),
         };
         if backend == Backend::Sqlite {
             // WAL lets page requests read while an import or event batch writes.
