@@ -218,6 +218,7 @@ mod tests {
             neighbors: BTreeMap::new(),
             content_neighbors: BTreeMap::new(),
             embeddings: None,
+            popular_now: None,
         };
         let model = Model::load(version, &artifact, &catalog);
         (catalog, model)

@@ -167,6 +167,7 @@ mod tests {
             neighbors: Default::default(),
             content_neighbors: Default::default(),
             embeddings: None,
+            popular_now: None,
         };
         let model = Model::load(version, &artifact, &catalog);
         let profile = Profile {

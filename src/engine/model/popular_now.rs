@@ -28,6 +28,7 @@ use crate::domain::{AccountId, DAY_MS, EventAction, Millis, Profile, ProfileId};
 use crate::engine::catalog::{Catalog, TitleIdx};
 use crate::engine::filters;
 use crate::engine::history::{History, WatchState};
+use crate::engine::segments::Segments;
 use crate::engine::sources::personalized::{
     PersonalScoreCache, Personalized, PersonalizedParams, PopularNowMode,
 };
@@ -313,6 +314,8 @@ pub fn backtest(
         // One accumulation per profile, shared by every setting (they differ only in
         // popular-now, which is applied after it).
         let personal = PersonalScoreCache::default();
+        // Top Picks alone asks for no segment list.
+        let segments = Segments::default();
         for (k, setting) in settings.iter().enumerate() {
             let top_picks = PersonalizedParams {
                 popular_now: PopularNowMode::Off,
@@ -332,6 +335,7 @@ pub fn backtest(
                 top_picks: &top_picks,
                 personal: &personal,
                 live_trending: None,
+                segments: &segments,
             };
             let ranking: Vec<TitleIdx> = Personalized(top_picks.clone())
                 .rows(&ctx)
