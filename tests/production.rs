@@ -568,6 +568,30 @@ async fn sql(db: &TestDb, statements: &[&str]) {
     }
 }
 
+/// With the database's copy of the sticky documents set aside, every profile in `profiles`
+/// still gets its variation in `before`, undegraded: Redis alone served them.
+async fn assert_kept_by_redis_alone(s: &Server, db: &TestDb, profiles: &[String], before: &[i64]) {
+    sql(
+        db,
+        &[
+            "CREATE TABLE sticky_aside AS SELECT * FROM sticky_assignments",
+            "DELETE FROM sticky_assignments",
+        ],
+    )
+    .await;
+    for (p, v) in profiles.iter().zip(before) {
+        assert_eq!(sticky_page(s, p).await, (Some(*v), false), "profile {p}");
+    }
+    sql(
+        db,
+        &[
+            "INSERT INTO sticky_assignments SELECT * FROM sticky_aside",
+            "DROP TABLE sticky_aside",
+        ],
+    )
+    .await;
+}
+
 /// Production mode keeps sticky-bucket documents in Redis in front of the database: an exposed
 /// profile keeps its variation across a weight change with the documents served by Redis
 /// (the database's copy removed for the check); after Redis restarts empty it keeps it (read
@@ -630,25 +654,7 @@ async fn sticky_documents_live_in_redis(db: TestDb, dir: &std::path::Path) {
     assert!(r["errors"].is_null(), "{r}");
 
     // Served by Redis: with the database's copy set aside, nobody moves.
-    sql(
-        &db,
-        &[
-            "CREATE TABLE sticky_aside AS SELECT * FROM sticky_assignments",
-            "DELETE FROM sticky_assignments",
-        ],
-    )
-    .await;
-    for (p, v) in profiles.iter().zip(&before) {
-        assert_eq!(sticky_page(&s, p).await, (Some(*v), false), "profile {p}");
-    }
-    sql(
-        &db,
-        &[
-            "INSERT INTO sticky_assignments SELECT * FROM sticky_aside",
-            "DROP TABLE sticky_aside",
-        ],
-    )
-    .await;
+    assert_kept_by_redis_alone(&s, &db, &profiles, &before).await;
 
     // Redis restarts empty (it keeps nothing on disk): the database's copy answers, and
     // Redis is refilled from it.
@@ -666,25 +672,7 @@ async fn sticky_documents_live_in_redis(db: TestDb, dir: &std::path::Path) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Refilled: the documents are Redis's again.
-    sql(
-        &db,
-        &[
-            "CREATE TABLE sticky_aside AS SELECT * FROM sticky_assignments",
-            "DELETE FROM sticky_assignments",
-        ],
-    )
-    .await;
-    for (p, v) in profiles.iter().zip(&before) {
-        assert_eq!(sticky_page(&s, p).await, (Some(*v), false), "profile {p}");
-    }
-    sql(
-        &db,
-        &[
-            "INSERT INTO sticky_assignments SELECT * FROM sticky_aside",
-            "DROP TABLE sticky_aside",
-        ],
-    )
-    .await;
+    assert_kept_by_redis_alone(&s, &db, &profiles, &before).await;
 
     // Redis down: pages are served from the database's copy, degraded, nobody moves.
     redis.stop();
