@@ -30,6 +30,17 @@ pub struct StickyRead {
     pub skipped: Vec<Dependency>,
 }
 
+impl StickyRead {
+    /// The database could not say: the page assigns without sticky bucketing, degraded.
+    fn database_failed(e: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %e, "sticky buckets unavailable; assigning without them");
+        Self {
+            docs: None,
+            skipped: vec![Dependency::Database],
+        }
+    }
+}
+
 /// Sticky-bucket documents by identity (`attributeName||attributeValue`).
 #[async_trait]
 pub trait StickyStore: Send + Sync {
@@ -62,13 +73,7 @@ impl StickyStore for DatabaseSticky {
                 docs: Some(docs),
                 skipped: vec![],
             },
-            Err(e) => {
-                tracing::warn!(error = %e, "sticky buckets unavailable; assigning without them");
-                StickyRead {
-                    docs: None,
-                    skipped: vec![Dependency::Database],
-                }
-            }
+            Err(e) => StickyRead::database_failed(&e),
         }
     }
 
@@ -205,13 +210,7 @@ impl StickyStore for RedisSticky {
                     skipped: vec![],
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "sticky buckets unavailable; assigning without them");
-                StickyRead {
-                    docs: None,
-                    skipped: vec![Dependency::Database],
-                }
-            }
+            Err(e) => StickyRead::database_failed(&e),
         }
     }
 
