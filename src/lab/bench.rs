@@ -1121,10 +1121,8 @@ pub async fn run_sticky(
 ) -> Result<()> {
     use crate::app::serving::sticky::{DatabaseSticky, RedisSticky, StickyStore};
 
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
+    // Makes this run's identities unique.
+    let run = Clock::System.now();
     let document = |identity: &str| {
         serde_json::json!({
             "attributeName": "id",
