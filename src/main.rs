@@ -2,6 +2,11 @@ use clap::Parser;
 use marquee::cli::LogFormat;
 use tracing_subscriber::EnvFilter;
 
+// mimalloc instead of glibc's malloc: see Cargo.toml for why. Only the binary sets it; the
+// library's tests keep the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = marquee::cli::Cli::parse();

@@ -1,18 +1,21 @@
 //! Who may call each root field. Every field of `Query` and `Mutation` has a rule in `RULES`;
-//! the `AccessRules` extension enforces it before the resolver runs, and a field without a
-//! rule is refused — so a new field is closed until someone decides who may call it
+//! the roots are wrapped in `Guarded`, which enforces it before the resolver runs, and a field
+//! without a rule is refused — so a new field is closed until someone decides who may call it
 //! (`tests/auth.rs` walks the schema by introspection and fails on a field without a rule).
 //! Nested fields are reachable only through a root field, so the root's rule covers them.
 //!
 //! A rule is about roles. Which *profile* a caller may use is the app layer's decision
 //! (`AppState::owned_profile`), taken by the resolvers that name one.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::{ContainerType, resolve_container};
+use async_graphql::{
+    Context, ContextSelectionSet, ObjectType, OutputType, Positioned, ServerError, ServerResult,
+    Value,
 };
-use async_graphql::{ServerError, ServerResult, Value};
 
 use crate::auth::{Caller, Role};
 
@@ -86,67 +89,63 @@ pub fn rule(parent: &str, field: &str) -> Option<Access> {
         .map(|(_, _, a)| *a)
 }
 
-/// The extension that enforces `RULES`.
-pub struct AccessRules;
+/// A root (`Query` or `Mutation`) whose fields run only for callers `RULES` allows.
+///
+/// The check sits in the root's own `resolve_field`, not in a schema extension: with any
+/// extension installed, async-graphql sends *every* field of a response (each title of every
+/// row, each of its fields) through the extension chain — a registry lookup and a boxed future
+/// per extension per field, about a fifth of a home page's CPU — while only root fields have
+/// rules. A refused root field is an error at its own path, and the operation's other root
+/// fields still run. Introspection (`__schema`, `__type`,
+/// `__typename`) never reaches a root's `resolve_field`; whether it is offered at all is a
+/// schema setting.
+pub struct Guarded<T>(pub T);
 
-impl ExtensionFactory for AccessRules {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AccessRulesExtension)
+impl<T: ContainerType> OutputType for Guarded<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
     }
-}
 
-struct AccessRulesExtension;
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
 
-fn refused(code: &'static str, message: String, info: &ResolveInfo<'_>) -> ServerError {
-    let mut e = ServerError::new(message, None);
-    e.path = vec![async_graphql::PathSegment::Field(
-        info.alias.unwrap_or(info.name).to_owned(),
-    )];
-    let mut ext = async_graphql::ErrorExtensionValues::default();
-    ext.set("code", code);
-    e.extensions = Some(ext);
-    e
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for AccessRulesExtension {
     async fn resolve(
         &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let root = matches!(info.parent_type, "Query" | "Mutation" | "Subscription");
-        // Introspection (`__schema`, `__type`, `__typename`) is not a resolver of ours; whether
-        // it is offered at all is a schema setting.
-        let introspection = info.is_for_introspection || info.name.starts_with("__");
-        if root && !introspection {
-            let caller = ctx.data_opt::<Caller>();
-            match rule(info.parent_type, info.name) {
-                None => {
-                    return Err(refused(
-                        "FORBIDDEN",
-                        format!("{}.{} has no access rule", info.parent_type, info.name),
-                        &info,
-                    ));
-                }
-                Some(a) if !a.allows(caller) => {
-                    return Err(match caller {
-                        None => refused(
-                            "UNAUTHENTICATED",
-                            format!("{} needs a signed-in caller", info.name),
-                            &info,
-                        ),
-                        Some(_) => refused(
-                            "FORBIDDEN",
-                            format!("{} needs the {:?} role", info.name, a).to_lowercase(),
-                            &info,
-                        ),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        next.run(ctx, info).await
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        resolve_container(ctx, self).await
     }
 }
+
+impl<T: ContainerType> ContainerType for Guarded<T> {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        let parent = T::type_name();
+        let field = ctx.item.node.name.node.as_str();
+        let caller = ctx.data_opt::<Caller>();
+        let refused = |code: &'static str, message: String| {
+            let mut e = ServerError::new(message, Some(ctx.item.pos));
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", code);
+            e.extensions = Some(ext);
+            Err(ctx.set_error_path(e))
+        };
+        match rule(&parent, field) {
+            None => refused("FORBIDDEN", format!("{parent}.{field} has no access rule")),
+            Some(a) if !a.allows(caller) => match caller {
+                None => refused(
+                    "UNAUTHENTICATED",
+                    format!("{field} needs a signed-in caller"),
+                ),
+                Some(_) => refused(
+                    "FORBIDDEN",
+                    format!("{field} needs the {a:?} role").to_lowercase(),
+                ),
+            },
+            Some(_) => self.0.resolve_field(ctx).await,
+        }
+    }
+}
+
+impl<T: ObjectType> ObjectType for Guarded<T> {}

@@ -12,16 +12,9 @@
 //! - resolvers' own codes (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`, `UNAVAILABLE`,
 //!   `INTERNAL`; `graphql/mod.rs`).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{
-    BatchRequest, BatchResponse, Response, ServerError, ServerResult, ValidationResult, Variables,
-};
+use async_graphql::{BatchRequest, BatchResponse, Response, ServerError};
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
@@ -96,9 +89,12 @@ async fn run_one(
     span: &tracing::Span,
 ) -> (Response, (String, bool)) {
     let response = match persisted.resolve(request).await {
-        Ok(r) => {
+        Ok(mut r) => {
             let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
-            let response = schema.execute(r).instrument(span.clone()).await;
+            let response = match admit(&mut r) {
+                Ok(()) => coded(schema.execute(r).instrument(span.clone()).await),
+                Err(e) => Response::from_errors(vec![bounded_message(e)]),
+            };
             let ok = response.errors.is_empty();
             return (response, (op, ok));
         }
@@ -210,15 +206,6 @@ fn bounded_message(mut e: ServerError) -> ServerError {
     e
 }
 
-/// The schema extension that gives codes to the errors async-graphql reports itself.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
 fn has_code(e: &ServerError) -> bool {
     e.extensions
         .as_ref()
@@ -250,59 +237,46 @@ fn validation_code(e: &ServerError) -> &'static str {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        response.errors = std::mem::take(&mut response.errors)
-            .into_iter()
-            .map(bounded_message)
-            .map(|e| {
-                if has_code(&e) {
-                    return e;
-                }
-                // Errors no hook below coded. With a path: a field's arguments that failed to
-                // convert (resolvers code their own errors), the client's input. Without: the
-                // operation to run could not be chosen (`operationName`).
-                let code = if !e.path.is_empty() {
-                    "BAD_USER_INPUT"
-                } else if e.message.to_ascii_lowercase().contains("operation") {
-                    "GRAPHQL_VALIDATION_FAILED"
-                } else {
-                    tracing::error!(message = %e.message, "GraphQL error without a code");
-                    "INTERNAL"
-                };
-                with_code(e, code)
-            })
-            .collect();
-        response
-    }
+/// What must hold before a request is executed: its query parses (`GRAPHQL_PARSE_FAILED`)
+/// and keeps within the shape limits (`shape`, `GRAPHQL_VALIDATION_FAILED`). The parsed
+/// document stays in the request, so `execute` does not parse it again. Done here rather
+/// than in a schema extension, which would cost every field of every response (see
+/// `access::Guarded`).
+fn admit(request: &mut async_graphql::Request) -> Result<(), ServerError> {
+    let doc = request
+        .parsed_query()
+        .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
+    super::shape::check(doc).map_err(|message| {
+        with_code(
+            ServerError::new(message, None),
+            "GRAPHQL_VALIDATION_FAILED",
+        )
+    })
+}
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| {
-                    let code = validation_code(&e);
-                    with_code(e, code)
-                })
-                .collect()
+/// Gives a code to every error of a response that has none (resolvers code their own) and
+/// bounds its message. An error with a path comes from a field whose arguments failed to
+/// convert: the client's input. One without a path was raised before any resolver ran, by
+/// async-graphql's checks of the parsed document (its nesting depth, `GRAPHQL_PARSE_FAILED`
+/// as for the parser's other limits), by validation and the depth and complexity limits, or
+/// by choosing the operation to run (`operationName`).
+fn coded(mut response: Response) -> Response {
+    response.errors = std::mem::take(&mut response.errors)
+        .into_iter()
+        .map(bounded_message)
+        .map(|e| {
+            if has_code(&e) {
+                return e;
+            }
+            let code = if !e.path.is_empty() {
+                "BAD_USER_INPUT"
+            } else if e.message.starts_with("The recursion depth of the query") {
+                "GRAPHQL_PARSE_FAILED"
+            } else {
+                validation_code(&e)
+            };
+            with_code(e, code)
         })
-    }
+        .collect();
+    response
 }

@@ -20,10 +20,12 @@ use crate::app::{AppError, AppState};
 use crate::auth::Caller;
 use crate::domain::{self, ProfileId, TitleId};
 use crate::store::StoreError;
+use access::Guarded;
 use mutation::MutationRoot;
 use query::QueryRoot;
 
-pub type MarqueeSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// The roots are `Guarded`: each root field checks its access rule (`access::RULES`).
+pub type MarqueeSchema = Schema<Guarded<QueryRoot>, Guarded<MutationRoot>, EmptySubscription>;
 
 /// Bounds on every client string and list, checked here before anything is looked up or
 /// stored (the README's "Input bounds" table lists them). Ids (`profileId`, `titleId`,
@@ -119,7 +121,14 @@ pub fn build_schema(state: Arc<AppState>) -> MarqueeSchema {
 /// `introspection`: whether clients may ask for the schema (`__schema`, `__type`); off in
 /// production unless configured.
 pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSchema {
-    let builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription);
+    // No schema extensions: with any installed, async-graphql sends every field of every
+    // response through the extension chain (see `access::Guarded`). Parse errors, the shape
+    // limits and error codes are handled around `execute` instead (`http`).
+    let builder = Schema::build(
+        Guarded(QueryRoot),
+        Guarded(MutationRoot),
+        EmptySubscription,
+    );
     let builder = if introspection {
         builder
     } else {
@@ -127,19 +136,20 @@ pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSc
     };
     builder
         .data(state)
-        .extension(shape::QueryShape)
-        .extension(access::AccessRules)
         .limit_depth(12)
         .limit_complexity(MAX_COMPLEXITY)
-        .extension(http::ErrorCodes)
         .finish()
 }
 
 /// The schema in SDL, as exported to `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Guarded(QueryRoot),
+        Guarded(MutationRoot),
+        EmptySubscription,
+    )
+    .finish()
+    .sdl()
 }
 
 fn coded(code: &'static str, message: impl Into<String>) -> Error {

@@ -6,11 +6,9 @@
 //! (itself at most `MAX_BODY_BYTES`) whatever the expansion would be.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::Name;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, ServerError, ServerResult, Variables};
 
 use super::bounds::{MAX_ALIASES, MAX_FIELDS};
 
@@ -73,7 +71,7 @@ impl<'a> Counter<'a> {
 }
 
 /// The shape of the document's largest operation, or the limit it breaks.
-fn check(doc: &ExecutableDocument) -> Result<(), String> {
+pub(super) fn check(doc: &ExecutableDocument) -> Result<(), String> {
     let mut counter = Counter {
         doc,
         memo: HashMap::new(),
@@ -99,37 +97,6 @@ fn check(doc: &ExecutableDocument) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The schema extension that refuses documents over the shape limits
-/// (`GRAPHQL_VALIDATION_FAILED`).
-pub struct QueryShape;
-
-impl ExtensionFactory for QueryShape {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryShape)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for QueryShape {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        check(&doc).map_err(|message| {
-            let mut e = ServerError::new(message, None);
-            e.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "GRAPHQL_VALIDATION_FAILED");
-            e
-        })?;
-        Ok(doc)
-    }
 }
 
 #[cfg(test)]
