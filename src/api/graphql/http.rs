@@ -246,12 +246,8 @@ fn admit(request: &mut async_graphql::Request) -> Result<(), ServerError> {
     let doc = request
         .parsed_query()
         .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-    super::shape::check(doc).map_err(|message| {
-        with_code(
-            ServerError::new(message, None),
-            "GRAPHQL_VALIDATION_FAILED",
-        )
-    })
+    super::shape::check(doc)
+        .map_err(|message| with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED"))
 }
 
 /// Gives a code to every error of a response that has none (resolvers code their own) and

@@ -124,11 +124,7 @@ pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSc
     // No schema extensions: with any installed, async-graphql sends every field of every
     // response through the extension chain (see `access::Guarded`). Parse errors, the shape
     // limits and error codes are handled around `execute` instead (`http`).
-    let builder = Schema::build(
-        Guarded(QueryRoot),
-        Guarded(MutationRoot),
-        EmptySubscription,
-    );
+    let builder = Schema::build(Guarded(QueryRoot), Guarded(MutationRoot), EmptySubscription);
     let builder = if introspection {
         builder
     } else {
@@ -143,13 +139,9 @@ pub fn build_schema_with(state: Arc<AppState>, introspection: bool) -> MarqueeSc
 
 /// The schema in SDL, as exported to `schema/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(
-        Guarded(QueryRoot),
-        Guarded(MutationRoot),
-        EmptySubscription,
-    )
-    .finish()
-    .sdl()
+    Schema::build(Guarded(QueryRoot), Guarded(MutationRoot), EmptySubscription)
+        .finish()
+        .sdl()
 }
 
 fn coded(code: &'static str, message: impl Into<String>) -> Error {
