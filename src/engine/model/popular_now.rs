@@ -590,8 +590,8 @@ fn learn_row_order(
         let mut best: Option<(usize, f64)> = None;
         for kind in 0..names.len() {
             let (mut hits, mut any) = (0usize, false);
-            for (u, unit) in units.iter().enumerate() {
-                let titles = first(unit, kind, next[u][kind], &shown[u]);
+            for ((unit, next), shown) in units.iter().zip(&next).zip(&shown) {
+                let titles = first(unit, kind, next[kind], shown);
                 any |= !titles.is_empty();
                 hits += titles.iter().filter(|t| unit.later.contains(t)).count();
             }
