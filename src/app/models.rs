@@ -248,11 +248,21 @@ fn learned_popular_now(metrics: &str) -> Option<String> {
     if backtest.grid.is_empty() {
         return Some("off (too few returning profiles)".into());
     }
-    let c = backtest.chosen;
-    Some(format!(
-        "trending {}/new {}/history {}",
-        c.trending_weight, c.new_release_boost, c.history_half_saturation
-    ))
+    let short = |c: crate::engine::model::PopularNowSetting| {
+        format!(
+            "trending {}/new {}/history {}",
+            c.trending_weight, c.new_release_boost, c.history_half_saturation
+        )
+    };
+    let mut line = short(backtest.chosen);
+    if let Some(l) = &backtest.little_history {
+        line.push_str(&format!(
+            ", up to {} titles {}",
+            l.max_titles,
+            short(l.chosen)
+        ));
+    }
+    Some(line)
 }
 
 /// The suffix of a fallback model's version: pages it ranks are `degraded`.

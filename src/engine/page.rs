@@ -231,7 +231,11 @@ pub fn assemble_with(
     // Dense ids hash in one multiply with Fx; SipHash's DoS resistance buys nothing here.
     let mut placed: FxHashSet<TitleIdx> = FxHashSet::default();
     let mut rows = Vec::new();
-    for def in &definition.rows {
+    let order: Vec<&RowDefinition> = match definition.order.rows {
+        RowOrder::Learned => learned_order(&definition.rows, model.row_order()),
+        _ => definition.rows.iter().collect(),
+    };
+    for def in order {
         let model = def
             .model
             .as_ref()
@@ -320,6 +324,28 @@ pub fn assemble_with(
     Page { rows }
 }
 
+/// `rows` in the learned order: pinned rows first (in definition order), then for each place
+/// of `learned` the first row not yet ordered whose source it names (a place naming a source
+/// whose rows are all ordered — the second row of Because You Watched, which its definition
+/// makes next to the first — orders nothing), then the rest in definition order.
+fn learned_order<'a>(rows: &'a [RowDefinition], learned: &[String]) -> Vec<&'a RowDefinition> {
+    let mut out: Vec<&RowDefinition> = rows.iter().filter(|r| r.pinned).collect();
+    let mut taken: Vec<bool> = rows.iter().map(|r| r.pinned).collect();
+    for source in learned {
+        if let Some(i) = (0..rows.len()).find(|&i| !taken[i] && rows[i].source_name() == source) {
+            taken[i] = true;
+            out.push(&rows[i]);
+        }
+    }
+    out.extend(
+        rows.iter()
+            .zip(&taken)
+            .filter(|(_, t)| !**t)
+            .map(|(r, _)| r),
+    );
+    out
+}
+
 /// The placed row of `def` that `row` became, with the candidates chosen for it.
 fn page_row(
     def: &RowDefinition,
@@ -401,7 +427,7 @@ fn by_engagement(
         };
         let top_picks = &definition.top_picks;
         let scores = top_picks.scores(&ctx).unwrap_or_else(|| {
-            let now = top_picks.popular_now(&ctx);
+            let now = top_picks.popular_now(&ctx, 0);
             if now.is_empty() {
                 model
                     .popular()
@@ -523,7 +549,7 @@ mod tests {
     use crate::engine::history::WatchState;
     use crate::engine::model::{
         ARTIFACT_FORMAT, ModelArtifact, PopularNowBacktest, PopularNowSetting, ScoredTitle,
-        TrainParams,
+        TrainParams, popular_now::LittleHistory,
     };
     use crate::engine::sources::SourceRegistry;
 
@@ -539,6 +565,15 @@ mod tests {
 
     /// `world`, with the popular-now setting training learned.
     fn world_with(learned: Option<PopularNowSetting>) -> (Catalog, Model) {
+        world_learning(learned, None)
+    }
+
+    /// `world`, with the popular-now setting training learned, and the one it learned for
+    /// profiles with at most so many titles.
+    fn world_learning(
+        learned: Option<PopularNowSetting>,
+        little: Option<(usize, PopularNowSetting)>,
+    ) -> (Catalog, Model) {
         let catalog = Catalog::new(
             (1..=12)
                 .map(|i| Title::new(tid(i), format!("t{i}")))
@@ -564,9 +599,18 @@ mod tests {
             popular_now: learned.map(|chosen| PopularNowBacktest {
                 cutoff: 0,
                 end: 0,
+                windows: 1,
                 profiles: 100,
                 chosen,
                 grid: vec![(chosen, 0.5)],
+                rows: Vec::new(),
+                little_history: little.map(|(max_titles, chosen)| LittleHistory {
+                    max_titles,
+                    titles: vec![max_titles],
+                    profiles: 100,
+                    chosen,
+                    grid: vec![(chosen, 0.5)],
+                }),
             }),
         };
         let model = Model::load("t", &artifact, &catalog);
@@ -619,11 +663,16 @@ mod tests {
 
     /// Top Picks' titles (as ids) with the given params, on a model that learned `learned`.
     fn top_picks_learning(learned: Option<PopularNowSetting>, params: &str) -> Vec<String> {
+        top_picks_in(world_with(learned), params)
+    }
+
+    /// Top Picks' titles (as ids) with the given params, in `world`.
+    fn top_picks_in(in_world: (Catalog, Model), params: &str) -> Vec<String> {
         let (catalog, _) = world();
         let rows = format!(
             "[[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 8\nmin_items = 1\nparams = {{ {params} }}\n"
         );
-        page_in(world_with(learned), &rows).rows[0]
+        page_in(in_world, &rows).rows[0]
             .items
             .iter()
             .map(|i| catalog.title(i.title).id.to_string())
@@ -767,6 +816,63 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn little_history_gets_the_setting_learned_for_it() {
+        let lead = PopularNowSetting {
+            trending_weight: 5.0,
+            ..PopularNowSetting::default()
+        };
+        let all = "min_relative_score = 0.0";
+        let off = top_picks(all);
+        let trending_leads = top_picks_learning(Some(lead), all);
+        assert_ne!(off, trending_leads);
+        // The profile has one title: a setting learned for up to one title is its own, and
+        // it wins over the one learned for longer histories, whichever way round.
+        let little = |max, s| world_learning(Some(PopularNowSetting::default()), Some((max, s)));
+        assert_eq!(top_picks_in(little(1, lead), all), trending_leads);
+        assert_eq!(top_picks_in(little(5, lead), all), trending_leads);
+        let reverse = world_learning(Some(lead), Some((1, PopularNowSetting::default())));
+        assert_eq!(top_picks_in(reverse, all), off);
+        // Learned for no history only: the one-title profile gets the other setting.
+        assert_eq!(top_picks_in(little(0, lead), all), off);
+        // "off" and explicit numbers still win.
+        assert_eq!(
+            top_picks_in(little(1, lead), &format!("popular_now = 'off', {all}")),
+            off
+        );
+    }
+
+    #[test]
+    fn learned_order_follows_the_model_and_keeps_pinned_rows_first() {
+        let rows = "
+            [[row]]\nid = 'top-picks'\ntitle = 'P'\nsource = 'personalized'\nsize = 4\nmin_items = 1
+            [[row]]\nid = 'popular'\ntitle = 'O'\nsource = 'popular'\nsize = 4\nmin_items = 1
+            [[row]]\nid = 'trending'\ntitle = 'T'\nsource = 'trending'\nsize = 4\nmin_items = 1
+            [[row]]\nid = 'cw'\ntitle = 'C'\nsource = 'popular'\nsize = 1\nmin_items = 1\npinned = true
+        ";
+        let definition = PageDefinition::parse(rows, "x.toml", &SourceRegistry::builtin()).unwrap();
+        let ids = |learned: &[&str]| -> Vec<&str> {
+            let learned: Vec<String> = learned.iter().map(|s| s.to_string()).collect();
+            learned_order(&definition.rows, &learned)
+                .into_iter()
+                .map(|r| r.id.as_str())
+                .collect()
+        };
+        assert_eq!(
+            ids(&["trending", "personalized", "popular"]),
+            ["cw", "trending", "top-picks", "popular"]
+        );
+        // Unknown or repeated sources order nothing; rows it did not place keep their order.
+        assert_eq!(
+            ids(&["trending", "trending", "because-you-watched"]),
+            ["cw", "trending", "top-picks", "popular"]
+        );
+        assert_eq!(ids(&[]), ["cw", "top-picks", "popular", "trending"]);
+        // Assembled: a model without a learned order leaves the definition's order.
+        let learned = format!("[page]\nrows = 'learned'\n{ROWS}");
+        assert_eq!(page_ids(&learned), page_ids(ROWS));
     }
 
     const ROWS: &str = "

@@ -119,6 +119,11 @@ pub enum RowOrder {
     /// Pinned rows first, then, per profile, the row whose first titles the profile is most
     /// likely to take (by the page's Top Picks score) first, and so on (see `page.rs`).
     Engagement,
+    /// Pinned rows first, then the rows in the order training learned from its backtest (the
+    /// kinds of row whose first titles returning viewers went on to watch most, each after
+    /// the rows above: `model::popular_now`), rows of kinds it did not place after them in
+    /// definition order; the definition's order with a model that learned none.
+    Learned,
 }
 
 /// The Top Picks params of a page whose row specs are `specs`, in definition order.
@@ -167,6 +172,13 @@ struct RowSpec {
     /// The source's params (its `…Params` type, which holds their defaults).
     #[serde(default)]
     params: toml::Table,
+}
+
+impl RowDefinition {
+    /// The name of the row's source (`source` in the page file).
+    pub fn source_name(&self) -> &str {
+        &self.spec.source
+    }
 }
 
 impl RowSpec {

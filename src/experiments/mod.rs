@@ -27,7 +27,7 @@ use growthbook::{
 pub const ROWS_FEATURE: &str = "home-rows";
 /// Row id → `{title, size, min_items, diversity, params}`: per-row settings.
 pub const ROW_SETTINGS_FEATURE: &str = "home-row-settings";
-/// `"fixed"` or `"engagement"`: the page's row order (`RowOrder`).
+/// `"fixed"`, `"engagement"` or `"learned"`: the page's row order (`RowOrder`).
 pub const ROW_ORDER_FEATURE: &str = "home-row-order";
 
 /// One file of `experiments/`: GrowthBook's SDK payload format.

@@ -516,6 +516,7 @@ pub fn score(
         for (name, order) in [
             ("Page, fixed order (served)", RowOrder::Fixed),
             ("Page, engagement order (served)", RowOrder::Engagement),
+            ("Page, learned order (served)", RowOrder::Learned),
         ] {
             let home = setup.home.with_overrides(
                 &PageOverrides {

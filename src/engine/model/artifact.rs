@@ -15,8 +15,8 @@ use crate::domain::{Country, Millis, TitleId};
 
 /// Bumped when the artifact layout changes; older artifacts are refused with a clear error.
 /// (5: trending keyed by `Option<Country>`; 6: the popular-now backtest, and its knobs in
-/// `TrainParams`.)
-pub const ARTIFACT_FORMAT: u32 = 6;
+/// `TrainParams`; 7: the backtest's setting for little history and its windows.)
+pub const ARTIFACT_FORMAT: u32 = 7;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredTitle(pub TitleId, pub f32);

@@ -58,6 +58,10 @@ pub struct Model {
     embeddings: Option<ServedEmbeddings>,
     /// Top Picks' popular-now setting learned at training (all 0 when not learned).
     popular_now: PopularNowSetting,
+    /// The one for profiles with at most so many history entries, when learned.
+    little_history: Option<(usize, PopularNowSetting)>,
+    /// The row order the backtest learned: source names, first row first.
+    row_order: Vec<String>,
 }
 
 /// Embeddings bound to a catalogue.
@@ -139,13 +143,40 @@ impl Model {
                 .popular_now
                 .as_ref()
                 .map_or_else(PopularNowSetting::default, |b| b.chosen),
+            little_history: artifact
+                .popular_now
+                .as_ref()
+                .and_then(|b| b.little_history.as_ref())
+                .map(|l| (l.max_titles, l.chosen)),
+            row_order: artifact
+                .popular_now
+                .as_ref()
+                .map(|b| b.rows.iter().map(|r| r.source.clone()).collect())
+                .unwrap_or_default(),
         }
     }
 
-    /// The popular-now setting training learned (`popular_now.rs`); all 0 when it learned
-    /// none, and for models without a backtest.
+    /// The row order training learned (`popular_now.rs`): source names, the first row's
+    /// first; a source may appear more than once (one place per row it makes). Empty when
+    /// none was learned.
+    pub fn row_order(&self) -> &[String] {
+        &self.row_order
+    }
+
+    /// The popular-now setting training learned (`popular_now.rs`) for profiles with a
+    /// history; all 0 when it learned none, and for models without a backtest.
     pub fn popular_now(&self) -> PopularNowSetting {
         self.popular_now
+    }
+
+    /// The popular-now setting training learned for a profile with `entries` history entries:
+    /// its little-history setting up to the number of titles it was learned for, the one
+    /// above beyond (and wherever none was learned for little history).
+    pub fn popular_now_for(&self, entries: usize) -> PopularNowSetting {
+        match self.little_history {
+            Some((max, setting)) if entries <= max => setting,
+            _ => self.popular_now,
+        }
     }
 
     /// Whether the model has title embeddings (older or embedding-free models do not).

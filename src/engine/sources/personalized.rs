@@ -130,11 +130,12 @@ impl PersonalizedParams {
         super::params_from(params)
     }
 
-    /// The popular-now knobs in effect with `model`: each set here, else the model's learned
-    /// value (`popular_now = "learned"`) or 0 (`"off"`).
-    pub fn popular_now_setting(&self, model: &Model) -> PopularNowSetting {
+    /// The popular-now knobs in effect with `model` for a profile with `entries` history
+    /// entries: each set here, else the model's learned value for so much history
+    /// (`popular_now = "learned"`, `Model::popular_now_for`) or 0 (`"off"`).
+    pub fn popular_now_setting(&self, model: &Model, entries: usize) -> PopularNowSetting {
         let base = match self.popular_now {
-            PopularNowMode::Learned => model.popular_now(),
+            PopularNowMode::Learned => model.popular_now_for(entries),
             PopularNowMode::Off => PopularNowSetting::default(),
         };
         PopularNowSetting {
@@ -196,9 +197,10 @@ impl PersonalizedParams {
         let mut touched = acc.touched.clone();
         touched.retain(|t| (ctx.eligible)(*t));
         let personal_end = touched.len();
-        let setting = self.popular_now_setting(ctx.model);
+        let entries = acc.positive_entries;
+        let setting = self.popular_now_setting(ctx.model, entries);
         // What is popular now joins the candidates (nothing unless `trending_weight` > 0).
-        let now = self.popular_now(ctx);
+        let now = self.popular_now(ctx, entries);
         let n = ctx.catalog.len();
         let mut now_score = vec![0f32; if now.is_empty() { 0 } else { n }];
         if !now.is_empty() {
@@ -230,7 +232,7 @@ impl PersonalizedParams {
             1.0
         };
         let year = now_year(ctx.now);
-        let entries = acc.positive_entries as f32;
+        let entries = entries as f32;
         let trust = if setting.history_half_saturation > 0.0 {
             entries / (entries + setting.history_half_saturation)
         } else {
@@ -293,11 +295,12 @@ impl PersonalizedParams {
         })
     }
 
-    /// What is popular now for the profile: the trending list of its country, each title's
-    /// score raised by its newness (`new_release_boost`); empty when `trending_weight` is 0
-    /// (as set, or as learned: `popular_now_setting`).
-    pub fn popular_now(&self, ctx: &SourceContext<'_>) -> Vec<(TitleIdx, f32)> {
-        let setting = self.popular_now_setting(ctx.model);
+    /// What is popular now for the profile, whose history has `entries` entries (0: none):
+    /// the trending list of its country, each title's score raised by its newness
+    /// (`new_release_boost`); empty when `trending_weight` is 0 (as set, or as learned:
+    /// `popular_now_setting`).
+    pub fn popular_now(&self, ctx: &SourceContext<'_>, entries: usize) -> Vec<(TitleIdx, f32)> {
+        let setting = self.popular_now_setting(ctx.model, entries);
         if setting.trending_weight <= 0.0 {
             return Vec::new();
         }
@@ -438,7 +441,8 @@ impl CandidateSource for Personalized {
                 SourcedRow::single(ctx.top(scores.into_iter().filter(|s| s.1 >= floor)))
             }
             None => {
-                let now = self.0.popular_now(ctx);
+                // No history reaches anything: the setting for the least history.
+                let now = self.0.popular_now(ctx, 0);
                 vec![SourcedRow {
                     key: None,
                     title: Some(self.0.cold_start_title.clone()),
