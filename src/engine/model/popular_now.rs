@@ -862,6 +862,19 @@ mod tests {
         )
     }
 
+    /// Profile `p`'s history two months before T − h: 8 of its taste group's 10 titles (the
+    /// group is `p % 4`). Returns the two titles of the group it has not watched yet.
+    fn group_history(log: &mut Vec<Interaction>, p: usize) -> [usize; 2] {
+        let group = p % 4;
+        let own: Vec<usize> = (0..10).map(|k| group * 10 + 1 + k).collect();
+        let skip = [own[p % 10], own[(p + 3) % 10]];
+        let start = CUTOFF - 60 * DAY_MS + (p as Millis) * HOUR;
+        for (k, t) in own.iter().filter(|t| !skip.contains(t)).enumerate() {
+            log.push(ix(p, *t, start + k as Millis * MINUTE));
+        }
+        skip
+    }
+
     fn ix(p: usize, t: usize, at: Millis) -> Interaction {
         Interaction {
             profile: ProfileId::parse(&format!("p{p}")).unwrap(),
@@ -884,13 +897,7 @@ mod tests {
     fn log(shifting: bool) -> Vec<Interaction> {
         let mut log = Vec::new();
         for p in 0..120 {
-            let group = p % 4;
-            let own: Vec<usize> = (0..10).map(|k| group * 10 + 1 + k).collect();
-            let skip = [own[p % 10], own[(p + 3) % 10]];
-            let start = CUTOFF - 60 * DAY_MS + (p as Millis) * HOUR;
-            for (k, t) in own.iter().filter(|t| !skip.contains(t)).enumerate() {
-                log.push(ix(p, *t, start + k as Millis * MINUTE));
-            }
+            let skip = group_history(&mut log, p);
             let recent = CUTOFF - 12 * DAY_MS + (p as Millis) * HOUR;
             let back = CUTOFF + DAY_MS + (p as Millis % 12) * DAY_MS;
             let (then, later) = if shifting {
@@ -978,13 +985,7 @@ mod tests {
         // nine, and popular-now should weigh more.
         let mut log = Vec::new();
         for p in 0..120 {
-            let group = p % 4;
-            let own: Vec<usize> = (0..10).map(|k| group * 10 + 1 + k).collect();
-            let skip = [own[p % 10], own[(p + 3) % 10]];
-            let start = CUTOFF - 60 * DAY_MS + (p as Millis) * HOUR;
-            for (k, t) in own.iter().filter(|t| !skip.contains(t)).enumerate() {
-                log.push(ix(p, *t, start + k as Millis * MINUTE));
-            }
+            let skip = group_history(&mut log, p);
             let recent = CUTOFF - 12 * DAY_MS + (p as Millis) * HOUR;
             log.push(ix(p, skip[0], recent));
             log.push(ix(p, 41 + p % 3, recent + MINUTE));
