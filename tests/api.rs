@@ -1014,6 +1014,48 @@ async fn graphql_contract_on_sqlite() {
     contract(start(TestDb::sqlite).await).await;
 }
 
+/// Lookups of candidate lists and segment lists on `server`'s `/metrics`
+/// (`marquee_cache_lookups_total` but for live trending's one-second near cache, which stays
+/// on, and `marquee_segment_lookups_total`).
+async fn cache_lookups(server: &Server) -> f64 {
+    let text = server.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| {
+            (l.starts_with("marquee_cache_lookups_total{") && !l.contains("trending-near"))
+                || l.starts_with("marquee_segment_lookups_total{")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// With `--list-cache false --segment-cache false` (how the benchmark measures pages computed
+/// in full) no cache is asked, and the pages are the ones the caches serve: a second request
+/// to the caching server (its lists now cached) and the first to the other name the same
+/// titles in the same rows.
+#[tokio::test]
+async fn pages_without_caches_are_the_pages_with_them() {
+    let env = start(TestDb::sqlite).await;
+    let uncached = Server::start(
+        env._dir.path(),
+        env.db.url(),
+        &["--list-cache", "false", "--segment-cache", "false"],
+    );
+    let profiles = profile_ids(&env.server, None).await;
+    assert!(profiles.len() >= 4, "{profiles:?}");
+    for p in &profiles {
+        home(&env.server, p).await;
+        let cached = home(&env.server, p).await;
+        let computed = home(&uncached, p).await;
+        assert_eq!(page_titles(&cached), page_titles(&computed), "profile {p}");
+        assert!(!page_titles(&computed).is_empty(), "profile {p}");
+    }
+    assert!(cache_lookups(&env.server).await > 0.0);
+    assert_eq!(cache_lookups(&uncached).await, 0.0);
+    drop(uncached);
+    drop(env.server);
+    env.db.drop_db().await;
+}
+
 #[tokio::test]
 async fn graphql_contract_on_postgres() {
     let db = TestDb::postgres().await;

@@ -82,7 +82,91 @@ async fn import_behaviour(db: TestDb, dir: &std::path::Path) {
         "{stderr}"
     );
     assert_eq!(counts(&url).await, after_split);
+    history_reads_back_exact_reals(&url).await;
     db.drop_db().await;
+}
+
+/// A profile's watch state reads back exactly as recorded, whichever way the backend reads it
+/// (SQLite returns it as one JSON row, `Store::history`): no progress or rating loses a bit.
+async fn history_reads_back_exact_reals(url: &str) {
+    use marquee::domain::{
+        AccountId, EventAction, Profile, ProfileId, Progress, StarRating, TitleId,
+    };
+    use marquee::store::records::NewEvent;
+    let store = Store::open(url).await.unwrap();
+    // A new profile of MovieLens user 1's account: no history but what is recorded here.
+    let profile = ProfileId::parse("exact-reals").unwrap();
+    let new = Profile {
+        id: profile.clone(),
+        account_id: AccountId::parse("1").unwrap(),
+        name: "Exact".into(),
+        is_kids: false,
+        maturity_limit: None,
+        country: None,
+        onboarding_genres: vec![],
+    };
+    assert!(store.create_profile(&new, 1).await.unwrap());
+    let progress = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        0.9999999999999999,
+        5e-324,
+        std::f64::consts::FRAC_1_SQRT_2,
+        0.0,
+    ];
+    let ratings = [10.0 / 3.0, 0.5000000000000001, 4.999999999999999, 2.5];
+    let mut events = Vec::new();
+    for (i, p) in progress.iter().enumerate() {
+        events.push(NewEvent {
+            title_id: TitleId::parse(&(i + 1).to_string()).unwrap(),
+            action: EventAction::Progress(Progress::new(*p).unwrap()),
+            occurred_at: 4_000_000_000_000 + i as i64,
+            client_event_id: format!("exact-progress-{i}"),
+            request_id: None,
+        });
+    }
+    for (i, r) in ratings.iter().enumerate() {
+        events.push(NewEvent {
+            title_id: TitleId::parse(&(i + 20).to_string()).unwrap(),
+            action: EventAction::Rating(StarRating::new(*r).unwrap()),
+            occurred_at: 4_000_000_000_100 + i as i64,
+            client_event_id: format!("exact-rating-{i}"),
+            request_id: None,
+        });
+    }
+    store
+        .record_events(&profile, &events, 4_000_000_001_000)
+        .await
+        .unwrap();
+    let history = store.history(&profile).await.unwrap();
+    for (i, p) in progress.iter().enumerate() {
+        let state = history
+            .get(&TitleId::parse(&(i + 1).to_string()).unwrap())
+            .unwrap();
+        assert_eq!(state.progress.get().to_bits(), p.to_bits(), "progress {p}");
+        assert_eq!(state.last_watched_at, Some(4_000_000_000_000 + i as i64));
+        assert_eq!(state.rating, None);
+        assert!(!state.completed);
+    }
+    for (i, r) in ratings.iter().enumerate() {
+        let state = history
+            .get(&TitleId::parse(&(i + 20).to_string()).unwrap())
+            .unwrap();
+        assert_eq!(state.rating.map(|x| x.get().to_bits()), Some(r.to_bits()));
+    }
+    // The same states through the page's read of profile and history together.
+    let (read, again) = store.viewer(&profile).await.unwrap().unwrap();
+    assert_eq!(read, new);
+    assert_eq!(again.states().count(), progress.len() + ratings.len());
+    assert_eq!(again.version(), history.version());
+    assert!(
+        store
+            .viewer(&ProfileId::parse("no-such-profile").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
 }
 
 #[tokio::test]

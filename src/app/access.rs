@@ -1,5 +1,5 @@
 //! Who may use which profile. Every profile-scoped request goes through `owned_profile` (or
-//! `owned_viewer`): a profile of another account answers exactly like a missing one
+//! `owned_viewer`; the home page checks the account where it reads the profile): a profile of another account answers exactly like a missing one
 //! (`ProfileNotFound`), so ids cannot be enumerated; a session locked to a kids profile sees
 //! no other profile. Accounts manage their own profiles here (create, rename, remove), a
 //! session selects the profile it watches as, and a PM's preview of another profile's page is
@@ -15,6 +15,15 @@ use crate::store::sessions::PreviewRecord;
 
 /// Most profiles an account may have.
 pub const MAX_PROFILES_PER_ACCOUNT: usize = 10;
+
+/// A session locked to a kids profile may use no other: `ProfileNotFound`, as for a missing
+/// profile.
+fn session_may_use(caller: &Caller, id: &ProfileId) -> Result<(), AppError> {
+    match caller.policy_profile() {
+        Some(locked) if locked != id => Err(AppError::ProfileNotFound(id.clone())),
+        _ => Ok(()),
+    }
+}
 
 /// A new profile, as an account asks for it.
 pub struct NewProfile {
@@ -34,9 +43,7 @@ impl AppState {
         caller: &Caller,
         id: &ProfileId,
     ) -> Result<Profile, AppError> {
-        if caller.policy_profile().is_some_and(|locked| locked != id) {
-            return Err(AppError::ProfileNotFound(id.clone()));
-        }
+        session_may_use(caller, id)?;
         match self.store.profile(id).await? {
             Some(p) if p.account_id == caller.account => Ok(p),
             _ => Err(AppError::ProfileNotFound(id.clone())),
@@ -49,9 +56,13 @@ impl AppState {
         caller: &Caller,
         id: &ProfileId,
     ) -> Result<(Profile, History), AppError> {
-        let profile = self.owned_profile(caller, id).await?;
-        let history = self.store.history(id).await?;
-        Ok((profile, history))
+        session_may_use(caller, id)?;
+        match self.store.viewer(id).await? {
+            Some((profile, history)) if profile.account_id == caller.account => {
+                Ok((profile, history))
+            }
+            _ => Err(AppError::ProfileNotFound(id.clone())),
+        }
     }
 
     /// The profiles the caller may pick: its account's (only the locked one in a kids
@@ -75,25 +86,13 @@ impl AppState {
                 "forcedVariations needs the pm role".into(),
             ));
         }
+        // A kids session sees no other profile. Whether the profile is the caller's account's
+        // is checked where the page reads it (`home_page_for`: one read of the profile, not
+        // two), with the same answer for another account's profile as for a missing one.
         // While the database is down the page is served from what this replica remembers of
-        // the caller's profile, or kids-safe, and marked degraded (`home_page_for`).
-        let mut database = self.serving.database.allows();
-        if database {
-            let started = std::time::Instant::now();
-            match self.owned_profile(caller, &request.profile_id).await {
-                Ok(_) => {}
-                Err(AppError::Store(e)) if e.is_transient() => {
-                    self.serving.database.record(false, started);
-                    database = false;
-                }
-                Err(e) => return Err(e),
-            }
-        } else if caller
-            .policy_profile()
-            .is_some_and(|locked| *locked != request.profile_id)
-        {
-            return Err(AppError::ProfileNotFound(request.profile_id));
-        }
+        // the caller's profile, or kids-safe, and marked degraded.
+        session_may_use(caller, &request.profile_id)?;
+        let database = self.serving.database.allows();
         let id = request.profile_id.clone();
         self.home_page_for(request, Some(&caller.account), database)
             .await?

@@ -29,6 +29,9 @@ use crate::store::logging::{ExposureRecord, ItemImpression, PageImpressions};
 use crate::telemetry::Dependency;
 use crate::telemetry::{self, Stage};
 
+/// A profile and its history, as read for a page (and kept as the replica's snapshot of them).
+type Viewer = Arc<(Profile, History)>;
+
 /// A parsed home page request.
 pub struct HomeRequest {
     pub profile_id: ProfileId,
@@ -89,13 +92,14 @@ impl AppState {
             .await
     }
 
-    /// The profile and history a page is made for, and whether they are a fallback.
+    /// The profile and history a page is made for, and whether they are a fallback. Shared
+    /// with the snapshot this replica keeps of them (a page never copies a history).
     async fn page_viewer(
         &self,
         id: &ProfileId,
         account: Option<&AccountId>,
         database: bool,
-    ) -> Result<Option<((Profile, History), bool)>> {
+    ) -> Result<Option<(Viewer, bool)>> {
         if !database {
             return match self.fallback_viewer(id, account).await {
                 Some(viewer) => Ok(Some((viewer, true))),
@@ -116,9 +120,10 @@ impl AppState {
             // while the database was down).
             Ok((profile, _)) if account.is_some_and(|a| *a != profile.account_id) => Ok(None),
             Ok(viewer) => {
+                let viewer = Arc::new(viewer);
                 self.serving
                     .snapshots
-                    .insert(id.to_string(), Arc::new(viewer.clone()))
+                    .insert(id.to_string(), viewer.clone())
                     .await;
                 Ok(Some((viewer, false)))
             }
@@ -148,12 +153,12 @@ impl AppState {
         &self,
         id: &ProfileId,
         account: Option<&AccountId>,
-    ) -> Option<(Profile, History)> {
+    ) -> Option<Viewer> {
         let account = account?;
         if let Some(snapshot) = self.serving.snapshots.get(id.as_str()).await
             && *account == snapshot.0.account_id
         {
-            return Some((*snapshot).clone());
+            return Some(snapshot);
         }
         let profile = Profile {
             id: id.clone(),
@@ -164,7 +169,7 @@ impl AppState {
             country: None,
             onboarding_genres: vec![],
         };
-        Some((profile, History::default()))
+        Some(Arc::new((profile, History::default())))
     }
 
     async fn home_page_in(
@@ -178,9 +183,10 @@ impl AppState {
         let id = request.profile_id;
         let viewer = self.page_viewer(&id, account, database).await?;
         let read = Instant::now();
-        let Some(((profile, history), fallback)) = viewer else {
+        let Some((viewer, fallback)) = viewer else {
             return Ok(None);
         };
+        let (profile, history) = (&viewer.0, &viewer.1);
         let mut skipped = Vec::new();
         if fallback {
             skipped.push(Dependency::Database);
@@ -196,7 +202,7 @@ impl AppState {
         } else {
             self.features.load_full()
         };
-        let attributes = experiments::attributes(&profile, &request.request);
+        let attributes = experiments::attributes(profile, &request.request);
         // While the database is down sticky documents are read from Redis alone (production
         // mode) or not at all, and none is stored: the page is marked degraded anyway.
         let sticky = self
@@ -263,7 +269,7 @@ impl AppState {
             telemetry::degraded_page(*dependency);
         }
         // The last check before the page leaves the service (counted in assembly).
-        Policy::of(profile).screen(&engine.catalog, &mut page);
+        Policy::of(profile.clone()).screen(&engine.catalog, &mut page);
         let assembled = Instant::now();
         if !preview {
             // The exposures travel with the page through the impression log and are written
@@ -331,25 +337,31 @@ impl AppState {
                 skip(skipped, &[Dependency::Redis]);
             }
         }
-        let key = lists_key(engine, profile, history, overrides);
+        // Without the list cache (`--list-cache false`) every page computes its lists.
+        let key = self
+            .serving
+            .list_cache
+            .then(|| lists_key(engine, profile, history, overrides));
         let mut cache_up = true;
         let cache = self.serving.lists.kind();
-        match self.serving.lists.get(&key).await {
-            Ok(Some(bytes)) => match postcard::from_bytes(&bytes) {
-                Ok(cached) => {
-                    telemetry::cache_lookup(cache, true);
-                    lists.cached = cached;
-                }
+        if let Some(key) = &key {
+            match self.serving.lists.get(key).await {
+                Ok(Some(bytes)) => match postcard::from_bytes(&bytes) {
+                    Ok(cached) => {
+                        telemetry::cache_lookup(cache, true);
+                        lists.cached = cached;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable cached lists; recomputing");
+                        telemetry::cache_lookup(cache, false);
+                    }
+                },
+                Ok(None) => telemetry::cache_lookup(cache, false),
                 Err(e) => {
-                    tracing::warn!(error = %e, "unreadable cached lists; recomputing");
-                    telemetry::cache_lookup(cache, false);
+                    tracing::debug!(error = %e, "list cache unavailable; computing in process");
+                    skip(skipped, &[Dependency::Redis]);
+                    cache_up = false;
                 }
-            },
-            Ok(None) => telemetry::cache_lookup(cache, false),
-            Err(e) => {
-                tracing::debug!(error = %e, "list cache unavailable; computing in process");
-                skip(skipped, &[Dependency::Redis]);
-                cache_up = false;
             }
         }
         // The segment lists the rows not found above will ask for (their near copies serve
@@ -363,7 +375,7 @@ impl AppState {
             }
             lists.segments = Segments::new(found);
         }
-        (lists, cache_up.then_some(key))
+        (lists, key.filter(|_| cache_up))
     }
 
     /// Computes and keeps the candidate lists of `id`'s default page (`marquee precompute`,
@@ -384,7 +396,7 @@ impl AppState {
             .candidate_lists(&engine, &profile, &history, &overrides, now, &mut skipped)
             .await;
         let Some(key) = key else {
-            anyhow::bail!("the list cache is unavailable");
+            anyhow::bail!("the list cache is unavailable (or off)");
         };
         engine.home_page_lists(
             &overrides,

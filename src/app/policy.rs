@@ -112,13 +112,17 @@ impl AppState {
 
     /// The title `id`: `None` when there is none, `AppError::ForbiddenTitle` when the request
     /// may not see it.
-    pub async fn title(&self, policy: &Policy, id: &TitleId) -> Result<Option<Title>, AppError> {
-        let engine = self.engine.load();
-        let Some(title) = engine.catalog.by_id(id) else {
+    pub async fn title(
+        &self,
+        policy: &Policy,
+        id: &TitleId,
+    ) -> Result<Option<(Arc<Engine>, TitleIdx)>, AppError> {
+        let engine = self.engine.load_full();
+        let Some(idx) = engine.catalog.idx(id) else {
             return Ok(None);
         };
-        policy.check(title)?;
-        Ok(Some(title.clone()))
+        policy.check(engine.catalog.title(idx))?;
+        Ok(Some((engine, idx)))
     }
 
     /// More Like This for `id`, titles the request may not see left out (and, for a profile,

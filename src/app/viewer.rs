@@ -44,8 +44,9 @@ impl AppState {
     /// The profile with its viewing history: what a personalised or policy-filtered answer is
     /// made for.
     pub async fn viewer(&self, id: &ProfileId) -> Result<(Profile, History), AppError> {
-        let profile = self.profile(id).await?;
-        let history = self.store.history(id).await?;
-        Ok((profile, history))
+        self.store
+            .viewer(id)
+            .await?
+            .ok_or_else(|| AppError::ProfileNotFound(id.clone()))
     }
 }

@@ -56,6 +56,11 @@ struct Global {
     /// cache saves).
     #[arg(long, global = true, env = "MARQUEE_SEGMENT_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     segment_cache: bool,
+    /// Keep each profile's candidate lists (Top Picks, Because You Watched, …; keyed by its
+    /// history, model and variant) between pages; `false` computes them on every page (to
+    /// measure what the cache saves).
+    #[arg(long, global = true, env = "MARQUEE_LIST_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    list_cache: bool,
     /// Settings file (default: ./marquee.toml if present).
     #[arg(long, global = true, env = "MARQUEE_CONFIG")]
     config: Option<PathBuf>,
@@ -208,6 +213,7 @@ fn resolve(global: &Global) -> Result<Resolved> {
             .clone()
             .or_else(|| file.key_prefix.clone()),
         no_segment_cache: !global.segment_cache,
+        no_list_cache: !global.list_cache,
     };
     Ok(Resolved {
         data_dir,

@@ -443,6 +443,16 @@ impl Store {
         Ok(row.as_ref().map(profile_from_row).transpose()?)
     }
 
+    /// A profile with its watch state; `None` when there is no such profile. (Two statements:
+    /// one `LEFT JOIN` repeats the profile's columns on every watch-state row, and SQLite
+    /// copies each value into its row — measured dearer than the second round trip.)
+    pub async fn viewer(&self, id: &ProfileId) -> StoreResult<Option<(Profile, History)>> {
+        let Some(profile) = self.profile(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((profile, self.history(id).await?)))
+    }
+
     /// Profiles of an account, the account's main profile first.
     pub async fn profiles_of(&self, account: &AccountId) -> StoreResult<Vec<Profile>> {
         let rows = sqlx::query(
@@ -544,6 +554,9 @@ impl Store {
     }
 
     pub async fn history(&self, profile: &ProfileId) -> StoreResult<History> {
+        if self.backend == Backend::Sqlite {
+            return self.history_in_one_row(profile).await;
+        }
         let rows = sqlx::query(
             "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at \
              FROM watch_state WHERE profile_id = $1",
@@ -556,6 +569,69 @@ impl Store {
                 .map(watch_state_from_row)
                 .collect::<Result<Vec<_>>>()?,
         ))
+    }
+
+    /// `history` on SQLite: the profile's watch states as one JSON array in one row. sqlx
+    /// runs each SQLite connection on its own thread and hands every result row across to the
+    /// request's task; a history of a hundred titles was dozens of context switches per page
+    /// (more server CPU than reading it). Reals travel as text: whole numbers (most ratings,
+    /// and progress 0 and 1) as integers, others through `printf('%!.17g')` — 17 significant
+    /// digits give back the same `f64` (SQLite's own JSON rendering keeps 15; −0 reads back
+    /// as 0).
+    async fn history_in_one_row(&self, profile: &ProfileId) -> StoreResult<History> {
+        use crate::domain::{Progress, StarRating};
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            i64,
+            Option<i64>,
+        );
+        let row = sqlx::query(
+            "SELECT json_group_array(json_array(title_id, \
+                    CASE WHEN progress = CAST(progress AS INTEGER) \
+                         THEN CAST(CAST(progress AS INTEGER) AS TEXT) \
+                         ELSE printf('%!.17g', progress) END, \
+                    completed, last_watched_at, \
+                    CASE WHEN rating IS NULL THEN NULL \
+                         WHEN rating = CAST(rating AS INTEGER) \
+                         THEN CAST(CAST(rating AS INTEGER) AS TEXT) \
+                         ELSE printf('%!.17g', rating) END, \
+                    rated_at, thumbs, thumbs_at)) AS states \
+             FROM watch_state WHERE profile_id = $1",
+        )
+        .bind(profile.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let json: String = row.try_get("states")?;
+        let rows: Vec<Row> = serde_json::from_str(&json).context("watch_state as JSON")?;
+        let real = |text: &str| -> Result<f64> {
+            text.parse()
+                .with_context(|| format!("watch_state: {text:?} is not a number"))
+        };
+        let states = rows
+            .into_iter()
+            .map(
+                |(title, progress, completed, last, rating, rated_at, thumbs, thumbs_at)| {
+                    Ok(WatchState {
+                        title_id: TitleId::parse(&title)?,
+                        progress: Progress::new(real(&progress)?)?,
+                        completed: completed != 0,
+                        last_watched_at: last,
+                        rating: rating
+                            .map(|r| real(&r).and_then(|r| Ok(StarRating::new(r)?)))
+                            .transpose()?,
+                        rated_at,
+                        thumbs: Thumbs::from_i64(thumbs),
+                        thumbs_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        Ok(History::new(states))
     }
 
     /// Time of the newest event between `earliest` and `latest`, the natural "now" for

@@ -91,7 +91,7 @@ async fn run_one(
     let response = match persisted.resolve(request).await {
         Ok(mut r) => {
             let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
-            let response = match admit(&mut r) {
+            let response = match admit(persisted, &mut r).await {
                 Ok(()) => coded(schema.execute(r).instrument(span.clone()).await),
                 Err(e) => Response::from_errors(vec![bounded_message(e)]),
             };
@@ -239,15 +239,26 @@ fn validation_code(e: &ServerError) -> &'static str {
 
 /// What must hold before a request is executed: its query parses (`GRAPHQL_PARSE_FAILED`)
 /// and keeps within the shape limits (`shape`, `GRAPHQL_VALIDATION_FAILED`). The parsed
-/// document stays in the request, so `execute` does not parse it again. Done here rather
-/// than in a schema extension, which would cost every field of every response (see
-/// `access::Guarded`).
-fn admit(request: &mut async_graphql::Request) -> Result<(), ServerError> {
+/// document stays in the request, so `execute` does not parse it again, and is kept for the
+/// next request with the same text (`PersistedQueries::parsed`). Done here rather than in a
+/// schema extension, which would cost every field of every response (see `access::Guarded`).
+async fn admit(
+    persisted: &PersistedQueries,
+    request: &mut async_graphql::Request,
+) -> Result<(), ServerError> {
+    if let Some(doc) = persisted.parsed(&request.query).await {
+        request.set_parsed_query(doc);
+        return Ok(());
+    }
     let doc = request
         .parsed_query()
         .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-    super::shape::check(doc)
-        .map_err(|message| with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED"))
+    super::shape::check(doc).map_err(|message| {
+        with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED")
+    })?;
+    let doc = doc.clone();
+    persisted.keep_parsed(request.query.clone(), doc).await;
+    Ok(())
 }
 
 /// Gives a code to every error of a response that has none (resolvers code their own) and

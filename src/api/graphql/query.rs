@@ -269,7 +269,7 @@ impl QueryRoot {
         let id = parse_title_id("id", &id)?;
         let policy = request_policy(ctx, profile_id.as_ref()).await?;
         let title = state(ctx).title(&policy, &id).await.map_err(app_error)?;
-        Ok(title.map(Title))
+        Ok(title.map(|(engine, idx)| Title::at(&engine, idx)))
     }
 
     /// Titles whose name contains every word of the query, most popular first; then, for

@@ -40,6 +40,8 @@ pub struct ServingConfig {
     pub key_prefix: Option<String>,
     /// Compute segment lists on every page instead of keeping them (`--segment-cache false`).
     pub no_segment_cache: bool,
+    /// Compute every profile's candidate lists on every page (`--list-cache false`).
+    pub no_list_cache: bool,
 }
 
 /// How long a profile's candidate lists are kept (a list is keyed by the history it was made
@@ -53,8 +55,11 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// The serving dependencies every request shares.
 pub struct Serving {
-    /// Per-profile candidate lists.
+    /// Per-profile candidate lists (and the store behind `segments`).
     pub lists: Arc<dyn ListCache>,
+    /// Whether pages keep and look up their per-profile lists in `lists`; off, every page
+    /// computes them (to measure what the cache saves).
+    pub list_cache: bool,
     /// Segment lists (shared by every profile of an audience): a near cache in front of
     /// `lists`' store.
     pub segments: Arc<SegmentCache>,
@@ -88,6 +93,7 @@ impl Serving {
             Arc::new(InProcessBus::default()),
             Arc::new(DatabaseSticky),
             "embedded".into(),
+            true,
             true,
         )
     }
@@ -139,6 +145,7 @@ impl Serving {
             sticky,
             mode,
             !cfg.no_segment_cache,
+            !cfg.no_list_cache,
         ))
     }
 
@@ -149,10 +156,12 @@ impl Serving {
         sticky: Arc<dyn StickyStore>,
         mode: String,
         segment_cache: bool,
+        list_cache: bool,
     ) -> Self {
         Self {
             segments: Arc::new(SegmentCache::new(lists.clone(), segment_cache)),
             lists,
+            list_cache,
             trending: Arc::new(LiveTrending::new(counts, TRENDING_NEAR_TTL)),
             stream,
             sticky,
