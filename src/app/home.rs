@@ -238,8 +238,8 @@ impl AppState {
         let (mut lists, lists_key) = self
             .candidate_lists(
                 &engine,
-                &profile,
-                &history,
+                profile,
+                history,
                 &variant.overrides,
                 now,
                 &mut skipped,
@@ -248,8 +248,8 @@ impl AppState {
         let mut page = engine
             .home_page_lists(
                 &variant.overrides,
-                &profile,
-                &history,
+                profile,
+                history,
                 now,
                 &mut timings,
                 &mut lists,
@@ -257,7 +257,7 @@ impl AppState {
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "experiment variant failed; serving the default page");
                 lists.computed.clear();
-                engine.home_page_timed(&profile, &history, now, &mut timings)
+                engine.home_page_timed(profile, history, now, &mut timings)
             });
         if let Some(key) = lists_key
             && !lists.computed.is_empty()
