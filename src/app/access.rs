@@ -1,9 +1,9 @@
 //! Who may use which profile. Every profile-scoped request goes through `owned_profile` (or
 //! `owned_viewer`; the home page checks the account where it reads the profile): a profile of
 //! another account answers exactly like a missing one (`ProfileNotFound`), so ids cannot be
-//! enumerated; a session locked to a kids profile sees no other profile. Accounts manage their own profiles here (create, rename, remove), a
-//! session selects the profile it watches as, and a PM's preview of another profile's page is
-//! audited.
+//! enumerated; a session locked to a kids profile sees no other profile. Accounts manage their
+//! own profiles here (create, rename, remove), a session selects the profile it watches as,
+//! and a PM's preview of another profile's page is audited.
 
 use super::home::{HomePage, HomeRequest};
 use super::{AppError, AppState};
