@@ -580,6 +580,7 @@ impl Store {
     /// as 0).
     async fn history_in_one_row(&self, profile: &ProfileId) -> StoreResult<History> {
         use crate::domain::{Progress, StarRating};
+        // title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at
         type Row = (
             String,
             String,
