@@ -156,16 +156,20 @@ impl Writer {
         while let Some(page) = rx.recv().await {
             let mut items = page.items.len();
             batch.push(page);
-            // Take what arrives within `LINGER`, up to a batch.
-            let deadline = tokio::time::Instant::now() + LINGER;
+            // With nothing else waiting, let `LINGER` of pages gather first. The queue is not
+            // watched meanwhile, so each page offered does not wake the writer; a backlog
+            // (after an outage, at shutdown) is written without waiting.
+            if rx.is_empty() {
+                tokio::time::sleep(LINGER).await;
+            }
+            // Take whatever is waiting, up to a batch.
             while items < BATCH_ITEMS {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(page)) => {
+                match rx.try_recv() {
+                    Ok(page) => {
                         items += page.items.len();
                         batch.push(page);
                     }
-                    // Closed (shutdown: write what is here), or lingered long enough.
-                    Ok(None) | Err(_) => break,
+                    Err(_) => break,
                 }
             }
             if giving_up {

@@ -227,6 +227,28 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
+/// A profile's watch states as one JSON array, on SQLite (inside a `SELECT … FROM watch_state
+/// WHERE …`): sqlx runs each SQLite connection on its own thread and hands every result row
+/// across to the request's task, so a history of a hundred titles read row by row was dozens
+/// of context switches per page (more server CPU than reading it). Reals travel as text: whole
+/// numbers (most ratings, and progress 0 and 1) as integers, others through
+/// `printf('%!.17g')` — 17 significant digits give back the same `f64` (SQLite's own JSON
+/// rendering keeps 15; −0 reads back as 0). Read by `states_from_json`.
+macro_rules! sqlite_states {
+    () => {
+        "json_group_array(json_array(title_id, \
+            CASE WHEN progress = CAST(progress AS INTEGER) \
+                 THEN CAST(CAST(progress AS INTEGER) AS TEXT) \
+                 ELSE printf('%!.17g', progress) END, \
+            completed, last_watched_at, \
+            CASE WHEN rating IS NULL THEN NULL \
+                 WHEN rating = CAST(rating AS INTEGER) \
+                 THEN CAST(CAST(rating AS INTEGER) AS TEXT) \
+                 ELSE printf('%!.17g', rating) END, \
+            rated_at, thumbs, thumbs_at))"
+    };
+}
+
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
@@ -443,10 +465,28 @@ impl Store {
         Ok(row.as_ref().map(profile_from_row).transpose()?)
     }
 
-    /// A profile with its watch state; `None` when there is no such profile. (Two statements:
-    /// one `LEFT JOIN` repeats the profile's columns on every watch-state row, and SQLite
-    /// copies each value into its row — measured dearer than the second round trip.)
+    /// A profile with its watch state; `None` when there is no such profile. On SQLite one
+    /// statement and one row (the states as JSON, `sqlite_states!`); on PostgreSQL two
+    /// statements (a `LEFT JOIN` would repeat the profile's columns on every state's row,
+    /// measured dearer than the second round trip).
     pub async fn viewer(&self, id: &ProfileId) -> StoreResult<Option<(Profile, History)>> {
+        if self.backend == Backend::Sqlite {
+            let row = sqlx::query(concat!(
+                "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
+                 (SELECT ",
+                sqlite_states!(),
+                " FROM watch_state WHERE profile_id = p.id) AS states \
+                 FROM profiles p WHERE id = $1 AND removed_at IS NULL"
+            ))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let states = states_from_json(&row.try_get::<String, _>("states")?)?;
+            return Ok(Some((profile_from_row(&row)?, History::new(states))));
+        }
         let Some(profile) = self.profile(id).await? else {
             return Ok(None);
         };
@@ -571,68 +611,20 @@ impl Store {
         ))
     }
 
-    /// `history` on SQLite: the profile's watch states as one JSON array in one row. sqlx
-    /// runs each SQLite connection on its own thread and hands every result row across to the
-    /// request's task; a history of a hundred titles was dozens of context switches per page
-    /// (more server CPU than reading it). Reals travel as text: whole numbers (most ratings,
-    /// and progress 0 and 1) as integers, others through `printf('%!.17g')` — 17 significant
-    /// digits give back the same `f64` (SQLite's own JSON rendering keeps 15; −0 reads back
-    /// as 0).
+    /// `history` on SQLite: the profile's watch states as one JSON array in one row
+    /// (`sqlite_states!`).
     async fn history_in_one_row(&self, profile: &ProfileId) -> StoreResult<History> {
-        use crate::domain::{Progress, StarRating};
-        // title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at
-        type Row = (
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            i64,
-            Option<i64>,
-        );
-        let row = sqlx::query(
-            "SELECT json_group_array(json_array(title_id, \
-                    CASE WHEN progress = CAST(progress AS INTEGER) \
-                         THEN CAST(CAST(progress AS INTEGER) AS TEXT) \
-                         ELSE printf('%!.17g', progress) END, \
-                    completed, last_watched_at, \
-                    CASE WHEN rating IS NULL THEN NULL \
-                         WHEN rating = CAST(rating AS INTEGER) \
-                         THEN CAST(CAST(rating AS INTEGER) AS TEXT) \
-                         ELSE printf('%!.17g', rating) END, \
-                    rated_at, thumbs, thumbs_at)) AS states \
-             FROM watch_state WHERE profile_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            sqlite_states!(),
+            " AS states FROM watch_state WHERE profile_id = $1"
+        ))
         .bind(profile.as_str())
         .fetch_one(&self.pool)
         .await?;
-        let json: String = row.try_get("states")?;
-        let rows: Vec<Row> = serde_json::from_str(&json).context("watch_state as JSON")?;
-        let real = |text: &str| -> Result<f64> {
-            text.parse()
-                .with_context(|| format!("watch_state: {text:?} is not a number"))
-        };
-        let states = rows
-            .into_iter()
-            .map(
-                |(title, progress, completed, last, rating, rated_at, thumbs, thumbs_at)| {
-                    Ok(WatchState {
-                        title_id: TitleId::parse(&title)?,
-                        progress: Progress::new(real(&progress)?)?,
-                        completed: completed != 0,
-                        last_watched_at: last,
-                        rating: rating
-                            .map(|r| real(&r).and_then(|r| Ok(StarRating::new(r)?)))
-                            .transpose()?,
-                        rated_at,
-                        thumbs: Thumbs::from_i64(thumbs),
-                        thumbs_at,
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-        Ok(History::new(states))
+        Ok(History::new(states_from_json(
+            &row.try_get::<String, _>("states")?,
+        )?))
     }
 
     /// Time of the newest event between `earliest` and `latest`, the natural "now" for
@@ -724,6 +716,45 @@ fn profile_from_row(r: &AnyRow) -> Result<Profile> {
             .transpose()?,
         onboarding_genres: words(&r.try_get::<String, _>("onboarding_genres")?),
     })
+}
+
+/// The watch states of `sqlite_states!`.
+fn states_from_json(json: &str) -> Result<Vec<WatchState>> {
+    use crate::domain::{Progress, StarRating};
+    // title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at
+    type Row = (
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        i64,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = serde_json::from_str(json).context("watch_state as JSON")?;
+    let real = |text: &str| -> Result<f64> {
+        text.parse()
+            .with_context(|| format!("watch_state: {text:?} is not a number"))
+    };
+    rows.into_iter()
+        .map(
+            |(title, progress, completed, last, rating, rated_at, thumbs, thumbs_at)| {
+                Ok(WatchState {
+                    title_id: TitleId::parse(&title)?,
+                    progress: Progress::new(real(&progress)?)?,
+                    completed: completed != 0,
+                    last_watched_at: last,
+                    rating: rating
+                        .map(|r| real(&r).and_then(|r| Ok(StarRating::new(r)?)))
+                        .transpose()?,
+                    rated_at,
+                    thumbs: Thumbs::from_i64(thumbs),
+                    thumbs_at,
+                })
+            },
+        )
+        .collect()
 }
 
 fn watch_state_from_row(r: &AnyRow) -> Result<WatchState> {
