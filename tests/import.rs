@@ -87,7 +87,8 @@ async fn import_behaviour(db: TestDb, dir: &std::path::Path) {
 }
 
 /// A profile's watch state reads back exactly as recorded, whichever way the backend reads it
-/// (SQLite returns it as one JSON row, `Store::history`): no progress or rating loses a bit.
+/// (SQLite returns it as one JSON value, `Store::history` and `Store::viewer`): no progress or
+/// rating loses a bit.
 async fn history_reads_back_exact_reals(url: &str) {
     use marquee::domain::{
         AccountId, EventAction, Profile, ProfileId, Progress, StarRating, TitleId,
@@ -115,43 +116,49 @@ async fn history_reads_back_exact_reals(url: &str) {
         0.0,
     ];
     let ratings = [10.0 / 3.0, 0.5000000000000001, 4.999999999999999, 2.5];
-    let mut events = Vec::new();
-    for (i, p) in progress.iter().enumerate() {
-        events.push(NewEvent {
-            title_id: TitleId::parse(&(i + 1).to_string()).unwrap(),
-            action: EventAction::Progress(Progress::new(*p).unwrap()),
-            occurred_at: 4_000_000_000_000 + i as i64,
-            client_event_id: format!("exact-progress-{i}"),
-            request_id: None,
-        });
-    }
-    for (i, r) in ratings.iter().enumerate() {
-        events.push(NewEvent {
-            title_id: TitleId::parse(&(i + 20).to_string()).unwrap(),
-            action: EventAction::Rating(StarRating::new(*r).unwrap()),
-            occurred_at: 4_000_000_000_100 + i as i64,
-            client_event_id: format!("exact-rating-{i}"),
-            request_id: None,
-        });
-    }
+    let title = |n: usize| TitleId::parse(&n.to_string()).unwrap();
+    let event = |n: usize, action: EventAction, at: i64, id: String| NewEvent {
+        title_id: title(n),
+        action,
+        occurred_at: at,
+        client_event_id: id,
+        request_id: None,
+    };
+    // Progress on titles 1…, ratings on titles 20….
+    let events: Vec<NewEvent> = (progress.iter().enumerate())
+        .map(|(i, p)| {
+            let action = EventAction::Progress(Progress::new(*p).unwrap());
+            event(
+                i + 1,
+                action,
+                4_000_000_000_000 + i as i64,
+                format!("exact-progress-{i}"),
+            )
+        })
+        .chain(ratings.iter().enumerate().map(|(i, r)| {
+            let action = EventAction::Rating(StarRating::new(*r).unwrap());
+            event(
+                i + 20,
+                action,
+                4_000_000_000_100 + i as i64,
+                format!("exact-rating-{i}"),
+            )
+        }))
+        .collect();
     store
         .record_events(&profile, &events, 4_000_000_001_000)
         .await
         .unwrap();
     let history = store.history(&profile).await.unwrap();
     for (i, p) in progress.iter().enumerate() {
-        let state = history
-            .get(&TitleId::parse(&(i + 1).to_string()).unwrap())
-            .unwrap();
+        let state = history.get(&title(i + 1)).unwrap();
         assert_eq!(state.progress.get().to_bits(), p.to_bits(), "progress {p}");
         assert_eq!(state.last_watched_at, Some(4_000_000_000_000 + i as i64));
         assert_eq!(state.rating, None);
         assert!(!state.completed);
     }
     for (i, r) in ratings.iter().enumerate() {
-        let state = history
-            .get(&TitleId::parse(&(i + 20).to_string()).unwrap())
-            .unwrap();
+        let state = history.get(&title(i + 20)).unwrap();
         assert_eq!(state.rating.map(|x| x.get().to_bits()), Some(r.to_bits()));
     }
     // The same states through the page's read of profile and history together.
