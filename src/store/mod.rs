@@ -466,9 +466,10 @@ impl Store {
     }
 
     /// A profile with its watch state; `None` when there is no such profile. On SQLite one
-    /// statement and one row (the states as JSON, `sqlite_states!`); on PostgreSQL two
-    /// statements (a `LEFT JOIN` would repeat the profile's columns on every state's row,
-    /// measured dearer than the second round trip).
+    /// statement and one row (the states as JSON, `sqlite_states!`); on PostgreSQL, whose
+    /// driver does not hand rows across threads, the two statements of `profile` and
+    /// `history`. (A `LEFT JOIN`, tried on SQLite, repeated the profile's columns on every
+    /// state's row and cost more than the round trip it saved.)
     pub async fn viewer(&self, id: &ProfileId) -> StoreResult<Option<(Profile, History)>> {
         if self.backend == Backend::Sqlite {
             let row = sqlx::query(concat!(

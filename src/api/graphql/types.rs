@@ -4,8 +4,8 @@
 //! The types a home page is made of (`HomePage`, `Row`, `RowItem`, `Title`, …) resolve their
 //! fields one after another (`serial`): none of their resolvers waits for anything, and
 //! async-graphql's default, concurrent resolution gives every field of every object its own
-//! task in a `FuturesUnordered` — about 3,000 per page, measured as the largest cost of
-//! answering one. The order of the answer's keys is the query's either way.
+//! task in a `FuturesUnordered` — about 3,000 per page, whose polling and wakers were about
+//! 6 % of the server's CPU samples. The order of the answer's keys is the query's either way.
 
 use async_graphql::{ComplexObject, Context, Enum, Error, ID, InputObject, Object, SimpleObject};
 
@@ -37,6 +37,10 @@ impl Title {
 
     fn title(&self) -> &domain::Title {
         self.engine.catalog.title(self.idx)
+    }
+
+    fn details(&self) -> Option<&domain::TitleDetails> {
+        self.title().details.as_deref()
     }
 }
 
@@ -114,12 +118,6 @@ impl Title {
     /// Absolute URL of a wide backdrop image (about 1280 px).
     async fn backdrop_url(&self) -> Option<&str> {
         self.details()?.backdrop_url.as_deref()
-    }
-}
-
-impl Title {
-    fn details(&self) -> Option<&domain::TitleDetails> {
-        self.title().details.as_deref()
     }
 }
 
