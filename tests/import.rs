@@ -173,6 +173,32 @@ async fn history_reads_back_exact_reals(url: &str) {
             .unwrap()
             .is_none()
     );
+    // The page's read keeps the history it read (`Store::viewer`) and reuses it while the
+    // profile's events are unchanged; an event stored by anyone (here another process's
+    // store, as another replica) is in the next read.
+    let (_, kept) = store.viewer(&profile).await.unwrap().unwrap();
+    assert_eq!(kept.version(), history.version());
+    let other = Store::open(url).await.unwrap();
+    let later = event(
+        1,
+        EventAction::Progress(Progress::new(0.75).unwrap()),
+        4_000_000_002_000,
+        "exact-later".into(),
+    );
+    other
+        .record_events(&profile, &[later], 4_000_000_002_500)
+        .await
+        .unwrap();
+    let (_, after) = store.viewer(&profile).await.unwrap().unwrap();
+    assert_eq!(after.get(&title(1)).unwrap().progress.get(), 0.75);
+    assert_ne!(after.version(), history.version());
+    assert_eq!(
+        after.version(),
+        other.history(&profile).await.unwrap().version()
+    );
+    let (_, again) = store.viewer(&profile).await.unwrap().unwrap();
+    assert_eq!(again.version(), after.version());
+    other.close().await;
     store.close().await;
 }
 

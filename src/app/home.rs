@@ -338,10 +338,10 @@ impl AppState {
             }
         }
         // Without the list cache (`--list-cache false`) every page computes its lists.
-        let key = self
-            .serving
-            .list_cache
-            .then(|| lists_key(engine, profile, history, overrides));
+        let key = self.serving.list_cache.then(|| {
+            let overrides = self.override_fingerprints.of(overrides);
+            lists_key(engine, profile, history, overrides)
+        });
         let mut cache_up = true;
         let cache = self.serving.lists.kind();
         if let Some(key) = &key {
@@ -438,24 +438,45 @@ impl AppState {
 /// The key of a profile's candidate lists: profile, model (and catalogue size, which binds
 /// its title indexes), the history's version (`History::version`: any event changes it) and
 /// the page variant. A changed history never finds the lists of an older one.
-fn lists_key(
-    engine: &Engine,
-    profile: &Profile,
-    history: &History,
-    overrides: &PageOverrides,
-) -> String {
-    use std::hash::{Hash, Hasher};
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    format!("{overrides:?}").hash(&mut h);
+fn lists_key(engine: &Engine, profile: &Profile, history: &History, overrides: u64) -> String {
     format!(
-        "lists:{}:{}:{}:{:016x}:{:016x}",
+        "lists:{}:{}:{}:{:016x}:{overrides:016x}",
         profile.id,
         engine.model.version,
         engine.catalog.len(),
         history.version(),
-        h.finish()
     )
+}
+
+/// Fingerprints of the page overrides pages asked for lately, for `lists_key`. Overrides have
+/// no `Hash` (their row params are TOML values, floats among them), and hashing their `Debug`
+/// text on every page cost about as much as the page's filters; there are only as many
+/// distinct overrides as variants, and finding one by `==` is cheap.
+#[derive(Default)]
+pub struct OverrideFingerprints(std::sync::Mutex<Vec<(PageOverrides, u64)>>);
+
+impl OverrideFingerprints {
+    /// Distinct overrides remembered (the oldest is forgotten first).
+    const KEEP: usize = 64;
+
+    /// Equal overrides get equal fingerprints, in every process of one build (SipHash with
+    /// fixed keys over the `Debug` text): replicas share the list cache.
+    pub fn of(&self, overrides: &PageOverrides) -> u64 {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, fingerprint)) = known.iter().find(|(o, _)| o == overrides) {
+            return *fingerprint;
+        }
+        use std::hash::{Hash, Hasher};
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        format!("{overrides:?}").hash(&mut h);
+        let fingerprint = h.finish();
+        if known.len() >= Self::KEEP {
+            known.remove(0);
+        }
+        known.push((overrides.clone(), fingerprint));
+        fingerprint
+    }
 }
 
 impl AppState {

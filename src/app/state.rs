@@ -36,6 +36,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// The admin job (import, training) the API last started.
     pub jobs: super::admin::AdminJobs,
+    /// The page overrides of recent variants, fingerprinted for the list cache's keys.
+    pub override_fingerprints: super::home::OverrideFingerprints,
     request_counter: AtomicU64,
     instance: u64,
 }
@@ -66,6 +68,7 @@ impl AppState {
             serving,
             data_dir,
             jobs: Default::default(),
+            override_fingerprints: Default::default(),
             request_counter: AtomicU64::new(0),
             // Distinguishes request ids of different server runs: random per process (the
             // standard library's hasher keys are), not a reading of the clock.

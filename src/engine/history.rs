@@ -4,6 +4,8 @@
 //! on every write so that a page request reads one small row set instead of replaying events.
 //! The reduction lives here, in the engine, so that import, live events and tests share it.
 
+use std::sync::{Arc, OnceLock};
+
 use rustc_hash::FxHashMap;
 
 use crate::domain::{EventAction, Millis, Progress, StarRating, TitleId};
@@ -194,37 +196,58 @@ impl RecencyDecay {
     }
 }
 
-/// Everything the engine knows about one profile's past, indexed by title.
+/// Everything the engine knows about one profile's past, indexed by title. A clone shares the
+/// states and their version (copied on the first `apply`): the store keeps the history it last
+/// read of a profile and hands it to every page until the profile's events change
+/// (`Store::viewer`), so its version is hashed once, not once per page.
 #[derive(Debug, Clone, Default)]
-pub struct History {
+pub struct History(Arc<Shared>);
+
+#[derive(Debug, Clone, Default)]
+struct Shared {
     /// Fx-hashed: the policy filters look a title up here for every candidate of every row.
     states: FxHashMap<TitleId, WatchState>,
+    /// `History::version`, computed on first use.
+    version: OnceLock<u64>,
 }
 
 impl History {
     pub fn new(states: impl IntoIterator<Item = WatchState>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             states: states
                 .into_iter()
                 .map(|s| (s.title_id.clone(), s))
                 .collect(),
-        }
+            version: OnceLock::new(),
+        }))
     }
 
     pub fn get(&self, title: &TitleId) -> Option<&WatchState> {
-        self.states.get(title)
+        self.0.states.get(title)
+    }
+
+    /// Titles with a state.
+    pub fn len(&self) -> usize {
+        self.0.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.states.is_empty()
     }
 
     pub fn states(&self) -> impl Iterator<Item = &WatchState> {
-        self.states.values()
+        self.0.states.values()
     }
 
     /// Folds one event into the history, as `recordEvents` does into the stored watch state.
     pub fn apply(&mut self, title: &TitleId, action: EventAction, at: Millis) {
-        self.states
+        let shared = Arc::make_mut(&mut self.0);
+        shared
+            .states
             .entry(title.clone())
             .or_insert_with(|| WatchState::new(title.clone()))
             .apply(action, at);
+        shared.version = OnceLock::new();
     }
 
     /// The version of this watch state: equal histories have equal versions, and any event
@@ -232,8 +255,12 @@ impl History {
     /// from a history are kept under it, so that a changed history never finds an old list.
     /// SipHash with fixed keys: the same in every process of one build (replicas agree).
     pub fn version(&self) -> u64 {
+        *self.0.version.get_or_init(|| self.hash_states())
+    }
+
+    fn hash_states(&self) -> u64 {
         use std::hash::{Hash, Hasher};
-        let mut sorted: Vec<&WatchState> = self.states.values().collect();
+        let mut sorted: Vec<&WatchState> = self.0.states.values().collect();
         sorted.sort_by(|a, b| a.title_id.as_str().cmp(b.title_id.as_str()));
         #[allow(deprecated)]
         let mut h = std::hash::SipHasher::new();

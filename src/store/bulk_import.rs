@@ -95,6 +95,8 @@ impl Store {
         rebuild_watch_state(&mut tx, &scan.users, progress).await?;
         progress("committing", 0, 1);
         tx.commit().await?;
+        // As `import`: rebuilt states do not change the stamps of kept histories.
+        self.forget_histories();
         // Fresh statistics, so that page queries plan for the tables' new sizes at once.
         progress("analyzing", 0, 1);
         sqlx::raw_sql("ANALYZE titles; ANALYZE profiles; ANALYZE events; ANALYZE watch_state")

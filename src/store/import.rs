@@ -73,6 +73,9 @@ impl Store {
         let events_new = insert_events(&mut tx, data, opts, progress).await?;
         rebuild_touched_watch_state(&mut tx, data, progress).await?;
         tx.commit().await?;
+        // A rebuilt state may differ from the live one without a new event (events applied
+        // out of order live, in time order here): the kept histories' stamps cannot tell.
+        self.forget_histories();
         Ok(ImportSummary {
             titles: data.titles.len(),
             title_entities,

@@ -62,6 +62,35 @@ pub struct Store {
     /// Where the pools connect, for work that needs a connection of its own outside them
     /// (the PostgreSQL bulk import's COPY).
     url: DatabaseUrl,
+    /// The watch state `viewer` last read per profile, with the profile's number of stored
+    /// events then (`KnownHistories`).
+    histories: KnownHistories,
+}
+
+/// Histories kept between reads, by profile id, with the profile's event count when read.
+/// The count is the history's stamp: events are only ever added (never deleted), and the
+/// watch state only changes in the transaction that adds the events that change it
+/// (`record_events`, the imports), so a count read in the same statement as the states names
+/// them, and a later read that finds the same count would find the same states. (The largest
+/// event id would not do on PostgreSQL, where ids may commit out of order.) A read that finds
+/// the count unchanged skips the states: on SQLite, building and parsing their JSON was about
+/// a tenth of a warm page's instructions.
+type KnownHistories = moka::future::Cache<String, (i64, History)>;
+
+/// Watch states `KnownHistories` may hold in all (each about 160 bytes with its map entry, so
+/// about 80 MB): the histories of the recently active profiles, not of every profile.
+const KNOWN_STATES: u64 = 500_000;
+
+fn known_histories() -> KnownHistories {
+    moka::future::Cache::builder()
+        .max_capacity(KNOWN_STATES)
+        .weigher(|_: &String, (_, h): &(i64, History)| {
+            u32::try_from(h.len() + 1).unwrap_or(u32::MAX)
+        })
+        // A bound on how long a state changed without a new event (an import run by another
+        // process, see `forget_histories`) can be served; an import in this one forgets them.
+        .time_to_live(std::time::Duration::from_secs(10 * 60))
+        .build()
 }
 
 /// A database URL, which may hold a password: `Debug` shows it without (`display_url`).
@@ -290,6 +319,7 @@ impl Store {
             health,
             probe: Arc::default(),
             url: DatabaseUrl(url.into()),
+            histories: known_histories(),
         };
         if backend == Backend::Sqlite {
             // WAL lets page requests read while an import or event batch writes.
@@ -465,33 +495,93 @@ impl Store {
         Ok(row.as_ref().map(profile_from_row).transpose()?)
     }
 
+    /// Drops every kept history (`KnownHistories`): after an import, whose rebuilt watch
+    /// states may differ from the live ones without a new event.
+    pub(crate) fn forget_histories(&self) {
+        self.histories.invalidate_all();
+    }
+
     /// A profile with its watch state; `None` when there is no such profile. On SQLite one
-    /// statement and one row (the states as JSON, `sqlite_states!`); on PostgreSQL, whose
-    /// driver does not hand rows across threads, the two statements of `profile` and
-    /// `history`. (A `LEFT JOIN`, tried on SQLite, repeated the profile's columns on every
-    /// state's row and cost more than the round trip it saved.)
+    /// statement and one row: the profile, its event count, and — unless the count is the one
+    /// of the history kept from the last read (`KnownHistories`) — the states as JSON
+    /// (`sqlite_states!`). On PostgreSQL, whose driver does not hand rows across threads, the
+    /// profile with its count, then — when the count is not the kept one — the states in rows.
+    /// (A `LEFT JOIN`, tried on SQLite, repeated the profile's columns on every state's row
+    /// and cost more than the round trip it saved.)
     pub async fn viewer(&self, id: &ProfileId) -> StoreResult<Option<(Profile, History)>> {
         if self.backend == Backend::Sqlite {
+            let known = self.histories.get(id.as_str()).await;
             let row = sqlx::query(concat!(
                 "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
-                 (SELECT ",
+                 e.n AS events, CASE WHEN e.n = $2 THEN NULL ELSE (SELECT ",
                 sqlite_states!(),
-                " FROM watch_state WHERE profile_id = p.id) AS states \
-                 FROM profiles p WHERE id = $1 AND removed_at IS NULL"
+                " FROM watch_state WHERE profile_id = p.id) END AS states \
+                 FROM profiles p, (SELECT COUNT(*) AS n FROM events WHERE profile_id = $1) AS e \
+                 WHERE p.id = $1 AND p.removed_at IS NULL"
             ))
             .bind(id.as_str())
+            .bind(known.as_ref().map_or(-1, |(events, _)| *events))
             .fetch_optional(&self.pool)
             .await?;
             let Some(row) = row else {
                 return Ok(None);
             };
-            let states = states_from_json(&row.try_get::<String, _>("states")?)?;
-            return Ok(Some((profile_from_row(&row)?, History::new(states))));
+            let events: i64 = row.try_get("events")?;
+            let history = match (row.try_get::<Option<String>, _>("states")?, known) {
+                (Some(json), _) => {
+                    let history = History::new(states_from_json(&json)?);
+                    self.histories
+                        .insert(id.to_string(), (events, history.clone()))
+                        .await;
+                    history
+                }
+                (None, Some((_, history))) => history,
+                (None, None) => {
+                    return Err(anyhow::anyhow!("watch_state: no states read for {id}").into());
+                }
+            };
+            return Ok(Some((profile_from_row(&row)?, history)));
         }
-        let Some(profile) = self.profile(id).await? else {
+        // PostgreSQL: the profile with the count, and the states (each row with the count,
+        // read in the states' snapshot) only when the count changed.
+        let row = sqlx::query(
+            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
+             (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
+             FROM profiles WHERE id = $1 AND removed_at IS NULL",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        Ok(Some((profile, self.history(id).await?)))
+        let profile = profile_from_row(&row)?;
+        if let Some((events, history)) = self.histories.get(id.as_str()).await
+            && events == row.try_get::<i64, _>("events")?
+        {
+            return Ok(Some((profile, history)));
+        }
+        let rows = sqlx::query(
+            "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at, \
+             (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
+             FROM watch_state WHERE profile_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let history = History::new(
+            rows.iter()
+                .map(watch_state_from_row)
+                .collect::<Result<Vec<_>>>()?,
+        );
+        // Without a state there is no row to read the count from; such a history is not kept.
+        if let Some(first) = rows.first() {
+            let events: i64 = first.try_get("events")?;
+            self.histories
+                .insert(id.to_string(), (events, history.clone()))
+                .await;
+        }
+        Ok(Some((profile, history)))
     }
 
     /// Profiles of an account, the account's main profile first.

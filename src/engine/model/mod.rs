@@ -125,14 +125,18 @@ impl Model {
             trained_at: artifact.trained_at,
             popularity,
             popular_order: popular.into_iter().map(|(t, _)| t).collect(),
+            // Best first as `SourceContext::top` orders, so that a page takes the eligible
+            // head of a list instead of scanning all of it (`top_of_ordered`).
             trending_everywhere: artifact
                 .trending
                 .get(&None)
-                .map_or_else(Vec::new, |l| bind(l)),
+                .map_or_else(Vec::new, |l| crate::engine::sources::best_first(bind(l))),
             trending_by_country: artifact
                 .trending
                 .iter()
-                .filter_map(|(c, list)| Some((c.clone()?, bind(list))))
+                .filter_map(|(c, list)| {
+                    Some((c.clone()?, crate::engine::sources::best_first(bind(list))))
+                })
                 .collect(),
             neighbors,
             has_item_weights: item_weights.iter().any(|l| !l.is_empty()),
@@ -233,6 +237,7 @@ impl Model {
 
     /// Trending in the country, falling back to all countries when the country has too
     /// little recent activity of its own.
+    /// The trending list of `country` (else of everywhere), best first (`sources::best_first`).
     pub fn trending(&self, country: Option<&Country>) -> &[(TitleIdx, f32)] {
         country
             .and_then(|c| self.trending_by_country.get(c))

@@ -137,8 +137,7 @@ impl SourceContext<'_> {
             .into_iter()
             .filter(|(t, s)| *s > 0.0 && (self.eligible)(*t))
             .collect();
-        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        list.truncate(self.pool);
+        best_n(&mut list, self.pool);
         list.into_iter()
             .map(|(title, score)| Candidate {
                 title,
@@ -148,6 +147,19 @@ impl SourceContext<'_> {
                 progress: None,
             })
             .collect()
+    }
+
+    /// `top` of a list already in `top`'s order (`best_first`): only its head is read, up to
+    /// `pool` eligible entries, not the whole list.
+    pub(crate) fn top_of_ordered(&self, ordered: &[(TitleIdx, f32)]) -> Vec<Candidate> {
+        debug_assert!(ordered.is_sorted_by(|a, b| order(a, b).is_le()));
+        self.top(
+            ordered
+                .iter()
+                .copied()
+                .filter(|(t, s)| *s > 0.0 && (self.eligible)(*t))
+                .take(self.pool),
+        )
     }
 
     /// `top` over `extras` and the entries of `segment` that `skip` does not claim (the
@@ -296,5 +308,61 @@ impl SourceRegistry {
                     .join(", "),
             })?;
         factory(params)
+    }
+}
+
+/// `top`'s order: score descending, then title index.
+fn order(a: &(TitleIdx, f32), b: &(TitleIdx, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// `list` in `top`'s order.
+pub(crate) fn best_first(mut list: Vec<(TitleIdx, f32)>) -> Vec<(TitleIdx, f32)> {
+    list.sort_by(order);
+    list
+}
+
+/// Keeps the `n` best entries of `list` in `top`'s order: the first `n` of the whole list
+/// sorted. The order is total, so selecting the `n` first and sorting only them gives
+/// exactly that.
+fn best_n(list: &mut Vec<(TitleIdx, f32)>, n: usize) {
+    if n == 0 {
+        list.clear();
+        return;
+    }
+    if list.len() > n {
+        list.select_nth_unstable_by(n - 1, order);
+        list.truncate(n);
+    }
+    list.sort_by(order);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The best `n` are the first `n` of the whole list sorted, ties and repeated titles
+        /// included.
+        #[test]
+        fn best_n_is_the_head_of_the_sorted_list(
+            mut list in proptest::collection::vec((0u32..40, prop_oneof![Just(0.5f32), Just(1.0), -2.0f32..2.0]), 0..120),
+            n in 0usize..60,
+        ) {
+            let mut sorted = list.clone();
+            sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let ordered = sorted.clone();
+            sorted.truncate(n);
+            best_n(&mut list, n);
+            prop_assert_eq!(list, sorted);
+            // `top_of_ordered`'s shortcut: the first `n` passing a filter of an ordered list
+            // are the best `n` of those passing it.
+            let even = |t: u32| t.is_multiple_of(2);
+            let mut passing: Vec<(u32, f32)> = ordered.iter().copied().filter(|e| even(e.0)).collect();
+            best_n(&mut passing, n);
+            let head: Vec<(u32, f32)> = ordered.into_iter().filter(|e| even(e.0)).take(n).collect();
+            prop_assert_eq!(head, passing);
+        }
     }
 }

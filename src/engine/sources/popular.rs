@@ -22,7 +22,7 @@ impl CandidateSource for Trending {
         let trained = ctx.model.trending(ctx.profile.country.as_ref());
         let live = ctx.live_trending.unwrap_or(&[]);
         if live.is_empty() {
-            return SourcedRow::single(ctx.top(trained.iter().copied()));
+            return SourcedRow::single(ctx.top_of_ordered(trained));
         }
         // Each list scaled to its best, live ones above (1–2) the trained ones (0–1): what
         // is played now outranks what was popular when the model was trained.
