@@ -561,12 +561,25 @@ impl Store {
         {
             return Ok(Some((profile, history)));
         }
+        let (history, events) = self.history_in_rows(id).await?;
+        // Without a state there is no row to read the count from; such a history is not kept.
+        if let Some(events) = events {
+            self.histories
+                .insert(id.to_string(), (events, history.clone()))
+                .await;
+        }
+        Ok(Some((profile, history)))
+    }
+
+    /// A profile's watch states row by row (PostgreSQL), with the profile's event count read
+    /// in the same statement (`None` without a state: no row to read it from).
+    async fn history_in_rows(&self, profile: &ProfileId) -> StoreResult<(History, Option<i64>)> {
         let rows = sqlx::query(
             "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at, \
              (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
              FROM watch_state WHERE profile_id = $1",
         )
-        .bind(id.as_str())
+        .bind(profile.as_str())
         .fetch_all(&self.pool)
         .await?;
         let history = History::new(
@@ -574,14 +587,8 @@ impl Store {
                 .map(watch_state_from_row)
                 .collect::<Result<Vec<_>>>()?,
         );
-        // Without a state there is no row to read the count from; such a history is not kept.
-        if let Some(first) = rows.first() {
-            let events: i64 = first.try_get("events")?;
-            self.histories
-                .insert(id.to_string(), (events, history.clone()))
-                .await;
-        }
-        Ok(Some((profile, history)))
+        let events = rows.first().map(|r| r.try_get("events")).transpose()?;
+        Ok((history, events))
     }
 
     /// Profiles of an account, the account's main profile first.
@@ -688,18 +695,7 @@ impl Store {
         if self.backend == Backend::Sqlite {
             return self.history_in_one_row(profile).await;
         }
-        let rows = sqlx::query(
-            "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at \
-             FROM watch_state WHERE profile_id = $1",
-        )
-        .bind(profile.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(History::new(
-            rows.iter()
-                .map(watch_state_from_row)
-                .collect::<Result<Vec<_>>>()?,
-        ))
+        Ok(self.history_in_rows(profile).await?.0)
     }
 
     /// `history` on SQLite: the profile's watch states as one JSON array in one row

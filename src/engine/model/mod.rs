@@ -236,8 +236,7 @@ impl Model {
     }
 
     /// Trending in the country, falling back to all countries when the country has too
-    /// little recent activity of its own.
-    /// The trending list of `country` (else of everywhere), best first (`sources::best_first`).
+    /// little recent activity of its own; best first (`sources::best_first`).
     pub fn trending(&self, country: Option<&Country>) -> &[(TitleIdx, f32)] {
         country
             .and_then(|c| self.trending_by_country.get(c))
