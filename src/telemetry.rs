@@ -38,6 +38,9 @@ pub const PAGE_STAGE_DURATION: &str = "marquee_page_stage_duration_seconds";
 pub const PAGE_SOURCE_DURATION: &str = "marquee_page_source_duration_seconds";
 /// Home pages served (each also counted in the stage histograms).
 pub const PAGES_TOTAL: &str = "marquee_pages_total";
+/// Home queries answered by their compiled plan, written straight to JSON instead of by the
+/// executor (`api::graphql::direct`); `rate(this) / rate(marquee_pages_total)` is the share.
+pub const DIRECT_ANSWERS_TOTAL: &str = "marquee_graphql_direct_answers_total";
 /// One impression-log batch transaction (exposures, page views, impressions, outcomes).
 pub const IMPRESSION_BATCH_DURATION: &str = "marquee_impression_batch_write_duration_seconds";
 /// Cache lookups by `cache` and `outcome` (`hit`, `miss`): the hit ratio is
@@ -81,7 +84,9 @@ pub enum Stage {
     ImpressionEnqueue,
     /// The whole `AppState::home_page`, from profile read to enqueued impressions.
     Page,
-    /// Encoding the GraphQL response to JSON (every GraphQL request, not only `home`).
+    /// Encoding the GraphQL response to JSON (every GraphQL request, not only `home`; a home
+    /// page answered directly, `api::graphql::direct`, is timed while it is written, which
+    /// is then within the request's `GRAPHQL_DURATION`).
     Serialization,
 }
 
@@ -172,6 +177,10 @@ fn describe() {
         "Time in each row definition's candidate source, by row."
     );
     describe_counter!(PAGES_TOTAL, "Home pages served.");
+    describe_counter!(
+        DIRECT_ANSWERS_TOTAL,
+        "Home queries answered by their compiled plan, without the GraphQL executor."
+    );
     describe_gauge!(
         DEPENDENCY_UP,
         "1 while a serving dependency (redis, nats, database) answered its last request, 0 after a failure."
@@ -438,6 +447,12 @@ pub fn record_graphql(operation: &str, ok: bool, took: Duration) {
         || histogram!(GRAPHQL_DURATION, "operation" => operation.to_owned(), "outcome" => outcome),
     )
     .record(took);
+}
+
+/// Counts a home query answered by its compiled plan (`DIRECT_ANSWERS_TOTAL`).
+pub fn record_direct_answer() {
+    static DIRECT: LazyLock<metrics::Counter> = LazyLock::new(|| counter!(DIRECT_ANSWERS_TOTAL));
+    DIRECT.increment(1);
 }
 
 /// Records an impression batch write.

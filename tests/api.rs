@@ -83,6 +83,13 @@ async fn profile_ids(s: &Server, kids: Option<bool>) -> Vec<String> {
     s.fixture_profiles(kids).await
 }
 
+/// The home query written straight to JSON answers as the executor does (`common`), on kids
+/// and main profiles.
+async fn check_direct_answers(env: &Env) {
+    let profiles = profile_ids(&env.server, None).await;
+    common::check_direct_answers(&env.server, &profiles, 24, 0x5eed).await;
+}
+
 async fn check_page_shape(env: &Env) {
     let h = home(&env.server, "1").await;
     assert!(!h["requestId"].as_str().unwrap().is_empty());
@@ -520,6 +527,7 @@ async fn check_catalogue_queries(env: &Env) {
 
 async fn contract(env: Env) {
     check_page_shape(&env).await;
+    check_direct_answers(&env).await;
     check_no_duplicates_and_no_watched(&env).await;
     check_kids_and_region(&env).await;
     check_catalogue_queries(&env).await;

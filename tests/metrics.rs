@@ -392,6 +392,11 @@ async fn metrics_parse_and_show_the_stages_of_a_home_page() {
         pages as f64
     );
     assert_eq!(value(&families, "marquee_pages_total", &[]), pages as f64);
+    // The query's first request compiles its plan; the later ones are written directly.
+    assert_eq!(
+        value(&families, "marquee_graphql_direct_answers_total", &[]),
+        (pages - 1) as f64
+    );
     assert_eq!(
         families["marquee_pages_total"].kind.as_deref(),
         Some("counter")

@@ -389,6 +389,10 @@ async fn import_on_sqlite_reports_retries_stays_within_limits_and_feeds_the_prod
     //    policy, search over overviews, content neighbours from TMDb people.
     marquee_ok(dir.path(), &url, &["train", "--clock", NOW]);
     let server = Server::start(dir.path(), &url, &[]);
+    // Pages of titles with provider metadata (cast, tagline, poster…), written straight to
+    // JSON, are the executor's answers.
+    let profiles = server.fixture_profiles(None).await;
+    common::check_direct_answers(&server, &profiles, 8, 7).await;
     let q = "query($id: ID!) { title(id: $id) { name overview tagline runtime originalLanguage \
              cast { name character } director posterUrl backdropUrl maturityRating } }";
     let toy = server.gql(q, json!({"id": "1"})).await;

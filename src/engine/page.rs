@@ -249,8 +249,9 @@ pub fn assemble_with(
         let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
         let started = Instant::now();
         let cacheable = def.source.cacheable();
+        // Taken, not cloned: a page asks for each definition's lists once.
         let kept = if cacheable {
-            lists.cached.get(&def.id).cloned()
+            lists.cached.remove(&def.id)
         } else {
             None
         };

@@ -33,8 +33,8 @@ impl TryFrom<f64> for Diversity {
 /// Picks `k` candidates greedily, each maximising
 /// `(1 - λ) · relevance − λ · max similarity to those already picked`,
 /// with relevance the candidate's score divided by the best score; ties go to the earlier
-/// candidate. `candidates` must be sorted best first, with finite scores; with λ = 0 the
-/// order is kept.
+/// candidate. Scores must be finite; `candidates` come sorted best first (any order is picked
+/// correctly, sorted is cheaper); with λ = 0 the order is kept.
 ///
 /// Lazily: a candidate's value only falls as titles are picked (its most similar pick can
 /// only get more similar), so a value computed against fewer picks bounds it from above. The
@@ -61,7 +61,11 @@ pub fn mmr(
     // Per candidate: its most similar pick so far, and how many picks that covers.
     let mut max_sim = vec![0f32; candidates.len()];
     let mut covered = vec![0usize; candidates.len()];
-    let mut bounds: std::collections::BinaryHeap<Bound> = candidates
+    // Bounds against no picks, in candidate order. Candidates come sorted best first, so
+    // these are already in the heap's order: `candidates[fresh..]` wait outside the heap, and
+    // only the candidates brought up to date go in — a heap of tens instead of the whole
+    // list. (Should the list not be sorted, every bound goes into the heap.)
+    let initial: Vec<Bound> = candidates
         .iter()
         .enumerate()
         .map(|(index, c)| Bound {
@@ -69,10 +73,30 @@ pub fn mmr(
             index,
         })
         .collect();
+    let sorted = initial.windows(2).all(|w| w[0] > w[1]);
+    let mut fresh = if sorted { 0 } else { initial.len() };
+    let mut bounds: std::collections::BinaryHeap<Bound> = if sorted {
+        std::collections::BinaryHeap::new()
+    } else {
+        initial.iter().copied().collect()
+    };
     let mut picked: Vec<usize> = Vec::with_capacity(k.min(candidates.len()));
     while picked.len() < k {
-        let Some(Bound { index, .. }) = bounds.pop() else {
-            break;
+        // The best bound of all: the heap's top or the first fresh one.
+        let index = match (bounds.peek(), initial.get(fresh)) {
+            (Some(top), Some(next)) if top < next => {
+                fresh += 1;
+                next.index
+            }
+            (None, Some(next)) => {
+                fresh += 1;
+                next.index
+            }
+            (Some(_), _) => match bounds.pop() {
+                Some(top) => top.index,
+                None => break,
+            },
+            (None, None) => break,
         };
         if covered[index] == picked.len() {
             picked.push(index);
@@ -96,6 +120,7 @@ pub fn mmr(
 
 /// A candidate's MMR value as last computed (an upper bound of its current one), ordered so
 /// that the heap's top is the highest value and, among equal values, the earliest candidate.
+#[derive(Clone, Copy)]
 struct Bound {
     value: f32,
     index: usize,
@@ -206,20 +231,24 @@ mod tests {
 
     proptest::proptest! {
         /// The lazy greedy picks exactly what the eager one does, ties included (scores and
-        /// genre sets drawn from few values, so ties are common).
+        /// genre sets drawn from few values, so ties are common) — on rows sorted best first
+        /// as sources give them, and on unsorted ones (every bound in the heap).
         #[test]
         fn lazy_picks_what_eager_picks(
             scores in proptest::collection::vec(0u8..6, 2..60),
             genres in proptest::collection::vec(0u64..16, 60),
             lambda in proptest::sample::select(vec![0.1, 0.3, 0.5, 0.7, 1.0]),
             k in 1usize..30,
+            sorted in proptest::bool::weighted(0.8),
         ) {
             let mut candidates: Vec<Candidate> = scores
                 .iter()
                 .enumerate()
                 .map(|(i, s)| c(i as TitleIdx, f32::from(*s) / 2.0 + 0.25))
                 .collect();
-            candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+            if sorted {
+                candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+            }
             let sim = |a: TitleIdx, b: TitleIdx| {
                 let (ga, gb) = (genres[a as usize], genres[b as usize]);
                 if ga == 0 || gb == 0 {

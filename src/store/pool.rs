@@ -13,6 +13,12 @@ use super::StoreResult;
 
 /// Options shared by both pools: a connection is only handed out, and only goes back to the
 /// pool, if `ConnectionHealth` says its state is known.
+///
+/// Only a PostgreSQL connection is pinged before it is handed out: a network connection can
+/// die while idle, and the ping replaces it. A SQLite connection is a file handle in this
+/// process, which nothing breaks while idle (what a failed write breaks is retired by
+/// `ConnectionHealth`), and its ping is a round trip to the connection's worker thread — two
+/// context switches for every statement a page reads.
 pub(super) fn pool_options(
     max_connections: u32,
     acquire_timeout: Duration,
@@ -23,6 +29,7 @@ pub(super) fn pool_options(
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        .test_before_acquire(!health.sweep_on_fault)
         .after_release(move |conn, meta| {
             let reusable = on_release.reusable(conn, &meta);
             Box::pin(async move { Ok(reusable) })

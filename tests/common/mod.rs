@@ -420,6 +420,27 @@ impl Server {
     /// `profileId: "…"` / `profile(id: "…")`), else as the admin
     /// account `ops`; asserts the HTTP layer never fails with a 5xx.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let token = self.token_for(query, &variables);
+        self.gql_with(Some(&token), query, variables).await
+    }
+
+    /// `gql`, answering the response body as the server wrote it.
+    pub async fn gql_text(&self, query: &str, variables: Value) -> String {
+        let token = self.token_for(query, &variables);
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(token)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert!(!resp.status().is_server_error(), "HTTP {}", resp.status());
+        resp.text().await.unwrap()
+    }
+
+    /// The token `gql` signs a request in with.
+    fn token_for(&self, query: &str, variables: &Value) -> String {
         let named = ["p", "profileId", "id", "profile"]
             .iter()
             .find_map(|k| variables.get(*k).and_then(Value::as_str))
@@ -438,14 +459,13 @@ impl Server {
         } else {
             "viewer"
         };
-        let token = match named.as_deref().map(owner_of) {
+        match named.as_deref().map(owner_of) {
             // `id` also names titles; an account that owns no profile is harmless there.
             Some(owner) if marquee::domain::AccountId::parse(owner).is_ok() => {
                 self.token(owner, role)
             }
             _ => self.token(OPS_ACCOUNT, "admin"),
-        };
-        self.gql_with(Some(&token), query, variables).await
+        }
     }
 
     /// POSTs a GraphQL request with `token` (none: anonymous).
@@ -531,4 +551,194 @@ impl Drop for Server {
 /// The first error's `extensions.code`.
 pub fn error_code(resp: &Value) -> Option<&str> {
     resp["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// A type a home page is made of: its name, its leaf fields, and its object fields with their
+/// types.
+type PageType = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+/// The types a home page is made of; `check_direct_answers` selects among their fields.
+const PAGE_TYPES: &[PageType] = &[
+    (
+        "HomePage",
+        &["modelVersion", "degraded", "__typename"],
+        &[("assignments", "Assignment"), ("rows", "Row")],
+    ),
+    (
+        "Assignment",
+        &[
+            "featureKey",
+            "experimentKey",
+            "variationIndex",
+            "variationKey",
+            "inExperiment",
+            "hashUsed",
+            "__typename",
+        ],
+        &[],
+    ),
+    (
+        "Row",
+        &[
+            "id",
+            "title",
+            "definition",
+            "kind",
+            "modelVersion",
+            "__typename",
+        ],
+        &[("anchor", "Title"), ("items", "RowItem")],
+    ),
+    (
+        "RowItem",
+        &["position", "score", "reason", "__typename"],
+        &[
+            ("title", "Title"),
+            ("evidence", "Title"),
+            ("progress", "WatchProgress"),
+        ],
+    ),
+    ("WatchProgress", &["fraction", "percent", "__typename"], &[]),
+    (
+        "Title",
+        &[
+            "id",
+            "name",
+            "year",
+            "genres",
+            "maturityRating",
+            "overview",
+            "addedAt",
+            "countries",
+            "tagline",
+            "runtime",
+            "originalLanguage",
+            "director",
+            "posterUrl",
+            "backdropUrl",
+            "__typename",
+        ],
+        &[("cast", "CastMember")],
+    ),
+    ("CastMember", &["name", "character", "__typename"], &[]),
+];
+
+/// A random selection of `ty`'s fields (the first selection of each type takes them all): in
+/// random order, some aliased, `items` sometimes with `first`.
+fn random_selection(ty: &str, rng: &mut impl FnMut() -> u64, all: bool, alias: &mut u32) -> String {
+    let (_, leaves, objects) = PAGE_TYPES.iter().find(|(t, _, _)| *t == ty).unwrap();
+    let mut parts: Vec<String> = Vec::new();
+    for leaf in *leaves {
+        if all || rng().is_multiple_of(2) {
+            parts.push(leaf.to_string());
+        }
+    }
+    for (field, inner) in *objects {
+        if all || !rng().is_multiple_of(3) {
+            let args = if *field == "items" && rng().is_multiple_of(2) {
+                format!("(first: {})", 1 + rng() % 6)
+            } else {
+                String::new()
+            };
+            let sub = random_selection(inner, rng, all, alias);
+            parts.push(format!("{field}{args} {{ {sub} }}"));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("__typename".into());
+    }
+    for part in parts.iter_mut() {
+        if rng().is_multiple_of(4) {
+            *alias += 1;
+            *part = format!("x{alias}: {part}");
+        }
+    }
+    // Shuffle (Fisher–Yates).
+    for i in (1..parts.len()).rev() {
+        parts.swap(i, (rng() % (i as u64 + 1)) as usize);
+    }
+    parts.join(" ")
+}
+
+/// The count of home queries the server answered straight from their compiled plan.
+pub async fn direct_answers(server: &Server) -> f64 {
+    let text = server.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("marquee_graphql_direct_answers_total "))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// The home query written straight to JSON (`api::graphql::direct`) answers exactly as the
+/// executor does. For `selections` random selections of a page's fields (the first selects
+/// every field of every type; aliases, `__typename`, `items(first:)`, an aliased `home`, the
+/// profile as a variable or inline): the second request of a query text, answered directly
+/// (the server counts it), and the same query with a directive no plan takes, answered by
+/// the executor, have the same body byte for byte but for the page's `requestId` and
+/// `generatedAt`.
+pub async fn check_direct_answers(
+    server: &Server,
+    profiles: &[String],
+    selections: usize,
+    seed: u64,
+) {
+    let mut state = seed;
+    let mut rng = move || {
+        // SplitMix64.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d1_049e_b4a1_33eb);
+        z ^ (z >> 31)
+    };
+    let volatile = regex::Regex::new(r#""(requestId|generatedAt)":"[^"]*""#).unwrap();
+    let before = direct_answers(server).await;
+    for n in 0..selections {
+        let profile = &profiles[n % profiles.len()];
+        let mut alias = 0;
+        let fields = random_selection("HomePage", &mut rng, n == 0, &mut alias);
+        let root = if rng().is_multiple_of(3) {
+            "page: home"
+        } else {
+            "home"
+        };
+        let (head, argument, variables) = if rng().is_multiple_of(2) {
+            (
+                "query Home($p: ID!)",
+                "$p".to_owned(),
+                json!({"p": profile}),
+            )
+        } else {
+            ("query", format!("{profile:?}"), json!({}))
+        };
+        let query = |directive: &str| {
+            format!(
+                "{head} {{ {root}(profileId: {argument}) {{ requestId{directive} generatedAt {fields} }} }}"
+            )
+        };
+        let direct = query("");
+        let executed = query(" @include(if: true)");
+        let first = server.gql_text(&direct, variables.clone()).await;
+        assert!(first.starts_with(r#"{"data":{"#), "{first:.300}\n{direct}");
+        let second = server.gql_text(&direct, variables.clone()).await;
+        let reference = server.gql_text(&executed, variables.clone()).await;
+        assert_eq!(
+            volatile.replace_all(&second, ""),
+            volatile.replace_all(&reference, ""),
+            "profile {profile}, query {direct}"
+        );
+        assert_eq!(
+            volatile.replace_all(&first, ""),
+            volatile.replace_all(&reference, ""),
+            "profile {profile}, query {direct}"
+        );
+    }
+    assert_eq!(
+        direct_answers(server).await - before,
+        selections as f64,
+        "each query's second request is answered directly"
+    );
 }

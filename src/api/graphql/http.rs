@@ -12,9 +12,10 @@
 //! - resolvers' own codes (`NOT_FOUND`, `BAD_USER_INPUT`, `FORBIDDEN_TITLE`, `UNAVAILABLE`,
 //!   `INTERNAL`; `graphql/mod.rs`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::{BatchRequest, BatchResponse, Response, ServerError};
+use async_graphql::{BatchRequest, Response, ServerError};
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
@@ -23,7 +24,7 @@ use tracing::Instrument as _;
 
 use super::MarqueeSchema;
 use super::bounds::{MAX_BATCH, MAX_BODY_BYTES};
-use super::persisted::PersistedQueries;
+use super::persisted::{KnownQuery, PersistedQueries};
 use crate::api::metrics;
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -80,27 +81,64 @@ pub async fn post(
     execute(app, schema, persisted, request).await
 }
 
-/// Runs one operation: its persisted query resolved (`persisted`), then executed in `span`.
-/// The operation's label and whether it succeeded.
+/// One operation's answer: a response from the executor, or a home page written directly
+/// (`direct`) as its JSON body.
+enum Answer {
+    Executed(Response),
+    Direct(String),
+}
+
+impl Answer {
+    fn into_json(self) -> String {
+        match self {
+            Answer::Direct(body) => body,
+            Answer::Executed(response) => serde_json::to_string(&response).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot serialize a GraphQL response");
+                json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
+                    .to_string()
+            }),
+        }
+    }
+}
+
+/// Runs one operation: its persisted query resolved (`persisted`), admitted, then answered
+/// in `span` — directly when its document has a home plan and the plan takes the request,
+/// by the executor otherwise. The operation's label and whether it succeeded.
 async fn run_one(
+    app: &AppState,
     schema: &MarqueeSchema,
     persisted: &PersistedQueries,
     request: async_graphql::Request,
     span: &tracing::Span,
-) -> (Response, (String, bool)) {
-    let response = match persisted.resolve(request).await {
-        Ok(mut r) => {
-            let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
-            let response = match admit(persisted, &mut r).await {
-                Ok(()) => coded(schema.execute(r).instrument(span.clone()).await),
-                Err(e) => Response::from_errors(vec![bounded_message(e)]),
-            };
-            let ok = response.errors.is_empty();
-            return (response, (op, ok));
+) -> (Answer, (String, bool)) {
+    let mut r = match persisted.resolve(request).await {
+        Ok(r) => r,
+        Err(e) => {
+            let response = Response::from_errors(vec![e]);
+            return (Answer::Executed(response), ("invalid".to_owned(), false));
         }
-        Err(e) => Response::from_errors(vec![e]),
     };
-    (response, ("invalid".to_owned(), false))
+    let op = metrics::operation_label(&r.query, r.operation_name.as_deref());
+    let known = match admit(persisted, &mut r).await {
+        Ok(known) => known,
+        Err(e) => {
+            let response = Response::from_errors(vec![bounded_message(e)]);
+            return (Answer::Executed(response), (op, false));
+        }
+    };
+    if let Some(plan) = known.plan()
+        && let Some(body) = plan.answer(app, &r).instrument(span.clone()).await
+    {
+        telemetry::record_direct_answer();
+        return (Answer::Direct(body), (op, true));
+    }
+    r.set_parsed_query(known.doc.clone());
+    let response = coded(schema.execute(r).instrument(span.clone()).await);
+    let ok = response.errors.is_empty();
+    if ok {
+        known.answered_cleanly();
+    }
+    (Answer::Executed(response), (op, ok))
 }
 
 /// Runs a request (or batch) in its own span with a request number, timed per operation, and
@@ -116,34 +154,40 @@ async fn execute(
     // log level, and formatting an id string for it cost more than the page's dedupe.
     let span = tracing::info_span!("graphql", request = app.next_request_number());
     let started = Instant::now();
-    let (response, operations) = match request {
+    let batched = matches!(request, BatchRequest::Batch(_));
+    let (answers, operations) = match request {
         BatchRequest::Single(r) => {
-            let (response, op) = run_one(schema, persisted, r, &span).await;
-            (BatchResponse::Single(response), vec![op])
+            let (answer, op) = run_one(app, schema, persisted, r, &span).await;
+            (vec![answer], vec![op])
         }
         BatchRequest::Batch(rs) => {
-            let mut responses = Vec::with_capacity(rs.len());
+            let mut answers = Vec::with_capacity(rs.len());
             let mut ops = Vec::with_capacity(rs.len());
             for r in rs {
-                let (response, op) = run_one(schema, persisted, r, &span).await;
-                responses.push(response);
+                let (answer, op) = run_one(app, schema, persisted, r, &span).await;
+                answers.push(answer);
                 ops.push(op);
             }
-            (BatchResponse::Batch(responses), ops)
+            (answers, ops)
         }
     };
     let executed = started.elapsed();
     for (op, ok) in &operations {
         telemetry::record_graphql(op, *ok, executed);
     }
+    // A home page answered directly was encoded as it was answered, and timed there.
+    let encodes = answers.iter().any(|a| matches!(a, Answer::Executed(_)));
     let started = Instant::now();
-    let body = serde_json::to_string(&response).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot serialize a GraphQL response");
-        json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
-            .to_string()
-    });
+    let bodies = answers.into_iter().map(Answer::into_json);
+    let body = if batched {
+        format!("[{}]", bodies.collect::<Vec<_>>().join(","))
+    } else {
+        bodies.collect()
+    };
     let took = started.elapsed();
-    telemetry::record_stage(telemetry::Stage::Serialization, took);
+    if encodes {
+        telemetry::record_stage(telemetry::Stage::Serialization, took);
+    }
     span.in_scope(|| {
         tracing::debug!(
             serialization_us = took.as_micros() as u64,
@@ -237,18 +281,17 @@ fn validation_code(e: &ServerError) -> &'static str {
     }
 }
 
-/// What must hold before a request is executed: its query parses (`GRAPHQL_PARSE_FAILED`)
+/// What must hold before a request is answered: its query parses (`GRAPHQL_PARSE_FAILED`)
 /// and keeps within the shape limits (`shape`, `GRAPHQL_VALIDATION_FAILED`). The parsed
-/// document stays in the request, so `execute` does not parse it again, and is kept for the
-/// next request with the same text (`PersistedQueries::parsed`). Done here rather than in a
+/// document is kept for the next request with the same text (`PersistedQueries::known`), and
+/// handed to the executor from there, so it is not parsed again. Done here rather than in a
 /// schema extension, which would cost every field of every response (see `access::Guarded`).
 async fn admit(
     persisted: &PersistedQueries,
     request: &mut async_graphql::Request,
-) -> Result<(), ServerError> {
-    if let Some(doc) = persisted.parsed(&request.query).await {
-        request.set_parsed_query(doc);
-        return Ok(());
+) -> Result<Arc<KnownQuery>, ServerError> {
+    if let Some(known) = persisted.known(&request.query).await {
+        return Ok(known);
     }
     let doc = request
         .parsed_query()
@@ -257,8 +300,7 @@ async fn admit(
         with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED")
     })?;
     let doc = doc.clone();
-    persisted.keep_parsed(request.query.clone(), doc).await;
-    Ok(())
+    Ok(persisted.keep_parsed(request.query.clone(), doc).await)
 }
 
 /// Gives a code to every error of a response that has none (resolvers code their own) and

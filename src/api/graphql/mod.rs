@@ -4,6 +4,7 @@
 //! the client should retry; `INTERNAL`).
 
 pub mod access;
+mod direct;
 pub mod http;
 mod mutation;
 pub mod persisted;

@@ -12,14 +12,18 @@
 //! (SHA-256, aws-lc-rs), so nobody can store another query under a hash clients will send.
 //! The store is bounded by bytes (`MAX_BYTES`, least recently used out first).
 //!
-//! Beside it, the parsed documents of recent query texts (`parsed`): clients send the same few
+//! Beside it, the parsed documents of recent query texts (`known`): clients send the same few
 //! queries again and again, and parsing the home query (pest) cost 0.19 M instructions of a
-//! page's 3.5 M; finding its document by text and cloning it costs about 0.03 M.
+//! page's 3.5 M; finding its document by text and cloning it costs about 0.03 M. With a
+//! document the executor has answered without errors goes its `HomePlan` (`direct`), once
+//! compiled.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, Value};
+
+use super::direct::HomePlan;
 
 /// Bytes of query text kept (keys included).
 pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -33,7 +37,28 @@ const PARSED_WEIGHT: usize = 16;
 pub struct PersistedQueries {
     cache: moka::future::Cache<String, String>,
     /// Only documents that passed the shape limits (`http::admit`) are kept.
-    parsed: moka::future::Cache<String, Arc<ExecutableDocument>>,
+    parsed: moka::future::Cache<String, Arc<KnownQuery>>,
+}
+
+/// A query text's parsed document, admitted by `http::admit`.
+pub struct KnownQuery {
+    pub doc: ExecutableDocument,
+    /// Set once the executor has answered the document without any error: its plan, or
+    /// `None` when the executor must answer it every time.
+    plan: OnceLock<Option<HomePlan>>,
+}
+
+impl KnownQuery {
+    /// The plan of a document the executor has answered without errors.
+    pub fn plan(&self) -> Option<&HomePlan> {
+        self.plan.get()?.as_ref()
+    }
+
+    /// Notes that the executor answered the document without any error (so it is valid and
+    /// within every limit), and compiles its plan the first time.
+    pub fn answered_cleanly(&self) {
+        self.plan.get_or_init(|| HomePlan::compile(&self.doc));
+    }
 }
 
 impl Default for PersistedQueries {
@@ -53,7 +78,7 @@ impl PersistedQueries {
                 .build(),
             parsed: moka::future::Cache::builder()
                 .max_capacity(MAX_PARSED_BYTES)
-                .weigher(|k: &String, _: &Arc<ExecutableDocument>| {
+                .weigher(|k: &String, _: &Arc<KnownQuery>| {
                     u32::try_from(k.len().saturating_mul(PARSED_WEIGHT)).unwrap_or(u32::MAX)
                 })
                 .build(),
@@ -61,13 +86,18 @@ impl PersistedQueries {
     }
 
     /// The parsed document of `query`, if it was parsed (and admitted) recently.
-    pub async fn parsed(&self, query: &str) -> Option<ExecutableDocument> {
-        self.parsed.get(query).await.map(|doc| (*doc).clone())
+    pub async fn known(&self, query: &str) -> Option<Arc<KnownQuery>> {
+        self.parsed.get(query).await
     }
 
     /// Keeps `doc`, parsed from `query` and admitted.
-    pub async fn keep_parsed(&self, query: String, doc: ExecutableDocument) {
-        self.parsed.insert(query, Arc::new(doc)).await;
+    pub async fn keep_parsed(&self, query: String, doc: ExecutableDocument) -> Arc<KnownQuery> {
+        let known = Arc::new(KnownQuery {
+            doc,
+            plan: OnceLock::new(),
+        });
+        self.parsed.insert(query, known.clone()).await;
+        known
     }
 
     /// The request with its persisted query resolved: unchanged without the extension; the

@@ -417,7 +417,7 @@ impl QueryRoot {
     }
 }
 
-fn home_request(
+pub(super) fn home_request(
     profile_id: ID,
     platform: Option<String>,
     app_version: Option<String>,

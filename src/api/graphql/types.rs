@@ -44,56 +44,46 @@ impl Title {
     }
 }
 
-#[Object(serial)]
+/// The title's values, read by the resolvers below and by `direct` (the home query written
+/// straight to JSON): one definition of each field's value for both.
 impl Title {
-    async fn id(&self) -> ID {
-        ID(self.title().id.to_string())
+    pub(super) fn id_text(&self) -> String {
+        self.title().id.to_string()
     }
-    async fn name(&self) -> &str {
+    pub(super) fn name_text(&self) -> &str {
         &self.title().name
     }
-    async fn year(&self) -> Option<i32> {
+    pub(super) fn year_value(&self) -> Option<i32> {
         self.title().year
     }
-    async fn genres(&self) -> &[String] {
+    pub(super) fn genre_list(&self) -> &[String] {
         &self.title().genres
     }
-    /// MPAA rating; null when unrated.
-    async fn maturity_rating(&self) -> Option<MaturityRating> {
+    pub(super) fn maturity(&self) -> Option<MaturityRating> {
         self.title().maturity.map(MaturityRating::from)
     }
-    async fn overview(&self) -> Option<&str> {
+    pub(super) fn overview_text(&self) -> Option<&str> {
         self.title().overview.as_deref()
     }
-    /// When the title joined the catalogue (RFC 3339).
-    async fn added_at(&self) -> String {
+    pub(super) fn added_at_text(&self) -> String {
         format_rfc3339(self.title().added_at)
     }
-    /// Countries where the title is available; null means everywhere.
-    async fn countries(&self) -> Option<Vec<&str>> {
+    pub(super) fn country_list(&self) -> Option<Vec<&str>> {
         self.title()
             .countries
             .as_ref()
             .map(|cs| cs.iter().map(|c| c.as_str()).collect())
     }
-
-    // Provider metadata (`marquee import tmdb`); null or empty for titles without it.
-    // `overview` and `maturityRating` above fall back to it too.
-
-    /// The title's tagline (at most 300 characters).
-    async fn tagline(&self) -> Option<&str> {
+    pub(super) fn tagline_text(&self) -> Option<&str> {
         self.details()?.tagline.as_deref()
     }
-    /// Running time in minutes.
-    async fn runtime(&self) -> Option<u32> {
+    pub(super) fn runtime_minutes(&self) -> Option<u32> {
         self.details()?.runtime_minutes
     }
-    /// ISO 639-1 code of the original language, e.g. "en".
-    async fn original_language(&self) -> Option<&str> {
+    pub(super) fn original_language_code(&self) -> Option<&str> {
         self.details()?.original_language.as_deref()
     }
-    /// Top-billed cast in billing order (at most 10).
-    async fn cast(&self) -> Vec<CastMember> {
+    pub(super) fn cast_members(&self) -> Vec<CastMember> {
         self.details().map_or_else(Vec::new, |d| {
             d.cast
                 .iter()
@@ -104,20 +94,80 @@ impl Title {
                 .collect()
         })
     }
-    /// The director; co-directors are joined with " & ".
-    async fn director(&self) -> Option<String> {
+    pub(super) fn director_text(&self) -> Option<String> {
         self.details()
             .filter(|d| !d.directors.is_empty())
             .map(|d| d.directors.join(" & "))
     }
+    pub(super) fn poster(&self) -> Option<&str> {
+        self.details()?.poster_url.as_deref()
+    }
+    pub(super) fn backdrop(&self) -> Option<&str> {
+        self.details()?.backdrop_url.as_deref()
+    }
+}
+
+#[Object(serial)]
+impl Title {
+    async fn id(&self) -> ID {
+        ID(self.id_text())
+    }
+    async fn name(&self) -> &str {
+        self.name_text()
+    }
+    async fn year(&self) -> Option<i32> {
+        self.year_value()
+    }
+    async fn genres(&self) -> &[String] {
+        self.genre_list()
+    }
+    /// MPAA rating; null when unrated.
+    async fn maturity_rating(&self) -> Option<MaturityRating> {
+        self.maturity()
+    }
+    async fn overview(&self) -> Option<&str> {
+        self.overview_text()
+    }
+    /// When the title joined the catalogue (RFC 3339).
+    async fn added_at(&self) -> String {
+        self.added_at_text()
+    }
+    /// Countries where the title is available; null means everywhere.
+    async fn countries(&self) -> Option<Vec<&str>> {
+        self.country_list()
+    }
+
+    // Provider metadata (`marquee import tmdb`); null or empty for titles without it.
+    // `overview` and `maturityRating` above fall back to it too.
+
+    /// The title's tagline (at most 300 characters).
+    async fn tagline(&self) -> Option<&str> {
+        self.tagline_text()
+    }
+    /// Running time in minutes.
+    async fn runtime(&self) -> Option<u32> {
+        self.runtime_minutes()
+    }
+    /// ISO 639-1 code of the original language, e.g. "en".
+    async fn original_language(&self) -> Option<&str> {
+        self.original_language_code()
+    }
+    /// Top-billed cast in billing order (at most 10).
+    async fn cast(&self) -> Vec<CastMember> {
+        self.cast_members()
+    }
+    /// The director; co-directors are joined with " & ".
+    async fn director(&self) -> Option<String> {
+        self.director_text()
+    }
     /// Absolute URL of a poster image (about 500 px wide); null when there is none, and the
     /// client draws its own.
     async fn poster_url(&self) -> Option<&str> {
-        self.details()?.poster_url.as_deref()
+        self.poster()
     }
     /// Absolute URL of a wide backdrop image (about 1280 px).
     async fn backdrop_url(&self) -> Option<&str> {
-        self.details()?.backdrop_url.as_deref()
+        self.backdrop()
     }
 }
 
@@ -125,8 +175,8 @@ impl Title {
 #[derive(SimpleObject)]
 #[graphql(serial)]
 pub struct CastMember {
-    name: String,
-    character: Option<String>,
+    pub(super) name: String,
+    pub(super) character: Option<String>,
 }
 
 pub struct Profile(pub(super) domain::Profile);
@@ -180,6 +230,17 @@ pub enum MaturityRating {
     Nc17,
 }
 
+impl MaturityRating {
+    /// The value's name in the schema, as the executor writes it.
+    pub(super) fn graphql_name(self) -> &'static str {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items()
+            .iter()
+            .find(|item| item.value == self)
+            .map_or("", |item| item.name)
+    }
+}
+
 impl From<domain::MaturityRating> for MaturityRating {
     fn from(m: domain::MaturityRating) -> Self {
         match m {
@@ -209,9 +270,9 @@ impl From<MaturityRating> for domain::MaturityRating {
 #[graphql(serial)]
 pub struct WatchProgress {
     /// 0–1.
-    fraction: f64,
+    pub(super) fraction: f64,
     /// 0–100, rounded to a whole percent (what "40% watched" shows).
-    percent: i32,
+    pub(super) percent: i32,
 }
 
 impl From<domain::Progress> for WatchProgress {
@@ -227,35 +288,35 @@ impl From<domain::Progress> for WatchProgress {
 #[graphql(serial)]
 pub struct RowItem {
     /// 0-based position in the row.
-    position: i32,
-    score: f64,
+    pub(super) position: i32,
+    pub(super) score: f64,
     /// Why this title is here, e.g. "Because you watched Toy Story". Display text: read
     /// `progress` and `evidence` for the facts.
-    reason: Option<String>,
-    title: Title,
+    pub(super) reason: Option<String>,
+    pub(super) title: Title,
     /// Titles from the profile's history that led to this item.
-    evidence: Vec<Title>,
+    pub(super) evidence: Vec<Title>,
     /// How far the profile has watched the title, on rows that show it (Continue Watching).
-    progress: Option<WatchProgress>,
+    pub(super) progress: Option<WatchProgress>,
 }
 
 #[derive(SimpleObject)]
 #[graphql(complex, serial)]
 pub struct Row {
-    id: ID,
-    title: String,
+    pub(super) id: ID,
+    pub(super) title: String,
     /// The id of the row definition (`rows/home.toml`) this row comes from: `top-picks`,
     /// `because-you-watched`, …
-    definition: ID,
+    pub(super) definition: ID,
     /// Same as `definition`.
     #[graphql(deprecation = "use `definition`")]
-    kind: String,
+    pub(super) kind: String,
     /// The title this row is about, for rows named after one ("Because You Watched X").
-    anchor: Option<Title>,
+    pub(super) anchor: Option<Title>,
     /// The model version that filled this row (experiments may compare versions per row).
-    model_version: String,
+    pub(super) model_version: String,
     #[graphql(skip)]
-    items: Vec<RowItem>,
+    pub(super) items: Vec<RowItem>,
 }
 
 #[ComplexObject]
@@ -264,11 +325,15 @@ impl Row {
     /// 100 (`size` in `rows/*.toml`).
     #[graphql(complexity = "super::home_cost::items(first, child_complexity)")]
     async fn items(&self, first: Option<i32>) -> Result<&[RowItem], Error> {
-        let n = match first {
-            Some(f) => super::parse_first(f)?,
-            None => self.items.len(),
-        };
-        Ok(&self.items[..n.min(self.items.len())])
+        let first = first.map(super::parse_first).transpose()?;
+        Ok(self.first_items(first))
+    }
+}
+
+impl Row {
+    /// The first `first` items (all without it).
+    pub(super) fn first_items(&self, first: Option<usize>) -> &[RowItem] {
+        &self.items[..first.unwrap_or(usize::MAX).min(self.items.len())]
     }
 }
 
@@ -276,13 +341,13 @@ impl Row {
 #[derive(SimpleObject)]
 #[graphql(serial)]
 pub struct Assignment {
-    feature_key: String,
-    experiment_key: String,
-    variation_index: i32,
-    variation_key: String,
-    in_experiment: bool,
+    pub(super) feature_key: String,
+    pub(super) experiment_key: String,
+    pub(super) variation_index: i32,
+    pub(super) variation_key: String,
+    pub(super) in_experiment: bool,
     /// False when the variation was forced (preview, QA) rather than hashed.
-    hash_used: bool,
+    pub(super) hash_used: bool,
 }
 
 #[derive(SimpleObject)]
@@ -559,18 +624,18 @@ pub struct ForcedVariationInput {
 #[graphql(serial)]
 pub struct HomePage {
     /// Send it back with events caused by this page, so they can be attributed.
-    request_id: ID,
-    generated_at: String,
+    pub(super) request_id: ID,
+    pub(super) generated_at: String,
     /// The model version that ranked this page.
-    model_version: String,
+    pub(super) model_version: String,
     /// The experiments that shaped this page.
-    assignments: Vec<Assignment>,
+    pub(super) assignments: Vec<Assignment>,
     #[graphql(complexity = "super::home_cost::rows(child_complexity)")]
-    rows: Vec<Row>,
+    pub(super) rows: Vec<Row>,
     /// True when a dependency was skipped or a fallback served: the page was computed
     /// without the shared cache or live trending, or (database down) from what this server
     /// remembers of the profile, or kids-safe. Still a complete page.
-    degraded: bool,
+    pub(super) degraded: bool,
 }
 
 #[derive(SimpleObject)]
