@@ -20,7 +20,8 @@
 //!
 //! Anything else, and every failure — no caller, an argument the executor would refuse, a
 //! missing or foreign profile, an unavailable store — goes through the executor, which
-//! answers with its usual error. `tests/api.rs` and `tests/tmdb.rs` compare both answers for
+//! answers with its usual error. (A page that failed in the store is asked for once more
+//! that way: the price of one definition of every error's shape, on a path that is rare.) `tests/api.rs` and `tests/tmdb.rs` compare both answers for
 //! every field and for random selections with aliases.
 
 use std::any::TypeId;

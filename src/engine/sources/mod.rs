@@ -138,22 +138,14 @@ impl SourceContext<'_> {
             .filter(|(t, s)| *s > 0.0 && (self.eligible)(*t))
             .collect();
         best_n(&mut list, self.pool);
-        list.into_iter()
-            .map(|(title, score)| Candidate {
-                title,
-                score,
-                reason: None,
-                evidence: vec![],
-                progress: None,
-            })
-            .collect()
+        unexplained(list)
     }
 
     /// `top` of a list already in `top`'s order (`best_first`): only its head is read, up to
-    /// `pool` eligible entries, not the whole list.
+    /// `pool` eligible entries, not the whole list — and those are already the best, in order.
     pub(crate) fn top_of_ordered(&self, ordered: &[(TitleIdx, f32)]) -> Vec<Candidate> {
         debug_assert!(ordered.is_sorted_by(|a, b| order(a, b).is_le()));
-        self.top(
+        unexplained(
             ordered
                 .iter()
                 .copied()
@@ -309,6 +301,20 @@ impl SourceRegistry {
             })?;
         factory(params)
     }
+}
+
+/// Candidates of scored titles, without a reason, evidence or progress.
+fn unexplained(scored: impl IntoIterator<Item = (TitleIdx, f32)>) -> Vec<Candidate> {
+    scored
+        .into_iter()
+        .map(|(title, score)| Candidate {
+            title,
+            score,
+            reason: None,
+            evidence: vec![],
+            progress: None,
+        })
+        .collect()
 }
 
 /// `top`'s order: score descending, then title index.
