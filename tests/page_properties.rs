@@ -220,6 +220,7 @@ fn engine(titles: Vec<Title>, artifact: &ModelArtifact) -> Engine {
         home,
         sources: SourceRegistry::builtin(),
         alternates: Default::default(),
+        variants: Default::default(),
     }
 }
 

@@ -119,6 +119,7 @@ pub async fn load_engine(
             home,
             sources: SourceRegistry::builtin(),
             alternates,
+            variants: Default::default(),
         })
     })
     .await?

@@ -20,7 +20,7 @@ use catalog::{Catalog, TitleIdx};
 use history::History;
 use model::Model;
 use page::{Page, PageTimings};
-use rows::{PageDefinition, PageError, PageOverrides};
+use rows::{PageDefinition, PageError, PageOverrides, VariantDefinition, Variants};
 use sources::SourceRegistry;
 
 /// Everything needed to answer requests, swapped as one unit when a new model is activated.
@@ -33,9 +33,16 @@ pub struct Engine {
     pub sources: SourceRegistry,
     /// Other model versions, bound to this catalogue, that experiments name for some rows.
     pub alternates: HashMap<String, Model>,
+    /// `home` as the experiments' variants have it, built once each.
+    pub variants: Variants,
 }
 
 impl Engine {
+    /// `home` as `overrides` have it (`Variants`).
+    pub fn variant(&self, overrides: &PageOverrides) -> VariantDefinition {
+        self.variants.of(&self.home, overrides, &self.sources)
+    }
+
     pub fn home_page(&self, profile: &Profile, history: &History, now: Millis) -> Page {
         self.assemble(&self.home, profile, history, now)
     }
@@ -52,7 +59,7 @@ impl Engine {
         if overrides.is_empty() {
             return Ok(self.home_page(profile, history, now));
         }
-        let variant = self.home.with_overrides(overrides, &self.sources)?;
+        let variant = self.variant(overrides)?;
         Ok(self.assemble(&variant, profile, history, now))
     }
 
@@ -69,7 +76,7 @@ impl Engine {
         if overrides.is_empty() {
             return Ok(self.home_page_timed(profile, history, now, timings));
         }
-        let variant = self.home.with_overrides(overrides, &self.sources)?;
+        let variant = self.variant(overrides)?;
         Ok(self.assemble_timed(&variant, profile, history, now, timings))
     }
 
@@ -89,8 +96,8 @@ impl Engine {
         let definition = if overrides.is_empty() {
             &self.home
         } else {
-            variant = self.home.with_overrides(overrides, &self.sources)?;
-            &variant
+            variant = self.variant(overrides)?;
+            &*variant
         };
         Ok(page::assemble_with(
             definition,
@@ -121,10 +128,10 @@ impl Engine {
         let definition = if overrides.is_empty() {
             &self.home
         } else {
-            match self.home.with_overrides(overrides, &self.sources) {
+            match self.variant(overrides) {
                 Ok(v) => {
                     variant = v;
-                    &variant
+                    &*variant
                 }
                 Err(_) => return Vec::new(),
             }

@@ -205,6 +205,41 @@ fn default_min_items() -> usize {
     4
 }
 
+/// Experiment variants of one page definition, each built once (`Engine::variant`): every
+/// page of a profile in an experiment asks for its variant, twice (for its segment lists and
+/// for its rows), and building one copies the whole definition. Experiments name a handful of
+/// variants; the oldest of more than `Variants::KEEP` is forgotten first.
+#[derive(Debug, Default)]
+pub struct Variants(std::sync::Mutex<Vec<(PageOverrides, VariantDefinition)>>);
+
+/// A variant's definition, or why its overrides do not apply.
+pub type VariantDefinition = Result<std::sync::Arc<PageDefinition>, PageError>;
+
+impl Variants {
+    const KEEP: usize = 64;
+
+    /// `home` as `overrides` would have it, built on first use.
+    pub fn of(
+        &self,
+        home: &PageDefinition,
+        overrides: &PageOverrides,
+        registry: &SourceRegistry,
+    ) -> VariantDefinition {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, variant)) = known.iter().find(|(o, _)| o == overrides) {
+            return variant.clone();
+        }
+        let variant = home
+            .with_overrides(overrides, registry)
+            .map(std::sync::Arc::new);
+        if known.len() >= Self::KEEP {
+            drop(known.remove(0));
+        }
+        known.push((overrides.clone(), variant.clone()));
+        variant
+    }
+}
+
 /// What an experiment may change about a page: which rows, in which order, and per-row
 /// settings. Policy (filters, dedupe) is not among them.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -484,6 +519,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bare.top_picks, PersonalizedParams::default());
+    }
+
+    #[test]
+    fn a_variant_is_built_once_and_is_what_with_overrides_builds() {
+        let reg = SourceRegistry::builtin();
+        let page = PageDefinition::parse(DEFAULT_HOME, "rows/home.toml", &reg).unwrap();
+        let variants = Variants::default();
+        let diverse: PageOverrides = serde_json::from_value(serde_json::json!({
+            "settings": {"top-picks": {"diversity": 0.8}}
+        }))
+        .unwrap();
+        let first = variants.of(&page, &diverse, &reg).unwrap();
+        let again = variants.of(&page, &diverse, &reg).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        let built = page.with_overrides(&diverse, &reg).unwrap();
+        assert_eq!(format!("{:?}", *first), format!("{built:?}"));
+        // Other overrides, another variant; a failing one fails every time.
+        let fewer: PageOverrides =
+            serde_json::from_value(serde_json::json!({"rows": ["trending"]})).unwrap();
+        assert_eq!(variants.of(&page, &fewer, &reg).unwrap().rows.len(), 1);
+        let bad: PageOverrides =
+            serde_json::from_value(serde_json::json!({"rows": ["nope"]})).unwrap();
+        for _ in 0..2 {
+            assert!(variants.of(&page, &bad, &reg).is_err());
+        }
+        // Past `KEEP` distinct overrides the oldest are forgotten, not the newest.
+        for size in 1..=Variants::KEEP {
+            let o: PageOverrides = serde_json::from_value(serde_json::json!({
+                "settings": {"trending": {"size": 10 + size}}
+            }))
+            .unwrap();
+            variants.of(&page, &o, &reg).unwrap();
+        }
+        let rebuilt = variants.of(&page, &diverse, &reg).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &rebuilt));
     }
 
     #[test]

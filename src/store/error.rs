@@ -9,7 +9,7 @@ use sqlx::error::DatabaseError;
 pub enum StoreError {
     /// The database cannot do this right now; the same request may succeed in a moment.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -20,7 +20,7 @@ impl StoreError {
     /// The database was not asked because it failed a moment ago (the serving layer's
     /// breaker): transient, like the pool's own "no connection in time", which it reports.
     pub fn not_asked() -> Self {
-        StoreError::Unavailable(sqlx::Error::PoolTimedOut)
+        StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut))
     }
 
     pub fn is_transient(&self) -> bool {
@@ -39,7 +39,21 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_transient(&e) {
-            StoreError::Unavailable(e)
+            StoreError::Unavailable(Box::new(e))
+        } else {
+            StoreError::Internal(e.into())
+        }
+    }
+}
+
+/// The page's reads on SQLite (`sqlite_reads`): classified by the same result codes as
+/// sqlx's SQLite errors.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error()
+            .is_some_and(|f| sqlite_transient(f.extended_code))
+        {
+            StoreError::Unavailable(Box::new(e))
         } else {
             StoreError::Internal(e.into())
         }
@@ -81,24 +95,10 @@ fn is_transient(e: &sqlx::Error) -> bool {
 fn transient_database_error(db: &dyn DatabaseError) -> bool {
     if let Some(e) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
         // Extended result codes carry the primary code in their low byte.
-        let primary = e
+        return e
             .code()
             .and_then(|c| c.parse::<i32>().ok())
-            .map(|c| c & 0xff);
-        return matches!(
-            primary,
-            Some(
-                5 // SQLITE_BUSY: another writer holds the lock beyond the busy timeout
-                | 6 // SQLITE_LOCKED
-                | 7 // SQLITE_NOMEM
-                | 8 // SQLITE_READONLY: the file (or its directory) is not writable
-                | 9 // SQLITE_INTERRUPT
-                | 10 // SQLITE_IOERR: the OS refused a read, write or sync
-                | 13 // SQLITE_FULL: the disk is full
-                | 14 // SQLITE_CANTOPEN
-                | 15 // SQLITE_PROTOCOL: WAL lock protocol race
-            )
-        );
+            .is_some_and(sqlite_transient);
     }
     if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         let code = e.code();
@@ -116,6 +116,23 @@ fn transient_database_error(db: &dyn DatabaseError) -> bool {
             );
     }
     false
+}
+
+/// Whether a SQLite result code (extended codes carry the primary one in their low byte) is
+/// a fault of the storage, not of the statement.
+fn sqlite_transient(code: i32) -> bool {
+    matches!(
+        code & 0xff,
+        5 // SQLITE_BUSY: another writer holds the lock beyond the busy timeout
+        | 6 // SQLITE_LOCKED
+        | 7 // SQLITE_NOMEM
+        | 8 // SQLITE_READONLY: the file (or its directory) is not writable
+        | 9 // SQLITE_INTERRUPT
+        | 10 // SQLITE_IOERR: the OS refused a read, write or sync
+        | 13 // SQLITE_FULL: the disk is full
+        | 14 // SQLITE_CANTOPEN
+        | 15 // SQLITE_PROTOCOL: WAL lock protocol race
+    )
 }
 
 #[cfg(test)]

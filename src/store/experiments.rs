@@ -141,6 +141,9 @@ impl Store {
         if identities.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.sticky_documents(identities);
+        }
         let placeholders: Vec<String> = (1..=identities.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT identity, assignments FROM sticky_assignments WHERE identity IN ({})",

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{AnyConnection, Row};
 
-use super::records::{Param, insert_many_returning, with_in_list};
+use super::records::{Param, insert_many_returning, with_in_list, with_values};
 use super::{Backend, Store, StoreResult};
 use crate::domain::{Millis, ProfileId, TitleId};
 use crate::experiments::stats::ProfileOutcome;
@@ -453,16 +453,31 @@ async fn count_new_pages(tx: &mut AnyConnection, pages: &[&PageImpressions]) -> 
     if pages.is_empty() {
         return Ok(());
     }
-    for p in pages {
-        sqlx::query(
-            "UPDATE experiment_outcomes SET impressions = impressions + $1 \
-             WHERE profile_id = $2 AND first_seen_at <= $3",
-        )
-        .bind(p.items.len() as i64)
-        .bind(p.profile_id.as_str())
-        .bind(p.served_at)
-        .execute(&mut *tx)
-        .await?;
+    // One statement for the chunk, not one per page: on SQLite every statement is a round
+    // trip to the connection's thread. A profile's counter of an experiment gets the items
+    // of its pages served since it was first exposed in the phase.
+    let rows = pages
+        .iter()
+        .map(|p| {
+            vec![
+                Param::Text(p.profile_id.to_string()),
+                Param::Int(p.items.len() as i64),
+                Param::Int(p.served_at),
+            ]
+        })
+        .collect();
+    if let Some(update) = with_values(
+        "WITH batch (profile_id, items, served_at) AS (",
+        ") UPDATE experiment_outcomes SET impressions = impressions + COALESCE(( \
+           SELECT CAST(SUM(b.items) AS BIGINT) FROM batch b \
+           WHERE b.profile_id = experiment_outcomes.profile_id \
+             AND b.served_at >= experiment_outcomes.first_seen_at), 0) \
+         WHERE profile_id IN (SELECT profile_id FROM batch) \
+           AND first_seen_at <= (SELECT MAX(b.served_at) FROM batch b \
+                                 WHERE b.profile_id = experiment_outcomes.profile_id)",
+        rows,
+    ) {
+        update.execute(&mut *tx).await?;
     }
     let requests: Vec<&str> = pages.iter().map(|p| p.request_id.as_str()).collect();
     let events = with_in_list(

@@ -18,6 +18,7 @@ pub mod outbox;
 mod pool;
 pub mod records;
 pub mod sessions;
+mod sqlite_reads;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,6 +44,7 @@ pub use models::ModelRecord;
 pub(crate) use pool::WriteTx;
 use pool::{ConnectionHealth, pool_options};
 pub use records::RecordSummary;
+use sqlite_reads::SqliteReads;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -65,6 +67,8 @@ pub struct Store {
     /// The watch state `viewer` last read per profile, with the profile's number of stored
     /// events then (`KnownHistories`).
     histories: KnownHistories,
+    /// On a SQLite file: the reads a page waits for, made on the request's thread.
+    sqlite_reads: Option<Arc<SqliteReads>>,
 }
 
 /// Histories kept between reads, by profile id, with the profile's event count when read.
@@ -256,28 +260,6 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
-/// A profile's watch states as one JSON array, on SQLite (inside a `SELECT … FROM watch_state
-/// WHERE …`): sqlx runs each SQLite connection on its own thread and hands every result row
-/// across to the request's task, so a history of a hundred titles read row by row was dozens
-/// of context switches per page (more server CPU than reading it). Reals travel as text: whole
-/// numbers (most ratings, and progress 0 and 1) as integers, others through
-/// `printf('%!.17g')` — 17 significant digits give back the same `f64` (SQLite's own JSON
-/// rendering keeps 15; −0 reads back as 0). Read by `states_from_json`.
-macro_rules! sqlite_states {
-    () => {
-        "json_group_array(json_array(title_id, \
-            CASE WHEN progress = CAST(progress AS INTEGER) \
-                 THEN CAST(CAST(progress AS INTEGER) AS TEXT) \
-                 ELSE printf('%!.17g', progress) END, \
-            completed, last_watched_at, \
-            CASE WHEN rating IS NULL THEN NULL \
-                 WHEN rating = CAST(rating AS INTEGER) \
-                 THEN CAST(CAST(rating AS INTEGER) AS TEXT) \
-                 ELSE printf('%!.17g', rating) END, \
-            rated_at, thumbs, thumbs_at))"
-    };
-}
-
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
@@ -320,7 +302,9 @@ impl Store {
             probe: Arc::default(),
             url: DatabaseUrl(url.into()),
             histories: known_histories(),
+            sqlite_reads: None,
         };
+        let mut store = store;
         if backend == Backend::Sqlite {
             // WAL lets page requests read while an import or event batch writes.
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -328,6 +312,14 @@ impl Store {
                 .await?;
         }
         store.migrate().await?;
+        if backend == Backend::Sqlite {
+            // A database in memory is the pool's own: other connections cannot see it.
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+            let file = options.get_filename();
+            if std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
+                store.sqlite_reads = Some(Arc::new(SqliteReads::new(file)));
+            }
+        }
         Ok(store)
     }
 
@@ -485,6 +477,9 @@ impl Store {
     }
 
     pub async fn profile(&self, id: &ProfileId) -> StoreResult<Option<Profile>> {
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.profile(id);
+        }
         let row = sqlx::query(
             "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
              FROM profiles WHERE id = $1 AND removed_at IS NULL",
@@ -501,67 +496,39 @@ impl Store {
         self.histories.invalidate_all();
     }
 
-    /// A profile with its watch state; `None` when there is no such profile. On SQLite one
-    /// statement and one row: the profile, its event count, and — unless the count is the one
-    /// of the history kept from the last read (`KnownHistories`) — the states as JSON
-    /// (`sqlite_states!`). On PostgreSQL, whose driver does not hand rows across threads, the
-    /// profile with its count, then — when the count is not the kept one — the states in rows.
-    /// (A `LEFT JOIN`, tried on SQLite, repeated the profile's columns on every state's row
-    /// and cost more than the round trip it saved.)
+    /// A profile with its watch state; `None` when there is no such profile. The profile
+    /// comes with its number of stored events, the stamp of the history kept from the last
+    /// read (`KnownHistories`); only when the count moved are the states read, each row with
+    /// the count again, in the states' own snapshot. On a SQLite file both statements run on
+    /// the calling thread (`SqliteReads`).
     pub async fn viewer(&self, id: &ProfileId) -> StoreResult<Option<(Profile, History)>> {
-        if self.backend == Backend::Sqlite {
-            let known = self.histories.get(id.as_str()).await;
-            let row = sqlx::query(concat!(
-                "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
-                 e.n AS events, CASE WHEN e.n = $2 THEN NULL ELSE (SELECT ",
-                sqlite_states!(),
-                " FROM watch_state WHERE profile_id = p.id) END AS states \
-                 FROM profiles p, (SELECT COUNT(*) AS n FROM events WHERE profile_id = $1) AS e \
-                 WHERE p.id = $1 AND p.removed_at IS NULL"
-            ))
-            .bind(id.as_str())
-            .bind(known.as_ref().map_or(-1, |(events, _)| *events))
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let events: i64 = row.try_get("events")?;
-            let history = match (row.try_get::<Option<String>, _>("states")?, known) {
-                (Some(json), _) => {
-                    let history = History::new(states_from_json(&json)?);
-                    self.histories
-                        .insert(id.to_string(), (events, history.clone()))
-                        .await;
-                    history
-                }
-                (None, Some((_, history))) => history,
-                (None, None) => {
-                    return Err(anyhow::anyhow!("watch_state: no states read for {id}").into());
-                }
-            };
-            return Ok(Some((profile_from_row(&row)?, history)));
-        }
-        // PostgreSQL: the profile with the count, and the states (each row with the count,
-        // read in the states' snapshot) only when the count changed.
-        let row = sqlx::query(
-            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
-             (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
-             FROM profiles WHERE id = $1 AND removed_at IS NULL",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
+        let (profile, events) = match &self.sqlite_reads {
+            Some(reads) => match reads.profile_and_events(id)? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
+            None => {
+                let row = sqlx::query(
+                    "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
+                     (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
+                     FROM profiles WHERE id = $1 AND removed_at IS NULL",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                (profile_from_row(&row)?, row.try_get::<i64, _>("events")?)
+            }
         };
-        let profile = profile_from_row(&row)?;
-        if let Some((events, history)) = self.histories.get(id.as_str()).await
-            && events == row.try_get::<i64, _>("events")?
+        if let Some((known, history)) = self.histories.get(id.as_str()).await
+            && known == events
         {
             return Ok(Some((profile, history)));
         }
-        let (history, events) = self.history_in_rows(id).await?;
+        let (states, events) = self.states(id).await?;
+        let history = History::new(states);
         // Without a state there is no row to read the count from; such a history is not kept.
         if let Some(events) = events {
             self.histories
@@ -571,9 +538,12 @@ impl Store {
         Ok(Some((profile, history)))
     }
 
-    /// A profile's watch states row by row (PostgreSQL), with the profile's event count read
-    /// in the same statement (`None` without a state: no row to read it from).
-    async fn history_in_rows(&self, profile: &ProfileId) -> StoreResult<(History, Option<i64>)> {
+    /// A profile's watch states, with the profile's event count read in the same statement
+    /// (`None` without a state: no row to read it from).
+    async fn states(&self, profile: &ProfileId) -> StoreResult<(Vec<WatchState>, Option<i64>)> {
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.states(profile);
+        }
         let rows = sqlx::query(
             "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at, \
              (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
@@ -582,13 +552,12 @@ impl Store {
         .bind(profile.as_str())
         .fetch_all(&self.pool)
         .await?;
-        let history = History::new(
-            rows.iter()
-                .map(watch_state_from_row)
-                .collect::<Result<Vec<_>>>()?,
-        );
+        let states = rows
+            .iter()
+            .map(watch_state_from_row)
+            .collect::<Result<Vec<_>>>()?;
         let events = rows.first().map(|r| r.try_get("events")).transpose()?;
-        Ok((history, events))
+        Ok((states, events))
     }
 
     /// Profiles of an account, the account's main profile first.
@@ -692,26 +661,7 @@ impl Store {
     }
 
     pub async fn history(&self, profile: &ProfileId) -> StoreResult<History> {
-        if self.backend == Backend::Sqlite {
-            return self.history_in_one_row(profile).await;
-        }
-        Ok(self.history_in_rows(profile).await?.0)
-    }
-
-    /// `history` on SQLite: the profile's watch states as one JSON array in one row
-    /// (`sqlite_states!`).
-    async fn history_in_one_row(&self, profile: &ProfileId) -> StoreResult<History> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            sqlite_states!(),
-            " AS states FROM watch_state WHERE profile_id = $1"
-        ))
-        .bind(profile.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(History::new(states_from_json(
-            &row.try_get::<String, _>("states")?,
-        )?))
+        Ok(History::new(self.states(profile).await?.0))
     }
 
     /// Time of the newest event between `earliest` and `latest`, the natural "now" for
@@ -790,73 +740,82 @@ fn title_from_row(r: &AnyRow) -> Result<Title> {
     })
 }
 
+/// A profile's columns: id, account_id, name, is_kids, maturity_limit, country,
+/// onboarding_genres — as every profile query selects them, on either driver.
+type ProfileColumns = (
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 fn profile_from_row(r: &AnyRow) -> Result<Profile> {
+    profile_from_columns((
+        r.try_get("id")?,
+        r.try_get("account_id")?,
+        r.try_get("name")?,
+        r.try_get("is_kids")?,
+        r.try_get("maturity_limit")?,
+        r.try_get("country")?,
+        r.try_get("onboarding_genres")?,
+    ))
+}
+
+fn profile_from_columns(
+    (id, account, name, is_kids, maturity_limit, country, onboarding): ProfileColumns,
+) -> Result<Profile> {
     Ok(Profile {
-        id: ProfileId::parse(&r.try_get::<String, _>("id")?)?,
-        account_id: AccountId::parse(&r.try_get::<String, _>("account_id")?)?,
-        name: r.try_get("name")?,
-        is_kids: r.try_get::<i64, _>("is_kids")? != 0,
-        maturity_limit: parse_opt::<MaturityRating>(r.try_get("maturity_limit")?)?,
-        country: r
-            .try_get::<Option<String>, _>("country")?
-            .map(|c| Country::parse(&c))
-            .transpose()?,
-        onboarding_genres: words(&r.try_get::<String, _>("onboarding_genres")?),
+        id: ProfileId::parse(&id)?,
+        account_id: AccountId::parse(&account)?,
+        name,
+        is_kids: is_kids != 0,
+        maturity_limit: parse_opt::<MaturityRating>(maturity_limit)?,
+        country: country.map(|c| Country::parse(&c)).transpose()?,
+        onboarding_genres: words(&onboarding),
     })
 }
 
-/// The watch states of `sqlite_states!`.
-fn states_from_json(json: &str) -> Result<Vec<WatchState>> {
-    use crate::domain::{Progress, StarRating};
-    // title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at
-    type Row = (
-        String,
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<i64>,
-        i64,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = serde_json::from_str(json).context("watch_state as JSON")?;
-    let real = |text: &str| -> Result<f64> {
-        text.parse()
-            .with_context(|| format!("watch_state: {text:?} is not a number"))
-    };
-    rows.into_iter()
-        .map(
-            |(title, progress, completed, last, rating, rated_at, thumbs, thumbs_at)| {
-                Ok(WatchState {
-                    title_id: TitleId::parse(&title)?,
-                    progress: Progress::new(real(&progress)?)?,
-                    completed: completed != 0,
-                    last_watched_at: last,
-                    rating: rating
-                        .map(|r| real(&r).and_then(|r| Ok(StarRating::new(r)?)))
-                        .transpose()?,
-                    rated_at,
-                    thumbs: Thumbs::from_i64(thumbs),
-                    thumbs_at,
-                })
-            },
-        )
-        .collect()
-}
+/// A watch state's columns: title_id, progress, completed, last_watched_at, rating,
+/// rated_at, thumbs, thumbs_at.
+type WatchStateColumns = (
+    String,
+    f64,
+    i64,
+    Option<i64>,
+    Option<f64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
 
 fn watch_state_from_row(r: &AnyRow) -> Result<WatchState> {
+    watch_state_from_columns((
+        r.try_get("title_id")?,
+        r.try_get("progress")?,
+        r.try_get("completed")?,
+        r.try_get("last_watched_at")?,
+        r.try_get("rating")?,
+        r.try_get("rated_at")?,
+        r.try_get("thumbs")?,
+        r.try_get("thumbs_at")?,
+    ))
+}
+
+fn watch_state_from_columns(
+    (title, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at): WatchStateColumns,
+) -> Result<WatchState> {
     use crate::domain::{Progress, StarRating};
     Ok(WatchState {
-        title_id: TitleId::parse(&r.try_get::<String, _>("title_id")?)?,
-        progress: Progress::new(r.try_get("progress")?)?,
-        completed: r.try_get::<i64, _>("completed")? != 0,
-        last_watched_at: r.try_get("last_watched_at")?,
-        rating: r
-            .try_get::<Option<f64>, _>("rating")?
-            .map(StarRating::new)
-            .transpose()?,
-        rated_at: r.try_get("rated_at")?,
-        thumbs: Thumbs::from_i64(r.try_get("thumbs")?),
-        thumbs_at: r.try_get("thumbs_at")?,
+        title_id: TitleId::parse(&title)?,
+        progress: Progress::new(progress)?,
+        completed: completed != 0,
+        last_watched_at,
+        rating: rating.map(StarRating::new).transpose()?,
+        rated_at,
+        thumbs: Thumbs::from_i64(thumbs),
+        thumbs_at,
     })
 }

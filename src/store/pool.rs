@@ -18,7 +18,8 @@ use super::StoreResult;
 /// die while idle, and the ping replaces it. A SQLite connection is a file handle in this
 /// process, which nothing breaks while idle (what a failed write breaks is retired by
 /// `ConnectionHealth`), and its ping is a round trip to the connection's worker thread — two
-/// context switches for every statement a page reads.
+/// context switches for every statement. (sqlx still pings every connection it takes back,
+/// which is why a page's own reads on SQLite go around it: `sqlite_reads`.)
 pub(super) fn pool_options(
     max_connections: u32,
     acquire_timeout: Duration,

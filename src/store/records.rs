@@ -48,9 +48,10 @@ pub(super) fn with_in_list<'q>(sql: &str, values: &[&str]) -> Query<'q, Any, Any
     })
 }
 
-/// `INSERT … VALUES (…), (…) … <tail>` for many rows at once.
-fn multi_row_insert(
-    insert: &str,
+/// `<head> VALUES (…), (…) … <tail>` for many rows at once: a multi-row `INSERT`, or a
+/// statement over a `WITH name (…) AS (VALUES …)` table. `None` without rows.
+pub(super) fn with_values(
+    head: &str,
     tail: &str,
     rows: Vec<Vec<Param>>,
 ) -> Option<Query<'static, Any, AnyArguments>> {
@@ -58,7 +59,7 @@ fn multi_row_insert(
     let values: Vec<String> = (0..rows.len())
         .map(|r| format!("({})", placeholders(r * width + 1, width)))
         .collect();
-    let sql = format!("{insert} VALUES {} {tail}", values.join(","));
+    let sql = format!("{head} VALUES {} {tail}", values.join(","));
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for p in rows.into_iter().flatten() {
         q = match p {
@@ -80,7 +81,7 @@ pub(super) async fn insert_many(
     on_conflict: &str,
     rows: Vec<Vec<Param>>,
 ) -> StoreResult<u64> {
-    match multi_row_insert(insert, on_conflict, rows) {
+    match with_values(insert, on_conflict, rows) {
         Some(q) => Ok(q.execute(&mut *tx).await?.rows_affected()),
         None => Ok(0),
     }
@@ -94,7 +95,7 @@ pub(super) async fn insert_many_returning(
     tail: &str,
     rows: Vec<Vec<Param>>,
 ) -> StoreResult<Vec<AnyRow>> {
-    match multi_row_insert(insert, tail, rows) {
+    match with_values(insert, tail, rows) {
         Some(q) => Ok(q.fetch_all(&mut *tx).await?),
         None => Ok(vec![]),
     }
