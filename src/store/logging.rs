@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{AnyConnection, Row};
 
-use super::records::{Param, insert_many_returning, with_in_list, with_values};
+use super::records::{Param, insert_many_returning, shaped_chunks, with_in_list, with_values};
 use super::{Backend, Store, StoreResult};
 use crate::domain::{Millis, ProfileId, TitleId};
 use crate::experiments::stats::ProfileOutcome;
@@ -75,6 +75,11 @@ pub struct ExperimentOutcomes {
     /// left out of `profiles`.
     pub contaminated: usize,
 }
+
+/// Pages (7 parameters each) and exposures (7) per multi-row statement: powers of two
+/// (`shaped_chunks`), well under SQLite's and PostgreSQL's limits on bound parameters.
+const PAGES_PER_STATEMENT: usize = 128;
+const EXPOSURES_PER_STATEMENT: usize = 64;
 
 /// Attributable event kinds, as stored.
 const PLAY: &str = "PLAY";
@@ -146,7 +151,7 @@ impl Store {
         let exposures: Vec<&ExposureRecord> = pages.iter().flat_map(|p| &p.exposures).collect();
         insert_exposures(&mut tx, &exposures).await?;
         let mut written = 0;
-        for chunk in pages.chunks(200) {
+        for chunk in shaped_chunks(pages, PAGES_PER_STATEMENT) {
             let rows = chunk
                 .iter()
                 .map(|p| -> StoreResult<Vec<Param>> {
@@ -336,7 +341,7 @@ async fn insert_exposures(
     tx: &mut AnyConnection,
     exposures: &[&ExposureRecord],
 ) -> StoreResult<()> {
-    for chunk in exposures.chunks(100) {
+    for chunk in shaped_chunks(exposures, EXPOSURES_PER_STATEMENT) {
         let rows = chunk
             .iter()
             .map(|e| {

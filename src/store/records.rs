@@ -31,6 +31,28 @@ pub(super) enum Param {
 /// prepared with a `float4` NULL then rejects real `f64` values ("incorrect binary data format").
 pub(super) const NULL_DOUBLE: Option<f32> = None;
 
+/// `items` in chunks of a few sizes only: `max` (a power of two) while that many are left,
+/// then powers of two, largest first. A statement over a chunk has one text per size, and sqlx
+/// keeps prepared statements by text: with a chunk of any size, the impression writer's
+/// batches (whose sizes follow the traffic) prepared their statements anew almost every time,
+/// at a few hundred thousand instructions each — more than the extra statements cost.
+pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, after) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = after;
+    }
+    chunks
+}
+
 /// `$first,…,$(first + n − 1)`: the bind placeholders of `n` consecutive values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -307,7 +329,7 @@ impl Store {
             .values()
             .map(|s| watch_state_params(profile, s))
             .collect();
-        for chunk in rows.chunks(300) {
+        for chunk in shaped_chunks(&rows, 256) {
             insert_many(
                 &mut tx,
                 WATCH_STATE_INSERT,
@@ -421,5 +443,29 @@ impl Store {
             ));
         }
         Ok(fingerprint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shaped_chunks;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every item once, in order, in chunks of at most `max`, each a power of two.
+        #[test]
+        fn shaped_chunks_cover_everything_in_few_sizes(len in 0usize..600, max_log in 0u32..9) {
+            let max = 1usize << max_log;
+            let items: Vec<usize> = (0..len).collect();
+            let chunks = shaped_chunks(&items, max);
+            let joined: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            prop_assert_eq!(&joined, &items);
+            for c in &chunks {
+                prop_assert!(c.len().is_power_of_two() && c.len() <= max);
+            }
+            // Full chunks first, then at most one chunk of each smaller size.
+            let small: Vec<usize> = chunks.iter().map(|c| c.len()).filter(|&n| n < max).collect();
+            prop_assert!(small.windows(2).all(|w| w[0] > w[1]));
+        }
     }
 }
