@@ -87,8 +87,8 @@ async fn import_behaviour(db: TestDb, dir: &std::path::Path) {
 }
 
 /// A profile's watch state reads back exactly as recorded, whichever way the backend reads it
-/// (SQLite returns it as one JSON value, `Store::history` and `Store::viewer`): no progress or
-/// rating loses a bit.
+/// (on SQLite `Store::history` and `Store::viewer` read on the caller's thread, with rusqlite;
+/// on PostgreSQL through sqlx): no progress or rating loses a bit.
 async fn history_reads_back_exact_reals(url: &str) {
     use marquee::domain::{
         AccountId, EventAction, Profile, ProfileId, Progress, StarRating, TitleId,

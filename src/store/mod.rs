@@ -386,6 +386,9 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
         self.reports.close().await;
+        if let Some(reads) = &self.sqlite_reads {
+            reads.close();
+        }
     }
 
     /// The catalogue, with TMDb metadata where `marquee import tmdb` stored some. Precedence

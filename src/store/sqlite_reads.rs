@@ -86,6 +86,15 @@ impl SqliteReads {
         Ok(result)
     }
 
+    /// Closes the idle connections (`Store::close`, e.g. before a file is replaced). A read
+    /// after it would open a new one where sqlx's closed pools refuse; nothing reads then.
+    pub(super) fn close(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// A profile (not removed) with its number of stored events, `KnownHistories`' stamp.
     pub(super) fn profile_and_events(&self, id: &ProfileId) -> StoreResult<Option<(Profile, i64)>> {
         let row = self.with(|conn| {
