@@ -260,6 +260,21 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
+/// A profile by id (not removed), as `profile_from_columns` reads it. The page's reads are
+/// the same statements on either driver (`sqlite_reads` binds `$1` by position too).
+const PROFILE_BY_ID: &str = "SELECT id, account_id, name, is_kids, maturity_limit, country, \
+     onboarding_genres FROM profiles WHERE id = $1 AND removed_at IS NULL";
+/// `PROFILE_BY_ID` with the profile's number of stored events, `KnownHistories`' stamp.
+const PROFILE_WITH_EVENTS: &str = "SELECT id, account_id, name, is_kids, maturity_limit, \
+     country, onboarding_genres, (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
+     FROM profiles WHERE id = $1 AND removed_at IS NULL";
+/// A profile's watch states, as `watch_state_from_columns` reads them, each row with the
+/// profile's number of stored events read in the states' snapshot.
+const STATES_WITH_EVENTS: &str = "SELECT title_id, progress, completed, last_watched_at, \
+     rating, rated_at, thumbs, thumbs_at, \
+     (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
+     FROM watch_state WHERE profile_id = $1";
+
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
@@ -294,7 +309,7 @@ impl Store {
         let reports = pool_options(2, REPORT_ACQUIRE_TIMEOUT, &health)
             .connect_lazy(url)
             .with_context(|| format!("cannot connect to {}", display_url(url)))?;
-        let store = Store {
+        let mut store = Store {
             pool,
             reports,
             backend,
@@ -304,7 +319,6 @@ impl Store {
             histories: known_histories(),
             sqlite_reads: None,
         };
-        let mut store = store;
         if backend == Backend::Sqlite {
             // WAL lets page requests read while an import or event batch writes.
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -483,13 +497,10 @@ impl Store {
         if let Some(reads) = &self.sqlite_reads {
             return reads.profile(id);
         }
-        let row = sqlx::query(
-            "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres \
-             FROM profiles WHERE id = $1 AND removed_at IS NULL",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(PROFILE_BY_ID)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(profile_from_row).transpose()?)
     }
 
@@ -511,14 +522,10 @@ impl Store {
                 None => return Ok(None),
             },
             None => {
-                let row = sqlx::query(
-                    "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
-                     (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
-                     FROM profiles WHERE id = $1 AND removed_at IS NULL",
-                )
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+                let row = sqlx::query(PROFILE_WITH_EVENTS)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
                 let Some(row) = row else {
                     return Ok(None);
                 };
@@ -547,14 +554,10 @@ impl Store {
         if let Some(reads) = &self.sqlite_reads {
             return reads.states(profile);
         }
-        let rows = sqlx::query(
-            "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, thumbs, thumbs_at, \
-             (SELECT COUNT(*) FROM events WHERE profile_id = $1) AS events \
-             FROM watch_state WHERE profile_id = $1",
-        )
-        .bind(profile.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(STATES_WITH_EVENTS)
+            .bind(profile.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         let states = rows
             .iter()
             .map(watch_state_from_row)

@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
-use super::{StoreResult, profile_from_columns, watch_state_from_columns};
+use super::{
+    PROFILE_BY_ID, PROFILE_WITH_EVENTS, ProfileColumns, STATES_WITH_EVENTS, StoreResult,
+    WatchStateColumns, profile_from_columns, watch_state_from_columns,
+};
 use crate::domain::{Profile, ProfileId};
 use crate::engine::history::WatchState;
 
@@ -98,26 +101,9 @@ impl SqliteReads {
     /// A profile (not removed) with its number of stored events, `KnownHistories`' stamp.
     pub(super) fn profile_and_events(&self, id: &ProfileId) -> StoreResult<Option<(Profile, i64)>> {
         let row = self.with(|conn| {
-            conn.prepare_cached(
-                "SELECT id, account_id, name, is_kids, maturity_limit, country, onboarding_genres, \
-                 (SELECT COUNT(*) FROM events WHERE profile_id = ?1) \
-                 FROM profiles WHERE id = ?1 AND removed_at IS NULL",
-            )?
-            .query_row([id.as_str()], |r| {
-                Ok((
-                    (
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ),
-                    r.get::<_, i64>(7)?,
-                ))
-            })
-            .optional()
+            conn.prepare_cached(PROFILE_WITH_EVENTS)?
+                .query_row([id.as_str()], |r| Ok((profile_columns(r)?, r.get(7)?)))
+                .optional()
         })?;
         row.map(|(columns, events)| Ok((profile_from_columns(columns)?, events)))
             .transpose()
@@ -125,7 +111,12 @@ impl SqliteReads {
 
     /// A profile (not removed).
     pub(super) fn profile(&self, id: &ProfileId) -> StoreResult<Option<Profile>> {
-        Ok(self.profile_and_events(id)?.map(|(profile, _)| profile))
+        let row = self.with(|conn| {
+            conn.prepare_cached(PROFILE_BY_ID)?
+                .query_row([id.as_str()], profile_columns)
+                .optional()
+        })?;
+        Ok(row.map(profile_from_columns).transpose()?)
     }
 
     /// A profile's watch states, with its number of stored events read in the same statement
@@ -133,25 +124,12 @@ impl SqliteReads {
     pub(super) fn states(&self, id: &ProfileId) -> StoreResult<(Vec<WatchState>, Option<i64>)> {
         let mut events = None;
         let rows = self.with(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT title_id, progress, completed, last_watched_at, rating, rated_at, \
-                 thumbs, thumbs_at, (SELECT COUNT(*) FROM events WHERE profile_id = ?1) \
-                 FROM watch_state WHERE profile_id = ?1",
-            )?;
+            let mut statement = conn.prepare_cached(STATES_WITH_EVENTS)?;
             let mut rows = statement.query([id.as_str()])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                events = Some(r.get::<_, i64>(8)?);
-                out.push((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ));
+                events = Some(r.get(8)?);
+                out.push(watch_state_columns(r)?);
             }
             Ok(out)
         })?;
@@ -185,6 +163,33 @@ impl SqliteReads {
             Ok(out)
         })
     }
+}
+
+/// The first columns of `PROFILE_BY_ID` / `PROFILE_WITH_EVENTS`.
+fn profile_columns(r: &Row<'_>) -> rusqlite::Result<ProfileColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+/// The first columns of `STATES_WITH_EVENTS`.
+fn watch_state_columns(r: &Row<'_>) -> rusqlite::Result<WatchStateColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 #[cfg(test)]
