@@ -21,7 +21,6 @@ use crate::engine::history::History;
 use crate::engine::page::{CandidateLists, Page, PageTimings};
 use crate::engine::rows::PageOverrides;
 use crate::engine::segments::Segments;
-use crate::engine::sources::SourcedRow;
 use crate::experiments::growthbook::{StickyAssignmentsDocument, sticky_attribute_key};
 use crate::experiments::{self, Assignment, RequestInfo};
 use crate::store::StoreError;
@@ -262,7 +261,7 @@ impl AppState {
         if let Some(key) = lists_key
             && !lists.computed.is_empty()
         {
-            self.keep_lists(key, std::mem::take(&mut lists.computed));
+            self.serving.lists.keep(key, lists.all());
         }
         self.serving.segments.keep(lists.segments.take_computed());
         for dependency in &skipped {
@@ -343,20 +342,10 @@ impl AppState {
             lists_key(engine, profile, history, overrides)
         });
         let mut cache_up = true;
-        let cache = self.serving.lists.kind();
         if let Some(key) = &key {
             match self.serving.lists.get(key).await {
-                Ok(Some(bytes)) => match postcard::from_bytes(&bytes) {
-                    Ok(cached) => {
-                        telemetry::cache_lookup(cache, true);
-                        lists.cached = cached;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unreadable cached lists; recomputing");
-                        telemetry::cache_lookup(cache, false);
-                    }
-                },
-                Ok(None) => telemetry::cache_lookup(cache, false),
+                Ok(Some(cached)) => lists.cached = cached,
+                Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "list cache unavailable; computing in process");
                     skip(skipped, &[Dependency::Redis]);
@@ -410,28 +399,12 @@ impl AppState {
         if lists.computed.is_empty() {
             return Ok(false);
         }
-        let bytes = postcard::to_allocvec(&lists.computed)?;
         self.serving
             .lists
-            .put(&key, bytes, serving::LIST_TTL)
+            .put(key, lists.all())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(true)
-    }
-
-    /// Stores a page's computed lists off the request path.
-    fn keep_lists(&self, key: String, computed: HashMap<String, Vec<SourcedRow>>) {
-        let cache = self.serving.lists.clone();
-        tokio::spawn(async move {
-            match postcard::to_allocvec(&computed) {
-                Ok(bytes) => {
-                    if let Err(e) = cache.put(&key, bytes, serving::LIST_TTL).await {
-                        tracing::debug!(error = %e, "candidate lists not kept");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "candidate lists not encodable"),
-            }
-        });
     }
 }
 

@@ -56,9 +56,10 @@ pub fn watch_models(state: &Arc<AppState>, data_dir: PathBuf, rows: Option<PathB
                 Ok(engine) => {
                     tracing::info!(model = %active, alternates = ?wanted, "engine swapped");
                     state.engine.store(Arc::new(engine));
-                    // The old model's segment lists are never asked for again (their keys
-                    // name it): free them now rather than at their time to live.
+                    // The old model's segment and candidate lists are never asked for again
+                    // (their keys name it): free them now rather than at their time to live.
                     state.serving.segments.clear();
+                    state.serving.lists.clear();
                 }
                 // Keep serving the current engine; try again when the choice changes.
                 Err(e) => {

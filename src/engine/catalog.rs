@@ -21,9 +21,9 @@ pub struct Catalog {
     /// The same for overviews ("" without one).
     overview_keys: Vec<String>,
     /// Each title's genres as a bit set over `genres` (their rank in it), when the catalogue
-    /// has at most 64 genres and the title lists none twice: `genre_similarity` is then two
-    /// popcounts instead of string comparisons (the diversity rerank calls it k × n times
-    /// per row).
+    /// has at most 64 genres and the title lists none twice: `key_similarity` is then one
+    /// popcount instead of string comparisons (the diversity rerank calls it about 1,800
+    /// times per page).
     genre_bits: Option<Vec<u64>>,
     /// A hash of what shared lists depend on (ids, years, genres, ratings, regions), the same
     /// in every process that loads the same titles: segment lists are keyed by it, so a changed
@@ -40,6 +40,17 @@ pub struct Catalog {
 pub enum SearchMatch {
     Name,
     Overview,
+}
+
+/// A title's genres as `Catalog::key_similarity` compares them (`Catalog::genre_key`).
+#[derive(Debug, Clone, Copy)]
+pub struct GenreKey {
+    /// The genres as bits, when the catalogue has them (`Catalog::genre_bits`); else 0.
+    bits: u64,
+    /// How many bits are set: the size of the genre set.
+    count: u32,
+    /// For catalogues whose genres do not fit in bits.
+    title: TitleIdx,
 }
 
 /// Overviews are searched only for queries at least this long (letters and digits): a
@@ -194,18 +205,39 @@ impl Catalog {
     }
 
     /// Genre similarity of two titles (Jaccard over genre sets), the diversity rerank's distance.
-    /// Inlined into the rerank's loop, which calls it about 1,800 times per page.
-    #[inline]
     pub fn genre_similarity(&self, a: TitleIdx, b: TitleIdx) -> f32 {
-        if let Some(bits) = &self.genre_bits {
-            let (ga, gb) = (bits[a as usize], bits[b as usize]);
-            if ga == 0 || gb == 0 {
-                return 0.0;
-            }
-            // |A ∩ B| / |A ∪ B|, the same integers as below.
-            return (ga & gb).count_ones() as f32 / (ga | gb).count_ones() as f32;
+        self.key_similarity(self.genre_key(a), self.genre_key(b))
+    }
+
+    /// What `key_similarity` needs of a title, looked up once per candidate of a row: the
+    /// rerank compares each candidate with up to a row's worth of picks.
+    #[inline]
+    pub fn genre_key(&self, title: TitleIdx) -> GenreKey {
+        let bits = self
+            .genre_bits
+            .as_ref()
+            .and_then(|bits| bits.get(title as usize).copied())
+            .unwrap_or(0);
+        GenreKey {
+            bits,
+            count: bits.count_ones(),
+            title,
         }
-        self.genre_similarity_by_name(a, b)
+    }
+
+    /// `genre_similarity` of two titles' keys: one popcount when the genres fit in bits (the
+    /// size of the union follows from the sizes of the sets), the names otherwise.
+    #[inline]
+    pub fn key_similarity(&self, a: GenreKey, b: GenreKey) -> f32 {
+        if self.genre_bits.is_none() {
+            return self.genre_similarity_by_name(a.title, b.title);
+        }
+        if a.count == 0 || b.count == 0 {
+            return 0.0;
+        }
+        // |A ∩ B| / |A ∪ B|, the same integers as below.
+        let shared = (a.bits & b.bits).count_ones();
+        shared as f32 / (a.count + b.count - shared) as f32
     }
 
     /// `genre_similarity` for catalogues with more genres than bits.

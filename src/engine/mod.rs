@@ -122,7 +122,7 @@ impl Engine {
         profile: &Profile,
         history: &History,
         now: Millis,
-        kept: &HashMap<String, Vec<sources::SourcedRow>>,
+        kept: &page::KeptLists,
     ) -> Vec<segments::SegmentKey> {
         let variant;
         let definition = if overrides.is_empty() {

@@ -2,6 +2,7 @@
 //! against the rows above it and reranked for diversity.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashSet;
@@ -17,7 +18,7 @@ use crate::engine::rerank::mmr;
 use crate::engine::rows::{PageDefinition, RowDefinition, RowOrder};
 use crate::engine::segments::{SegmentKey, Segments};
 use crate::engine::sources::personalized::PersonalScoreCache;
-use crate::engine::sources::{SourceContext, SourcedRow};
+use crate::engine::sources::{Candidate, SourceContext, SourcedRow};
 
 // `Serialize` so that tests can walk everything a page names, whatever field names it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,6 +124,12 @@ pub fn assemble_timed(
     )
 }
 
+/// The sourced rows of cacheable row definitions (`CandidateSource::cacheable`), by definition
+/// id: what a page keeps for the next page of the same profile, history, model and variant.
+/// Shared, not copied: a page reads the candidates of a kept list in place and copies only
+/// the ~20 per row it places.
+pub type KeptLists = HashMap<String, Arc<Vec<SourcedRow>>>;
+
 /// What the caller brings to a page besides the profile — live trending, candidate lists kept
 /// from an earlier page — and receives back: the lists this page computed, to keep. The engine
 /// does not know where they are kept (the serving layer's caches).
@@ -133,12 +140,26 @@ pub struct CandidateLists {
     /// The sourced rows of cacheable row definitions (`CandidateSource::cacheable`), by
     /// definition id, from an earlier page of the same profile, history, model and page
     /// variant. Policy filters and dedupe are applied to them again, as to fresh ones.
-    pub cached: HashMap<String, Vec<SourcedRow>>,
+    pub cached: Arc<KeptLists>,
     /// The sourced rows this page computed for cacheable definitions it found no list for.
-    pub computed: HashMap<String, Vec<SourcedRow>>,
+    pub computed: KeptLists,
     /// Segment lists (`engine::segments`: shared by every profile of an audience) the caller
     /// kept, and those this page computed (`Segments::take_computed`), to keep.
     pub segments: Segments,
+}
+
+impl CandidateLists {
+    /// The lists to keep after the page: those it was handed and those it computed (a
+    /// variant's row the kept lists did not have, say), without copying a candidate.
+    pub fn all(&self) -> KeptLists {
+        let mut all = (*self.cached).clone();
+        all.extend(
+            self.computed
+                .iter()
+                .map(|(id, rows)| (id.clone(), rows.clone())),
+        );
+        all
+    }
 }
 
 /// The segment lists a page of `definition` for `profile` will ask for, except those of rows
@@ -153,7 +174,7 @@ pub fn segment_keys(
     profile: &Profile,
     history: &History,
     now: Millis,
-    kept: &HashMap<String, Vec<SourcedRow>>,
+    kept: &KeptLists,
 ) -> Vec<SegmentKey> {
     let personal = PersonalScoreCache::default();
     let segments = Segments::default();
@@ -249,13 +270,12 @@ pub fn assemble_with(
         let suitable = |t: &TitleIdx| filters::suitable(profile, catalog.title(*t)).is_ok();
         let started = Instant::now();
         let cacheable = def.source.cacheable();
-        // Taken, not cloned: a page asks for each definition's lists once.
         let kept = if cacheable {
-            lists.cached.remove(&def.id)
+            lists.cached.get(&def.id).cloned()
         } else {
             None
         };
-        let sourced = match kept {
+        let sourced: Arc<Vec<SourcedRow>> = match kept {
             Some(rows) => rows,
             None => {
                 let unplaced = |t: TitleIdx| !placed.contains(&t) && allowed(t);
@@ -276,7 +296,7 @@ pub fn assemble_with(
                     live_trending: lists.live_trending.as_deref(),
                     segments: &lists.segments,
                 };
-                let rows = def.source.rows(&ctx);
+                let rows = Arc::new(def.source.rows(&ctx));
                 if cacheable {
                     lists.computed.insert(def.id.clone(), rows.clone());
                 }
@@ -292,7 +312,7 @@ pub fn assemble_with(
         };
         // Placing the previous row is nobody's stage.
         let mut bookkeeping = Duration::ZERO;
-        for mut row in sourced {
+        for row in sourced.iter() {
             lap(&mut bookkeeping);
             if !row.anchor.iter().all(suitable) {
                 continue;
@@ -300,9 +320,13 @@ pub fn assemble_with(
             // Sources are trusted to try, not to be right: filter and dedupe here regardless
             // (this also dedupes between several rows of one source). Dedupe first, as it is
             // cheaper; both are pure per-title predicates, so the order changes nothing.
-            let mut in_row = FxHashSet::default();
-            let deduped: Vec<_> = std::mem::take(&mut row.candidates)
-                .into_iter()
+            let mut in_row = FxHashSet::with_capacity_and_hasher(
+                row.candidates.len(),
+                rustc_hash::FxBuildHasher,
+            );
+            let deduped: Vec<&Candidate> = row
+                .candidates
+                .iter()
                 .filter(|c| !placed.contains(&c.title) && in_row.insert(c.title))
                 .collect();
             lap(&mut timings.dedupe);
@@ -311,15 +335,13 @@ pub fn assemble_with(
                 .filter(|c| allowed(c.title) && c.evidence.iter().all(suitable))
                 .collect();
             lap(&mut timings.filters);
-            let chosen = mmr(candidates, def.diversity, def.size, |a, b| {
-                catalog.genre_similarity(a, b)
-            });
+            let chosen = mmr(candidates, def.diversity, def.size, catalog);
             lap(&mut timings.rerank);
             if chosen.len() < def.min_items {
                 continue;
             }
             placed.extend(chosen.iter().map(|c| c.title));
-            rows.push(page_row(def, model, row, chosen));
+            rows.push(page_row(def, model, row, &chosen));
         }
     }
     Page { rows }
@@ -351,8 +373,8 @@ fn learned_order<'a>(rows: &'a [RowDefinition], learned: &[String]) -> Vec<&'a R
 fn page_row(
     def: &RowDefinition,
     model: &Model,
-    row: SourcedRow,
-    chosen: Vec<crate::engine::sources::Candidate>,
+    row: &SourcedRow,
+    chosen: &[&Candidate],
 ) -> PageRow {
     PageRow {
         id: match &row.key {
@@ -362,14 +384,14 @@ fn page_row(
         definition: def.id.clone(),
         anchor: row.anchor,
         model_version: model.version.clone(),
-        title: row.title.unwrap_or_else(|| def.title.clone()),
+        title: row.title.clone().unwrap_or_else(|| def.title.clone()),
         items: chosen
-            .into_iter()
+            .iter()
             .map(|c| PageItem {
                 title: c.title,
                 score: c.score,
-                reason: c.reason,
-                evidence: c.evidence,
+                reason: c.reason.clone(),
+                evidence: c.evidence.clone(),
                 progress: c.progress,
             })
             .collect(),
@@ -475,7 +497,7 @@ fn by_engagement(
     let mut kinds: HashMap<&str, i32> = HashMap::new();
     let mut rows = Vec::new();
     while !waiting.is_empty() {
-        let mut best: Option<(usize, f32, Vec<crate::engine::sources::Candidate>)> = None;
+        let mut best: Option<(usize, f32, Vec<&Candidate>)> = None;
         let mut short: Vec<usize> = Vec::new();
         let pinned_left = waiting.iter().any(|w| w.def.pinned);
         for (i, w) in waiting.iter().enumerate() {
@@ -493,11 +515,8 @@ fn by_engagement(
                         && c.evidence.iter().all(suitable)
                         && in_row.insert(c.title)
                 })
-                .cloned()
                 .collect();
-            let chosen = mmr(candidates, w.def.diversity, w.def.size, |a, b| {
-                catalog.genre_similarity(a, b)
-            });
+            let chosen = mmr(candidates, w.def.diversity, w.def.size, catalog);
             if chosen.len() < w.def.min_items {
                 // Too short now, and only shorter once more rows are placed.
                 short.push(i);
@@ -533,10 +552,11 @@ fn by_engagement(
             }
             continue;
         };
-        let w = waiting.remove(i);
+        let w = &waiting[i];
         placed.extend(chosen.iter().map(|c| c.title));
         *kinds.entry(w.def.id.as_str()).or_default() += 1;
-        rows.push(page_row(w.def, w.model, w.row, chosen));
+        rows.push(page_row(w.def, w.model, &w.row, &chosen));
+        waiting.remove(i);
     }
     Page { rows }
 }
@@ -718,16 +738,18 @@ mod tests {
         };
         let (catalog, _) = world();
         let idx = |i: usize| catalog.idx(&tid(i)).unwrap();
-        let mut lists = CandidateLists::default();
-        lists.cached.insert(
-            "top-picks".into(),
-            vec![SourcedRow {
-                key: None,
-                title: None,
-                anchor: None,
-                candidates: vec![candidate(idx(3)), candidate(idx(6))],
-            }],
-        );
+        let mut lists = CandidateLists {
+            cached: Arc::new(KeptLists::from([(
+                "top-picks".to_owned(),
+                Arc::new(vec![SourcedRow {
+                    key: None,
+                    title: None,
+                    anchor: None,
+                    candidates: vec![candidate(idx(3)), candidate(idx(6))],
+                }]),
+            )])),
+            ..Default::default()
+        };
         let cached = page_with_lists(rows, &mut lists);
         assert!(lists.computed.is_empty(), "a cached list is not recomputed");
         let titles: Vec<TitleIdx> = cached.rows[0].items.iter().map(|i| i.title).collect();

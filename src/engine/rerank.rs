@@ -1,10 +1,12 @@
 //! Diversity rerank: maximal marginal relevance over genre similarity.
 
+use std::borrow::Borrow;
+
 use serde::Deserialize;
 
 use crate::domain::{ParseError, in_range};
 
-use crate::engine::catalog::TitleIdx;
+use crate::engine::catalog::{Catalog, GenreKey, TitleIdx};
 use crate::engine::sources::Candidate;
 
 /// How much a row trades relevance for variety, 0 (pure relevance) to 1 (pure variety).
@@ -30,6 +32,39 @@ impl TryFrom<f64> for Diversity {
     }
 }
 
+/// How alike two titles are, from 0 (nothing in common) to 1 (alike in all the rerank sees).
+/// `Key` is what a comparison needs of one title, looked up once per candidate of a row, as
+/// the rerank compares each candidate with many picks.
+pub trait Similarity {
+    type Key: Copy;
+    fn key(&self, title: TitleIdx) -> Self::Key;
+    fn between(&self, a: Self::Key, b: Self::Key) -> f32;
+}
+
+/// The page's similarity: genres (`Catalog::genre_similarity`).
+impl Similarity for Catalog {
+    type Key = GenreKey;
+    #[inline]
+    fn key(&self, title: TitleIdx) -> GenreKey {
+        self.genre_key(title)
+    }
+    #[inline]
+    fn between(&self, a: GenreKey, b: GenreKey) -> f32 {
+        self.key_similarity(a, b)
+    }
+}
+
+/// Any function of two titles, keyed by the title itself.
+impl<F: Fn(TitleIdx, TitleIdx) -> f32> Similarity for F {
+    type Key = TitleIdx;
+    fn key(&self, title: TitleIdx) -> TitleIdx {
+        title
+    }
+    fn between(&self, a: TitleIdx, b: TitleIdx) -> f32 {
+        self(a, b)
+    }
+}
+
 /// Picks `k` candidates greedily, each maximising
 /// `(1 - λ) · relevance − λ · max similarity to those already picked`,
 /// with relevance the candidate's score divided by the best score; ties go to the earlier
@@ -41,13 +76,15 @@ impl TryFrom<f64> for Diversity {
 /// candidate with the best bound is brought up to date against the picks made since, and is
 /// picked if it still leads. The picks are exactly the eager greedy's (a test compares them)
 /// for a fraction of the similarity calls: the eager loop compared every pick with every
-/// remaining candidate, and was most of a cached page's assembly.
-pub fn mmr(
-    mut candidates: Vec<Candidate>,
+/// remaining candidate, and was most of a cached page's assembly. A candidate as similar as
+/// can be (1) to one pick is compared with no other: nothing can lower its value further.
+/// Candidates are owned or borrowed (`&Candidate`: a page reranks kept lists in place).
+pub fn mmr<C: Borrow<Candidate>, S: Similarity>(
+    mut candidates: Vec<C>,
     strength: Diversity,
     k: usize,
-    similarity: impl Fn(TitleIdx, TitleIdx) -> f32,
-) -> Vec<Candidate> {
+    similarity: &S,
+) -> Vec<C> {
     if strength.get() == 0.0 || candidates.len() <= 1 {
         candidates.truncate(k);
         return candidates;
@@ -55,12 +92,16 @@ pub fn mmr(
     let lambda = strength.get() as f32;
     let best = candidates
         .iter()
-        .map(|c| c.score)
+        .map(|c| c.borrow().score)
         .fold(f32::MIN_POSITIVE, f32::max);
-    let value = |c: &Candidate, max_sim: f32| (1.0 - lambda) * (c.score / best) - lambda * max_sim;
+    let value = |c: &C, max_sim: f32| (1.0 - lambda) * (c.borrow().score / best) - lambda * max_sim;
     // Per candidate: its most similar pick so far, and how many picks that covers.
     let mut max_sim = vec![0f32; candidates.len()];
     let mut covered = vec![0usize; candidates.len()];
+    let keys: Vec<S::Key> = candidates
+        .iter()
+        .map(|c| similarity.key(c.borrow().title))
+        .collect();
     // Bounds against no picks, in candidate order. Candidates come sorted best first, so
     // these are already in the heap's order: `candidates[fresh..]` wait outside the heap, and
     // only the candidates brought up to date go in — a heap of tens instead of the whole
@@ -81,6 +122,8 @@ pub fn mmr(
         initial.iter().copied().collect()
     };
     let mut picked: Vec<usize> = Vec::with_capacity(k.min(candidates.len()));
+    // The picks' keys, in pick order: what a candidate is brought up to date against.
+    let mut picked_keys: Vec<S::Key> = Vec::with_capacity(picked.capacity());
     while picked.len() < k {
         // The best bound of all: the heap's top or the first fresh one.
         let index = match (bounds.peek(), initial.get(fresh)) {
@@ -100,21 +143,29 @@ pub fn mmr(
         };
         if covered[index] == picked.len() {
             picked.push(index);
+            picked_keys.push(keys[index]);
             continue;
         }
-        for &p in &picked[covered[index]..] {
-            let s = similarity(candidates[p].title, candidates[index].title);
-            if s > max_sim[index] {
-                max_sim[index] = s;
+        let mut most = max_sim[index];
+        if most < 1.0 {
+            for &p in &picked_keys[covered[index]..] {
+                let s = similarity.between(p, keys[index]);
+                if s > most {
+                    most = s;
+                    if most >= 1.0 {
+                        break;
+                    }
+                }
             }
         }
+        max_sim[index] = most;
         covered[index] = picked.len();
         bounds.push(Bound {
             value: value(&candidates[index], max_sim[index]),
             index,
         });
     }
-    let mut slots: Vec<Option<Candidate>> = candidates.drain(..).map(Some).collect();
+    let mut slots: Vec<Option<C>> = candidates.drain(..).map(Some).collect();
     picked.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
@@ -168,7 +219,7 @@ mod tests {
             vec![c(0, 3.0), c(1, 2.0), c(2, 1.0)],
             Diversity::NONE,
             2,
-            |_, _| 1.0,
+            &|_, _| 1.0,
         );
         assert_eq!(out.iter().map(|c| c.title).collect::<Vec<_>>(), vec![0, 1]);
     }
@@ -187,7 +238,7 @@ mod tests {
             vec![c(0, 1.0), c(1, 0.95), c(2, 0.8)],
             Diversity::new(0.5).unwrap(),
             2,
-            sim,
+            &sim,
         );
         assert_eq!(out.iter().map(|c| c.title).collect::<Vec<_>>(), vec![0, 2]);
     }
@@ -257,7 +308,7 @@ mod tests {
                 (ga & gb).count_ones() as f32 / (ga | gb).count_ones() as f32
             };
             let eager = mmr_eager(&candidates, lambda as f32, k, sim);
-            let lazy: Vec<TitleIdx> = mmr(candidates, Diversity::new(lambda).unwrap(), k, sim)
+            let lazy: Vec<TitleIdx> = mmr(candidates, Diversity::new(lambda).unwrap(), k, &sim)
                 .iter()
                 .map(|c| c.title)
                 .collect();

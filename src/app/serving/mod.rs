@@ -8,6 +8,7 @@
 //! it: it is handed candidate lists and a live trending list (`engine::page::CandidateLists`).
 
 pub mod cache;
+pub mod lists;
 pub mod segments;
 pub mod sticky;
 pub mod stream;
@@ -25,6 +26,7 @@ use crate::store::outbox::StreamEvent;
 use crate::store::records::{NewEvent, RecordSummary};
 use crate::store::{Store, StoreError};
 use cache::{Breaker, CacheError, ListCache, MemoryCache, Redis, RedisCache};
+use lists::ProfileLists;
 use segments::SegmentCache;
 use sticky::{DatabaseSticky, RedisSticky, StickyStore};
 use stream::{Consumers, EventStream, InProcessBus, NatsStream, Relay};
@@ -55,8 +57,9 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// The serving dependencies every request shares.
 pub struct Serving {
-    /// Per-profile candidate lists (and the store behind `segments`).
-    pub lists: Arc<dyn ListCache>,
+    /// Per-profile candidate lists: decoded near copies in front of the shared list cache
+    /// (the store behind `segments` too).
+    pub lists: Arc<ProfileLists>,
     /// Whether pages keep and look up their per-profile lists in `lists`; off, every page
     /// computes them (to measure what the cache saves).
     pub list_cache: bool,
@@ -160,7 +163,7 @@ impl Serving {
     ) -> Self {
         Self {
             segments: Arc::new(SegmentCache::new(lists.clone(), segment_cache)),
-            lists,
+            lists: Arc::new(ProfileLists::new(lists)),
             list_cache,
             trending: Arc::new(LiveTrending::new(counts, TRENDING_NEAR_TTL)),
             stream,
