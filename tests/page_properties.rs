@@ -221,6 +221,7 @@ fn engine(titles: Vec<Title>, artifact: &ModelArtifact) -> Engine {
         sources: SourceRegistry::builtin(),
         alternates: Default::default(),
         variants: Default::default(),
+        derived: Default::default(),
     }
 }
 

@@ -120,6 +120,7 @@ pub async fn load_engine(
             sources: SourceRegistry::builtin(),
             alternates,
             variants: Default::default(),
+            derived: Default::default(),
         })
     })
     .await?

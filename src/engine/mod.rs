@@ -13,7 +13,9 @@ pub mod segments;
 pub mod sources;
 pub mod training_set;
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use crate::domain::{Millis, Profile, TitleId};
 use catalog::{Catalog, TitleIdx};
@@ -35,6 +37,26 @@ pub struct Engine {
     pub alternates: HashMap<String, Model>,
     /// `home` as the experiments' variants have it, built once each.
     pub variants: Variants,
+    /// What a caller derives from this engine and keeps for as long as it serves (the API's
+    /// pre-written title metadata): the caller's type, opaque here, gone with the engine.
+    pub derived: Derived,
+}
+
+/// `Engine::derived`: one value of the caller's type, made on first use.
+#[derive(Default)]
+pub struct Derived(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl Derived {
+    /// The value, made by `make` on first use; `None` if the slot holds another type.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(make())).downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl Engine {

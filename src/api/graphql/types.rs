@@ -39,6 +39,11 @@ impl Title {
         self.engine.catalog.title(self.idx)
     }
 
+    /// The engine whose catalogue the title is in, and its index there.
+    pub(super) fn engine_and_idx(&self) -> (&Arc<Engine>, TitleIdx) {
+        (&self.engine, self.idx)
+    }
+
     fn details(&self) -> Option<&domain::TitleDetails> {
         self.title().details.as_deref()
     }
