@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{
     PROFILE_BY_ID, PROFILE_WITH_EVENTS, ProfileColumns, STATES_WITH_EVENTS, StoreResult,
@@ -100,9 +100,13 @@ impl SqliteReads {
 
     /// A profile (not removed) with its number of stored events, `KnownHistories`' stamp.
     pub(super) fn profile_and_events(&self, id: &ProfileId) -> StoreResult<Option<(Profile, i64)>> {
+        // A tuple of columns is read from the row's first columns, in order (rusqlite's
+        // `TryFrom<&Row>`): `ProfileColumns`, then the count after them.
         let row = self.with(|conn| {
             conn.prepare_cached(PROFILE_WITH_EVENTS)?
-                .query_row([id.as_str()], |r| Ok((profile_columns(r)?, r.get(7)?)))
+                .query_row([id.as_str()], |r| {
+                    Ok((ProfileColumns::try_from(r)?, r.get(7)?))
+                })
                 .optional()
         })?;
         row.map(|(columns, events)| Ok((profile_from_columns(columns)?, events)))
@@ -113,7 +117,7 @@ impl SqliteReads {
     pub(super) fn profile(&self, id: &ProfileId) -> StoreResult<Option<Profile>> {
         let row = self.with(|conn| {
             conn.prepare_cached(PROFILE_BY_ID)?
-                .query_row([id.as_str()], profile_columns)
+                .query_row([id.as_str()], |r| ProfileColumns::try_from(r))
                 .optional()
         })?;
         Ok(row.map(profile_from_columns).transpose()?)
@@ -129,7 +133,7 @@ impl SqliteReads {
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
                 events = Some(r.get(8)?);
-                out.push(watch_state_columns(r)?);
+                out.push(WatchStateColumns::try_from(r)?);
             }
             Ok(out)
         })?;
@@ -163,33 +167,6 @@ impl SqliteReads {
             Ok(out)
         })
     }
-}
-
-/// The first columns of `PROFILE_BY_ID` / `PROFILE_WITH_EVENTS`.
-fn profile_columns(r: &Row<'_>) -> rusqlite::Result<ProfileColumns> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
-
-/// The first columns of `STATES_WITH_EVENTS`.
-fn watch_state_columns(r: &Row<'_>) -> rusqlite::Result<WatchStateColumns> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
 }
 
 #[cfg(test)]
