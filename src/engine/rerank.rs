@@ -122,8 +122,6 @@ pub fn mmr<C: Borrow<Candidate>, S: Similarity>(
         initial.iter().copied().collect()
     };
     let mut picked: Vec<usize> = Vec::with_capacity(k.min(candidates.len()));
-    // The picks' keys, in pick order: what a candidate is brought up to date against.
-    let mut picked_keys: Vec<S::Key> = Vec::with_capacity(picked.capacity());
     while picked.len() < k {
         // The best bound of all: the heap's top or the first fresh one.
         let index = match (bounds.peek(), initial.get(fresh)) {
@@ -143,13 +141,12 @@ pub fn mmr<C: Borrow<Candidate>, S: Similarity>(
         };
         if covered[index] == picked.len() {
             picked.push(index);
-            picked_keys.push(keys[index]);
             continue;
         }
         let mut most = max_sim[index];
         if most < 1.0 {
-            for &p in &picked_keys[covered[index]..] {
-                let s = similarity.between(p, keys[index]);
+            for &p in &picked[covered[index]..] {
+                let s = similarity.between(keys[p], keys[index]);
                 if s > most {
                     most = s;
                     if most >= 1.0 {

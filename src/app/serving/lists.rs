@@ -75,13 +75,10 @@ impl ProfileLists {
 
     /// Keeps `lists` under `key` in both tiers (the shared one written when this returns).
     pub async fn put(&self, key: String, lists: KeptLists) -> Result<(), CacheError> {
-        let bytes = postcard::to_allocvec(&lists)
-            .map_err(|e| CacheError(format!("candidate lists not encodable: {e}")))?;
+        let bytes =
+            postcard::to_allocvec(&lists).map_err(|e| CacheError(format!("not encodable: {e}")))?;
         self.near.insert(key.clone(), Arc::new(lists)).await;
-        self.shared
-            .put(&key, bytes, super::LIST_TTL)
-            .await
-            .map_err(|e| CacheError(format!("candidate lists not kept: {e}")))
+        self.shared.put(&key, bytes, super::LIST_TTL).await
     }
 
     /// `put`, off the request path.
